@@ -1,0 +1,5 @@
+"""`python -m bulkup` runs the command line."""
+
+from bulkup.cli import main
+
+raise SystemExit(main())

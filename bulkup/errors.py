@@ -1,0 +1,198 @@
+"""The bulkup exception tree.
+
+Every public error derives from :class:`BulkupError`. Each class says how it behaves through
+two class attributes, and callers (the retry loop, the coordinator, the CLI) ask the behaviour
+through :func:`is_retryable` and :func:`is_fatal`, never the type::
+
+    BulkupError                                 root
+    ├── ConfigError(ValueError)                 bad option, flag or config file   fatal, exit 2
+    ├── ProtocolValueError(ValueError)          a value the wire format cannot carry
+    │                                           (bad option value, control character)
+    ├── SourceError                             one local file cannot be sent        fails that file
+    │   ├── SourceChangedError                  size changed between walk and send   fails that file
+    │   └── TargetNameError                     a target path the server would refuse fails that file
+    ├── TransportError                          no usable HTTP response             retryable
+    │   ├── ConnectError                        could not connect / TLS failure     retryable
+    │   └── RequestTimeout                      connect or read timeout             retryable
+    ├── ApiError                                the server answered with a failure; .http_status
+    │   ├── ServerUnavailable                   5xx/429/408 without a fault body    retryable; .retry_after_s
+    │   ├── RequestRejected                     other 4xx without a fault body      fatal
+    │   └── ServerFault                         an IPS fault document; .fault_type .code .reason
+    │       ├── AuthenticationFault             10000-10002                          fatal
+    │       ├── AuthorizationFault              20000-20009                          fatal
+    │       └── IpsApiFault                     30000 retryable (bounded); 30001 on a follow-up
+    │                                           POST may mean the job is lost; 30002/30003 fail the batch
+    ├── ProtocolError                           a 2xx body that is not a valid answer retryable once
+    └── UploadFailed                            raised once by the uploader; .causes
+
+Credentials never appear in any message built here: faults carry only the server's type, code
+and reason.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthenticationFault",
+    "AuthorizationFault",
+    "BulkupError",
+    "ConfigError",
+    "ConnectError",
+    "IpsApiFault",
+    "ProtocolError",
+    "ProtocolValueError",
+    "RequestRejected",
+    "RequestTimeout",
+    "ServerFault",
+    "ServerUnavailable",
+    "SourceChangedError",
+    "SourceError",
+    "TargetNameError",
+    "TransportError",
+    "UploadFailed",
+    "is_fatal",
+    "is_retryable",
+]
+
+IPS_API_FAULT_EXCEPTION = 30000
+IPS_API_FAULT_INVALID_PARAMETER = 30001
+
+
+class BulkupError(Exception):
+    """Root of every error bulkup raises on purpose."""
+
+    retryable: bool = False
+    fatal: bool = False
+
+
+class ConfigError(BulkupError, ValueError):
+    """A flag, environment variable or config file key is wrong; the message names it."""
+
+    fatal = True
+
+
+class ProtocolValueError(BulkupError, ValueError):
+    """A value cannot be written to the wire (out of range, wrong enum, unrepresentable char)."""
+
+    fatal = True
+
+
+class SourceError(BulkupError):
+    """A local file cannot be sent (unreadable, vanished, too large); fails that file only."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SourceChangedError(SourceError):
+    """A file's size changed between the walk and the send."""
+
+
+class TargetNameError(SourceError):
+    """A file's target path is one the server would refuse (control characters, `..`)."""
+
+
+class TransportError(BulkupError):
+    """No usable HTTP response: connection reset, dropped, or a body cut short."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """The connection (or its TLS handshake) could not be established."""
+
+
+class RequestTimeout(TransportError):
+    """The connect or read timeout ran out."""
+
+
+class ApiError(BulkupError):
+    """The server answered, with a failure."""
+
+    def __init__(self, message: str, *, http_status: int) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class ServerUnavailable(ApiError):
+    """HTTP 5xx, 429 or 408 without a fault document: try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, http_status: int, retry_after_s: float | None = None):
+        super().__init__(message, http_status=http_status)
+        self.retry_after_s = retry_after_s
+
+
+class RequestRejected(ApiError):
+    """Any other 4xx without a fault document: the request itself is wrong."""
+
+    fatal = True
+
+
+class ServerFault(ApiError):
+    """An IPS fault document (spec §4.2): ``fault_type``, ``code`` and ``reason``."""
+
+    fault_type = "fault"
+
+    def __init__(self, code: int, reason: str, *, http_status: int) -> None:
+        super().__init__(f"{self.fault_type} {code}: {reason}", http_status=http_status)
+        self.code = code
+        self.reason = reason
+
+
+class AuthenticationFault(ServerFault):
+    """The caller could not be authenticated (10000-10002)."""
+
+    fault_type = "authenticationFault"
+    fatal = True
+
+
+class AuthorizationFault(ServerFault):
+    """The caller is authenticated but not allowed (20000-20009)."""
+
+    fault_type = "authorizationFault"
+    fatal = True
+
+
+class IpsApiFault(ServerFault):
+    """Any other servlet fault (30000-30003); only 30000 is worth retrying."""
+
+    fault_type = "ipsApiFault"
+
+    @property  # type: ignore[override]
+    def retryable(self) -> bool:
+        return self.code == IPS_API_FAULT_EXCEPTION
+
+    @property
+    def may_mean_job_lost(self) -> bool:
+        """30001 on a follow-up POST: the job may be unknown or closed (spec D-14)."""
+        return self.code == IPS_API_FAULT_INVALID_PARAMETER
+
+
+class ProtocolError(BulkupError):
+    """A response body that is neither a success document nor a fault."""
+
+    retryable = True
+
+
+class UploadFailed(BulkupError):
+    """Raised once by the uploader when the run cannot go on; carries every cause."""
+
+    fatal = True
+
+    def __init__(self, message: str, causes: list[BaseException] | None = None) -> None:
+        super().__init__(message)
+        self.causes = causes or []
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether the same request may be sent again."""
+    return bool(getattr(exc, "retryable", False))
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether the whole run must stop."""
+    return bool(getattr(exc, "fatal", False))
