@@ -1,0 +1,231 @@
+"""The emulator's aiohttp application: ``POST /scene7/UploadFile`` and ``GET /_emulator/jobs``."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from bulkup.emulator.assets import CompanyAssets
+from bulkup.emulator.authorize import AuthOutcome, PostContext, check_post
+from bulkup.emulator.faultplan import FaultPlan, Injected
+from bulkup.emulator.ingest import check_file_parts, commit
+from bulkup.emulator.jobs import Clock, Job, JobStore
+from bulkup.emulator.multipart import boundary_of
+from bulkup.emulator.receive import BodyReader, ReceivedPost
+from bulkup.emulator.responses import (
+    XML_CONTENT_TYPE, Fault, compress, fault_document, upload_post_return, wants_gzip,
+)
+from bulkup.emulator.settings import Company, EmulatorSettings
+from bulkup.emulator.xmlread import read_post_params
+
+log = structlog.get_logger("bulkup.emulator")
+UPLOAD_ROUTE = "/scene7/UploadFile"
+JOBS_ROUTE = "/_emulator/jobs"
+STAGING = ".bulkup-emulator/staging"
+SWEEP_INTERVAL_S = 5.0
+
+
+@dataclass(slots=True)
+class EmulatorState:
+    """What the handlers share: settings, jobs, asset indexes, the fault plan."""
+
+    settings: EmulatorSettings
+    store: JobStore
+    faults: FaultPlan
+    staging_dir: Path
+    assets: dict[str, CompanyAssets] = field(default_factory=dict)
+
+    def assets_of(self, company: Company) -> CompanyAssets:
+        """The asset index of a company (built on first use)."""
+        found = self.assets.get(company.handle)
+        if found is None:
+            number = company.handle.partition("|")[2] or company.handle
+            found = CompanyAssets(self.settings.root / company.root_folder, number,
+                                  company.overwrite_mode)
+            self.assets[company.handle] = found
+        return found
+
+
+STATE = web.AppKey("state", EmulatorState)
+
+
+def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic) -> web.Application:
+    """The emulator as an aiohttp application; ``clock`` drives the idle timeout."""
+    root = settings.root.resolve()
+    staging = root / STAGING
+    state = EmulatorState(
+        settings=settings, store=JobStore(idle_timeout_s=settings.idle_timeout_s, clock=clock),
+        faults=FaultPlan.parse(settings.faults), staging_dir=staging,
+    )
+    app = web.Application(client_max_size=1024**2)
+    app[STATE] = state
+    app.router.add_post(UPLOAD_ROUTE, handle_upload)
+    app.router.add_get(JOBS_ROUTE, handle_jobs)
+    app.on_startup.append(_prepare_root)
+    app.cleanup_ctx.append(_sweeper)
+    return app
+
+
+async def _prepare_root(app: web.Application) -> None:
+    state = app[STATE]
+    await asyncio.to_thread(_reset_staging, state.staging_dir)
+    for company in state.settings.companies:
+        await asyncio.to_thread(state.assets_of, company)
+
+
+def _reset_staging(staging: Path) -> None:
+    """Staging files left by a crash are never ingested: start empty."""
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+
+
+async def _sweeper(app: web.Application):  # type: ignore[no-untyped-def]
+    """Close idle jobs even when nobody asks about them."""
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            app[STATE].store.expire_idle()
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+
+
+def peer_of(request: web.Request, settings: EmulatorSettings) -> str:
+    """The socket peer, or the first X-Forwarded-For entry when trusted (D-10)."""
+    if settings.trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or "unknown"
+
+
+async def handle_upload(request: web.Request) -> web.StreamResponse:
+    """``POST /scene7/UploadFile``: one POST of an upload job."""
+    state = request.app[STATE]
+    injected = state.faults.next()
+    if state.faults.latency_ms:
+        await asyncio.sleep(state.faults.latency_ms / 1000)
+    if injected is Injected.DROP:
+        return await _cut_mid_body(request)
+    boundary = boundary_of(request.headers.get("Content-Type", ""))
+    seen = AuthOutcome()
+    if boundary is None:
+        await _drain(request, state.settings.drain_limit_bytes)
+        return _fault_response(request, Fault.ips(30001, "Invalid multipart request"), seen)
+    return await _upload(request, state, boundary, injected, seen)
+
+
+async def _upload(request: web.Request, state: EmulatorState, boundary: str,
+                  injected: Injected, seen: AuthOutcome) -> web.StreamResponse:
+    peer = peer_of(request, state.settings)
+    tracked: list[Job] = []
+    reader = BodyReader(
+        staging_dir=state.staging_dir, max_file_size=state.settings.max_file_size,
+        drain_limit_bytes=state.settings.drain_limit_bytes,
+        strict_part_order=state.settings.strict_part_order,
+        keep_files=lambda post: _early_verdict(post, state, peer, tracked),
+    )
+    try:
+        post = await reader.read(request, boundary)
+        if injected is Injected.HTTP_503:
+            return web.Response(status=503, text="Service Unavailable (injected)")
+        if injected is Injected.FAULT_30000:
+            raise Fault.ips(30000, "Internal error (injected fault)")
+        job = _accept(post, state, peer, seen)
+        return _success_response(request, job, post, seen)
+    except Fault as fault:
+        response = _fault_response(request, fault, seen)
+        if reader.post.drained_past_limit:
+            response.force_close()
+        return response
+    finally:
+        reader.post.discard()
+        for job in tracked:
+            job.in_flight -= 1
+
+
+def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
+                   tracked: list[Job]) -> bool:
+    """Before the first file byte: keep the files only if no fault is already certain."""
+    try:
+        context = check_post(post.xml, state.settings, state.store, peer, AuthOutcome())
+    except Fault:
+        return False
+    if context.job is not None:
+        context.job.in_flight += 1  # no idle expiry while this POST is being received
+        tracked.append(context.job)
+    return True
+
+
+def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutcome) -> Job:
+    if post.framing_error or post.duplicate_part or post.drained_past_limit:
+        raise Fault.ips(30001, "Invalid multipart request")
+    context: PostContext = check_post(post.xml, state.settings, state.store, peer, seen)
+    check_file_parts(post, context, state.settings.strict_part_order,
+                     state.settings.max_file_size)
+    return commit(post, context, state.store, state.assets_of(context.company), peer=peer)
+
+
+def _success_response(request: web.Request, job: Job, post: ReceivedPost,
+                      seen: AuthOutcome) -> web.Response:
+    params_ns = _request_namespace(post)
+    log.info("post_accepted", job=job.handle, files=len(post.files), closed=not job.open)
+    return _xml_response(request, upload_post_return(job.handle, params_ns), 200, seen)
+
+
+def _request_namespace(post: ReceivedPost) -> str | None:
+    part = post.xml.get("uploadParams")
+    return read_post_params(bytes(part.raw), part.charset).namespace if part else None
+
+
+def _fault_response(request: web.Request, fault: Fault, seen: AuthOutcome) -> web.Response:
+    log.info("post_faulted", fault=fault.kind, code=fault.code, reason=fault.reason)
+    return _xml_response(request, fault_document(fault), seen.fault_status or 500, seen)
+
+
+def _xml_response(request: web.Request, body: bytes, status: int,
+                  seen: AuthOutcome) -> web.Response:
+    headers = {"Content-Type": XML_CONTENT_TYPE}
+    if wants_gzip(seen.gzip_response, request.headers.get("Accept-Encoding", "")):
+        body = compress(body)
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, status=status, headers=headers)
+
+
+async def _drain(request: web.Request, limit: int) -> None:
+    read = 0
+    async for chunk in request.content.iter_any():
+        read += len(chunk)
+        if read > limit:
+            break
+
+
+async def _cut_mid_body(request: web.Request) -> web.StreamResponse:
+    """Injected fault: read about half the body, then drop the connection without answering."""
+    length = request.content_length or 0
+    read = 0
+    async for chunk in request.content.iter_any():
+        read += len(chunk)
+        if read >= length // 2:
+            break
+    log.info("post_dropped", read_bytes=read)
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError
+
+
+async def handle_jobs(request: web.Request) -> web.Response:
+    """``GET /_emulator/jobs[?handle=H][&files=0]``: every job, as JSON."""
+    state = request.app[STATE]
+    handle = request.query.get("handle")
+    with_files = request.query.get("files", "1") not in ("0", "false")
+    jobs = [job.as_json(with_files=with_files) for job in state.store.jobs()
+            if handle is None or job.handle == handle]
+    return web.json_response({"jobs": jobs, "injected": state.faults.counts})

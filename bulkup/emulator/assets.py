@@ -1,0 +1,115 @@
+"""A company's assets on disk and the overwrite rules (spec D-15).
+
+Asset names (file name without its last extension) are unique in a company and compared
+case-insensitively; the company's ``overwrite_mode`` says what counts as "the same file". The
+index is built once from the company folder, then kept in step with every commit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulkup.emulator.paths import Target, inside
+
+
+@dataclass(slots=True)
+class Asset:
+    """One stored asset."""
+
+    asset_key: str
+    folder_key: str
+    name_key: str
+    path: str  # relative to the company folder, as stored
+    handle: str
+    published: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing made of one file (a D-24 log type and its message)."""
+
+    log_type: str
+    message: str
+    asset_handle: str | None = None
+
+
+class CompanyAssets:
+    """The asset index of one company folder."""
+
+    def __init__(self, folder: Path, company_number: str, overwrite_mode: str) -> None:
+        self.folder = folder
+        self.overwrite_mode = overwrite_mode
+        self._number = company_number
+        self._seq = itertools.count(1)
+        self._by_asset: dict[str, list[Asset]] = {}
+        self._scan()
+
+    def _scan(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for dirpath, _dirs, names in os.walk(self.folder):
+            rel = os.path.relpath(dirpath, self.folder)
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            for name in names:
+                target = Target(folder=prefix, name=name)
+                self._add(target, published=False)
+
+    def _add(self, target: Target, *, published: bool) -> Asset:
+        key = target.asset_name.casefold()
+        asset = Asset(asset_key=key, folder_key=target.folder.casefold(), name_key=target.name.casefold(),
+                      path=target.path, handle=f"a|{self._number}|1|{next(self._seq)}",
+                      published=published)
+        self._by_asset.setdefault(key, []).append(asset)
+        return asset
+
+    def _matches(self, target: Target) -> tuple[list[Asset], list[Asset]]:
+        """(assets that count as the same file, every asset with the same asset name)."""
+        same_name = self._by_asset.get(target.asset_name.casefold(), [])
+        folder, name = target.folder.casefold(), target.name.casefold()
+        mode = self.overwrite_mode
+        same_folder = "AnyFolder" not in mode
+        any_ext = "AnyExt" in mode
+        matches = [a for a in same_name
+                   if (not same_folder or a.folder_key == folder)
+                   and (any_ext or a.name_key == name)]
+        return matches, same_name
+
+    def store(self, staged: str, target: Target, *, overwrite: bool, publish: bool,
+              keep_publish_state: bool, root_prefix: str) -> Outcome:
+        """Apply D-15 to one received file; moves ``staged`` into place or leaves it."""
+        matches, same_name = self._matches(target)
+        shown = root_prefix + target.path
+        if matches and not overwrite:
+            return Outcome("DuplicateSkipped", f"{shown} already exists; not overwritten",
+                           matches[0].handle)
+        if not matches and same_name:
+            return Outcome("UploadError", f"name conflict: asset {target.asset_name!r} "
+                           f"already exists as {root_prefix}{same_name[0].path}")
+        destination = self._destination(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, destination)
+        if matches:
+            return self._replace(matches, target, destination, publish, keep_publish_state,
+                                 shown)
+        asset = self._add(target, published=publish)
+        return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle)
+
+    def _replace(self, matches: list[Asset], target: Target, destination: Path, publish: bool,
+                 keep_publish_state: bool, shown: str) -> Outcome:
+        kept = matches[0]
+        for old in matches:
+            old_file = self.folder / old.path
+            if old_file != destination and old_file.exists():
+                old_file.unlink()
+            self._by_asset[old.asset_key].remove(old)
+        asset = self._add(target, published=kept.published if keep_publish_state else publish)
+        asset.handle = kept.handle
+        return Outcome("FileUpdated", f"{shown} was processed into IPS (updated)", asset.handle)
+
+    def _destination(self, target: Target) -> Path:
+        destination = self.folder / target.path
+        if not inside(str(self.folder), str(destination)):
+            raise OSError(f"refusing to write outside the company folder: {target.path!r}")
+        return destination

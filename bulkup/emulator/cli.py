@@ -1,0 +1,70 @@
+"""``bulkup serve``: the emulator's command-line arguments and entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bulkup.emulator.faultplan import FaultPlan, FaultPlanError
+from bulkup.emulator.server import serve
+from bulkup.emulator.settings import SettingsError, build_settings
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``bulkup serve``."""
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 8080; 0 = any)")
+    parser.add_argument("--root", type=Path, default=Path("emulator-root"),
+                        help="folder that receives the files (default ./emulator-root)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML file with a [serve] table (users, companies, knobs)")
+    parser.add_argument("--user", action="append", metavar="EMAIL:PASSWORD",
+                        help="a user (repeatable); default demo@example.com:demo")
+    parser.add_argument("--company", action="append", metavar="NAME[:HANDLE]",
+                        help="a company (repeatable); default Demo:c|1")
+    parser.add_argument("--idle-timeout-s", type=float, default=None,
+                        help="close a job idle this long (default 1800)")
+    parser.add_argument("--max-file-size", type=int, default=None,
+                        help="largest file part in bytes (default 2147483648)")
+    parser.add_argument("--faults", default=None,
+                        help="seeded fault plan, e.g. seed=7,http503=0.05,drop=0.02,"
+                             "fault30000=0.01,latency_ms=20")
+    parser.add_argument("--trust-forwarded-for", action="store_true", default=None,
+                        help="take the client address from X-Forwarded-For")
+    parser.add_argument("--lenient-part-order", dest="strict_part_order",
+                        action="store_false", default=None,
+                        help="accept file parts before the XML parts")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Build the settings from the flags and serve; 2 on a settings error."""
+    try:
+        settings = build_settings(
+            root=args.root, config=args.config, users=args.user, companies=args.company,
+            host=args.host, port=args.port, idle_timeout_s=args.idle_timeout_s,
+            max_file_size=args.max_file_size, faults=args.faults,
+            trust_forwarded_for=args.trust_forwarded_for,
+            strict_part_order=args.strict_part_order,
+        )
+        FaultPlan.parse(settings.faults)
+    except (SettingsError, FaultPlanError) as exc:
+        print(f"bulkup serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_loop(serve(settings))
+    except OSError as exc:
+        print(f"bulkup serve: cannot listen: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def run_loop(main: object) -> None:
+    """Run a coroutine on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)  # type: ignore[arg-type]
+    else:
+        uvloop.run(main)  # type: ignore[arg-type]

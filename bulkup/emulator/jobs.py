@@ -1,0 +1,150 @@
+"""Upload jobs: their life cycle (spec §1.4), unique names (D-06), handles (D-27) and the idle
+timeout (D-08), measured with an injected clock."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Clock = Callable[[], float]
+_BAD_JOB_NAME = re.compile(r"[|\x00-\x1f\x7f]")
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One file received by a job and what processing made of it (D-24 log types)."""
+
+    target_path: str
+    size: int
+    sha256: str
+    outcome: str
+    message: str
+    asset_handle: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The inspection route's view of this file."""
+        return {"target_path": self.target_path, "size": self.size, "sha256": self.sha256,
+                "outcome": self.outcome, "message": self.message,
+                "asset_handle": self.asset_handle}
+
+
+@dataclass(slots=True)
+class Job:
+    """One upload job and everything the emulator knows about it."""
+
+    handle: str
+    name: str
+    original_name: str
+    company_handle: str
+    user_email: str
+    peer: str
+    options: dict[str, Any]
+    description: str | None
+    locale: str | None
+    client: str
+    last_activity: float
+    started_at: str = field(default_factory=lambda: _now_iso())
+    open: bool = True
+    closed_by: str | None = None
+    ended_at: str | None = None
+    in_flight: int = 0
+    posts: int = 0
+    files: list[FileRecord] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """The ``ActiveJob/state`` this job reports (§1.4; processing is synchronous here)."""
+        if not self.open:
+            return "Done"
+        if self.in_flight:
+            return "Running"
+        return "WaitingClient" if self.files else "New"
+
+    def close(self, reason: str) -> None:
+        """No more POSTs: closed by ``endJob``, ``idle_timeout`` or ``stopJob``."""
+        if self.open:
+            self.open, self.closed_by, self.ended_at = False, reason, _now_iso()
+
+    def as_json(self, *, with_files: bool = True) -> dict[str, Any]:
+        """The inspection route's view of this job."""
+        view: dict[str, Any] = {
+            "handle": self.handle, "name": self.name, "original_name": self.original_name,
+            "company": self.company_handle, "user": self.user_email, "state": self.state,
+            "open": self.open, "closed_by": self.closed_by, "peer": self.peer,
+            "posts": self.posts, "file_count": len(self.files), "started_at": self.started_at,
+            "ended_at": self.ended_at, "options": self.options, "description": self.description,
+            "client": self.client,
+        }
+        if with_files:
+            view["files"] = [record.as_json() for record in self.files]
+        return view
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def job_name_problem(name: str) -> str | None:
+    """Why a ``jobName`` is refused (D-06), or None when it is fine."""
+    if not name:
+        return "missing"
+    if _BAD_JOB_NAME.search(name):
+        return "invalid"
+    return None
+
+
+class JobStore:
+    """Every job of the emulator's lifetime, open or closed."""
+
+    def __init__(self, *, idle_timeout_s: float, clock: Clock = time.monotonic) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._names: dict[tuple[str, str], int] = {}
+        self._seq = itertools.count(1001)
+        self.idle_timeout_s = idle_timeout_s
+        self.clock = clock
+
+    def open_job(self, *, company_handle: str, job_name: str, **details: Any) -> Job:
+        """Create a job; a name already used in the company gets a ``-<n>`` suffix (D-06)."""
+        key = (company_handle, job_name.casefold())
+        used = self._names.get(key)
+        self._names[key] = 0 if used is None else used + 1
+        unique = job_name if used is None else f"{job_name}-{used + 1}"
+        number = company_handle.partition("|")[2] or company_handle
+        handle = f"j|{number}||{unique}|{next(self._seq)}"
+        job = Job(handle=handle, name=unique, original_name=job_name,
+                  company_handle=company_handle, last_activity=self.clock(), **details)
+        self._jobs[handle] = job
+        return job
+
+    def get(self, handle: str) -> Job | None:
+        """The job with this handle, after closing it if its idle timeout has run out."""
+        job = self._jobs.get(handle)
+        if job is not None:
+            self._expire(job)
+        return job
+
+    def jobs(self) -> list[Job]:
+        """Every job, oldest first, with idle timeouts applied."""
+        self.expire_idle()
+        return list(self._jobs.values())
+
+    def expire_idle(self) -> int:
+        """Close every job idle past its deadline (D-08); returns how many were closed."""
+        return sum(self._expire(job) for job in self._jobs.values())
+
+    def touch(self, job: Job) -> None:
+        """An accepted POST of this job completed now."""
+        job.last_activity = self.clock()
+        job.posts += 1
+
+    def _expire(self, job: Job) -> bool:
+        deadline = job.last_activity + self.idle_timeout_s
+        if job.open and not job.in_flight and self.clock() >= deadline:
+            job.close("idle_timeout")
+            return True
+        return False

@@ -1,0 +1,193 @@
+"""Reading one UploadFile POST body part by part: XML parts kept (bounded), file parts staged.
+
+File bytes go to a staging file as they arrive, hashed and counted on the way; nothing holds a
+whole file or body in memory. Once a fault is certain the rest of the body is read and dropped
+(up to ``drain_limit_bytes``), so the client gets its answer on a healthy connection. The caller
+owns the staged files and must call :meth:`ReceivedPost.discard` in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from bulkup.emulator.multipart import DONE, PART_END, MultipartParser, PartHeaders
+
+MAX_XML_PART_BYTES = 1024 * 1024
+XML_PARTS = ("auth", "uploadParams")
+
+
+@dataclass(slots=True)
+class StagedFile:
+    """One file part: where its bytes were staged, its size and its digest."""
+
+    part_name: str
+    filename: str | None
+    temp_path: Path | None
+    size: int = 0
+    sha256: str = ""
+    _hash: object = field(default_factory=hashlib.sha256, repr=False)
+    _fd: int | None = field(default=None, repr=False)
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._fd is None:
+            return
+        self._hash.update(chunk)  # type: ignore[attr-defined]
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def finish(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self.sha256 = self._hash.hexdigest()  # type: ignore[attr-defined]
+
+    def stop_keeping(self) -> None:
+        """Drop what was staged; further bytes are only counted."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.remove()
+
+    def remove(self) -> None:
+        """Delete the staging file if it is still there."""
+        if self.temp_path is not None:
+            self.temp_path.unlink(missing_ok=True)
+            self.temp_path = None
+
+
+@dataclass(slots=True)
+class XmlPart:
+    """One of the two XML parts, bounded in size."""
+
+    raw: bytearray = field(default_factory=bytearray)
+    charset: str | None = None
+    too_large: bool = False
+
+    def write(self, chunk: bytes) -> None:
+        room = MAX_XML_PART_BYTES - len(self.raw)
+        if len(chunk) > room:
+            self.too_large = True
+        self.raw += chunk[: max(room, 0)]
+
+
+@dataclass(slots=True)
+class ReceivedPost:
+    """Everything one POST carried, once its body has been read."""
+
+    xml: dict[str, XmlPart] = field(default_factory=dict)
+    files: list[StagedFile] = field(default_factory=list)
+    duplicate_part: str | None = None
+    file_before_xml: bool = False
+    oversize: StagedFile | None = None
+    framing_error: str | None = None
+    drained_past_limit: bool = False
+
+    def discard(self) -> None:
+        """Remove every staging file not moved into place."""
+        for staged in self.files:
+            staged.stop_keeping()
+
+
+Verdict = Callable[["ReceivedPost"], bool]
+
+
+class BodyReader:
+    """Drives the parser over a request body and routes each part."""
+
+    def __init__(self, *, staging_dir: Path, max_file_size: int, drain_limit_bytes: int,
+                 strict_part_order: bool, keep_files: Verdict) -> None:
+        self._staging_dir = staging_dir
+        self._max_file_size = max_file_size
+        self._drain_limit = drain_limit_bytes
+        self._strict = strict_part_order
+        self._keep_files_verdict = keep_files
+        self._keeping: bool | None = None
+        self._dropped_bytes = 0
+        self.post = ReceivedPost()
+        self._current: XmlPart | StagedFile | None = None
+
+    async def read(self, request: web.Request, boundary: str) -> ReceivedPost:
+        """Read the whole body (or up to the drain limit once a fault is certain)."""
+        parser = MultipartParser(boundary)
+        try:
+            async for chunk in request.content.iter_any():
+                for event in parser.feed(chunk):
+                    self._on_event(event)
+                if self._past_drain_limit():
+                    self.post.drained_past_limit = True
+                    return self.post
+            parser.close()
+        except ValueError as exc:
+            self.post.framing_error = str(exc)
+        return self.post
+
+    def _past_drain_limit(self) -> bool:
+        return self._keeping is False and self._dropped_bytes > self._drain_limit
+
+    def _on_event(self, event: PartHeaders | bytes | object) -> None:
+        if isinstance(event, bytes):
+            self._on_data(event)
+        elif isinstance(event, PartHeaders):
+            self._on_part(event)
+        elif event is PART_END:
+            self._on_part_end()
+        elif event is DONE:
+            self._current = None
+
+    def _on_data(self, chunk: bytes) -> None:
+        current = self._current
+        if isinstance(current, StagedFile) and current.temp_path is None:
+            self._dropped_bytes += len(chunk)
+        if current is not None:
+            current.write(chunk)
+            if isinstance(current, StagedFile) and current.size > self._max_file_size:
+                self._on_oversize(current)
+
+    def _on_part(self, headers: PartHeaders) -> None:
+        name = headers.name or ""
+        if name in XML_PARTS:
+            if name in self.post.xml:
+                self.post.duplicate_part = self.post.duplicate_part or name
+                self._current = XmlPart()  # read and ignored
+                return
+            self._current = self.post.xml[name] = XmlPart(charset=headers.charset)
+            return
+        self._current = self._begin_file(name, headers.filename)
+
+    def _begin_file(self, name: str, filename: str | None) -> StagedFile:
+        if self._keeping is None:
+            self._keeping = self._first_file_verdict()
+        if not self._keeping:
+            staged = StagedFile(part_name=name, filename=filename, temp_path=None)
+        else:
+            path = self._staging_dir / uuid.uuid4().hex
+            staged = StagedFile(part_name=name, filename=filename, temp_path=path)
+            staged._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.post.files.append(staged)
+        return staged
+
+    def _first_file_verdict(self) -> bool:
+        if not all(part in self.post.xml for part in XML_PARTS):
+            self.post.file_before_xml = True
+            return not self._strict
+        return self._keep_files_verdict(self.post)
+
+    def _on_part_end(self) -> None:
+        if isinstance(self._current, StagedFile):
+            self._current.finish()
+        self._current = None
+
+    def _on_oversize(self, staged: StagedFile) -> None:
+        if self.post.oversize is None:
+            self.post.oversize = staged
+        self._keeping = False
+        self.post.discard()

@@ -1,0 +1,78 @@
+"""Running the emulator as a server: bind, announce, serve until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import sys
+from typing import TextIO
+
+from aiohttp import web
+
+from bulkup.emulator.app import JOBS_ROUTE, UPLOAD_ROUTE, make_app
+from bulkup.emulator.settings import DEMO_PASSWORD, EmulatorSettings
+
+
+async def serve(settings: EmulatorSettings, out: TextIO = sys.stdout) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+        port = _bound_port(runner, settings.port)
+        announce(settings, port, out)
+        await _wait_for_stop_signal()
+    finally:
+        await runner.cleanup()
+    print("bulkup emulator stopped", file=out, flush=True)
+
+
+def _bound_port(runner: web.AppRunner, asked: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def announce(settings: EmulatorSettings, port: int, out: TextIO) -> None:
+    """Say where the emulator listens, where files land, and (demo only) how to log in."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{host}:{port}"
+    print(f"bulkup emulator listening on {base}{UPLOAD_ROUTE}", file=out)
+    print(f"  inspection: {base}{JOBS_ROUTE}", file=out)
+    print(f"  files land under: {settings.root.resolve()}", file=out)
+    for company in settings.companies:
+        print(f"  company {company.name!r}: handle {company.handle}, "
+              f"root folder {company.root_path}", file=out)
+    if settings.demo:
+        print(f"  demo user: {settings.users[0].email} / {DEMO_PASSWORD}", file=out)
+        if not _is_loopback(settings.host):
+            print("  WARNING: the demo user is served beyond loopback; anyone who can reach "
+                  "this address can upload. Pass --user to set real credentials.", file=out)
+    else:
+        for user in settings.users:
+            print(f"  user: {user.email} ({user.role})", file=out)
+    out.flush()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,256 @@
+"""The emulator's settings: users, companies and the knobs of spec §6.1, from TOML or flags.
+
+A TOML file holds a ``[serve]`` table (so one file can configure both the client and the
+emulator)::
+
+    [serve]
+    idle_timeout_s = 1800
+    overwrite_mode = "OverwriteFullName"
+
+    [[serve.companies]]
+    name = "Acme"              # root folder "Acme/" unless root_path is given
+    handle = "c|42"
+
+    [[serve.users]]
+    email = "uploader@example.com"
+    password = "s3cret"
+    role = "IpsUser"
+    companies = ["c|42"]       # every company when left out
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo"
+DEMO_COMPANY = "Demo"
+
+ROLES = frozenset({
+    "IpsAdmin", "IpsCompanyAdmin", "IpsUser", "WebServiceUser", "TrialSiteAdmin",
+    "TrialSiteUser", "ImagePortalAdmin", "ImagePortalUser", "ImagePortalContrib",
+    "ImagePortalContribUser",
+})
+OVERWRITE_MODES = frozenset({
+    "OverwriteFullName", "OverwriteAnyExt", "OverwriteFullNameAnyFolder",
+    "OverwriteAnyExtAnyFolder",
+})
+_COMPANY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
+
+
+class SettingsError(ValueError):
+    """A bad emulator setting; the message names the flag or key."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Company:
+    """A company: its handle (``c|<n>``), its name and its root folder (``Name/``)."""
+
+    handle: str
+    name: str
+    root_path: str
+    overwrite_mode: str = "OverwriteFullName"
+    retain_publish_state: bool = True
+    javascript_upload_enabled: bool = False
+
+    @property
+    def root_folder(self) -> str:
+        """The root path without its trailing slash: the folder under the emulator root."""
+        return self.root_path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class User:
+    """An IPS user; ``companies`` holds the handles it belongs to."""
+
+    email: str
+    password: str = field(repr=False)
+    role: str = "IpsUser"
+    companies: tuple[str, ...] = ()
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorSettings:
+    """Everything the emulator needs; spec §6.1 lists the knobs and their defaults."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    users: tuple[User, ...] = ()
+    companies: tuple[Company, ...] = ()
+    idle_timeout_s: float = 1800.0
+    max_file_size: int = 2 * 1024**3
+    done_linger_s: float = 60.0
+    strict_part_order: bool = True
+    strict_element_order: bool = False
+    trust_forwarded_for: bool = False
+    faults: str = ""
+    drain_limit_bytes: int = 64 * 1024**2
+    demo: bool = False
+
+    def company(self, handle: str) -> Company | None:
+        """The company with this handle, if any."""
+        return next((c for c in self.companies if c.handle == handle), None)
+
+    def user(self, email: str) -> User | None:
+        """The user with this e-mail address (case-insensitive), if any."""
+        wanted = email.casefold()
+        return next((u for u in self.users if u.email.casefold() == wanted), None)
+
+
+def parse_company_flag(value: str, number: int) -> Company:
+    """``NAME[:HANDLE]`` → a company; the handle defaults to ``c|<number>``."""
+    name, _, handle = value.partition(":")
+    _check_company_name(name, "--company")
+    return Company(handle=handle or f"c|{number}", name=name, root_path=f"{name}/")
+
+
+def parse_user_flag(value: str, company_handles: tuple[str, ...]) -> User:
+    """``EMAIL:PASSWORD`` → an ``IpsUser`` member of every given company."""
+    email, sep, password = value.partition(":")
+    if not sep or not email or not password:
+        raise SettingsError("--user expects EMAIL:PASSWORD")
+    return User(email=email, password=password, companies=company_handles)
+
+
+def build_settings(
+    *,
+    root: Path,
+    config: Path | None = None,
+    users: list[str] | None = None,
+    companies: list[str] | None = None,
+    **knobs: Any,
+) -> EmulatorSettings:
+    """Settings from an optional TOML file, then flags on top; demo fixtures when none given."""
+    base = load_toml(config, root) if config else EmulatorSettings(root=root)
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    settings = replace(base, **knobs)
+    if companies:
+        found = tuple(parse_company_flag(c, i) for i, c in enumerate(companies, 1))
+        settings = replace(settings, companies=found)
+    if not settings.companies:
+        settings = replace(settings, companies=(parse_company_flag(DEMO_COMPANY, 1),))
+    handles = tuple(c.handle for c in settings.companies)
+    if users:
+        settings = replace(settings, users=tuple(parse_user_flag(u, handles) for u in users))
+    if not settings.users:
+        demo = User(email=DEMO_EMAIL, password=DEMO_PASSWORD, companies=handles)
+        settings = replace(settings, users=(demo,), demo=True)
+    _check_consistency(settings)
+    return settings
+
+
+def load_toml(path: Path, root: Path) -> EmulatorSettings:
+    """Read the ``[serve]`` table of a TOML file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    table = data.get("serve", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [serve] must be a table")
+    return _settings_from_table(table, root, path)
+
+
+_SCALAR_KEYS: dict[str, type] = {
+    "host": str, "port": int, "idle_timeout_s": float, "max_file_size": int,
+    "done_linger_s": float, "strict_part_order": bool, "strict_element_order": bool,
+    "trust_forwarded_for": bool, "faults": str, "drain_limit_bytes": int,
+}
+
+
+def _settings_from_table(table: dict[str, Any], root: Path, path: Path) -> EmulatorSettings:
+    knobs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("companies", "users", "root"):
+            continue
+        kind = _SCALAR_KEYS.get(key)
+        if kind is None:
+            raise SettingsError(f"{path}: unknown key serve.{key}")
+        knobs[key] = _typed(value, kind, f"{path}: serve.{key}")
+    companies = tuple(_company(c, i, path) for i, c in enumerate(table.get("companies", []), 1))
+    handles = tuple(c.handle for c in companies)
+    users = tuple(_user(u, handles, path) for u in table.get("users", []))
+    root = Path(table["root"]) if "root" in table else root
+    return EmulatorSettings(root=root, companies=companies, users=users, **knobs)
+
+
+def _typed(value: Any, kind: type, where: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise SettingsError(f"{where} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _company(entry: Any, number: int, path: Path) -> Company:
+    where = f"{path}: serve.companies[{number - 1}]"
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise SettingsError(f"{where} needs a name")
+    allowed = {"name", "handle", "root_path", "overwrite_mode", "retain_publish_state",
+               "javascript_upload_enabled"}
+    _no_unknown(entry, allowed, where)
+    name = _typed(entry["name"], str, f"{where}.name")
+    _check_company_name(name, f"{where}.name")
+    company = Company(
+        handle=_typed(entry.get("handle", f"c|{number}"), str, f"{where}.handle"),
+        name=name,
+        root_path=_typed(entry.get("root_path", f"{name}/"), str, f"{where}.root_path"),
+        overwrite_mode=_typed(entry.get("overwrite_mode", "OverwriteFullName"), str,
+                              f"{where}.overwrite_mode"),
+        retain_publish_state=_typed(entry.get("retain_publish_state", True), bool,
+                                    f"{where}.retain_publish_state"),
+        javascript_upload_enabled=_typed(entry.get("javascript_upload_enabled", False), bool,
+                                         f"{where}.javascript_upload_enabled"),
+    )
+    if company.overwrite_mode not in OVERWRITE_MODES:
+        raise SettingsError(f"{where}.overwrite_mode: unknown mode {company.overwrite_mode!r}")
+    _check_company_name(company.root_folder, f"{where}.root_path")
+    return company
+
+
+def _user(entry: Any, handles: tuple[str, ...], path: Path) -> User:
+    where = f"{path}: serve.users"
+    if not isinstance(entry, dict) or "email" not in entry or "password" not in entry:
+        raise SettingsError(f"{where}: every user needs email and password")
+    _no_unknown(entry, {"email", "password", "role", "companies", "disabled"}, where)
+    user = User(
+        email=_typed(entry["email"], str, f"{where}.email"),
+        password=_typed(entry["password"], str, f"{where}.password"),
+        role=_typed(entry.get("role", "IpsUser"), str, f"{where}.role"),
+        companies=tuple(entry.get("companies", handles)),
+        disabled=_typed(entry.get("disabled", False), bool, f"{where}.disabled"),
+    )
+    if user.role not in ROLES:
+        raise SettingsError(f"{where}.role: unknown role {user.role!r}")
+    return user
+
+
+def _no_unknown(entry: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key {unknown[0]}")
+
+
+def _check_company_name(name: str, where: str) -> None:
+    if not _COMPANY_NAME.match(name):
+        raise SettingsError(f"{where}: company name {name!r} must be 1-100 letters, digits, "
+                            "spaces, '_', '.' or '-', not starting with a dot")
+
+
+def _check_consistency(settings: EmulatorSettings) -> None:
+    handles = [c.handle for c in settings.companies]
+    if len(set(handles)) != len(handles):
+        raise SettingsError("two companies share a handle")
+    folders = [c.root_folder.casefold() for c in settings.companies]
+    if len(set(folders)) != len(folders):
+        raise SettingsError("two companies share a root folder")
+    if settings.idle_timeout_s <= 0:
+        raise SettingsError("--idle-timeout-s must be positive")
+    if settings.max_file_size < 0:
+        raise SettingsError("max_file_size must not be negative")
