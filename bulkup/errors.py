@@ -162,8 +162,9 @@ class IpsApiFault(ServerFault):
 
     fault_type = "ipsApiFault"
 
-    @property  # type: ignore[override]
-    def retryable(self) -> bool:
+    # mypy < 2 reports the override on the decorator line, mypy >= 2 on the def line.
+    @property  # type: ignore[override, unused-ignore]
+    def retryable(self) -> bool:  # type: ignore[override, unused-ignore]
         return self.code == IPS_API_FAULT_EXCEPTION
 
     @property
