@@ -1,23 +1,39 @@
-"""The command line: ``bulkup serve`` (the emulator) and ``bulkup upload`` (the uploader).
+"""The command line: ``bulkup upload`` (the uploader) and ``bulkup serve`` (the emulator).
 
-The only module that parses arguments, prints, and maps outcomes to exit codes.
+The only module that parses arguments, configures logging, picks the event loop, prints the
+summary and maps outcomes to exit codes: 0 all uploaded (or nothing to do), 1 some files
+failed, 2 usage or config error, 3 fatal (authentication, authorization, server unreachable),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import os
+import signal
 import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 from bulkup import __version__
+from bulkup.errors import ConfigError
+from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
-EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="bulkup", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bulkup", description="Bulk uploads to the Scene7 "
+                                     "UploadFile servlet, and a local emulator of it.")
     parser.add_argument("--version", action="version", version=f"bulkup {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_upload_arguments(commands.add_parser(
+        "upload", help="upload files and folders as one job",
+        description="Upload every file under SRC as one UploadFile job."))
     serve = commands.add_parser("serve", help="run the UploadFile emulator")
     from bulkup.emulator.cli import add_serve_arguments  # the emulator loads only for serve
 
@@ -25,17 +41,190 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="*", metavar="SRC", help="folders or files to upload")
+    where = p.add_argument_group("where to")
+    where.add_argument("--server", dest="server_url", metavar="URL",
+                       help="the UploadFile servlet URL")
+    where.add_argument("--region", choices=("na", "emea", "apac"),
+                       help="use the region's production servlet")
+    where.add_argument("--staging", action="store_true", default=None,
+                       help="with --region: the staging servlet")
+    where.add_argument("--emulator", action="store_true",
+                       help="start the embedded emulator on a free loopback port and upload "
+                            "to it (a sample tree when no SRC is given)")
+    where.add_argument("--user", help="IPS user e-mail (password: BULKUP_PASSWORD or "
+                                      "password_file in the config)")
+    where.add_argument("--company-handle", help="company handle, e.g. 'c|42'")
+    where.add_argument("--company-root", help="company root folder, e.g. 'Acme/'")
+    where.add_argument("--dest-folder", help="folder under the company root")
+    where.add_argument("--job-name", help="job name (default bulkup-<UTC time>-<random>)")
+    what = p.add_argument_group("what")
+    what.add_argument("--include", action="append", metavar="GLOB", help="only matching paths")
+    what.add_argument("--exclude", action="append", metavar="GLOB",
+                      help="leave matching paths out (wins over --include)")
+    what.add_argument("--follow-symlinks", action="store_true", default=None)
+    what.add_argument("--max-file-size", metavar="SIZE", help="per-file limit (default 2GiB)")
+    how = p.add_argument_group("how")
+    how.add_argument("--concurrency", type=int, help="POSTs in flight (default 8)")
+    how.add_argument("--max-post-bytes", metavar="SIZE",
+                     help="cap on file bytes per POST, e.g. 16MiB")
+    how.add_argument("--max-files-per-post", type=int, help="cap on files per POST")
+    how.add_argument("--source-ip", metavar="ADDR", help="bind every connection to ADDR")
+    how.add_argument("--ipv6", dest="address_family", action="store_const", const="ipv6",
+                     help="connect over IPv6 (default IPv4)")
+    how.add_argument("--ca-bundle", type=Path, help="trust this CA bundle for TLS")
+    how.add_argument("--insecure", action="store_true", default=None,
+                     help="do not verify TLS certificates (warns)")
+    params = p.add_argument_group("job options (uploadParams; more in the config file)")
+    for name in UPLOAD_PARAM_FLAGS:
+        flag = name.replace("_", "-")
+        params.add_argument(f"--{flag}", dest=name, action=argparse.BooleanOptionalAction,
+                            default=None)
+    params.add_argument("--email-setting",
+                        choices=("All", "Error", "ErrorAndWarning", "JobCompletion", "None"))
+    out = p.add_argument_group("output")
+    out.add_argument("--dry-run", action="store_true", default=None,
+                     help="print the plan (files, bytes, POSTs); send nothing")
+    out.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+    out.add_argument("--log-format", choices=("auto", "console", "json"))
+    out.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "serve":
-            from bulkup.emulator.cli import run_serve
+    if args.command == "serve":
+        from bulkup.emulator.cli import run_serve
 
-            return run_serve(args)
-    except KeyboardInterrupt:
+        return run_serve(args)
+    return _upload_command(args)
+
+
+def _upload_command(args: argparse.Namespace) -> int:
+    from bulkup.log import configure_logging
+
+    try:
+        config = _config_from(args)
+    except ConfigError as exc:
+        print(f"bulkup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(config.log_format)
+    if not args.sources and not args.emulator:
+        print("bulkup: give at least one SRC (or --emulator for a sample run)", file=sys.stderr)
+        return EXIT_USAGE
+    if config.insecure:
+        print("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
+    return _run_loop(_upload_main(config, args))
+
+
+def _config_from(args: argparse.Namespace) -> Any:
+    from bulkup.config import load_config, parse_size
+
+    overrides: dict[str, Any] = {
+        key: getattr(args, key) for key in (
+            "server_url", "region", "staging", "user", "company_handle", "company_root",
+            "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
+            "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
+            "log_format")
+    }
+    overrides["include"] = tuple(args.include) if args.include else None
+    overrides["exclude"] = tuple(args.exclude) if args.exclude else None
+    for key in ("max_post_bytes", "max_file_size"):
+        value = getattr(args, key)
+        overrides[key] = parse_size(value) if value is not None else None
+    config = load_config(path=args.config, environ=os.environ, overrides=overrides)
+    return _with_upload_param_flags(config, args)
+
+
+def _with_upload_param_flags(config: Any, args: argparse.Namespace) -> Any:
+    changes = {name: getattr(args, name) for name in (*UPLOAD_PARAM_FLAGS, "email_setting")
+               if getattr(args, name) is not None}
+    if not changes:
+        return config
+    try:
+        params = dataclasses.replace(config.upload_params, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"upload_params: {exc}") from exc
+    return config.with_overrides(upload_params=params)
+
+
+async def _upload_main(config: Any, args: argparse.Namespace) -> int:
+    from bulkup.progress import TerminalProgress
+    from bulkup.uploader import RunHooks, run_upload
+
+    stop = _install_interrupt_handlers()
+    progress = TerminalProgress()
+    hooks = RunHooks(progress=progress if progress.enabled else None)
+    try:
+        if args.emulator:
+            return await _upload_to_embedded(config, args, stop, hooks, progress)
+        report = await run_upload(config, args.sources, stop=stop, hooks=hooks)
+    except ConfigError as exc:
+        progress.finish()
+        print(f"bulkup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _finish(report, config, progress)
+
+
+async def _upload_to_embedded(config: Any, args: argparse.Namespace, stop: asyncio.Event,
+                              hooks: Any, progress: Any) -> int:
+    from bulkup.embedded import embedded_emulator, make_sample_tree
+    from bulkup.uploader import run_upload
+
+    sources = args.sources or [str(make_sample_tree())]
+    async with embedded_emulator() as server:
+        print(f"embedded emulator: {server.url} (files land under {server.root})",
+              file=sys.stderr)
+        config = config.with_overrides(
+            server_url=server.url, region=None, staging=False, user=server.user,
+            password=server.password, company_handle=server.company_handle,
+            company_root=server.company_root)
+        report = await run_upload(config, sources, stop=stop, hooks=hooks)
+    report = dataclasses.replace(report, emulator_root=str(server.root / server.company_root))
+    return _finish(report, config, progress)
+
+
+def _finish(report: UploadReport, config: Any, progress: Any) -> int:
+    progress.finish()
+    for line in report.summary_lines():
+        print(line)
+    if config.report is not None:
+        report.write_json(config.report)
+    return report.exit_code
+
+
+def _install_interrupt_handlers() -> asyncio.Event:
+    """First Ctrl-C: stop new batches, drain, close the job. Second: leave at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_interrupt() -> None:
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()
+            return
+        print("\nbulkup: interrupted; finishing the POSTs in flight and closing the job "
+              "(Ctrl-C again to leave at once)", file=sys.stderr)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_interrupt)
+    return stop
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed, else on asyncio's loop; 130 when cancelled."""
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return int(runner(main))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return EXIT_INTERRUPTED
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":

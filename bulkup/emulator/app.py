@@ -125,6 +125,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
 async def _upload(request: web.Request, state: EmulatorState, boundary: str,
                   injected: Injected, seen: AuthOutcome) -> web.StreamResponse:
     peer = peer_of(request, state.settings)
+    received_ns = time.monotonic_ns()
     tracked: list[Job] = []
     reader = BodyReader(
         staging_dir=state.staging_dir, max_file_size=state.settings.max_file_size,
@@ -138,13 +139,18 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
             return web.Response(status=503, text="Service Unavailable (injected)")
         if injected is Injected.FAULT_30000:
             raise Fault.ips(30000, "Internal error (injected fault)")
-        job = _accept(post, state, peer, seen)
+        job = _accept(post, state, peer, seen, received_ns)
         return _success_response(request, job, post, seen)
     except Fault as fault:
         response = _fault_response(request, fault, seen)
         if reader.post.drained_past_limit:
             response.force_close()
         return response
+    except ConnectionError:
+        raise  # the client went away mid-body: nobody to answer
+    except Exception as exc:  # D-21 row 21: an unexpected internal error is a 30000 fault
+        log.exception("post_failed")
+        return _fault_response(request, Fault.ips(30000, f"{type(exc).__name__}: {exc}"), seen)
     finally:
         reader.post.discard()
         for job in tracked:
@@ -164,13 +170,15 @@ def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
     return True
 
 
-def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutcome) -> Job:
+def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutcome,
+            received_ns: int) -> Job:
     if post.framing_error or post.duplicate_part or post.drained_past_limit:
         raise Fault.ips(30001, "Invalid multipart request")
     context: PostContext = check_post(post.xml, state.settings, state.store, peer, seen)
     check_file_parts(post, context, state.settings.strict_part_order,
                      state.settings.max_file_size)
-    return commit(post, context, state.store, state.assets_of(context.company), peer=peer)
+    return commit(post, context, state.store, state.assets_of(context.company), peer=peer,
+                  received_ns=received_ns)
 
 
 def _success_response(request: web.Request, job: Job, post: ReceivedPost,

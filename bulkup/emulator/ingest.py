@@ -6,6 +6,7 @@ request: a POST racing a closing POST is judged by which one the emulator finish
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bulkup.emulator.assets import CompanyAssets
@@ -33,8 +34,12 @@ def check_file_parts(post: ReceivedPost, context: PostContext, strict_part_order
 
 
 def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: CompanyAssets,
-           *, peer: str) -> Job:
-    """Open the job if needed, process every file in arrival order, close on ``endJob``."""
+           *, peer: str, received_ns: int) -> Job:
+    """Open the job if needed, process every file in arrival order, close on ``endJob``.
+
+    Each accepted POST is also logged in ``job.post_log`` (when it arrived and was answered,
+    in ``time.monotonic_ns``), which lets tests check the client's ordering rules.
+    """
     job = context.job
     if job is None:
         job = _open(context, store, peer)
@@ -43,6 +48,11 @@ def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: Co
     for staged in post.files:
         job.files.append(_process(staged, context, job.options, assets))
     store.touch(job)
+    job.post_log.append({
+        "opening": context.job is None, "files": len(post.files),
+        "file_bytes": sum(f.size for f in post.files), "end_job": context.params.end_job,
+        "received_ns": received_ns, "answered_ns": time.monotonic_ns(),
+    })
     if context.params.end_job:
         job.close("endJob")
     return job

@@ -55,6 +55,7 @@ class Job:
     in_flight: int = 0
     posts: int = 0
     files: list[FileRecord] = field(default_factory=list)
+    post_log: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -82,6 +83,7 @@ class Job:
         }
         if with_files:
             view["files"] = [record.as_json() for record in self.files]
+            view["post_log"] = self.post_log
         return view
 
 
@@ -103,7 +105,8 @@ class JobStore:
 
     def __init__(self, *, idle_timeout_s: float, clock: Clock = time.monotonic) -> None:
         self._jobs: dict[str, Job] = {}
-        self._names: dict[tuple[str, str], int] = {}
+        self._names: dict[tuple[str, str], int] = {}  # last suffix given per sent name
+        self._taken: set[tuple[str, str]] = set()  # unique names in use, per company
         self._seq = itertools.count(1001)
         self.idle_timeout_s = idle_timeout_s
         self.clock = clock
@@ -111,9 +114,14 @@ class JobStore:
     def open_job(self, *, company_handle: str, job_name: str, **details: Any) -> Job:
         """Create a job; a name already used in the company gets a ``-<n>`` suffix (D-06)."""
         key = (company_handle, job_name.casefold())
-        used = self._names.get(key)
-        self._names[key] = 0 if used is None else used + 1
-        unique = job_name if used is None else f"{job_name}-{used + 1}"
+        unique = job_name
+        if key in self._taken:  # the next free suffix: "x-1" may have been sent as a name
+            suffix = self._names.get(key, 0)
+            while (company_handle, unique.casefold()) in self._taken:
+                suffix += 1
+                unique = f"{job_name}-{suffix}"
+            self._names[key] = suffix
+        self._taken.add((company_handle, unique.casefold()))
         number = company_handle.partition("|")[2] or company_handle
         handle = f"j|{number}||{unique}|{next(self._seq)}"
         job = Job(handle=handle, name=unique, original_name=job_name,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 MAX_HEADER_BYTES = 16 * 1024
+MAX_BOUNDARY_CHARS = 200
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
 
 
@@ -63,7 +64,7 @@ class MultipartParser:
     """Push parser for one multipart body with the given boundary."""
 
     def __init__(self, boundary: str) -> None:
-        if not boundary or len(boundary) > 200:
+        if not boundary or len(boundary) > MAX_BOUNDARY_CHARS:
             raise MultipartError("bad boundary")
         self._dash_boundary = b"--" + boundary.encode("latin-1")
         self._delimiter = b"\r\n" + self._dash_boundary
@@ -204,4 +205,7 @@ def boundary_of(content_type: str) -> str | None:
     kind, _, _ = content_type.partition(";")
     if kind.strip().lower() != "multipart/form-data":
         return None
-    return _params(content_type).get("boundary") or None
+    boundary = _params(content_type).get("boundary") or None
+    if boundary is None or len(boundary) > MAX_BOUNDARY_CHARS or not boundary.isascii():
+        return None  # MultipartParser would refuse it: answer 30001, not a crash
+    return boundary

@@ -111,7 +111,7 @@ def read_auth(raw: bytes, charset: str | None) -> tuple[Credentials | None, int 
 
 def _fault_status(text: str | None) -> int | None:
     """D-22: the override counts only as an integer 200-599."""
-    if text is None or not text.isdigit():
+    if text is None or not (text.isascii() and text.isdigit()):  # "²".isdigit() is True
         return None
     value = int(text)
     return value if 200 <= value <= 599 else None

@@ -1,0 +1,116 @@
+"""The HTTP side of the client: one ``aiohttp.ClientSession`` per job, and the one place where
+aiohttp's exceptions become bulkup's.
+
+One session with one connector carries every POST of a job, from one source address: IPv4
+unless configured otherwise and optionally bound to ``source_ip`` (spec D-10), so the servlet's
+same-IP rule holds. TLS is verified by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from bulkup import __version__
+from bulkup.body import BatchBody
+from bulkup.config import UploadConfig
+from bulkup.errors import ConnectError, ProtocolError, RequestTimeout, TransportError
+from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
+
+USER_AGENT = f"bulkup/{__version__}"
+_FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": 0}
+
+
+@contextlib.contextmanager
+def mapped_errors(url: str) -> Iterator[None]:
+    """Translate aiohttp and socket errors into the bulkup tree (the only such seam)."""
+    try:
+        yield
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise RequestTimeout(f"timed out talking to {url}") from exc
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise ConnectError(f"TLS certificate of {url} not trusted: {exc.certificate_error}") \
+            from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
+            from exc
+
+
+def ssl_context(config: UploadConfig) -> ssl.SSLContext | bool:
+    """Verified TLS by default; a CA bundle if given; ``insecure`` turns checks off."""
+    if config.insecure:
+        return False
+    if config.ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(config.ca_bundle))
+    return True
+
+
+class UploadClient:
+    """Sends prepared bodies to the servlet and classifies the answers (spec §4.5)."""
+
+    def __init__(self, config: UploadConfig, url: str) -> None:
+        self._config = config
+        self.url = url
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> UploadClient:
+        config = self._config
+        local_addr = (config.source_ip, 0) if config.source_ip else None
+        connector = aiohttp.TCPConnector(
+            limit=config.concurrency + 2, family=_FAMILIES[config.address_family],
+            local_addr=local_addr, ssl=ssl_context(config) if self.url.startswith("https")
+            else True, ttl_dns_cache=None, enable_cleanup_closed=True,
+        )
+        timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s,
+                                        sock_read=config.read_timeout_s)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+        )
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(self, body: BatchBody) -> UploadPostReturn:
+        """POST one body; returns the handle or raises a classified error."""
+        assert self._session is not None, "use 'async with UploadClient(...)'"
+        with mapped_errors(self.url):
+            async with self._session.post(self.url, data=body,
+                                          headers={"Content-Type": body.content_type}) as resp:
+                raw = await _read_bounded(resp)
+                return parse_upload_response(
+                    raw, http_status=resp.status,
+                    content_encoding=resp.headers.get("Content-Encoding"),
+                    retry_after=resp.headers.get("Retry-After"),
+                )
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """At most MAX_RESPONSE_BYTES of the body; a longer one is cut (and the connection closed)."""
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > MAX_RESPONSE_BYTES:
+            resp.close()
+            if 200 <= resp.status < 300:
+                raise ProtocolError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+            break
+    return bytes(data)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a report, without any credential."""
+    text: Any = str(exc) or type(exc).__name__
+    return str(text).splitlines()[0][:500]

@@ -1,0 +1,184 @@
+"""The job coordinator: the only code that touches the upload job's life cycle.
+
+It opens the job lazily (the first batch that is ready asks for the handle, so a run with
+nothing to send opens no job), serializes that opening so no other POST starts before the
+handle is back, keeps the job alive with file-less POSTs (D-09), replaces a job the server lost
+(D-14), and sends the closing ``endJob`` POST after every other POST has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from bulkup.body import BatchBody, new_boundary, xml_part
+from bulkup.client import UploadClient
+from bulkup.config import UploadConfig
+from bulkup.errors import IpsApiFault, UploadFailed, is_fatal
+from bulkup.protocol import (
+    AuthHeader, UploadPostParam, encode_auth_header, encode_upload_post_param,
+)
+from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
+from bulkup.stats import Stats
+
+log = structlog.get_logger("bulkup.job")
+MAX_JOB_REPLACEMENTS = 5
+
+
+def default_job_name(now: datetime | None = None) -> str:
+    """``bulkup-<UTC yyyymmddThhmmssZ>-<8 hex>`` (D-06)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"bulkup-{stamp}-{secrets.token_hex(4)}"
+
+
+def policy_of(config: UploadConfig) -> RetryPolicy:
+    """The retry policy the config asks for."""
+    return RetryPolicy(max_attempts=config.max_attempts, base_s=config.backoff_base_s,
+                       cap_s=config.backoff_cap_s, fault30000_retries=config.fault30000_retries)
+
+
+class JobCoordinator:
+    """Owns the job handle(s) of one run."""
+
+    def __init__(self, *, client: UploadClient, config: UploadConfig, stats: Stats,
+                 clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 rng: Callable[[], float] = random.random) -> None:
+        self._client, self._config, self._stats = client, config, stats
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+        self._lock = asyncio.Lock()
+        self._base_name = config.job_name or default_job_name()
+        self._auth_xml = encode_auth_header(AuthHeader(
+            user=config.user or "", password=config.password or "", locale=config.locale,
+            fault_http_status_code=config.fault_http_status_code,
+        ), namespace=config.auth_namespace)
+        self._follow_up_xml: dict[str, bytes] = {}
+        self.handle: str | None = None
+        self.handles: list[str] = []
+        self.last_activity = clock()
+
+    @property
+    def opened(self) -> bool:
+        """Whether this run opened a job."""
+        return bool(self.handles)
+
+    async def current_handle(self) -> str:
+        """The open job's handle; the first caller opens the job, the others wait for it."""
+        if self.handle is None:
+            async with self._lock:
+                if self.handle is None:
+                    await self._open_or_give_up(self._base_name)
+        assert self.handle is not None
+        return self.handle
+
+    async def _open_or_give_up(self, name: str) -> None:
+        """Open a job; when even that fails after its retries, the whole run stops."""
+        try:
+            await self._open(name)
+        except Exception as exc:
+            if is_fatal(exc):
+                raise
+            raise UploadFailed(f"cannot open an upload job: {exc}", [exc]) from exc
+
+    def head(self, boundary: str, handle: str, file_name: str | None = None) -> bytes:
+        """The ``auth`` and ``uploadParams`` parts of a follow-up POST of job ``handle``."""
+        if file_name is None:
+            params = self._follow_up_xml.get(handle)
+            if params is None:
+                params = self._follow_up_xml[handle] = self._encode(job_handle=handle)
+        else:
+            params = self._encode(job_handle=handle, file_name=file_name)
+        return xml_part(boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams",
+                                                                    params)
+
+    def _encode(self, **fields: object) -> bytes:
+        param = UploadPostParam(company_handle=self._config.company_handle or "",
+                                **fields)  # type: ignore[arg-type]
+        return encode_upload_post_param(param, namespace=self._config.namespace)
+
+    def touch(self) -> None:
+        """A POST of the job was acknowledged now."""
+        self.last_activity = self._clock()
+        self._stats.posts += 1
+
+    async def _open(self, name: str) -> None:
+        params = self._encode(job_name=name, locale=self._config.locale,
+                              description=self._config.description,
+                              upload_params=self._config.upload_params)
+        result = await self._post_without_files(lambda boundary: xml_part(
+            boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+        self.handle = result
+        self.handles.append(result)
+        log.info("job_opened", job_handle=result, job_name=name)
+
+    async def _post_without_files(self, head_of: Callable[[str], bytes]) -> str:
+        record = Attempts()
+
+        async def attempt() -> str:
+            boundary = new_boundary()
+            body = BatchBody(boundary=boundary, head=head_of(boundary), files=(),
+                             chunk_size=self._config.chunk_size)
+            return (await self._client.post(body)).job_handle
+
+        try:
+            handle = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
+                                           rng=self._rng, record=record,
+                                           on_retry=self._on_retry)
+        finally:
+            self._stats.retries += record.retries
+        self.touch()
+        return handle
+
+    def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
+        log.warning("post_retry", kind="job", attempt=attempt, wait_s=round(wait_s, 3),
+                    error=type(exc).__name__, reason=str(exc)[:200])
+
+    async def job_is_alive(self, handle: str) -> bool:
+        """After a 30001 on a follow-up: does the job still take POSTs? (probe, D-14)."""
+        try:
+            await self._post_without_files(lambda b: self.head(b, handle))
+        except IpsApiFault as fault:
+            if fault.may_mean_job_lost:
+                return False
+            raise
+        return True
+
+    async def replace_lost_job(self, lost: str) -> None:
+        """Open a new job (``<name>-r<k>``) in place of a lost one; once per lost handle."""
+        async with self._lock:
+            if self.handle != lost:
+                return  # another worker already replaced it
+            if len(self.handles) > MAX_JOB_REPLACEMENTS:
+                raise UploadFailed(f"the server lost the job {MAX_JOB_REPLACEMENTS} times; "
+                                   "giving up")
+            log.warning("job_lost", job_handle=lost)
+            self.handle = None
+            await self._open_or_give_up(f"{self._base_name}-r{len(self.handles)}")
+
+    async def keep_alive(self) -> None:
+        """Send a file-less POST whenever the job has been idle for ``keepalive_after_s``."""
+        interval = self._config.keepalive_after_s
+        while True:
+            wait = self.last_activity + interval - self._clock()
+            if wait > 0 or self.handle is None:
+                await self._sleep(wait if wait > 0 else interval)
+                continue
+            handle = self.handle
+            await self._post_without_files(lambda b: self.head(b, handle))
+            log.info("job_kept_alive", job_handle=handle)
+
+    async def end_job(self) -> None:
+        """The closing POST (``endJob=true``), once every other POST has returned."""
+        handle = self.handle
+        if handle is None:
+            return
+        params = self._encode(job_handle=handle, end_job=True)
+        await self._post_without_files(lambda boundary: xml_part(
+            boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+        self.handle = None
+        log.info("job_closed", job_handle=handle)

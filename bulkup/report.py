@@ -1,0 +1,104 @@
+"""The outcome of a run: the JSON report, the final summary, and the exit code.
+
+Exit codes: 0 everything uploaded (or nothing to do), 1 some files failed, 2 usage or config
+error, 3 fatal (authentication, authorization, server unreachable), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bulkup.models import FileFailure
+
+EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadReport:
+    """What one ``bulkup upload`` run did."""
+
+    job_handles: tuple[str, ...]
+    files_found: int
+    files_uploaded: int
+    files_failed: int
+    files_skipped: int
+    bytes_uploaded: int
+    posts: int
+    retries: int
+    duration_s: float
+    failures: tuple[FileFailure, ...] = ()
+    interrupted: bool = False
+    fatal_error: str | None = None
+    emulator_root: str | None = None
+    dry_run: bool = False
+    planned_posts: int = 0
+    bytes_planned: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code this outcome maps to."""
+        if self.fatal_error is not None:
+            return EXIT_FATAL
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_FILES_FAILED if self.files_failed else EXIT_OK
+
+    @property
+    def mb_per_s(self) -> float:
+        """Uploaded megabytes (10^6 bytes) per second."""
+        return self.bytes_uploaded / 1e6 / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def files_per_s(self) -> float:
+        """Uploaded files per second."""
+        return self.files_uploaded / self.duration_s if self.duration_s > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON report (keys are part of the CLI contract)."""
+        data = asdict(self)
+        data["job_handles"] = list(self.job_handles)
+        data["failures"] = [{"path": f.path, "reason": f.reason, "target": f.target}
+                            for f in self.failures]
+        data["exit_code"] = self.exit_code
+        data["duration_s"] = round(self.duration_s, 3)
+        data["mb_per_s"] = round(self.mb_per_s, 3)
+        data["files_per_s"] = round(self.files_per_s, 1)
+        return data
+
+    def write_json(self, path: Path) -> None:
+        """Write the JSON report (UTF-8)."""
+        path.write_text(json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+
+    def summary_lines(self) -> list[str]:
+        """The human summary printed at the end of a run."""
+        if self.dry_run:
+            return [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
+                    f"{self.planned_posts} POSTs planned; nothing was sent"]
+        lines = [
+            f"uploaded {self.files_uploaded} files ({_size(self.bytes_uploaded)}) in "
+            f"{self.duration_s:.2f} s: {self.mb_per_s:.1f} MB/s, {self.files_per_s:.0f} files/s",
+            f"failed {self.files_failed}, skipped {self.files_skipped}; {self.posts} POSTs, "
+            f"{self.retries} retries; job {', '.join(self.job_handles) or '(none opened)'}",
+        ]
+        if self.interrupted:
+            lines.append("interrupted: files not yet sent were left out")
+        if self.fatal_error:
+            lines.append(f"stopped: {self.fatal_error}")
+        for failure in self.failures:
+            lines.append(f"  FAILED {failure.path}: {failure.reason}")
+        if self.files_failed > len(self.failures):
+            lines.append(f"  ... and {self.files_failed - len(self.failures)} more")
+        if self.emulator_root:
+            lines.append(f"files landed under {self.emulator_root}")
+        return lines
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

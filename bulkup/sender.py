@@ -1,0 +1,134 @@
+"""Sending one batch: build a fresh body per attempt, retry what may be retried, and settle
+every file of the batch as uploaded or failed.
+
+A file is counted as uploaded only when the POST that carried it was acknowledged. A file that
+changed on disk fails alone and the rest of its batch is sent again; a job the server lost is
+replaced and the batch resent there (D-14); anything fatal (authentication, authorization)
+propagates and stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from bulkup.body import BatchBody, FilePart, file_part_header, new_boundary
+from bulkup.client import UploadClient, describe
+from bulkup.config import UploadConfig
+from bulkup.errors import IpsApiFault, SourceError, is_fatal
+from bulkup.job import JobCoordinator, policy_of
+from bulkup.models import Batch, FileEntry, FileFailure
+from bulkup.retry import Attempts, Sleep, call_with_retry
+from bulkup.stats import MAX_FAILURES_KEPT, Stats
+from bulkup.targets import header_file_name
+
+log = structlog.get_logger("bulkup.sender")
+
+
+@dataclass(slots=True)
+class Failures:
+    """Every file that will not be delivered; the first MAX_FAILURES_KEPT are kept in full."""
+
+    stats: Stats
+    kept: list[FileFailure] = field(default_factory=list)
+
+    def add(self, failure: FileFailure) -> None:
+        self.stats.files_failed += 1
+        if len(self.kept) < MAX_FAILURES_KEPT:
+            self.kept.append(failure)
+        log.warning("file_failed", path=failure.path, reason=failure.reason)
+
+
+class BatchSender:
+    """Delivers batches into the coordinator's job."""
+
+    def __init__(self, *, client: UploadClient, coordinator: JobCoordinator,
+                 config: UploadConfig, stats: Stats, failures: Failures,
+                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
+                 on_uploaded: Callable[[list[FileEntry]], None] | None = None) -> None:
+        self._client, self._coordinator, self._config = client, coordinator, config
+        self._stats, self._failures = stats, failures
+        self._sleep, self._rng = sleep, rng
+        self._on_uploaded = on_uploaded
+
+    async def send(self, batch: Batch) -> None:
+        """Deliver ``batch``; every file ends up uploaded or in the failures."""
+        entries = list(batch.entries)
+        while entries:
+            handle = await self._coordinator.current_handle()
+            try:
+                await self._post_with_retries(entries)
+            except SourceError as exc:
+                entries = self._drop_source(entries, exc)
+                continue
+            except IpsApiFault as fault:
+                if fault.may_mean_job_lost and not await self._coordinator.job_is_alive(handle):
+                    await self._coordinator.replace_lost_job(handle)
+                    continue
+                self._fail(entries, f"server refused the POST: {fault}")
+                return
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                self._fail(entries, f"not delivered: {describe(exc)}")
+                return
+            self._settle(entries)
+            return
+
+    async def _post_with_retries(self, entries: list[FileEntry]) -> None:
+        record = Attempts()
+
+        async def attempt() -> None:
+            handle = await self._coordinator.current_handle()
+            body = self._body(entries, handle)
+            try:
+                await self._client.post(body)
+            except Exception:
+                if body.source_failure is not None:
+                    raise body.source_failure from None
+                raise
+
+        try:
+            await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
+                                  rng=self._rng, record=record, on_retry=self._on_retry)
+        finally:
+            self._stats.retries += record.retries
+        self._coordinator.touch()
+
+    def _body(self, entries: list[FileEntry], handle: str) -> BatchBody:
+        boundary = new_boundary()
+        if len(entries) == 1 and entries[0].needs_file_name_param:
+            target = entries[0].target
+            head = self._coordinator.head(boundary, handle, file_name=target)
+            parts = [FilePart(entries[0], file_part_header(boundary, 1,
+                                                           header_file_name(1, target)))]
+        else:
+            head = self._coordinator.head(boundary, handle)
+            parts = [FilePart(e, file_part_header(boundary, i, e.target))
+                     for i, e in enumerate(entries, 1)]
+        return BatchBody(boundary=boundary, head=head, files=parts,
+                         chunk_size=self._config.chunk_size)
+
+    def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
+        log.warning("post_retry", attempt=attempt, wait_s=round(wait_s, 3),
+                    error=type(exc).__name__, reason=describe(exc)[:200])
+
+    def _drop_source(self, entries: list[FileEntry], exc: SourceError) -> list[FileEntry]:
+        bad = [e for e in entries if e.path == exc.path]
+        self._fail(bad or entries, exc.reason)
+        return [e for e in entries if e.path != exc.path] if bad else []
+
+    def _fail(self, entries: list[FileEntry], reason: str) -> None:
+        for entry in entries:
+            self._failures.add(FileFailure(entry.path, reason, entry.target))
+
+    def _settle(self, entries: list[FileEntry]) -> None:
+        self._stats.files_uploaded += len(entries)
+        self._stats.bytes_uploaded += sum(e.size for e in entries)
+        log.debug("batch_sent", files=len(entries), bytes=sum(e.size for e in entries))
+        if self._on_uploaded is not None:
+            self._on_uploaded(entries)

@@ -1,0 +1,58 @@
+"""One model of a run's progress: counters, updated by the pipeline, read through snapshots.
+
+The progress line, the log events and the final report only ever read :meth:`Stats.snapshot`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MAX_FAILURES_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """The counters at one instant."""
+
+    files_found: int  # regular files the walker queued or failed
+    bytes_found: int  # their bytes
+    walk_done: bool  # the walker has finished
+    files_uploaded: int  # files in POSTs the server acknowledged
+    bytes_uploaded: int  # their bytes
+    files_failed: int  # files that will not be delivered by this run
+    files_skipped: int  # files left out on purpose (unchanged, interrupted run)
+    posts: int  # POSTs acknowledged, opening/keep-alive/closing included
+    retries: int  # attempts beyond the first, over all POSTs
+    elapsed_s: float  # since the run started
+
+
+@dataclass(slots=True)
+class Stats:
+    """Mutable counters of one run; ``clock`` is injected for tests."""
+
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    files_found: int = 0
+    bytes_found: int = 0
+    walk_done: bool = False
+    files_uploaded: int = 0
+    bytes_uploaded: int = 0
+    files_failed: int = 0
+    files_skipped: int = 0
+    posts: int = 0
+    retries: int = 0
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def snapshot(self) -> StatsSnapshot:
+        """An immutable copy of the counters."""
+        return StatsSnapshot(
+            files_found=self.files_found, bytes_found=self.bytes_found,
+            walk_done=self.walk_done, files_uploaded=self.files_uploaded,
+            bytes_uploaded=self.bytes_uploaded, files_failed=self.files_failed,
+            files_skipped=self.files_skipped, posts=self.posts, retries=self.retries,
+            elapsed_s=self.clock() - self.started,
+        )

@@ -1,0 +1,154 @@
+"""Target paths on the server: derivation, refusal checks, warnings (pure, no I/O).
+
+A target is ``<company_root>/<dest_folder>/<rel_path>``, ``/``-separated and NFC (spec D-16).
+:func:`target_problem` says why the server would refuse one (D-16 step 5, D-25),
+:func:`needs_file_name_param` whether it must travel in ``uploadPostParam/fileName`` (D-17), and
+:func:`header_file_name` the placeholder ``filename`` sent in the part header in that case.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = [
+    "MAX_PATH_BYTES",
+    "MAX_SEGMENT_BYTES",
+    "build_target",
+    "header_file_name",
+    "name_warnings",
+    "needs_file_name_param",
+    "target_problem",
+]
+
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+_SLASHES = re.compile(r"/{2,}")
+_FILE_NAME_PARAM_CHARS = frozenset('"\\;')
+_FORBIDDEN_IN_FILE_NAME = '\\:*?"<>|'
+_URL_TROUBLE = "#%&+,;= "
+_HEADER_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
+def build_target(rel_path: str, *, company_root: str | None, dest_folder: str | None) -> str:
+    """Join the company root, the destination folder and a relative path into a target.
+
+    Args:
+        rel_path: the file's path relative to its source root, already ``/``-separated.
+        company_root: the company root folder (``Acme`` or ``Acme/``), or None/empty.
+        dest_folder: a folder under the company root, or None/empty.
+
+    Returns:
+        The NFC-normalised target with runs of ``/`` collapsed and no leading ``/``.
+    """
+    joined = "/".join(part for part in (company_root, dest_folder, rel_path) if part)
+    normalised = unicodedata.normalize("NFC", joined)
+    return _SLASHES.sub("/", normalised).lstrip("/")
+
+
+def needs_file_name_param(target: str) -> bool:
+    """Whether the target must travel in ``uploadPostParam/fileName`` (spec D-17).
+
+    True when the target holds anything outside printable ASCII (0x20-0x7E), or one of
+    ``"``, ``\\``, ``;`` (characters that multipart header parsers mangle).
+    """
+    return any(not (" " <= char <= "~") or char in _FILE_NAME_PARAM_CHARS for char in target)
+
+
+def target_problem(target: str) -> str | None:
+    """The reason the server would refuse this target, or None when it is acceptable.
+
+    Checks, in order: undecodable names, control characters, the path length, then each
+    segment (empty, ``.``/``..``, too long, characters D-25 forbids in the file name, and a ``\\``
+    in a folder name, which the server would turn into ``/``, D-16 step 3).
+
+    Args:
+        target: a target as built by :func:`build_target`.
+
+    Returns:
+        A short, specific message such as ``"file name contains ':'"``, or None.
+    """
+    return _encoding_problem(target) or _length_problem(target) or _segments_problem(target)
+
+
+def name_warnings(target: str) -> list[str]:
+    """Client warnings for a file name that works but troubles Image Serving URLs (spec D-25).
+
+    Returns:
+        One message per troublesome character (``# % & + , ; =`` or a space) in the file name.
+    """
+    name = target.rpartition("/")[2]
+    return [f"file name contains {_shown(char)}" for char in _URL_TROUBLE if char in name]
+
+
+def header_file_name(index: int, target: str) -> str:
+    """The placeholder ``filename`` of a part whose target travels in ``fileName`` (D-17).
+
+    Args:
+        index: the part's number, from 1 (``file1``).
+        target: the real target; only its extension is kept, and only when it is 1-10 ASCII
+            letters or digits.
+
+    Returns:
+        ``file<index>.<ext>``, or ``file<index>`` when the extension is absent or unusual.
+
+    Raises:
+        ValueError: when ``index`` is below 1.
+    """
+    if index < 1:
+        raise ValueError(f"part index must be 1 or more, got {index}")
+    stem, dot, extension = target.rpartition("/")[2].rpartition(".")
+    if dot and stem and _HEADER_EXTENSION.fullmatch(extension):
+        return f"file{index}.{extension}"
+    return f"file{index}"
+
+
+def _encoding_problem(target: str) -> str | None:
+    for char in target:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "path is not valid UTF-8"
+        if category == "Cc":
+            return f"path contains control character U+{ord(char):04X}"
+    return None
+
+
+def _length_problem(target: str) -> str | None:
+    size = len(target.encode("utf-8"))
+    if size > MAX_PATH_BYTES:
+        return f"path longer than {MAX_PATH_BYTES} bytes ({size})"
+    return None
+
+
+def _segments_problem(target: str) -> str | None:
+    *folders, name = target.split("/")
+    for folder in folders:
+        problem = _segment_problem(folder, "folder name")
+        if problem is None and "\\" in folder:
+            problem = "folder name contains '\\'"
+        if problem:
+            return problem
+    return _segment_problem(name, "file name") or _file_name_problem(name)
+
+
+def _segment_problem(segment: str, what: str) -> str | None:
+    if not segment:
+        return f"empty {what}"
+    if segment in (".", ".."):
+        return f"path contains a '{segment}' segment"
+    size = len(segment.encode("utf-8"))
+    if size > MAX_SEGMENT_BYTES:
+        return f"{what} longer than {MAX_SEGMENT_BYTES} bytes ({size})"
+    return None
+
+
+def _file_name_problem(name: str) -> str | None:
+    for char in _FORBIDDEN_IN_FILE_NAME:
+        if char in name:
+            return f"file name contains '{char}'"
+    return None
+
+
+def _shown(char: str) -> str:
+    return "a space" if char == " " else f"'{char}'"

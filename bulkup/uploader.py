@@ -1,0 +1,200 @@
+"""The pipeline of one run: walker → bounded queue → workers (pack + send) → one job.
+
+::
+
+    sources ──walk──▶ [queue of FileEntry, bounded] ──▶ N workers ──pack──▶ Batch ──POST──▶
+                                                        (one BatchPacker each)   (BatchSender)
+    JobCoordinator: opens the job when the first batch is ready, keeps it alive, and sends
+    endJob after every other POST returned — also after partial failures and on the first
+    Ctrl-C (``stop``), which stops new batches and lets those in flight finish.
+
+Memory is bounded by the queue (``queue_size`` entries) plus, per worker, one open batch of
+entries and about two read chunks of file data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bulkup.client import UploadClient, describe
+from bulkup.config import UploadConfig
+from bulkup.errors import ConfigError, is_fatal
+from bulkup.job import JobCoordinator
+from bulkup.models import FileEntry
+from bulkup.packing import BatchPacker
+from bulkup.report import UploadReport
+from bulkup.retry import Sleep
+from bulkup.sender import BatchSender, Failures
+from bulkup.stats import Stats, StatsSnapshot
+from bulkup.walker import Walker
+
+log = structlog.get_logger("bulkup.uploader")
+END_JOB_TIMEOUT_S = 600.0
+Progress = Callable[[StatsSnapshot], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunHooks:
+    """The world a run talks to, injectable for tests."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Sleep = asyncio.sleep
+    rng: Callable[[], float] = random.random
+    progress: Progress | None = None
+    progress_interval_s: float = 0.5
+
+
+async def run_upload(config: UploadConfig, sources: Sequence[str], *,
+                     stop: asyncio.Event | None = None,
+                     hooks: RunHooks = RunHooks()) -> UploadReport:
+    """Upload every file under ``sources``; returns the report (raises only ConfigError)."""
+    stats = Stats(clock=hooks.clock)
+    failures = Failures(stats)
+    walker = _walker(config, sources, failures)
+    if config.dry_run:
+        return await _dry_run(config, walker, stats, failures)
+    url = config.upload_url
+    if not url:
+        raise ConfigError("no server: give --server URL, --region or --emulator")
+    stop = stop or asyncio.Event()
+    fatal: str | None = None
+    async with UploadClient(config, url) as client:
+        coordinator = JobCoordinator(client=client, config=config, stats=stats,
+                                     clock=hooks.clock, sleep=hooks.sleep, rng=hooks.rng)
+        sender = BatchSender(client=client, coordinator=coordinator, config=config,
+                             stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng)
+        try:
+            await _pipeline(config, walker, sender, coordinator, stats, stop, hooks)
+        except BaseExceptionGroup as group:
+            fatal = _fatal_reason(group)
+        fatal = await _close_job(coordinator, fatal)
+    _copy_walk_stats(walker, stats)
+    return _report(stats, failures, coordinator.handles, stop.is_set(), fatal)
+
+
+def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures) -> Walker:
+    return Walker(roots=sources, include=config.include, exclude=config.exclude,
+                  follow_symlinks=config.follow_symlinks, company_root=config.company_root,
+                  dest_folder=config.dest_folder, max_file_size=config.max_file_size,
+                  on_failure=failures.add)
+
+
+async def _pipeline(config: UploadConfig, walker: Walker, sender: BatchSender,
+                    coordinator: JobCoordinator, stats: Stats, stop: asyncio.Event,
+                    hooks: RunHooks) -> None:
+    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+    async with asyncio.TaskGroup() as group:
+        walking = group.create_task(walker.run(queue, end_markers=config.concurrency))
+        workers = [group.create_task(_worker(queue, _packer(config), sender, stop))
+                   for _ in range(config.concurrency)]
+        helpers = [
+            group.create_task(coordinator.keep_alive()),
+            group.create_task(_cancel_on(stop, walking)),
+            group.create_task(_report_progress(walker, stats, hooks)),
+        ]
+        await asyncio.wait(workers)
+        for task in helpers:
+            task.cancel()
+
+
+def _packer(config: UploadConfig) -> BatchPacker:
+    return BatchPacker(config.max_post_bytes, config.max_files_per_post)
+
+
+async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
+                  sender: BatchSender, stop: asyncio.Event) -> None:
+    """Pack entries into batches and send each as soon as it is full."""
+    while (entry := await queue.get()) is not None and not stop.is_set():
+        for batch in packer.add(entry):
+            if stop.is_set():
+                return
+            await sender.send(batch)
+    last = packer.flush()
+    if last is not None and not stop.is_set():
+        await sender.send(last)
+
+
+async def _cancel_on(stop: asyncio.Event, walking: asyncio.Task[None]) -> None:
+    await stop.wait()
+    log.warning("run_stopping", reason="interrupted: no new batches; waiting for those in flight")
+    walking.cancel()
+
+
+async def _report_progress(walker: Walker, stats: Stats, hooks: RunHooks) -> None:
+    if hooks.progress is None:
+        return
+    while True:
+        _copy_walk_stats(walker, stats)
+        hooks.progress(stats.snapshot())
+        await asyncio.sleep(hooks.progress_interval_s)
+
+
+def _copy_walk_stats(walker: Walker, stats: Stats) -> None:
+    walked = walker.stats
+    stats.files_found, stats.bytes_found = walked.files_found, walked.bytes_found
+    stats.walk_done = walked.done
+
+
+def _fatal_reason(group: BaseExceptionGroup) -> str:  # type: ignore[type-arg]
+    """The first fatal error of the run; anything else unexpected is re-raised."""
+    leaves = list(_leaves(group))
+    for exc in leaves:
+        if is_fatal(exc):
+            log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
+            return describe(exc)
+    raise group
+
+
+def _leaves(group: BaseExceptionGroup):  # type: ignore[no-untyped-def, type-arg]
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+async def _close_job(coordinator: JobCoordinator, fatal: str | None) -> str | None:
+    """endJob for an opened job, whatever happened before; a failure here is reported."""
+    if coordinator.handle is None:
+        return fatal
+    try:
+        async with asyncio.timeout(END_JOB_TIMEOUT_S):
+            await coordinator.end_job()
+    except Exception as exc:
+        log.error("job_close_failed", job_handle=coordinator.handle, reason=describe(exc))
+        return fatal or f"could not close job {coordinator.handle}: {describe(exc)}"
+    return fatal
+
+
+async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
+                   failures: Failures) -> UploadReport:
+    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+    packer, posts, total = _packer(config), 0, 0
+    walking = asyncio.create_task(walker.run(queue, end_markers=1))
+    while (entry := await queue.get()) is not None:
+        posts += len(packer.add(entry))
+        total += entry.size
+    posts += packer.flush() is not None
+    await walking
+    _copy_walk_stats(walker, stats)
+    return _report(stats, failures, [], False, None, dry_run=True, planned_posts=posts,
+                   bytes_planned=total)
+
+
+def _report(stats: Stats, failures: Failures, handles: list[str], interrupted: bool,
+            fatal: str | None, **extra: Any) -> UploadReport:
+    snap = stats.snapshot()
+    return UploadReport(
+        job_handles=tuple(handles), files_found=snap.files_found,
+        files_uploaded=snap.files_uploaded, files_failed=snap.files_failed,
+        files_skipped=snap.files_skipped, bytes_uploaded=snap.bytes_uploaded,
+        posts=snap.posts, retries=snap.retries, duration_s=snap.elapsed_s,
+        failures=tuple(failures.kept), interrupted=interrupted, fatal_error=fatal, **extra,
+    )

@@ -1,0 +1,435 @@
+"""The walker: the producer that turns source roots into :class:`~bulkup.models.FileEntry` records.
+
+Each root is walked depth-first, files of a directory before its subdirectories, names in sorted
+order. Listing a directory and stat'ing its entries are blocking calls, so each directory costs
+exactly one ``asyncio.to_thread`` hop, which returns a list of small records; everything else
+(filters, targets, counters, logging, the queue) runs on the event loop. Memory stays flat: the
+walker holds one directory listing at a time and a stack of pending directory paths, never the
+tree. When following symlinks it also remembers the ``(st_dev, st_ino)`` of every directory walked
+under the current root, to detect loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+from typing import NamedTuple
+
+import structlog
+
+from bulkup.models import FileEntry, FileFailure
+from bulkup.targets import build_target, name_warnings, needs_file_name_param, target_problem
+
+__all__ = ["WalkStats", "Walker"]
+
+log = structlog.get_logger(__name__)
+
+FailureCallback = Callable[[FileFailure], None]
+
+
+class WalkStats(NamedTuple):
+    """A snapshot of the walker's counters.
+
+    Attributes:
+        dirs_walked: directories listed.
+        files_found: files handed to the queue.
+        bytes_found: the sum of their sizes.
+        skipped: entries left out on purpose (FIFOs, sockets, devices, symlinks, loops).
+        excluded: files and directories left out by the include/exclude patterns.
+        failed: files and directories reported through ``on_failure``.
+        done: True once every root has been walked to the end.
+    """
+
+    dirs_walked: int = 0
+    files_found: int = 0
+    bytes_found: int = 0
+    skipped: int = 0
+    excluded: int = 0
+    failed: int = 0
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Counts:
+    dirs_walked: int = 0
+    files_found: int = 0
+    bytes_found: int = 0
+    skipped: int = 0
+    excluded: int = 0
+    failed: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    path: str
+    name: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Dir:
+    path: str
+    name: str
+    key: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Fail:
+    path: str
+    reason: str
+
+
+_Record = _File | _Dir | _Skip | _Fail
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    records: tuple[_Record, ...]
+    error: _Fail | None = None
+
+
+class _Pending(NamedTuple):
+    path: str
+    rel_path: str
+
+
+class _PathFilter:
+    """Include/exclude globs on the ``/``-separated, NFC relative path."""
+
+    def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
+        self._include = tuple(_nfc(pattern) for pattern in include)
+        self._exclude = tuple(_nfc(pattern) for pattern in exclude)
+
+    def prunes(self, rel_path: str) -> bool:
+        """Whether a directory is excluded (and not descended into)."""
+        return _matches(rel_path, self._exclude)
+
+    def accepts(self, rel_path: str) -> bool:
+        """Whether a file passes: not excluded, and included (when include patterns exist)."""
+        if _matches(rel_path, self._exclude):
+            return False
+        return not self._include or _matches(rel_path, self._include)
+
+
+class Walker:
+    """Walks source roots and feeds a bounded queue with the files to upload.
+
+    Args:
+        roots: directories or single files. A file root's ``rel_path`` is its base name. A root
+            that is a symlink is always followed (it was named explicitly).
+        include: fnmatch globs (``*`` also crosses ``/``) on the relative path; a pattern without
+            ``/`` also matches the base name. Empty: every file. Applies to files only.
+        exclude: globs in the same form; they win over include, and an excluded directory is
+            not descended into.
+        follow_symlinks: follow links to files and directories (loops are detected); when False,
+            links below a root are skipped.
+        company_root: the company root folder put in front of every target.
+        dest_folder: the folder under the company root that receives the tree.
+        max_file_size: files larger than this (in bytes) are reported as failed, not queued.
+        on_failure: called with each :class:`FileFailure` (file or directory that cannot be sent).
+
+    Raises:
+        ValueError: when ``max_file_size`` is negative.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = False,
+        company_root: str | None = None,
+        dest_folder: str | None = None,
+        max_file_size: int,
+        on_failure: FailureCallback | None = None,
+    ) -> None:
+        if max_file_size < 0:
+            raise ValueError(f"max_file_size must be 0 or more, got {max_file_size}")
+        self._roots = tuple(roots)
+        self._filter = _PathFilter(include, exclude)
+        self._follow = follow_symlinks
+        self._company_root = company_root
+        self._dest_folder = dest_folder
+        self._max_file_size = max_file_size
+        self._on_failure = on_failure
+        self._counts = _Counts()
+
+    @property
+    def stats(self) -> WalkStats:
+        """An immutable snapshot of the counters."""
+        return WalkStats(**asdict(self._counts))
+
+    async def run(self, queue: asyncio.Queue[FileEntry | None], *, end_markers: int) -> None:
+        """Walk every root, put each file's entry into ``queue``, then ``end_markers`` Nones.
+
+        ``await queue.put`` gives backpressure: the walk pauses while the queue is full. The end
+        markers (one per worker) are put whatever happens: after the walk, after it raised, and
+        after it was cancelled. On cancellation nothing may wait, so the markers are put with
+        ``put_nowait``; when the queue is full, the oldest queued entries are dropped to make room
+        (the walk stopped anyway; they count like files never walked) and a ``walk_cancelled``
+        event says how many.
+
+        Args:
+            queue: where entries go; unbounded, or bounded with room for ``end_markers`` Nones.
+            end_markers: how many Nones to put at the end.
+
+        Raises:
+            ValueError: when ``end_markers`` is negative or the queue can never hold that many.
+        """
+        _check_markers(queue, end_markers)
+        may_wait = True
+        log.info("walk_started", roots=list(self._roots))
+        try:
+            for root in self._roots:
+                await self._walk_root(root, queue)
+            self._counts.done = True
+            log.info("walk_finished", **self.stats._asdict())
+        except BaseException as exc:
+            may_wait = isinstance(exc, Exception)
+            raise
+        finally:
+            await _put_end_markers(queue, end_markers, may_wait=may_wait)
+
+    async def _walk_root(self, root: str, queue: asyncio.Queue[FileEntry | None]) -> None:
+        record, listing = await asyncio.to_thread(_open_root, root, self._follow)
+        if listing is None:
+            await self._handle_root_record(record, queue)
+            return
+        assert isinstance(record, _Dir)
+        seen = {record.key} if self._follow else None
+        stack = list(reversed(await self._consume(listing, "", seen, queue)))
+        while stack:
+            directory = stack.pop()
+            listing = await asyncio.to_thread(_scan_dir, directory.path, self._follow)
+            subdirs = await self._consume(listing, directory.rel_path, seen, queue)
+            stack.extend(reversed(subdirs))
+
+    async def _handle_root_record(
+        self, record: _Record, queue: asyncio.Queue[FileEntry | None]
+    ) -> None:
+        if isinstance(record, _File):
+            await self._offer(record, _nfc(record.name), queue)
+        elif isinstance(record, _Skip):
+            self._skip(record.path, record.reason)
+        elif isinstance(record, _Fail):
+            self._fail(record.path, record.reason)
+
+    async def _consume(
+        self,
+        listing: _Listing,
+        rel_dir: str,
+        seen: set[tuple[int, int]] | None,
+        queue: asyncio.Queue[FileEntry | None],
+    ) -> list[_Pending]:
+        """Queue a directory's files, report its skips and failures, return its subdirs."""
+        if listing.error is not None:
+            self._fail(listing.error.path, listing.error.reason)
+            return []
+        self._counts.dirs_walked += 1
+        subdirs: list[_Pending] = []
+        for record in listing.records:
+            if isinstance(record, _File):
+                await self._offer(record, _rel_join(rel_dir, record.name), queue)
+            elif isinstance(record, _Dir):
+                rel_path = _rel_join(rel_dir, record.name)
+                if self._admit_dir(record, rel_path, seen):
+                    subdirs.append(_Pending(record.path, rel_path))
+            elif isinstance(record, _Skip):
+                self._skip(record.path, record.reason)
+            else:
+                self._fail(record.path, record.reason)
+        return subdirs
+
+    def _admit_dir(self, record: _Dir, rel_path: str, seen: set[tuple[int, int]] | None) -> bool:
+        if self._filter.prunes(rel_path):
+            self._counts.excluded += 1
+            return False
+        if seen is None:
+            return True
+        if record.key in seen:
+            self._skip(record.path, "symlink loop")
+            return False
+        seen.add(record.key)
+        return True
+
+    async def _offer(
+        self, record: _File, rel_path: str, queue: asyncio.Queue[FileEntry | None]
+    ) -> None:
+        if not self._filter.accepts(rel_path):
+            self._counts.excluded += 1
+            return
+        target = build_target(
+            rel_path, company_root=self._company_root, dest_folder=self._dest_folder
+        )
+        problem = target_problem(target) or self._size_problem(record.size)
+        if problem is not None:
+            self._fail(record.path, problem, target)
+            return
+        entry = FileEntry(
+            path=record.path,
+            rel_path=rel_path,
+            target=target,
+            size=record.size,
+            mtime_ns=record.mtime_ns,
+            inode=record.inode,
+            needs_file_name_param=needs_file_name_param(target),
+        )
+        _warn_about_name(entry)
+        await queue.put(entry)
+        self._counts.files_found += 1
+        self._counts.bytes_found += entry.size
+
+    def _size_problem(self, size: int) -> str | None:
+        if size > self._max_file_size:
+            return f"file too large: {size} bytes > max_file_size {self._max_file_size}"
+        return None
+
+    def _skip(self, path: str, reason: str) -> None:
+        self._counts.skipped += 1
+        log.info("walk_skipped", path=path, reason=reason)
+
+    def _fail(self, path: str, reason: str, target: str | None = None) -> None:
+        self._counts.failed += 1
+        log.warning("walk_failed", path=path, reason=reason, target=target)
+        if self._on_failure is not None:
+            self._on_failure(FileFailure(path, reason, target))
+
+
+
+def _open_root(root: str, follow_symlinks: bool) -> tuple[_Record, _Listing | None]:
+    """Stat a root (following a link) and, when it is a directory, list it (one thread hop)."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        return _Fail(root, "source not found"), None
+    except OSError as exc:
+        return _stat_error(root, exc), None
+    record = _from_stat(root, os.path.basename(os.path.normpath(root)), st)
+    if isinstance(record, _Dir):
+        return record, _scan_dir(root, follow_symlinks)
+    return record, None
+
+
+def _scan_dir(path: str, follow_symlinks: bool) -> _Listing:
+    """List a directory and stat every entry (runs in a worker thread)."""
+    try:
+        with os.scandir(path) as entries:
+            names = sorted(entry.name for entry in entries)
+    except OSError as exc:
+        return _Listing((), _Fail(path, f"cannot read directory: {_os_reason(exc)}"))
+    records = tuple(_classify(os.path.join(path, name), name, follow_symlinks) for name in names)
+    return _Listing(records)
+
+
+def _classify(path: str, name: str, follow_symlinks: bool) -> _Record:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return _Fail(path, "vanished before it could be read")
+    except OSError as exc:
+        return _stat_error(path, exc)
+    if not stat.S_ISLNK(st.st_mode):
+        return _from_stat(path, name, st)
+    if not follow_symlinks:
+        return _Skip(path, "symlink")
+    try:
+        return _from_stat(path, name, os.stat(path))
+    except FileNotFoundError:
+        return _Fail(path, "broken symlink")
+    except OSError as exc:
+        return _stat_error(path, exc)
+
+
+def _from_stat(path: str, name: str, st: os.stat_result) -> _Record:
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return _File(path, name, st.st_size, st.st_mtime_ns, st.st_ino)
+    if stat.S_ISDIR(mode):
+        return _Dir(path, name, (st.st_dev, st.st_ino))
+    if stat.S_ISFIFO(mode):
+        return _Skip(path, "fifo")
+    if stat.S_ISSOCK(mode):
+        return _Skip(path, "socket")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return _Skip(path, "device")
+    return _Skip(path, "unsupported file type")
+
+
+def _stat_error(path: str, exc: OSError) -> _Record:
+    if exc.errno == errno.ELOOP:
+        return _Skip(path, "symlink loop")
+    return _Fail(path, f"cannot stat: {_os_reason(exc)}")
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _check_markers(queue: asyncio.Queue[FileEntry | None], end_markers: int) -> None:
+    if end_markers < 0:
+        raise ValueError(f"end_markers must be 0 or more, got {end_markers}")
+    if 0 < queue.maxsize < end_markers:
+        raise ValueError(f"queue maxsize {queue.maxsize} cannot hold {end_markers} end markers")
+
+
+async def _put_end_markers(
+    queue: asyncio.Queue[FileEntry | None], count: int, *, may_wait: bool
+) -> None:
+    """Put ``count`` Nones; if waiting is not allowed (or gets cancelled), never wait."""
+    remaining = count
+    try:
+        while may_wait and remaining:
+            await queue.put(None)
+            remaining -= 1
+    finally:
+        if remaining:
+            _force_end_markers(queue, remaining)
+
+
+def _force_end_markers(queue: asyncio.Queue[FileEntry | None], count: int) -> None:
+    dropped = 0
+    for _ in range(count):
+        while queue.full():
+            queue.get_nowait()
+            queue.task_done()
+            dropped += 1
+        queue.put_nowait(None)
+    log.warning("walk_cancelled", end_markers=count, dropped_entries=dropped)
+
+
+def _warn_about_name(entry: FileEntry) -> None:
+    warnings = name_warnings(entry.target)
+    if warnings:
+        log.warning("target_name_warning", path=entry.path, target=entry.target, warnings=warnings)
+
+
+def _matches(rel_path: str, patterns: tuple[str, ...]) -> bool:
+    base = rel_path.rpartition("/")[2]
+    return any(
+        fnmatchcase(rel_path, pattern) or ("/" not in pattern and fnmatchcase(base, pattern))
+        for pattern in patterns
+    )
+
+
+def _rel_join(rel_dir: str, name: str) -> str:
+    return f"{rel_dir}/{_nfc(name)}" if rel_dir else _nfc(name)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
