@@ -184,7 +184,7 @@ def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutco
 def _success_response(request: web.Request, job: Job, post: ReceivedPost,
                       seen: AuthOutcome) -> web.Response:
     params_ns = _request_namespace(post)
-    log.info("post_accepted", job=job.handle, files=len(post.files), closed=not job.open)
+    log.debug("post_accepted", job=job.handle, files=len(post.files), closed=not job.open)
     return _xml_response(request, upload_post_return(job.handle, params_ns), 200, seen)
 
 
@@ -194,7 +194,7 @@ def _request_namespace(post: ReceivedPost) -> str | None:
 
 
 def _fault_response(request: web.Request, fault: Fault, seen: AuthOutcome) -> web.Response:
-    log.info("post_faulted", fault=fault.kind, code=fault.code, reason=fault.reason)
+    log.debug("post_faulted", fault=fault.kind, code=fault.code, reason=fault.reason)
     return _xml_response(request, fault_document(fault), seen.fault_status or 500, seen)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
+
+import structlog
 
 from bulkup.emulator.faultplan import FaultPlan, FaultPlanError
 from bulkup.emulator.server import serve
@@ -33,6 +36,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "fault30000=0.01,latency_ms=20")
     parser.add_argument("--trust-forwarded-for", action="store_true", default=None,
                         help="take the client address from X-Forwarded-For")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log every POST (structured events on stderr)")
     parser.add_argument("--lenient-part-order", dest="strict_part_order",
                         action="store_false", default=None,
                         help="accept file parts before the XML parts")
@@ -52,6 +57,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except (SettingsError, FaultPlanError) as exc:
         print(f"bulkup serve: {exc}", file=sys.stderr)
         return 2
+    level = logging.DEBUG if args.verbose else logging.INFO
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
+                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     try:
         run_loop(serve(settings))
     except OSError as exc:
