@@ -121,10 +121,15 @@ def _fail(name: str, problem: str, *others: str) -> NoReturn:
 
 
 def _shown(value: object) -> str:
-    """A short rendering of a rejected value, strings quoted as in TOML."""
+    """A short rendering of a rejected value, in TOML-like (JSON) notation where possible."""
+    if value is None:
+        return "None"
     if isinstance(value, Path):
         value = str(value)
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -531,7 +536,11 @@ def _kind(name: str, hint: Any) -> str:
     if get_origin(hint) is tuple:
         return "strs"
     kinds: dict[Any, str] = {
-        bool: "bool", int: "int", float: "float", Path: "path", UploadPostJob: "params"
+        bool: "bool",
+        int: "int",
+        float: "float",
+        Path: "path",
+        UploadPostJob: "params",
     }
     if hint not in kinds:
         raise TypeError(f"UploadConfig.{name}: no loader for {hint!r}")
@@ -672,7 +681,7 @@ def _from_value(key: str, kind: str, value: Any, base: Path | None) -> Any:
     if kind == "size" and isinstance(value, str):
         size = _size_or_none(value)
         if size is None:
-            _fail(key, f"must be a size such as \"16MiB\" or 1048576, got {_shown(value)}")
+            _fail(key, f'must be a size such as "16MiB" or 1048576, got {_shown(value)}')
         return size
     if kind == "path" and isinstance(value, str) and value:
         resolved = Path(value).expanduser()

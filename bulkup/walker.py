@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 FailureCallback = Callable[[FileFailure], None]
 
+# Strong references to the tasks that put deferred end markers (the loop keeps only weak ones).
+_LATE_MARKERS: set[asyncio.Task[None]] = set()
+
 
 class WalkStats(NamedTuple):
     """A snapshot of the walker's counters.
@@ -180,19 +183,22 @@ class Walker:
 
         ``await queue.put`` gives backpressure: the walk pauses while the queue is full. The end
         markers (one per worker) are put whatever happens: after the walk, after it raised, and
-        after it was cancelled. On cancellation nothing may wait, so the markers are put with
-        ``put_nowait``; when the queue is full, the oldest queued entries are dropped to make room
-        (the walk stopped anyway; they count like files never walked) and a ``walk_cancelled``
-        event says how many.
+        after it was cancelled. On cancellation the walker must not wait: it puts with
+        ``put_nowait`` as many markers as the queue has room for, and hands the rest (only when
+        the queue is full) to a small background task that puts them as the consumers make
+        room. Entries already queued are never dropped. A ``walk_cancelled`` event says how many
+        markers were deferred. A run cancelled before it ever started puts nothing (its body
+        never ran).
 
         Args:
-            queue: where entries go; unbounded, or bounded with room for ``end_markers`` Nones.
-            end_markers: how many Nones to put at the end.
+            queue: where entries go, bounded or not.
+            end_markers: how many Nones to put at the end (one per consumer).
 
         Raises:
-            ValueError: when ``end_markers`` is negative or the queue can never hold that many.
+            ValueError: when ``end_markers`` is negative.
         """
-        _check_markers(queue, end_markers)
+        if end_markers < 0:
+            raise ValueError(f"end_markers must be 0 or more, got {end_markers}")
         may_wait = True
         log.info("walk_started", roots=list(self._roots))
         try:
@@ -381,13 +387,6 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
-def _check_markers(queue: asyncio.Queue[FileEntry | None], end_markers: int) -> None:
-    if end_markers < 0:
-        raise ValueError(f"end_markers must be 0 or more, got {end_markers}")
-    if 0 < queue.maxsize < end_markers:
-        raise ValueError(f"queue maxsize {queue.maxsize} cannot hold {end_markers} end markers")
-
-
 async def _put_end_markers(
     queue: asyncio.Queue[FileEntry | None], count: int, *, may_wait: bool
 ) -> None:
@@ -403,14 +402,22 @@ async def _put_end_markers(
 
 
 def _force_end_markers(queue: asyncio.Queue[FileEntry | None], count: int) -> None:
-    dropped = 0
-    for _ in range(count):
-        while queue.full():
-            queue.get_nowait()
-            queue.task_done()
-            dropped += 1
+    """Put what fits now; a background task puts the rest once consumers make room."""
+    placed = 0
+    while placed < count and not queue.full():
         queue.put_nowait(None)
-    log.warning("walk_cancelled", end_markers=count, dropped_entries=dropped)
+        placed += 1
+    deferred = count - placed
+    log.warning("walk_cancelled", end_markers=count, deferred=deferred)
+    if deferred:
+        task = asyncio.get_running_loop().create_task(_put_late_markers(queue, deferred))
+        _LATE_MARKERS.add(task)
+        task.add_done_callback(_LATE_MARKERS.discard)
+
+
+async def _put_late_markers(queue: asyncio.Queue[FileEntry | None], count: int) -> None:
+    for _ in range(count):
+        await queue.put(None)
 
 
 def _warn_about_name(entry: FileEntry) -> None:

@@ -49,9 +49,16 @@ def check_post(xml: dict[str, XmlPart], settings: EmulatorSettings, store: JobSt
     company = _company(params, user, settings)
     if params.job_handle:
         job = _follow_up_job(params.job_handle, company, user, store, peer)
+        _check_end_job(params)
         return PostContext(credentials, user, company, params, job, None)
     options = _opening_options(params, settings)
+    _check_end_job(params)
     return PostContext(credentials, user, company, params, None, options)
+
+
+def _check_end_job(params: PostParams) -> None:
+    if params.end_job_invalid:
+        raise Fault.ips(30001, "Invalid parameter: endJob")
 
 
 def _credentials(part: XmlPart | None, seen: AuthOutcome) -> Credentials:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 Clock = Callable[[], float]
-_BAD_JOB_NAME = re.compile(r"[|\x00-\x1f\x7f]")
+_BAD_JOB_NAME = re.compile(r"[|\x00-\x1f\x7f-\x9f]")  # "|" and Unicode Cc (C0, DEL, C1)
 
 
 @dataclass(slots=True)

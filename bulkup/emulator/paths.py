@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 3800
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_BAD_NAME_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode Cc: C0, DEL and C1
+_BAD_NAME_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f-\x9f]')
 _SLASHES = re.compile(r"/+")
 
 ASSET_TYPES = {

@@ -5,11 +5,11 @@ emulator)::
 
     [serve]
     idle_timeout_s = 1800
-    overwrite_mode = "OverwriteFullName"
 
     [[serve.companies]]
     name = "Acme"              # root folder "Acme/" unless root_path is given
     handle = "c|42"
+    overwrite_mode = "OverwriteFullName"
 
     [[serve.users]]
     email = "uploader@example.com"

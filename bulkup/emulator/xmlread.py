@@ -130,6 +130,7 @@ class PostParams:
     dest_folder: str | None
     file_name: str | None
     end_job: bool
+    end_job_invalid: bool  # judged after the company and job checks (D-21 table order)
     upload_params: ET.Element | None
 
 
@@ -142,11 +143,6 @@ def read_post_params(raw: bytes, charset: str | None) -> PostParams:
     if local_name(root.tag) not in ("uploadPostParam", "uploadPostParams"):
         raise Fault.ips(30003, "Invalid uploadPostParam XML")
     end_job_text = child_text(root, "endJob")
-    end_job = False
-    if end_job_text:
-        if end_job_text not in TRUE_WORDS:
-            raise Fault.ips(30001, "Invalid parameter: endJob")
-        end_job = TRUE_WORDS[end_job_text]
     return PostParams(
         namespace=namespace_of(root.tag),
         company_handle=child_text(root, "companyHandle"),
@@ -156,7 +152,8 @@ def read_post_params(raw: bytes, charset: str | None) -> PostParams:
         description=_raw_child_text(root, "description"),
         dest_folder=_raw_child_text(root, "destFolder"),
         file_name=_raw_child_text(root, "fileName"),
-        end_job=end_job,
+        end_job=TRUE_WORDS.get(end_job_text or "", False),
+        end_job_invalid=bool(end_job_text) and end_job_text not in TRUE_WORDS,
         upload_params=child(root, "uploadParams"),
     )
 

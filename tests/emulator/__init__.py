@@ -1,0 +1,1 @@
+"""Contract tests of the UploadFile emulator (``bulkup.emulator``), over real TCP on loopback."""
