@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -100,13 +100,12 @@ class Emulator:
         sent = {"Content-Type": ctype or content_type()}
         sent.update(headers or {})
         connector = aiohttp.TCPConnector(local_addr=local_addr, force_close=True)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                         skip_auto_headers=("Accept-Encoding",),
-                                         timeout=TIMEOUT) as session:
-            async with session.post(self.url, data=data, headers=sent) as response:
-                raw = await response.read()
-                got = {k.lower(): v for k, v in response.headers.items()}
-                return Reply(response.status, got, raw)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                        skip_auto_headers=("Accept-Encoding",), timeout=TIMEOUT)
+        async with session, session.post(self.url, data=data, headers=sent) as response:
+            raw = await response.read()
+            got = {k.lower(): v for k, v in response.headers.items()}
+            return Reply(response.status, got, raw)
 
     async def post(self, parts: list[Part], **kwargs: Any) -> Reply:
         return await self.post_raw(body(parts), **kwargs)
@@ -136,10 +135,9 @@ class Emulator:
 
     async def jobs(self) -> list[dict[str, Any]]:
         url = f"http://{self.host}:{self.port}/_emulator/jobs"
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            async with session.get(url) as response:
-                assert response.status == 200
-                return (await response.json())["jobs"]
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.get(url) as response:
+            assert response.status == 200
+            return (await response.json())["jobs"]
 
     async def job(self, handle: str) -> dict[str, Any]:
         found = [job for job in await self.jobs() if job["handle"] == handle]
@@ -225,7 +223,7 @@ class RawPost:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def __aenter__(self) -> RawPost:
+    async def __aenter__(self) -> Self:
         self.reader, self.writer = await asyncio.open_connection(self.emu.host, self.emu.port)
         self.writer.write(self.head)
         await self.writer.drain()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from .conftest import PASSWORD, USER, Emulator, RawPost, wait_until
-from .wire import assert_fault, auth_xml, body, file_part, files, params_xml, xml_part
+from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator, wait_until
+from .wire import Part, assert_fault, auth_xml, body, file_part, files, params_xml, xml_part
 
 TAIL = b"\r\n--emu-test-5b1c0e--\r\n"
 
 
-def everything_under(root) -> list[str]:
+def everything_under(root: Path) -> list[str]:
     """Every file below ``root`` (relative paths)."""
     found = []
     for dirpath, _dirs, names in os.walk(root):
@@ -19,7 +20,7 @@ def everything_under(root) -> list[str]:
 
 
 def head_until_content(params: str, filename: str, *, password: str = PASSWORD,
-                       before: list | None = None) -> bytes:
+                       before: list[Part] | None = None) -> bytes:
     """The body up to (not including) the content of a last file part called ``filename``."""
     data = body([xml_part("auth", auth_xml(USER, password)),
                  xml_part("uploadParams", params), *(before or []),
@@ -60,18 +61,19 @@ class TestCutBody:
         assert everything_under(emu.root) == []
 
 
-async def test_staging_left_by_a_crash_is_discarded(start_emulator, tmp_path) -> None:
-    """D-13: staging files from an earlier run are removed at start and never ingested."""
-    staging = tmp_path / "root" / ".bulkup-emulator" / "staging"
-    staging.mkdir(parents=True)
-    (staging / "leftover").write_bytes(b"half a file")
-    emu = await start_emulator()
-    assert emu.staged() == []
-    assert everything_under(emu.root) == []
+class TestStartup:
+    async def test_staging_left_by_a_crash_is_discarded(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
+        """D-13: staging files from an earlier run are removed at start and never ingested."""
+        staging = tmp_path / "root" / ".bulkup-emulator" / "staging"
+        staging.mkdir(parents=True)
+        (staging / "leftover").write_bytes(b"half a file")
+        emu = await start_emulator()
+        assert emu.staged() == []
+        assert everything_under(emu.root) == []
 
 
 class TestFaultedPost:
-    async def test_second_file_too_large(self, start_emulator) -> None:
+    async def test_second_file_too_large(self, start_emulator: StartEmulator) -> None:
         """D-18: a 2nd file above max_file_size faults the POST; the 1st is not stored either."""
         emu = await start_emulator(max_file_size=1000)
         handle = await emu.open_job()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import time
 
 import aiohttp
@@ -31,17 +32,17 @@ async def outcome(emu: Emulator, n: int) -> str:
     return "30000"
 
 
-async def run_sequence(start_emulator: StartEmulator, tmp_path, name: str, plan: str,
+async def run_sequence(start_emulator: StartEmulator, tmp_path: Path, name: str, plan: str,
                        count: int = 30) -> tuple[list[str], Emulator]:
     emu = await start_emulator(root=tmp_path / name, faults=plan)
     return [await outcome(emu, n) for n in range(count)], emu
 
 
 class TestSequence:
-    async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator, tmp_path) -> None:
+    async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
         """The same seed gives the same outcome sequence on two fresh emulators."""
-        first, emu1 = await run_sequence(start_emulator, tmp_path, "a", PLAN)
-        second, emu2 = await run_sequence(start_emulator, tmp_path, "b", PLAN)
+        first, emu1 = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN)
+        second, emu2 = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "b", PLAN)
         assert first == second
         assert set(first) == {"ok", "503", "drop", "30000"}, first
         ok = first.count("ok")
@@ -49,15 +50,15 @@ class TestSequence:
         assert sorted(emu1.stored()) == sorted(emu2.stored())
 
     async def test_other_seed_other_outcomes(self, start_emulator: StartEmulator,
-                                             tmp_path) -> None:
+                                             tmp_path: Path) -> None:
         """Another seed gives another sequence (the seed really drives the draws)."""
-        first, _ = await run_sequence(start_emulator, tmp_path, "a", PLAN)
-        other, _ = await run_sequence(start_emulator, tmp_path, "b", PLAN.replace("7", "8", 1))
+        first, _ = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN)
+        other, _ = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "b", PLAN.replace("7", "8", 1))
         assert first != other
 
-    async def test_injected_counts(self, start_emulator: StartEmulator, tmp_path) -> None:
+    async def test_injected_counts(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
         """The inspection route counts what was injected."""
-        seen, emu = await run_sequence(start_emulator, tmp_path, "a", PLAN, count=12)
+        seen, emu = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN, count=12)
         url = f"http://{emu.host}:{emu.port}/_emulator/jobs"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             counts = (await response.json())["injected"]
@@ -129,7 +130,7 @@ class TestParsing:
         with pytest.raises(FaultPlanError, match="more than 1"):
             FaultPlan.parse("http503=0.6,drop=0.6")
 
-    def test_make_app_refuses_bad_plan(self, tmp_path) -> None:
+    def test_make_app_refuses_bad_plan(self, tmp_path: Path) -> None:
         """make_app refuses a bad plan up front."""
         with pytest.raises(FaultPlanError, match="bogus"):
-            make_app(build_settings(root=tmp_path, faults="bogus=1"))
+            make_app(build_settings(root=tmp_path: Path, faults="bogus=1"))

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bulkup.emulator import app as emulator_app
 
-from .conftest import PASSWORD, USER, Emulator
+from .conftest import PASSWORD, USER, Emulator, StartEmulator
 from .wire import (
-    REQUIRED_OPTIONS, assert_fault, auth_xml, body, content_type, file_part, files, params_xml,
+    REQUIRED_OPTIONS,
+    Part,
+    assert_fault,
+    auth_xml,
+    body,
+    content_type,
+    file_part,
+    files,
+    params_xml,
     xml_part,
 )
 
@@ -17,13 +27,13 @@ AUTHZ = "authorizationFault"
 IPS = "ipsApiFault"
 
 
-def auth(user: str | None = USER, password: str | None = PASSWORD, extra: str = "") -> object:
-    return xml_part("auth", auth_xml(user, password, extra=extra))  # type: ignore[arg-type]
+def auth(user: str | None = USER, password: str | None = PASSWORD, extra: str = "") -> Part:
+    return xml_part("auth", auth_xml(user, password, extra=extra))
 
 
-def params(**kwargs: object) -> object:
+def params(**kwargs: Any) -> Part:
     kwargs.setdefault("job_name", "job")
-    return xml_part("uploadParams", params_xml(**kwargs))  # type: ignore[arg-type]
+    return xml_part("uploadParams", params_xml(**kwargs))
 
 
 async def assert_nothing_happened(emu: Emulator) -> None:
@@ -54,7 +64,8 @@ class TestRow1Framing:
 
     async def test_garbage_after_boundary(self, emu: Emulator) -> None:
         """Row 1: text after a delimiter on its line is 30001."""
-        data = body([auth(), params()]).replace(b"--emu-test-5b1c0e\r\n", b"--emu-test-5b1c0e junk\r\n", 1)
+        data = body([auth(), params()]).replace(b"--emu-test-5b1c0e\r\n",
+                                                b"--emu-test-5b1c0e junk\r\n", 1)
         assert_fault(await emu.post_raw(data), IPS, 30001)
 
     async def test_boundary_longer_than_parser_allows(self, emu: Emulator) -> None:
@@ -83,8 +94,8 @@ class TestRows2To6Authentication:
         "",
         "not xml at all",
         "<authHeaders><user>uploader@example.com</user><password>s3cret</password></authHeaders>",
-        '<!DOCTYPE authHeader [<!ENTITY e "s3cret">]><authHeader><user>uploader@example.com'
-        "</user><password>&e;</password></authHeader>",
+        ('<!DOCTYPE authHeader [<!ENTITY e "s3cret">]><authHeader><user>uploader@example.com'
+         "</user><password>&e;</password></authHeader>"),
     ], ids=["unclosed", "empty", "text", "wrong-root", "dtd"])
     async def test_auth_not_an_auth_header(self, emu: Emulator, xml: str) -> None:
         """Row 3: an auth part that is not a well-formed ``authHeader`` is 30003."""
@@ -218,8 +229,8 @@ class TestRows16To17Options:
         "<unsharpMaskOptions><threshold>1.5</threshold></unsharpMaskOptions>",
         "<pdfOptions><colorspace>rgb</colorspace></pdfOptions>",
         "<bogusOption>1</bogusOption>",
-        "<manualCropOptions><left>1</left></manualCropOptions>"
-        "<autoTransparentCropOptions><tolerance>0.5</tolerance></autoTransparentCropOptions>",
+        ("<manualCropOptions><left>1</left></manualCropOptions>"
+         "<autoTransparentCropOptions><tolerance>0.5</tolerance></autoTransparentCropOptions>"),
     ], ids=["boolean", "range", "integer", "enum-case", "unknown-element", "two-crops"])
     async def test_invalid_option(self, emu: Emulator, extra: str) -> None:
         """Row 17: bad boolean/number/enum/range, unknown element, two crops are 30001."""
@@ -239,7 +250,7 @@ class TestRows18To19FileParts:
         assert_fault(reply, IPS, 30002)
         await assert_nothing_happened(emu)
 
-    async def test_file_first_accepted_when_lenient(self, start_emulator) -> None:
+    async def test_file_first_accepted_when_lenient(self, start_emulator: StartEmulator) -> None:
         """D-04: with strict_part_order off the same POST is accepted."""
         emu = await start_emulator(strict_part_order=False)
         reply = await emu.post([*files({"a.jpg": b"x"}), auth(), params()])
@@ -259,14 +270,14 @@ class TestRows18To19FileParts:
         assert_fault(reply, IPS, 30001)
         await assert_nothing_happened(emu)
 
-    async def test_file_above_max_file_size(self, start_emulator) -> None:
+    async def test_file_above_max_file_size(self, start_emulator: StartEmulator) -> None:
         """Row 19: a file above max_file_size is 30001 for the whole POST."""
         emu = await start_emulator(max_file_size=100)
         reply = await emu.post([auth(), params(), *files({"big.jpg": b"x" * 101})])
         assert_fault(reply, IPS, 30001)
         await assert_nothing_happened(emu)
 
-    async def test_file_of_exactly_max_file_size(self, start_emulator) -> None:
+    async def test_file_of_exactly_max_file_size(self, start_emulator: StartEmulator) -> None:
         """D-18: a file of exactly max_file_size bytes is accepted."""
         emu = await start_emulator(max_file_size=100)
         (await emu.post([auth(), params(), *files({"ok.jpg": b"x" * 100})])).job_handle()
@@ -278,14 +289,14 @@ class TestRows18To19FileParts:
 
 
 class TestRow21InternalError:
-    async def test_injected_fault30000(self, start_emulator) -> None:
+    async def test_injected_fault30000(self, start_emulator: StartEmulator) -> None:
         """Row 21: the fault plan's fault30000 is ipsApiFault 30000, HTTP 500, nothing stored."""
         emu = await start_emulator(faults="seed=1,fault30000=1")
         reply = await emu.post([auth(), params(), *files({"a.jpg": b"x"})])
         assert_fault(reply, IPS, 30000)
         await assert_nothing_happened(emu)
 
-    async def test_unexpected_exception(self, emu: Emulator, monkeypatch) -> None:
+    async def test_unexpected_exception(self, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
         """Row 21: an unexpected exception while committing is 30000 with its text."""
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
@@ -365,7 +376,7 @@ class TestEvaluationOrder:
                                 file_part(None, b"x")])
         assert_fault(reply, IPS, 30001)
 
-    async def test_file_first_before_oversize(self, start_emulator) -> None:
+    async def test_file_first_before_oversize(self, start_emulator: StartEmulator) -> None:
         """Row 18 before row 19: a file before the XML parts that is also too big → 30002."""
         emu = await start_emulator(max_file_size=10)
         reply = await emu.post([auth(), *files({"a.jpg": b"x" * 11}), params()])
@@ -395,7 +406,7 @@ class TestEvaluationOrder:
                                 params(job_name=None, job_handle=handle, end_job="yes")])
         assert_fault(reply, AUTHZ, 20005)
 
-    async def test_wrong_password_before_oversize(self, start_emulator) -> None:
+    async def test_wrong_password_before_oversize(self, start_emulator: StartEmulator) -> None:
         """Row 5 before row 19: wrong password and a too-big file → 10001."""
         emu = await start_emulator(max_file_size=10)
         reply = await emu.post([auth(password="x"), params(), *files({"a.jpg": b"x" * 50})])

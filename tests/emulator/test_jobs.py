@@ -8,9 +8,15 @@ import hashlib
 import aiohttp
 import pytest
 
-from .conftest import PASSWORD, USER, Emulator, RawPost, wait_until
+from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator, wait_until
 from .wire import (
-    assert_fault, auth_xml, body, file_part, files, params_xml, xml_part,
+    assert_fault,
+    auth_xml,
+    body,
+    file_part,
+    files,
+    params_xml,
+    xml_part,
 )
 
 IPS = "ipsApiFault"
@@ -190,7 +196,7 @@ class TestSameIp:
         assert (await emu.job(handle))["open"] is True
 
     @pytest.mark.parametrize("trusted", [True, False])
-    async def test_forwarded_for(self, start_emulator, trusted: bool) -> None:
+    async def test_forwarded_for(self, start_emulator: StartEmulator, trusted: bool) -> None:
         """D-10: X-Forwarded-For counts only when trust_forwarded_for is on."""
         emu = await start_emulator(trust_forwarded_for=trusted)
         handle = await emu.open_job(headers={"X-Forwarded-For": "10.1.2.3, 10.9.9.9"})
@@ -286,13 +292,14 @@ class TestConcurrency:
         assert (job["file_count"], job["posts"], job["closed_by"]) == (36, 14, "endJob")
 
 
-async def test_inspection_filters(emu: Emulator) -> None:
-    """The inspection route filters by handle and can leave files out."""
-    first = await emu.open_job("one")
-    await emu.open_job("two")
-    url = f"http://{emu.host}:{emu.port}/_emulator/jobs"
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, params={"handle": first, "files": "0"}) as response:
+class TestInspection:
+    async def test_inspection_filters(self, emu: Emulator) -> None:
+        """The inspection route filters by handle and can leave files out."""
+        first = await emu.open_job("one")
+        await emu.open_job("two")
+        url = f"http://{emu.host}:{emu.port}/_emulator/jobs"
+        query = {"handle": first, "files": "0"}
+        async with aiohttp.ClientSession() as session, session.get(url, params=query) as response:
             jobs = (await response.json())["jobs"]
-    assert [j["handle"] for j in jobs] == [first]
-    assert "files" not in jobs[0]
+        assert [j["handle"] for j in jobs] == [first]
+        assert "files" not in jobs[0]

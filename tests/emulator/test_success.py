@@ -8,11 +8,18 @@ import pytest
 
 from .conftest import PASSWORD, USER, Emulator
 from .wire import (
-    NS_2013, NS_2014, NS_BASE, auth_xml, file_part, params_xml, xml_part,
+    NS_2013,
+    NS_2014,
+    NS_BASE,
+    Part,
+    auth_xml,
+    file_part,
+    params_xml,
+    xml_part,
 )
 
 
-def auth(ns: str | None = NS_2014, extra: str = "") -> object:
+def auth(ns: str | None = NS_2014, extra: str = "") -> Part:
     return xml_part("auth", auth_xml(USER, PASSWORD, ns=ns, extra=extra))
 
 

@@ -79,34 +79,37 @@ def repair(text: str, file_bytes: list[bytes]) -> tuple[str, bytes, dict[str, st
     return boundary, bytes(out), {"User-Agent": head["User-Agent"]}
 
 
-def test_copy_matches_seed() -> None:
-    """The vendored copy is the seed's example, byte for byte."""
-    if not (SEED.exists() and COPY.exists()):
-        pytest.skip("seed file not available here")
-    assert COPY.read_text(encoding="utf-8") == seed_section(SEED.read_text(encoding="utf-8"))
+class TestVendorExample:
+    """The vendor's own request, repaired."""
+
+    def test_copy_matches_seed(self) -> None:
+        """The vendored copy is the seed's example, byte for byte."""
+        if not (SEED.exists() and COPY.exists()):
+            pytest.skip("seed file not available here")
+        assert COPY.read_text(encoding="utf-8") == seed_section(SEED.read_text(encoding="utf-8"))
 
 
-async def test_repaired_vendor_example(start_emulator: StartEmulator) -> None:
-    """§2.7/§2.8: the repaired vendor request is accepted and both files land in place."""
-    emu = await start_emulator(config=None, users=[f"{USER}:{PASSWORD}"],
-                               companies=["ApiTestCo1:c|2101"])
-    first, second = b"\xff\xd8\xff\xe0 first jpeg" + bytes(range(256)), b"\xff\xd8 second\r\n--"
-    boundary, data, headers = repair(example_text(), [first, second])
-    assert data.count(b"--" + boundary.encode() + b"--") == 1
-    reply = await emu.post_raw(data, ctype=f"multipart/form-data; boundary={boundary}",
-                               headers=headers)
-    handle = reply.job_handle()
-    assert re.fullmatch(r"j\|2101\|\|uploadFileServlet-1376682217351\|\d+", handle)
-    assert emu.stored("ApiTestCo1") == {
-        "UploadFileServlet1376682217351/1376682217351-1.jpg": first,
-        "UploadFileServlet1376682217351/1376682217351-2.jpg": second,
-    }
-    job = await emu.job(handle)
-    assert [f["target_path"] for f in job["files"]] == [
-        "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-1.jpg",
-        "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-2.jpg",
-    ]
-    assert job["options"]["manualCropOptions"] == {"left": 500, "right": 500, "top": 500,
-                                                   "bottom": 500}
-    assert job["options"]["photoshopOptions"]["layerOptions"]["anchor"] == "Northwest"
-    assert (job["client"], job["open"]) == ("MyUploadServletTest 1.0", True)
+    async def test_repaired_vendor_example(self, start_emulator: StartEmulator) -> None:
+        """§2.7/§2.8: the repaired vendor request is accepted and both files land in place."""
+        emu = await start_emulator(config=None, users=[f"{USER}:{PASSWORD}"],
+                                   companies=["ApiTestCo1:c|2101"])
+        first, second = b"\xff\xd8\xff\xe0 first jpeg" + bytes(range(256)), b"\xff\xd8 second\r\n--"
+        boundary, data, headers = repair(example_text(), [first, second])
+        assert data.count(b"--" + boundary.encode() + b"--") == 1
+        reply = await emu.post_raw(data, ctype=f"multipart/form-data; boundary={boundary}",
+                                   headers=headers)
+        handle = reply.job_handle()
+        assert re.fullmatch(r"j\|2101\|\|uploadFileServlet-1376682217351\|\d+", handle)
+        assert emu.stored("ApiTestCo1") == {
+            "UploadFileServlet1376682217351/1376682217351-1.jpg": first,
+            "UploadFileServlet1376682217351/1376682217351-2.jpg": second,
+        }
+        job = await emu.job(handle)
+        assert [f["target_path"] for f in job["files"]] == [
+            "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-1.jpg",
+            "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-2.jpg",
+        ]
+        assert job["options"]["manualCropOptions"] == {"left": 500, "right": 500, "top": 500,
+                                                       "bottom": 500}
+        assert job["options"]["photoshopOptions"]["layerOptions"]["anchor"] == "Northwest"
+        assert (job["client"], job["open"]) == ("MyUploadServletTest 1.0", True)

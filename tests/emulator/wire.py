@@ -11,6 +11,7 @@ import gzip
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import Any
 from xml.sax.saxutils import escape
 
 NS_BASE = "http://www.scene7.com/IpsApi/xsd"
@@ -24,7 +25,7 @@ REQUIRED_OPTIONS = (
     "<preservePublishState>true</preservePublishState><createMask>false</createMask>"
     "<emailSetting>None</emailSetting>"
 )
-_UNSET = object()
+_UNSET: Any = object()
 
 
 def quoted(value: str) -> str:
@@ -88,8 +89,9 @@ def content_type(boundary: str = BOUNDARY) -> str:
     return f"multipart/form-data; boundary={boundary}"
 
 
-def auth_xml(user: str, password: str, *, ns: str | None = NS_2014, extra: str = "") -> str:
-    """An ``authHeader`` document (no XML declaration)."""
+def auth_xml(user: str | None, password: str | None, *, ns: str | None = NS_2014,
+             extra: str = "") -> str:
+    """An ``authHeader`` document (no XML declaration); None leaves an element out."""
     xmlns = f' xmlns="{ns}"' if ns else ""
     user_el = "" if user is None else f"<user>{escape(user)}</user>"
     password_el = "" if password is None else f"<password>{escape(password)}</password>"
@@ -97,7 +99,7 @@ def auth_xml(user: str, password: str, *, ns: str | None = NS_2014, extra: str =
             f"<appVersion>1</appVersion>{extra}</authHeader>")
 
 
-def params_xml(company: str | None = "c|42", *, job_name: object = _UNSET,
+def params_xml(company: str | None = "c|42", *, job_name: str | None = _UNSET,
                job_handle: str | None = None, end_job: str | None = None,
                file_name: str | None = None, dest_folder: str | None = None,
                options: str | None = REQUIRED_OPTIONS, ns: str | None = NS_2014,
@@ -108,7 +110,7 @@ def params_xml(company: str | None = "c|42", *, job_name: object = _UNSET,
     if company is not None:
         out.append(f"<companyHandle>{escape(company)}</companyHandle>")
     if job_name is not _UNSET and job_name is not None:
-        out.append(f"<jobName>{escape(str(job_name))}</jobName>")
+        out.append(f"<jobName>{escape(job_name)}</jobName>")
     if job_handle is not None:
         out.append(f"<jobHandle>{escape(job_handle)}</jobHandle>")
     if dest_folder is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import unicodedata
@@ -215,3 +216,30 @@ class TestLocalProblems:
         assert report.exit_code == 0, report.failures
         assert emulator.stored_files() == {"real/a.jpg": b"a" * 10}
 
+
+
+class TestInterrupt:
+    async def test_stop_drains_and_closes_the_job(self, start_emulator: Any,
+                                                  tmp_path: Path) -> None:
+        """First Ctrl-C: no new batches, those in flight finish, endJob is sent, exit 130."""
+        stop = asyncio.Event()
+        seen = 0
+
+        @web.middleware
+        async def interrupt_after_three(request: web.Request, handler: Any) -> Any:
+            nonlocal seen
+            seen += 1
+            if seen == 3:
+                stop.set()
+            return await handler(request)
+
+        server = await start_emulator(middlewares=(interrupt_after_three,))
+        src = make_tree(tmp_path / "src", {f"f{i:03d}.jpg": b"x" * 100 for i in range(200)})
+        report = await run_upload(server.config(max_files_per_post=2, concurrency=2),
+                                  [str(src)], stop=stop)
+        assert report.interrupted and report.exit_code == 130
+        [job] = server.jobs()
+        assert job.closed_by == "endJob" and job.post_log[-1]["end_job"]
+        sent = sum(p["files"] for p in job.post_log)
+        assert report.files_uploaded == sent < 200
+        assert len(server.stored_files()) == sent
