@@ -97,7 +97,10 @@ class JobCoordinator:
                                                                     params)
 
     def _encode(self, **fields: object) -> bytes:
+        """An ``uploadPostParam``; every POST carries the job's same ``uploadParams`` options
+        (the servlet takes them from the opening POST and ignores them afterwards)."""
         param = UploadPostParam(company_handle=self._config.company_handle or "",
+                                upload_params=self._config.upload_params,
                                 **fields)  # type: ignore[arg-type]
         return encode_upload_post_param(param, namespace=self._config.namespace)
 
@@ -108,8 +111,7 @@ class JobCoordinator:
 
     async def _open(self, name: str) -> None:
         params = self._encode(job_name=name, locale=self._config.locale,
-                              description=self._config.description,
-                              upload_params=self._config.upload_params)
+                              description=self._config.description)
         result = await self._post_without_files(lambda boundary: xml_part(
             boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
         self.handle = result
@@ -178,7 +180,13 @@ class JobCoordinator:
         if handle is None:
             return
         params = self._encode(job_handle=handle, end_job=True)
-        await self._post_without_files(lambda boundary: xml_part(
-            boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+        try:
+            await self._post_without_files(lambda boundary: xml_part(
+                boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+        except IpsApiFault as fault:
+            if not fault.may_mean_job_lost:
+                raise
+            # closed already: an earlier attempt got through, or the idle timeout closed it
+            log.warning("job_close_refused", job_handle=handle, reason=fault.reason)
         self.handle = None
         log.info("job_closed", job_handle=handle)

@@ -137,7 +137,8 @@ class Emulator:
         url = f"http://{self.host}:{self.port}/_emulator/jobs"
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.get(url) as response:
             assert response.status == 200
-            return (await response.json())["jobs"]
+            jobs: list[dict[str, Any]] = (await response.json())["jobs"]
+            return jobs
 
     async def job(self, handle: str) -> dict[str, Any]:
         found = [job for job in await self.jobs() if job["handle"] == handle]
@@ -172,6 +173,7 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[StartEmulator]:
         if config == "default":
             config = tmp_path / f"emulator-{len(runners)}.toml"
             config.write_text(CONFIG.format(acme_extra=acme_extra), encoding="utf-8")
+        assert not isinstance(config, str)
         knobs.setdefault("idle_timeout_s", 60.0)
         settings = build_settings(root=root, config=config, **knobs)
         clock = FakeClock()

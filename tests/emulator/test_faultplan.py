@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -41,8 +41,8 @@ async def run_sequence(start_emulator: StartEmulator, tmp_path: Path, name: str,
 class TestSequence:
     async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
         """The same seed gives the same outcome sequence on two fresh emulators."""
-        first, emu1 = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN)
-        second, emu2 = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "b", PLAN)
+        first, emu1 = await run_sequence(start_emulator, tmp_path, "a", PLAN)
+        second, emu2 = await run_sequence(start_emulator, tmp_path, "b", PLAN)
         assert first == second
         assert set(first) == {"ok", "503", "drop", "30000"}, first
         ok = first.count("ok")
@@ -52,13 +52,13 @@ class TestSequence:
     async def test_other_seed_other_outcomes(self, start_emulator: StartEmulator,
                                              tmp_path: Path) -> None:
         """Another seed gives another sequence (the seed really drives the draws)."""
-        first, _ = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN)
-        other, _ = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "b", PLAN.replace("7", "8", 1))
+        first, _ = await run_sequence(start_emulator, tmp_path, "a", PLAN)
+        other, _ = await run_sequence(start_emulator, tmp_path, "b", PLAN.replace("7", "8", 1))
         assert first != other
 
     async def test_injected_counts(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
         """The inspection route counts what was injected."""
-        seen, emu = await run_sequence(start_emulator: StartEmulator, tmp_path: Path, "a", PLAN, count=12)
+        seen, emu = await run_sequence(start_emulator, tmp_path, "a", PLAN, count=12)
         url = f"http://{emu.host}:{emu.port}/_emulator/jobs"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             counts = (await response.json())["injected"]
@@ -133,4 +133,4 @@ class TestParsing:
     def test_make_app_refuses_bad_plan(self, tmp_path: Path) -> None:
         """make_app refuses a bad plan up front."""
         with pytest.raises(FaultPlanError, match="bogus"):
-            make_app(build_settings(root=tmp_path: Path, faults="bogus=1"))
+            make_app(build_settings(root=tmp_path, faults="bogus=1"))

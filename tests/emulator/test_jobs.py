@@ -263,7 +263,7 @@ class TestIdleTimeout:
             await post.send(head + content[:1000])
 
             async def running() -> bool:
-                return (await emu.job(handle))["state"] == "Running"
+                return bool((await emu.job(handle))["state"] == "Running")
 
             await wait_until(running)
             emu.clock.now += 600.0  # far past the deadline while the body is still arriving

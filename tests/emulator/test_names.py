@@ -31,7 +31,7 @@ def tree(base: Path) -> set[Path]:
 
 @pytest.fixture
 async def deep(start_emulator: StartEmulator, tmp_path: Path) -> Emulator:
-    """An emulator whose root sits four levels below tmp_path: Path, so escapes stay observable."""
+    """An emulator whose root sits four levels below tmp_path, so escapes stay observable."""
     return await start_emulator(root=tmp_path / "l1" / "l2" / "l3" / "root")
 
 
@@ -84,11 +84,11 @@ class TestHostileNames:
                                      filename: str | bytes, stored: str | None) -> None:
         """D-16/D-25: a hostile name is stored inside the company folder or is an UploadError."""
         handle = await deep.open_job()
-        before = tree(tmp_path: Path)
+        before = tree(tmp_path)
         reply = await deep.send(params_xml(job_handle=handle), [file_part(filename, b"payload")])
         assert reply.job_handle() == handle  # per-file problems are not faults (D-13)
         company = deep.company_dir()
-        new = tree(tmp_path: Path) - before
+        new = tree(tmp_path) - before
         assert all(p.is_relative_to(deep.root) for p in new), new
         assert all(p.is_relative_to(company) for p in new if p.is_file()), new
         assert not Path("/bulkup-hostile-abs").exists()
@@ -109,22 +109,22 @@ class TestHostileNames:
                                      value: str) -> None:
         """D-16: ``fileName``/``destFolder`` escapes are UploadErrors too."""
         handle = await deep.open_job()
-        before = tree(tmp_path: Path)
+        before = tree(tmp_path)
         reply = await deep.send(params_xml(job_handle=handle, **{field: value}),
                                 [file_part("x.jpg", b"p")])
         reply.job_handle()
-        assert tree(tmp_path: Path) == before
+        assert tree(tmp_path) == before
         assert (await deep.job(handle))["files"][0]["outcome"] == ERROR
         assert deep.stored() == {}
 
     async def test_crlf_in_filename_is_a_fault(self, deep: Emulator, tmp_path: Path) -> None:
         """D-21 row 1: CR LF inside the filename breaks the part headers → 30001."""
         handle = await deep.open_job()
-        before = tree(tmp_path: Path)
+        before = tree(tmp_path)
         reply = await deep.send(params_xml(job_handle=handle),
                                 [file_part(b'"x\r\n../../y.jpg"', b"p")])
         assert_fault(reply, "ipsApiFault", 30001)
-        assert tree(tmp_path: Path) == before
+        assert tree(tmp_path) == before
 
 
     async def test_file_where_folder_exists(self, emu: Emulator) -> None:

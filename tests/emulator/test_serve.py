@@ -33,7 +33,7 @@ class TestServeCommand:
             sys.executable, "-m", "bulkup", "serve", "--host", "127.0.0.1", "--port", "0",
             "--root", str(root), "--user", "a@b.c:pw", "--company", "Acme:c|42",
             "--idle-timeout-s", "5", "--faults", "seed=1",
-            cwd=tmp_path: Path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             assert proc.stdout is not None and proc.stderr is not None
             while "listening on" not in (line := await _line(proc.stdout)):
@@ -70,7 +70,7 @@ class TestServeCommand:
         if module == "bulkup":
             command.append("serve")
         done = subprocess.run([*command, "--root", str(tmp_path / "r"), "--faults", "bogus=1"],
-                              cwd=tmp_path: Path, capture_output=True, text=True, timeout=30,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=30,
                               check=False)
         assert done.returncode == 2
         assert "bogus" in done.stderr

@@ -145,3 +145,28 @@ class TestClosing:
         await asyncio.gather(job.replace_lost_job(lost), job.replace_lost_job(lost))
         assert job.handles == ["j|1||job|1", "j|1||job|2"]
         assert "<jobName>nightly-r1</jobName>" in client.params[-1]
+
+
+class TestUploadParamsEverywhere:
+    async def test_every_post_carries_the_same_options(self) -> None:
+        """Opening, follow-up, keep-alive and endJob POSTs all carry identical uploadParams."""
+        client, time = FakeClient(), FakeTime(stop_after_sleeps=1)
+        job = coordinator(client, time)
+        handle = await job.current_handle()
+        client.params.append(job.head("b", handle).decode().split('name="uploadParams"')[1])
+        with pytest.raises(asyncio.CancelledError):
+            await job.keep_alive()
+        await job.end_job()
+        options = {p[p.index("<uploadParams>"):p.index("</uploadParams>")] for p in client.params}
+        assert len(client.params) == 4 and len(options) == 1
+
+    async def test_refused_endjob_means_closed(self) -> None:
+        """endJob refused with 30001 (an earlier attempt got through) is not an error."""
+        from bulkup.errors import IpsApiFault
+
+        client, time = FakeClient(), FakeTime()
+        job = coordinator(client, time)
+        await job.current_handle()
+        client.fail_with = [IpsApiFault(30001, "Invalid jobHandle: closed", http_status=500)]
+        await job.end_job()
+        assert job.handle is None
