@@ -143,13 +143,20 @@ def _copy_walk_stats(walker: Walker, stats: Stats) -> None:
 
 
 def _fatal_reason(group: BaseExceptionGroup) -> str:  # type: ignore[type-arg]
-    """The first fatal error of the run; anything else unexpected is re-raised."""
+    """Why the run stopped: the first fatal error, else the first unexpected one.
+
+    Cancellation and KeyboardInterrupt (not ``Exception``) propagate unchanged.
+    """
     leaves = list(_leaves(group))
-    for exc in leaves:
-        if is_fatal(exc):
-            log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
-            return describe(exc)
-    raise group
+    if any(not isinstance(exc, Exception) for exc in leaves):
+        raise group
+    chosen = next((exc for exc in leaves if is_fatal(exc)), leaves[0])
+    if is_fatal(chosen):
+        log.error("run_failed", error=type(chosen).__name__, reason=describe(chosen))
+        return describe(chosen)
+    log.error("run_failed_unexpectedly", error=type(chosen).__name__, reason=describe(chosen),
+              exc_info=chosen)
+    return f"internal error: {type(chosen).__name__}: {describe(chosen)}"
 
 
 def _leaves(group: BaseExceptionGroup):  # type: ignore[no-untyped-def, type-arg]

@@ -243,3 +243,17 @@ class TestInterrupt:
         sent = sum(p["files"] for p in job.post_log)
         assert report.files_uploaded == sent < 200
         assert len(server.stored_files()) == sent
+
+
+class TestUnexpected:
+    async def test_internal_error_is_reported_not_raised(self, emulator: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bug inside the pipeline ends the run with exit 3 and a reason, not a traceback."""
+        from bulkup.walker import Walker
+
+        async def broken(self: Any, queue: Any, *, end_markers: int) -> None:
+            raise RuntimeError("walker bug")
+
+        monkeypatch.setattr(Walker, "run", broken)
+        report = await run_upload(emulator.config(), [str(tmp_path)])
+        assert report.exit_code == 3 and "walker bug" in (report.fatal_error or "")
