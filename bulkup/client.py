@@ -8,7 +8,6 @@ same-IP rule holds. TLS is verified by default.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import ssl
@@ -25,7 +24,7 @@ from bulkup.errors import ConnectError, ProtocolError, RequestTimeout, Transport
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
 
 USER_AGENT = f"bulkup/{__version__}"
-_FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": 0}
+_FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": socket.AF_UNSPEC}
 
 
 @contextlib.contextmanager
@@ -33,7 +32,7 @@ def mapped_errors(url: str) -> Iterator[None]:
     """Translate aiohttp and socket errors into the bulkup tree (the only such seam)."""
     try:
         yield
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise RequestTimeout(f"timed out talking to {url}") from exc
     except aiohttp.ClientConnectorCertificateError as exc:
         raise ConnectError(f"TLS certificate of {url} not trusted: {exc.certificate_error}") \

@@ -4,26 +4,25 @@ Every public error derives from :class:`BulkupError`. Each class says how it beh
 two class attributes, and callers (the retry loop, the coordinator, the CLI) ask the behaviour
 through :func:`is_retryable` and :func:`is_fatal`, never the type::
 
-    BulkupError                                 root
-    ├── ConfigError(ValueError)                 bad option, flag or config file   fatal, exit 2
-    ├── ProtocolValueError(ValueError)          a value the wire format cannot carry
-    │                                           (bad option value, control character)
-    ├── SourceError                             one local file cannot be sent        fails that file
-    │   ├── SourceChangedError                  size changed between walk and send   fails that file
-    │   └── TargetNameError                     a target path the server would refuse fails that file
-    ├── TransportError                          no usable HTTP response             retryable
-    │   ├── ConnectError                        could not connect / TLS failure     retryable
-    │   └── RequestTimeout                      connect or read timeout             retryable
-    ├── ApiError                                the server answered with a failure; .http_status
-    │   ├── ServerUnavailable                   5xx/429/408 without a fault body    retryable; .retry_after_s
-    │   ├── RequestRejected                     other 4xx without a fault body      fatal
-    │   └── ServerFault                         an IPS fault document; .fault_type .code .reason
-    │       ├── AuthenticationFault             10000-10002                          fatal
-    │       ├── AuthorizationFault              20000-20009                          fatal
-    │       └── IpsApiFault                     30000 retryable (bounded); 30001 on a follow-up
-    │                                           POST may mean the job is lost; 30002/30003 fail the batch
-    ├── ProtocolError                           a 2xx body that is not a valid answer retryable once
-    └── UploadFailed                            raised once by the uploader; .causes
+    BulkupError                           root
+    ├── ConfigError(ValueError)           bad flag, variable or config key    fatal, exit 2
+    ├── ProtocolValueError(ValueError)    a value the wire cannot carry       fatal
+    ├── SourceError                       a local file cannot be sent         fails that file
+    │   ├── SourceChangedError            size changed since the walk         fails that file
+    │   └── TargetNameError               a name the server would refuse      fails that file
+    ├── TransportError                    no usable HTTP response             retryable
+    │   ├── ConnectError                  cannot connect, TLS failure         retryable
+    │   └── RequestTimeout                connect or read timeout             retryable
+    ├── ApiError                          the server answered a failure       .http_status
+    │   ├── ServerUnavailable             5xx/429/408 without a fault body    retryable
+    │   ├── RequestRejected               other 4xx without a fault body      fatal
+    │   └── ServerFault                   a fault document: .fault_type .code .reason
+    │       ├── AuthenticationFault       10000-10002                         fatal
+    │       ├── AuthorizationFault        20000-20009                         fatal
+    │       └── IpsApiFault               30000 retryable (bounded); 30001 on a follow-up
+    │                                     may mean the job is lost; others fail the batch
+    ├── ProtocolError                     a body that is no valid answer      retryable
+    └── UploadFailed                      the run cannot go on; .causes       fatal
 
 Credentials never appear in any message built here: faults carry only the server's type, code
 and reason.

@@ -9,6 +9,7 @@ handle is back, keeps the job alive with file-less POSTs (D-09), replaces a job 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import secrets
 import time
@@ -22,7 +23,10 @@ from bulkup.client import UploadClient
 from bulkup.config import UploadConfig
 from bulkup.errors import IpsApiFault, UploadFailed, is_fatal
 from bulkup.protocol import (
-    AuthHeader, UploadPostParam, encode_auth_header, encode_upload_post_param,
+    AuthHeader,
+    UploadPostParam,
+    encode_auth_header,
+    encode_upload_post_param,
 )
 from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
 from bulkup.stats import Stats
@@ -96,6 +100,9 @@ class JobCoordinator:
         return xml_part(boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams",
                                                                     params)
 
+    def _follow_up_head(self, handle: str, boundary: str) -> bytes:
+        return self.head(boundary, handle)
+
     def _encode(self, **fields: object) -> bytes:
         """An ``uploadPostParam``; every POST carries the job's same ``uploadParams`` options
         (the servlet takes them from the opening POST and ignores them afterwards)."""
@@ -143,7 +150,7 @@ class JobCoordinator:
     async def job_is_alive(self, handle: str) -> bool:
         """After a 30001 on a follow-up: does the job still take POSTs? (probe, D-14)."""
         try:
-            await self._post_without_files(lambda b: self.head(b, handle))
+            await self._post_without_files(functools.partial(self._follow_up_head, handle))
         except IpsApiFault as fault:
             if fault.may_mean_job_lost:
                 return False
@@ -171,7 +178,7 @@ class JobCoordinator:
                 await self._sleep(wait if wait > 0 else interval)
                 continue
             handle = self.handle
-            await self._post_without_files(lambda b: self.head(b, handle))
+            await self._post_without_files(functools.partial(self._follow_up_head, handle))
             log.info("job_kept_alive", job_handle=handle)
 
     async def end_job(self) -> None:

@@ -37,7 +37,7 @@ class RetryPolicy:
             exc, ServerUnavailable) else None
         if retry_after is not None:
             wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER_S))
-        return wait
+        return float(wait)
 
     def may_retry(self, exc: BaseException, attempt: int, faults_30000: int) -> bool:
         """Whether a request that failed with ``exc`` on attempt ``attempt`` may go again."""

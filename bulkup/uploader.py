@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
                              stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng)
         try:
             await _pipeline(config, walker, sender, coordinator, stats, stop, hooks)
-        except BaseExceptionGroup as group:
+        except BaseExceptionGroup as group:  # from the TaskGroup
             fatal = _fatal_reason(group)
         fatal = await _close_job(coordinator, fatal)
     _copy_walk_stats(walker, stats)
@@ -142,7 +142,7 @@ def _copy_walk_stats(walker: Walker, stats: Stats) -> None:
     stats.walk_done = walked.done
 
 
-def _fatal_reason(group: BaseExceptionGroup) -> str:  # type: ignore[type-arg]
+def _fatal_reason(group: BaseExceptionGroup[BaseException]) -> str:
     """Why the run stopped: the first fatal error, else the first unexpected one.
 
     Cancellation and KeyboardInterrupt (not ``Exception``) propagate unchanged.
@@ -159,7 +159,7 @@ def _fatal_reason(group: BaseExceptionGroup) -> str:  # type: ignore[type-arg]
     return f"internal error: {type(chosen).__name__}: {describe(chosen)}"
 
 
-def _leaves(group: BaseExceptionGroup):  # type: ignore[no-untyped-def, type-arg]
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             yield from _leaves(exc)

@@ -19,7 +19,12 @@ from bulkup.emulator.jobs import Clock, Job, JobStore
 from bulkup.emulator.multipart import boundary_of
 from bulkup.emulator.receive import BodyReader, ReceivedPost
 from bulkup.emulator.responses import (
-    XML_CONTENT_TYPE, Fault, compress, fault_document, upload_post_return, wants_gzip,
+    XML_CONTENT_TYPE,
+    Fault,
+    compress,
+    fault_document,
+    upload_post_return,
+    wants_gzip,
 )
 from bulkup.emulator.settings import Company, EmulatorSettings
 from bulkup.emulator.xmlread import read_post_params

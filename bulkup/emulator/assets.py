@@ -58,7 +58,8 @@ class CompanyAssets:
 
     def _add(self, target: Target, *, published: bool) -> Asset:
         key = target.asset_name.casefold()
-        asset = Asset(asset_key=key, folder_key=target.folder.casefold(), name_key=target.name.casefold(),
+        asset = Asset(asset_key=key, folder_key=target.folder.casefold(),
+                      name_key=target.name.casefold(),
                       path=target.path, handle=f"a|{self._number}|1|{next(self._seq)}",
                       published=published)
         self._by_asset.setdefault(key, []).append(asset)

@@ -56,7 +56,10 @@ class FaultPlan:
                 values[key] = float(raw)
             except ValueError:
                 raise FaultPlanError(f"--faults: {key} must be a number, got {raw!r}") from None
-        plan = cls(seed=int(values.pop("seed", 0)), **values)
+        seed = int(values.pop("seed", 0))
+        plan = cls(seed=seed, http503=values.get("http503", 0.0), drop=values.get("drop", 0.0),
+                   fault30000=values.get("fault30000", 0.0),
+                   latency_ms=values.get("latency_ms", 0.0))
         plan._validate()
         return plan
 
