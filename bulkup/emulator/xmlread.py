@@ -16,6 +16,7 @@ from bulkup.emulator.responses import Fault
 
 _DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'][^>]*\?>")
 _ANY_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+BODYLESS_STATUSES = frozenset({204, 205, 304})
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -96,7 +97,7 @@ def read_auth(raw: bytes, charset: str | None) -> tuple[Credentials | None, int 
     if local_name(root.tag) != "authHeader":
         raise Fault.ips(30003, "Invalid authHeader XML")
     status = _fault_status(child_text(root, "faultHttpStatusCode"))
-    user, password = child_text(root, "user"), child_text(root, "password")
+    user, password = child_text(root, "user"), _raw_child_text(root, "password")
     if not user or not password:
         return None, status
     gzip_text = child_text(root, "gzipResponse")
@@ -114,7 +115,8 @@ def _fault_status(text: str | None) -> int | None:
     if text is None or not (text.isascii() and text.isdigit()):  # "²".isdigit() is True
         return None
     value = int(text)
-    return value if 200 <= value <= 599 else None
+    # 204, 205 and 304 cannot carry a body, so the fault would never reach the client
+    return value if 200 <= value <= 599 and value not in BODYLESS_STATUSES else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class TestRows2To6Authentication:
 
     @pytest.mark.parametrize(("user", "password"), [
         ("nobody@example.com", PASSWORD), (USER, "wrong"), (USER, PASSWORD.upper()),
-        ("second@example.com", PASSWORD),
+        ("second@example.com", PASSWORD), (USER, f" {PASSWORD} "),
     ])
     async def test_bad_credentials(self, emu: Emulator, user: str, password: str) -> None:
         """Row 5: unknown user or wrong password is 10001 with the vendor's reason text."""
@@ -433,9 +433,11 @@ class TestFaultHttpStatusCode:
         assert_fault(await emu.post([auth(password=None, extra=extra), params()]), AUTH, 10000,
                      status=200)
 
-    @pytest.mark.parametrize("value", ["99", "700", "abc", "", "2OO", "\u00b2", "-200"])
+    @pytest.mark.parametrize("value", ["99", "700", "abc", "", "2OO", "\u00b2", "-200", "204",
+                                       "205", "304"])
     async def test_override_ignored(self, emu: Emulator, value: str) -> None:
-        """D-22: a value that is not an integer 200-599 leaves the fault at 500."""
+        """D-22: a value that is not an integer 200-599 (or a status that cannot carry a body)
+        leaves the fault at 500."""
         extra = f"<faultHttpStatusCode>{value}</faultHttpStatusCode>"
         assert_fault(await emu.post([auth(password="bad", extra=extra), params()]), AUTH, 10001)
 
