@@ -1,7 +1,7 @@
 """A streaming multipart/form-data parser: bytes in, part events out, nothing buffered whole.
 
 The handler feeds whatever the socket delivers; the parser returns events in order:
-``PartHeaders`` (the part's headers), ``bytes`` chunks of the part's body, ``PART_END``, and
+``PartHeaders`` (the part's headers), ``bytes``/``bytearray`` chunks of the part's body, ``PART_END``, and
 finally ``DONE`` after the closing delimiter. Delimiters are found with ``bytes.find`` (C speed);
 only a delimiter-sized tail is ever held back between feeds.
 
@@ -49,7 +49,7 @@ class PartHeaders:
         return params.get("charset")
 
 
-Event = PartHeaders | bytes | _Marker
+Event = PartHeaders | bytes | bytearray | _Marker
 
 
 class _State(Enum):
@@ -164,8 +164,11 @@ class MultipartParser:
             return True
         safe = len(self._buf) - (len(self._delimiter) - 1)
         if safe > 0:
-            events.append(bytes(self._buf[:safe]))
-            del self._buf[:safe]
+            # hand the buffer itself over (truncated in place) and keep only the tail that may
+            # start a delimiter: one copy of the tail instead of two of the whole chunk
+            chunk, self._buf = self._buf, bytearray(self._buf[safe:])
+            del chunk[safe:]
+            events.append(chunk)
         return False
 
 

@@ -134,7 +134,7 @@ class BodyReader:
         return self._keeping is False and self._dropped_bytes > self._drain_limit
 
     def _on_event(self, event: PartHeaders | bytes | object) -> None:
-        if isinstance(event, bytes):
+        if isinstance(event, (bytes, bytearray)):
             self._on_data(event)
         elif isinstance(event, PartHeaders):
             self._on_part(event)
