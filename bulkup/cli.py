@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkup import __version__
-from bulkup.errors import ConfigError
+from bulkup.errors import ConfigError, JournalError
 from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
 UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_upload_arguments(commands.add_parser(
         "upload", help="upload files and folders as one job",
         description="Upload every file under SRC as one UploadFile job."))
+    _add_journal_commands(commands)
     serve = commands.add_parser("serve", help="run the UploadFile emulator")
     from bulkup.emulator.cli import add_serve_arguments  # the emulator loads only for serve
 
@@ -83,6 +84,17 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                             default=None)
     params.add_argument("--email-setting",
                         choices=("All", "Error", "ErrorAndWarning", "JobCompletion", "None"))
+    sync = p.add_argument_group("journal (resume after a crash; skip unchanged files)")
+    sync.add_argument("--journal", type=Path, metavar="PATH",
+                      help="journal file (default: one per upload target in the state dir)")
+    sync.add_argument("--no-journal", action="store_true", default=None,
+                      help="keep no journal: send everything, no resume")
+    sync.add_argument("--checksum", action="store_true", default=None,
+                      help="unchanged means the same sha256 (cached), not size and mtime")
+    sync.add_argument("--force", action="store_true", default=None,
+                      help="send every file, changed or not")
+    sync.add_argument("--retry-failed", action="store_true", default=None,
+                      help="send only the files that failed last time")
     out = p.add_argument_group("output")
     out.add_argument("--dry-run", action="store_true", default=None,
                      help="print the plan (files, bytes, POSTs); send nothing")
@@ -98,7 +110,25 @@ def main(argv: list[str] | None = None) -> int:
         from bulkup.emulator.cli import run_serve
 
         return run_serve(args)
+    if args.command in ("status", "report"):
+        from bulkup.journal_cli import run_journal_command
+
+        return run_journal_command(args)
     return _upload_command(args)
+
+
+def _add_journal_commands(commands: Any) -> None:
+    status = commands.add_parser("status", help="recent runs recorded in the journals")
+    status.add_argument("--journal", type=Path, metavar="PATH",
+                        help="one journal (default: every journal in the state dir)")
+    status.add_argument("--runs", type=int, default=5, help="runs shown per journal")
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    report = commands.add_parser("report", help="what the last run of a journal left failed")
+    report.add_argument("--failed", action="store_true", required=True,
+                        help="list the failures of the last run")
+    report.add_argument("--journal", type=Path, metavar="PATH",
+                        help="the journal (default: the most recently used one)")
+    report.add_argument("--json", action="store_true", help="JSON for scripts")
 
 
 def _upload_command(args: argparse.Namespace) -> int:
@@ -126,7 +156,7 @@ def _config_from(args: argparse.Namespace) -> Any:
             "server_url", "region", "staging", "user", "company_handle", "company_root",
             "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
-            "log_format")
+            "log_format", "journal", "no_journal", "checksum", "force", "retry_failed")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None
@@ -160,7 +190,7 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
         if args.emulator:
             return await _upload_to_embedded(config, args, stop, hooks, progress)
         report = await run_upload(config, args.sources, stop=stop, hooks=hooks)
-    except ConfigError as exc:
+    except (ConfigError, JournalError) as exc:
         progress.finish()
         print(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -185,6 +185,12 @@ class UploadConfig:
         dry_run: Walk and plan the batches, but send nothing.
         report: Where to write the JSON report; None writes none.
         log_format: ``auto`` (console on a terminal, else JSON), ``console`` or ``json``.
+        journal: The run journal (SQLite) to use; None picks one per upload target under
+            ``$XDG_STATE_HOME/bulkup/`` (else ``~/.local/state/bulkup/``).
+        no_journal: Keep no journal: no resume, no skipping of unchanged files.
+        checksum: Decide "unchanged" by sha256 instead of size and mtime.
+        force: Send every file, changed or not.
+        retry_failed: Send only the files that failed in the journal's last record of them.
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -228,6 +234,11 @@ class UploadConfig:
     dry_run: bool = False
     report: Path | None = None
     log_format: LogFormat = "auto"
+    journal: Path | None = None
+    no_journal: bool = False
+    checksum: bool = False
+    force: bool = False
+    retry_failed: bool = False
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -273,6 +284,9 @@ class UploadConfig:
         _check_bool(self, "dry_run")
         _check_path(self, "report")
         _check_choice(self, "log_format", _LOG_FORMATS)
+        _check_path(self, "journal")
+        for name in ("no_journal", "checksum", "force", "retry_failed"):
+            _check_bool(self, name)
         if not isinstance(self.upload_params, UploadPostJob):
             got = type(self.upload_params).__name__
             _fail("upload_params", f"must be an UploadPostJob, got {got}")
@@ -292,6 +306,10 @@ class UploadConfig:
                 f"({self.job_idle_timeout_s:g})",
                 "job_idle_timeout_s",
             )
+        if self.no_journal and self.journal is not None:
+            _fail("no_journal", "and journal contradict each other: give one", "journal")
+        if self.force and self.retry_failed:
+            _fail("force", "and retry_failed contradict each other: give one", "retry_failed")
         if self.backoff_cap_s < self.backoff_base_s:
             _fail(
                 "backoff_cap_s",

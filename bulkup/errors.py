@@ -22,6 +22,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │       └── IpsApiFault               30000 retryable (bounded); 30001 on a follow-up
     │                                     may mean the job is lost; others fail the batch
     ├── ProtocolError                     a body that is no valid answer      retryable
+    ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
     └── UploadFailed                      the run cannot go on; .causes       fatal
 
 Credentials never appear in any message built here: faults carry only the server's type, code
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "IpsApiFault",
+    "JournalError",
     "ProtocolError",
     "ProtocolValueError",
     "RequestRejected",
@@ -176,6 +178,12 @@ class ProtocolError(BulkupError):
     """A response body that is neither a success document nor a fault."""
 
     retryable = True
+
+
+class JournalError(BulkupError):
+    """The run journal cannot be used: locked by another run, damaged, or from a newer bulkup."""
+
+    fatal = True
 
 
 class UploadFailed(BulkupError):

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
@@ -32,6 +33,14 @@ from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
 from bulkup.stats import Stats
 
 log = structlog.get_logger("bulkup.job")
+
+
+class JobRecorder(Protocol):
+    """Where the coordinator reports the job's life cycle (the journal)."""
+
+    async def job_opened(self, handle: str, name: str) -> None: ...
+    async def job_active(self, handle: str) -> None: ...
+    async def job_closed(self, handle: str) -> None: ...
 MAX_JOB_REPLACEMENTS = 5
 
 
@@ -52,9 +61,12 @@ class JobCoordinator:
 
     def __init__(self, *, client: UploadClient, config: UploadConfig, stats: Stats,
                  clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random, recorder: JobRecorder | None = None,
+                 resume: tuple[str, str] | None = None) -> None:
+        """``resume`` = (handle, name) of an open job of an earlier run to continue."""
         self._client, self._config, self._stats = client, config, stats
         self._clock, self._sleep, self._rng = clock, sleep, rng
+        self._recorder = recorder
         self._lock = asyncio.Lock()
         self._base_name = config.job_name or default_job_name()
         self._auth_xml = encode_auth_header(AuthHeader(
@@ -65,6 +77,10 @@ class JobCoordinator:
         self.handle: str | None = None
         self.handles: list[str] = []
         self.last_activity = clock()
+        if resume is not None:
+            self.handle, self._base_name = resume
+            self.handles.append(resume[0])
+            log.info("job_resumed", job_handle=resume[0])
 
     @property
     def opened(self) -> bool:
@@ -123,6 +139,8 @@ class JobCoordinator:
             boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
         self.handle = result
         self.handles.append(result)
+        if self._recorder is not None:
+            await self._recorder.job_opened(result, name)
         log.info("job_opened", job_handle=result, job_name=name)
 
     async def _post_without_files(self, head_of: Callable[[str], bytes]) -> str:
@@ -167,6 +185,8 @@ class JobCoordinator:
                                    "giving up")
             log.warning("job_lost", job_handle=lost)
             self.handle = None
+            if self._recorder is not None:
+                await self._recorder.job_closed(lost)
             await self._open_or_give_up(f"{self._base_name}-r{len(self.handles)}")
 
     async def keep_alive(self) -> None:
@@ -179,6 +199,8 @@ class JobCoordinator:
                 continue
             handle = self.handle
             await self._post_without_files(functools.partial(self._follow_up_head, handle))
+            if self._recorder is not None:
+                await self._recorder.job_active(handle)
             log.info("job_kept_alive", job_handle=handle)
 
     async def end_job(self) -> None:
@@ -196,4 +218,6 @@ class JobCoordinator:
             # closed already: an earlier attempt got through, or the idle timeout closed it
             log.warning("job_close_refused", job_handle=handle, reason=fault.reason)
         self.handle = None
+        if self._recorder is not None:
+            await self._recorder.job_closed(handle)
         log.info("job_closed", job_handle=handle)

@@ -36,6 +36,8 @@ class UploadReport:
     dry_run: bool = False
     planned_posts: int = 0
     bytes_planned: int = 0
+    files_gone: int = 0
+    gone: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -60,6 +62,7 @@ class UploadReport:
         """The JSON report (keys are part of the CLI contract)."""
         data = asdict(self)
         data["job_handles"] = list(self.job_handles)
+        data["gone"] = list(self.gone)
         data["failures"] = [{"path": f.path, "reason": f.reason, "target": f.target}
                             for f in self.failures]
         data["exit_code"] = self.exit_code
@@ -81,9 +84,13 @@ class UploadReport:
         lines = [
             f"uploaded {self.files_uploaded} files ({_size(self.bytes_uploaded)}) in "
             f"{self.duration_s:.2f} s: {self.mb_per_s:.1f} MB/s, {self.files_per_s:.0f} files/s",
-            f"failed {self.files_failed}, skipped {self.files_skipped}; {self.posts} POSTs, "
-            f"{self.retries} retries; job {', '.join(self.job_handles) or '(none opened)'}",
+            f"failed {self.files_failed}, skipped {self.files_skipped} unchanged; "
+            f"{self.posts} POSTs, {self.retries} retries; "
+            f"job {', '.join(self.job_handles) or '(none opened)'}",
         ]
+        if self.files_gone:
+            lines.append(f"{self.files_gone} files uploaded before are gone from disk "
+                         "(listed in the JSON report; nothing was deleted on the server)")
         if self.interrupted:
             lines.append("interrupted: files not yet sent were left out")
         if self.fatal_error:

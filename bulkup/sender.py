@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -27,19 +27,24 @@ from bulkup.stats import MAX_FAILURES_KEPT, Stats
 from bulkup.targets import header_file_name
 
 log = structlog.get_logger("bulkup.sender")
+OnPosted = Callable[[list[FileEntry], str], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class Failures:
-    """Every file that will not be delivered; the first MAX_FAILURES_KEPT are kept in full."""
+    """Every file that will not be delivered; the first MAX_FAILURES_KEPT are kept in full
+    (the journal, when there is one, gets every one through ``sink``)."""
 
     stats: Stats
     kept: list[FileFailure] = field(default_factory=list)
+    sink: Callable[[FileFailure], None] | None = None
 
     def add(self, failure: FileFailure) -> None:
         self.stats.files_failed += 1
         if len(self.kept) < MAX_FAILURES_KEPT:
             self.kept.append(failure)
+        if self.sink is not None:
+            self.sink(failure)
         log.warning("file_failed", path=failure.path, reason=failure.reason)
 
 
@@ -49,11 +54,11 @@ class BatchSender:
     def __init__(self, *, client: UploadClient, coordinator: JobCoordinator,
                  config: UploadConfig, stats: Stats, failures: Failures,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 on_uploaded: Callable[[list[FileEntry]], None] | None = None) -> None:
+                 on_posted: OnPosted | None = None) -> None:
         self._client, self._coordinator, self._config = client, coordinator, config
         self._stats, self._failures = stats, failures
         self._sleep, self._rng = sleep, rng
-        self._on_uploaded = on_uploaded
+        self._on_posted = on_posted
 
     async def send(self, batch: Batch) -> None:
         """Deliver ``batch``; every file ends up uploaded or in the failures."""
@@ -61,7 +66,7 @@ class BatchSender:
         while entries:
             handle = await self._coordinator.current_handle()
             try:
-                await self._post_with_retries(entries)
+                used = await self._post_with_retries(entries)
             except SourceError as exc:
                 entries = self._drop_source(entries, exc)
                 continue
@@ -76,13 +81,14 @@ class BatchSender:
                     raise
                 self._fail(entries, f"not delivered: {describe(exc)}")
                 return
-            self._settle(entries)
+            await self._settle(entries, used)
             return
 
-    async def _post_with_retries(self, entries: list[FileEntry]) -> None:
+    async def _post_with_retries(self, entries: list[FileEntry]) -> str:
+        """POST the entries (fresh body per attempt); returns the job handle that took them."""
         record = Attempts()
 
-        async def attempt() -> None:
+        async def attempt() -> str:
             handle = await self._coordinator.current_handle()
             body = self._body(entries, handle)
             try:
@@ -91,13 +97,15 @@ class BatchSender:
                 if body.source_failure is not None:
                     raise body.source_failure from None
                 raise
+            return handle
 
         try:
-            await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
-                                  rng=self._rng, record=record, on_retry=self._on_retry)
+            used = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
+                                         rng=self._rng, record=record, on_retry=self._on_retry)
         finally:
             self._stats.retries += record.retries
         self._coordinator.touch()
+        return used
 
     def _body(self, entries: list[FileEntry], handle: str) -> BatchBody:
         boundary = new_boundary()
@@ -126,9 +134,11 @@ class BatchSender:
         for entry in entries:
             self._failures.add(FileFailure(entry.path, reason, entry.target))
 
-    def _settle(self, entries: list[FileEntry]) -> None:
+    async def _settle(self, entries: list[FileEntry], handle: str) -> None:
+        """Acknowledged: the journal first (a crash after this never re-sends them), then
+        the counters."""
+        if self._on_posted is not None:
+            await self._on_posted(entries, handle)
         self._stats.files_uploaded += len(entries)
         self._stats.bytes_uploaded += sum(e.size for e in entries)
         log.debug("batch_sent", files=len(entries), bytes=sum(e.size for e in entries))
-        if self._on_uploaded is not None:
-            self._on_uploaded(entries)

@@ -2,19 +2,21 @@
 
 ::
 
-    sources ──walk──▶ [queue of FileEntry, bounded] ──▶ N workers ──pack──▶ Batch ──POST──▶
-                                                        (one BatchPacker each)   (BatchSender)
+    sources ──walk──▶ [queue] ──plan──▶ [queue] ──▶ N workers ──pack──▶ Batch ──POST──▶
+                      (SyncPlanner: skip what the journal   (one BatchPacker each, BatchSender;
+                       says is unchanged, in chunks)          a receipt per acknowledged POST)
     JobCoordinator: opens the job when the first batch is ready, keeps it alive, and sends
     endJob after every other POST returned — also after partial failures and on the first
     Ctrl-C (``stop``), which stops new batches and lets those in flight finish.
 
-Memory is bounded by the queue (``queue_size`` entries) plus, per worker, one open batch of
-entries and about two read chunks of file data.
+Memory is bounded by the two queues (``queue_size`` entries each) plus, per worker, one open
+batch of entries and about two read chunks of file data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +31,12 @@ from bulkup.errors import ConfigError, is_fatal
 from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.packing import BatchPacker
+from bulkup.recorder import RunRecorder
 from bulkup.report import UploadReport
 from bulkup.retry import Sleep
-from bulkup.sender import BatchSender, Failures
+from bulkup.sender import BatchSender, Failures, OnPosted
 from bulkup.stats import Stats, StatsSnapshot
+from bulkup.sync import SyncPlanner
 from bulkup.walker import Walker
 
 log = structlog.get_logger("bulkup.uploader")
@@ -54,7 +58,11 @@ class RunHooks:
 async def run_upload(config: UploadConfig, sources: Sequence[str], *,
                      stop: asyncio.Event | None = None,
                      hooks: RunHooks = RunHooks()) -> UploadReport:
-    """Upload every file under ``sources``; returns the report (raises only ConfigError)."""
+    """Upload every file under ``sources``; returns the report.
+
+    Raises only ConfigError (no server) and JournalError (journal locked, damaged or newer);
+    everything else that goes wrong is in the report.
+    """
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
     walker = _walker(config, sources, failures)
@@ -63,20 +71,57 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     url = config.upload_url
     if not url:
         raise ConfigError("no server: give --server URL, --region or --emulator")
-    stop = stop or asyncio.Event()
+    recorder = None if config.no_journal else await RunRecorder.start(config, sources)
+    try:
+        if recorder is not None:
+            failures.sink = recorder.failed
+        return await _run(config, url, walker, stats, failures, recorder,
+                          stop or asyncio.Event(), hooks)
+    finally:
+        if recorder is not None:
+            await recorder.close()
+
+
+async def _run(config: UploadConfig, url: str, walker: Walker, stats: Stats,
+               failures: Failures, recorder: RunRecorder | None, stop: asyncio.Event,
+               hooks: RunHooks) -> UploadReport:
+    planner = SyncPlanner(config=config, stats=stats,
+                          journal=recorder.journal if recorder else None,
+                          run_id=recorder.run_id if recorder else 0)
+    resume = await recorder.resumable_job() if recorder else None
     fatal: str | None = None
     async with UploadClient(config, url) as client:
-        coordinator = JobCoordinator(client=client, config=config, stats=stats,
-                                     clock=hooks.clock, sleep=hooks.sleep, rng=hooks.rng)
+        coordinator = JobCoordinator(
+            client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
+            rng=hooks.rng, recorder=recorder,
+            resume=(resume.handle, resume.name) if resume else None)
         sender = BatchSender(client=client, coordinator=coordinator, config=config,
-                             stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng)
+                             stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
+                             on_posted=_receipts(recorder, planner))
         try:
-            await _pipeline(config, walker, sender, coordinator, stats, stop, hooks)
+            await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
         except BaseExceptionGroup as group:  # from the TaskGroup
             fatal = _fatal_reason(group)
         fatal = await _close_job(coordinator, fatal)
     _copy_walk_stats(walker, stats)
-    return _report(stats, failures, coordinator.handles, stop.is_set(), fatal)
+    report = _report(stats, failures, coordinator.handles, stop.is_set(), fatal)
+    if recorder is None:
+        return report
+    gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
+    return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
+
+
+def _receipts(recorder: RunRecorder | None, planner: SyncPlanner) -> OnPosted | None:
+    """What the sender calls once a POST is acknowledged: the journal's receipt."""
+    if recorder is None:
+        return None
+
+    async def on_posted(entries: list[FileEntry], handle: str) -> None:
+        hashes = {e.target: planner.hashes.pop(e.target) for e in entries
+                  if e.target in planner.hashes}
+        await recorder.posted(entries, handle, hashes)
+
+    return on_posted
 
 
 def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures) -> Walker:
@@ -86,17 +131,20 @@ def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures) ->
                   on_failure=failures.add)
 
 
-async def _pipeline(config: UploadConfig, walker: Walker, sender: BatchSender,
-                    coordinator: JobCoordinator, stats: Stats, stop: asyncio.Event,
-                    hooks: RunHooks) -> None:
-    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
+                    sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
+                    stop: asyncio.Event, hooks: RunHooks) -> None:
+    walked: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+    to_send: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
     async with asyncio.TaskGroup() as group:
-        walking = group.create_task(walker.run(queue, end_markers=config.concurrency))
-        workers = [group.create_task(_worker(queue, _packer(config), sender, stop))
+        walking = group.create_task(walker.run(walked, end_markers=1))
+        planning = group.create_task(planner.run(walked, to_send,
+                                                 end_markers=config.concurrency))
+        workers = [group.create_task(_worker(to_send, _packer(config), sender, stop))
                    for _ in range(config.concurrency)]
         helpers = [
             group.create_task(coordinator.keep_alive()),
-            group.create_task(_cancel_on(stop, walking)),
+            group.create_task(_cancel_on(stop, walking, planning)),
             group.create_task(_report_progress(walker, stats, hooks)),
         ]
         await asyncio.wait(workers)
@@ -121,10 +169,11 @@ async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
         await sender.send(last)
 
 
-async def _cancel_on(stop: asyncio.Event, walking: asyncio.Task[None]) -> None:
+async def _cancel_on(stop: asyncio.Event, *producers: asyncio.Task[None]) -> None:
     await stop.wait()
     log.warning("run_stopping", reason="interrupted: no new batches; waiting for those in flight")
-    walking.cancel()
+    for task in producers:
+        task.cancel()
 
 
 async def _report_progress(walker: Walker, stats: Stats, hooks: RunHooks) -> None:

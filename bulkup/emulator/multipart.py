@@ -1,9 +1,9 @@
 """A streaming multipart/form-data parser: bytes in, part events out, nothing buffered whole.
 
 The handler feeds whatever the socket delivers; the parser returns events in order:
-``PartHeaders`` (the part's headers), ``bytes``/``bytearray`` chunks of the part's body, ``PART_END``, and
-finally ``DONE`` after the closing delimiter. Delimiters are found with ``bytes.find`` (C speed);
-only a delimiter-sized tail is ever held back between feeds.
+``PartHeaders`` (the part's headers), ``bytes``/``bytearray`` chunks of the part's body,
+``PART_END``, and finally ``DONE`` after the closing delimiter. Delimiters are found with
+``bytes.find`` (C speed); only a delimiter-sized tail is ever held back between feeds.
 
 Why not aiohttp's ``MultipartReader``: it decodes part headers as UTF-8 only (spec D-17 wants an
 ISO-8859-1 fallback), strips leading slashes from file names, and costs several awaits per part;

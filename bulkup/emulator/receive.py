@@ -35,7 +35,7 @@ class StagedFile:
     _hash: object = field(default_factory=hashlib.sha256, repr=False)
     _fd: int | None = field(default=None, repr=False)
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         self.size += len(chunk)
         if self._fd is None:
             return
@@ -72,7 +72,7 @@ class XmlPart:
     charset: str | None = None
     too_large: bool = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         room = MAX_XML_PART_BYTES - len(self.raw)
         if len(chunk) > room:
             self.too_large = True
@@ -143,7 +143,7 @@ class BodyReader:
         elif event is DONE:
             self._current = None
 
-    def _on_data(self, chunk: bytes) -> None:
+    def _on_data(self, chunk: bytes | bytearray) -> None:
         current = self._current
         if isinstance(current, StagedFile) and current.temp_path is None:
             self._dropped_bytes += len(chunk)

@@ -1,0 +1,304 @@
+"""The run journal: what the server acknowledged, file by file, in SQLite (WAL mode).
+
+One journal per upload target (server, company, destination and source roots). It makes a
+crashed run resumable (files recorded ``posted`` are not sent again), a nightly sync incremental
+(a file whose size and mtime, or sha256, match its last acknowledged state is skipped), and the
+report exact. Writes are one transaction per POST or per chunk of walked files, never per file.
+
+States of a file: ``pending`` (seen, to be sent), ``posted`` (a POST that carried it was
+acknowledged), ``confirmed`` (the job log said so; later work), ``failed`` (with the reason).
+
+The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bulkup.errors import JournalError
+from bulkup.models import FileEntry, FileFailure
+
+SCHEMA_VERSION = 1
+KEEP_RUNS = 200
+LOOKUP_CHUNK = 500
+ACKNOWLEDGED = ("posted", "confirmed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    target TEXT PRIMARY KEY, source TEXT NOT NULL, state TEXT NOT NULL,
+    acked_size INTEGER, acked_mtime_ns INTEGER, acked_inode INTEGER, acked_sha256 TEXT,
+    sha256 TEXT, sha_size INTEGER, sha_mtime_ns INTEGER, sha_inode INTEGER,
+    job_handle TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+    seen_run INTEGER, run_id INTEGER, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, pid INTEGER NOT NULL,
+    walk_complete INTEGER NOT NULL DEFAULT 0, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    handle TEXT PRIMARY KEY, run_id INTEGER NOT NULL, name TEXT NOT NULL, source_ip TEXT,
+    params_digest TEXT NOT NULL, opened_at REAL NOT NULL, last_activity REAL NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id INTEGER NOT NULL, path TEXT NOT NULL, target TEXT, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_run ON failures (run_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the journal knows of one target."""
+
+    state: str
+    acked_size: int | None
+    acked_mtime_ns: int | None
+    acked_sha256: str | None
+    sha256: str | None
+    sha_key: tuple[int | None, int | None, int | None]
+
+    def unchanged_since_ack(self, entry: FileEntry) -> bool:
+        """Same size and mtime as when it was last acknowledged."""
+        return (self.state in ACKNOWLEDGED and self.acked_size == entry.size
+                and self.acked_mtime_ns == entry.mtime_ns)
+
+    def cached_sha256(self, entry: FileEntry) -> str | None:
+        """The cached hash when size, mtime and inode still match it."""
+        return self.sha256 if self.sha_key == (entry.size, entry.mtime_ns, entry.inode) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumableJob:
+    """An open job of an earlier run that may be continued."""
+
+    handle: str
+    name: str
+    last_activity: float
+
+
+class Journal:
+    """One journal file; not thread-safe (use it from one thread)."""
+
+    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {path} is damaged ({exc}); move it aside to start "
+                               "afresh (every file would then be sent again)") from exc
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing committed
+        found = self._schema_version()
+        if found is not None and found > SCHEMA_VERSION:
+            raise JournalError(f"journal {self.path} has schema {found}, newer than this "
+                               f"bulkup knows ({SCHEMA_VERSION}); upgrade bulkup")
+        if found is None and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise JournalError(f"{self.path} is an SQLite file but not a bulkup journal")
+        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise JournalError(f"journal {self.path} is damaged (integrity check failed)")
+        if found is None:  # executescript commits first, so the script is its own transaction
+            db.executescript(f"BEGIN; {_SCHEMA} INSERT OR IGNORE INTO meta VALUES "
+                             f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+
+    def _schema_version(self) -> int | None:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise JournalError(f"journal {self.path} has no valid schema version")
+        return int(row[0])
+
+    def _transaction(self) -> Any:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def describe(self, description: dict[str, Any]) -> None:
+        """Record what this journal is for (server, company, roots)."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)",
+                             (json.dumps(description, sort_keys=True),))
+
+    def begin_run(self, pid: int) -> int:
+        """A new run; returns its id."""
+        with self._transaction():
+            cur = self._db.execute("INSERT INTO runs (started_at, pid) VALUES (?, ?)",
+                                   (self._clock(), pid))
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, summary: dict[str, Any], walk_complete: bool) -> None:
+        """Record the run's summary and prune old runs."""
+        with self._transaction():
+            self._db.execute("UPDATE runs SET ended_at=?, summary=?, walk_complete=? WHERE id=?",
+                             (self._clock(), json.dumps(summary), int(walk_complete), run_id))
+            self._prune()
+
+    def _prune(self) -> None:
+        row = self._db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?",
+                               (KEEP_RUNS,)).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM runs WHERE id <= ?", (row[0],))
+            self._db.execute("DELETE FROM failures WHERE run_id <= ?", (row[0],))
+            self._db.execute("DELETE FROM jobs WHERE run_id <= ? AND closed=1", (row[0],))
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest runs, newest first, with their summaries."""
+        rows = self._db.execute(
+            "SELECT id, started_at, ended_at, pid, walk_complete, summary FROM runs "
+            "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{"run": r[0], "started_at": r[1], "ended_at": r[2], "pid": r[3],
+                 "walk_complete": bool(r[4]), **(json.loads(r[5]) if r[5] else {})}
+                for r in rows]
+
+    def last_run_failures(self, limit: int = 100_000) -> list[dict[str, Any]]:
+        """The failures of the most recent run that ended."""
+        row = self._db.execute(
+            "SELECT max(id) FROM runs WHERE ended_at IS NOT NULL").fetchone()
+        if row is None or row[0] is None:
+            return []
+        rows = self._db.execute("SELECT path, target, reason FROM failures WHERE run_id=? "
+                                "LIMIT ?", (row[0], limit)).fetchall()
+        return [{"path": r[0], "target": r[1], "reason": r[2]} for r in rows]
+
+    # --- files ----------------------------------------------------------------------------
+
+    def lookup(self, targets: Sequence[str]) -> dict[str, Known]:
+        """What the journal knows of these targets (in chunks of LOOKUP_CHUNK)."""
+        found: dict[str, Known] = {}
+        for start in range(0, len(targets), LOOKUP_CHUNK):
+            chunk = targets[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                    "SELECT target, state, acked_size, acked_mtime_ns, acked_sha256, sha256, "
+                    f"sha_size, sha_mtime_ns, sha_inode FROM files WHERE target IN ({marks})",
+                    chunk):
+                found[row[0]] = Known(state=row[1], acked_size=row[2], acked_mtime_ns=row[3],
+                                      acked_sha256=row[4], sha256=row[5],
+                                      sha_key=(row[6], row[7], row[8]))
+        return found
+
+    def record_walked(self, run_id: int, seen: Sequence[FileEntry],
+                      to_send: Sequence[FileEntry], hashes: dict[str, str]) -> None:
+        """One chunk of walked files: all seen by this run, some pending, hashes cached."""
+        now = self._clock()
+        with self._transaction():
+            self._db.executemany("UPDATE files SET seen_run=? WHERE target=?",
+                                 ((run_id, e.target) for e in seen))
+            self._db.executemany(
+                "INSERT INTO files (target, source, state, seen_run, run_id, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
+                "source=excluded.source, state='pending', run_id=excluded.run_id, "
+                "updated_at=excluded.updated_at",
+                ((e.target, e.path, run_id, run_id, now) for e in to_send))
+            self._db.executemany(
+                "UPDATE files SET sha256=?, sha_size=?, sha_mtime_ns=?, sha_inode=? "
+                "WHERE target=?",
+                ((hashes[e.target], e.size, e.mtime_ns, e.inode, e.target)
+                 for e in seen if e.target in hashes))
+
+    def record_posted(self, run_id: int, entries: Iterable[FileEntry], job_handle: str,
+                      hashes: dict[str, str]) -> None:
+        """The POST that carried these files was acknowledged (one transaction)."""
+        now = self._clock()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO files (target, source, state, acked_size, acked_mtime_ns, "
+                "acked_inode, acked_sha256, job_handle, attempts, seen_run, run_id, "
+                "updated_at) VALUES (?, ?, 'posted', ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT(target) DO UPDATE SET state='posted', source=excluded.source, "
+                "acked_size=excluded.acked_size, acked_mtime_ns=excluded.acked_mtime_ns, "
+                "acked_inode=excluded.acked_inode, acked_sha256=excluded.acked_sha256, "
+                "job_handle=excluded.job_handle, attempts=files.attempts + 1, "
+                "last_error=NULL, run_id=excluded.run_id, updated_at=excluded.updated_at",
+                ((e.target, e.path, e.size, e.mtime_ns, e.inode, hashes.get(e.target),
+                  job_handle, run_id, run_id, now) for e in entries))
+            self._db.execute("UPDATE jobs SET last_activity=? WHERE handle=?",
+                             (now, job_handle))
+
+    def record_failed(self, run_id: int, failures: Iterable[FileFailure]) -> None:
+        """Files that will not be delivered by this run (one transaction)."""
+        now = self._clock()
+        rows = list(failures)
+        with self._transaction():
+            self._db.executemany("INSERT INTO failures VALUES (?, ?, ?, ?)",
+                                 ((run_id, f.path, f.target, f.reason) for f in rows))
+            self._db.executemany(
+                "INSERT INTO files (target, source, state, last_error, attempts, run_id, "
+                "updated_at) VALUES (?, ?, 'failed', ?, 1, ?, ?) ON CONFLICT(target) DO "
+                "UPDATE SET state='failed', last_error=excluded.last_error, "
+                "attempts=files.attempts + 1, run_id=excluded.run_id, "
+                "updated_at=excluded.updated_at",
+                ((f.target, f.path, f.reason, run_id, now) for f in rows if f.target))
+
+    def gone(self, run_id: int, limit: int = 10_000) -> list[str]:
+        """Acknowledged files this run's (complete) walk did not see: gone from disk."""
+        rows = self._db.execute(
+            "SELECT source FROM files WHERE (seen_run IS NULL OR seen_run < ?) AND state IN "
+            "('posted', 'confirmed') ORDER BY source LIMIT ?", (run_id, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def record_job_opened(self, run_id: int, handle: str, name: str, source_ip: str | None,
+                          params_digest: str) -> None:
+        """A job was opened by this run."""
+        now = self._clock()
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                             (handle, run_id, name, source_ip, params_digest, now, now))
+
+    def record_job_active(self, handle: str) -> None:
+        """A POST of the job was acknowledged now."""
+        with self._transaction():
+            self._db.execute("UPDATE jobs SET last_activity=? WHERE handle=?",
+                             (self._clock(), handle))
+
+    def record_job_closed(self, handle: str) -> None:
+        """The job's endJob POST was acknowledged (or the job is known closed)."""
+        with self._transaction():
+            self._db.execute("UPDATE jobs SET closed=1 WHERE handle=?", (handle,))
+
+    def resumable_job(self, *, source_ip: str | None, params_digest: str,
+                      within_s: float) -> ResumableJob | None:
+        """The newest open job with the same source address and options, active recently."""
+        row = self._db.execute(
+            "SELECT handle, name, last_activity, source_ip, params_digest FROM jobs "
+            "WHERE closed=0 ORDER BY last_activity DESC LIMIT 1").fetchone()
+        if row is None or row[3] != source_ip or row[4] != params_digest:
+            return None
+        if self._clock() - row[2] >= within_s:
+            return None
+        return ResumableJob(handle=row[0], name=row[1], last_activity=row[2])
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,110 @@
+"""The journal's side of one run: lock, run record, receipts, failures, jobs, gone files.
+
+Created by the uploader when a journal is in use (not with ``--no-journal`` or ``--dry-run``).
+Receipts are written once per acknowledged POST, in one transaction; failures are buffered and
+written with the next receipt (a failure lost in a crash only means the file is tried again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from bulkup.config import UploadConfig
+from bulkup.journal import Journal, ResumableJob
+from bulkup.journal_run import AsyncJournal, RunLock, default_journal_path, target_description
+from bulkup.models import FileEntry, FileFailure
+from bulkup.report import UploadReport
+
+log = structlog.get_logger("bulkup.recorder")
+
+
+def params_digest(config: UploadConfig) -> str:
+    """Identifies the job options, so a job is only continued with the same ones."""
+    return hashlib.sha256(repr(config.upload_params).encode()).hexdigest()[:32]
+
+
+class RunRecorder:
+    """Everything a run writes to its journal."""
+
+    def __init__(self, journal: AsyncJournal, lock: RunLock, config: UploadConfig) -> None:
+        self.journal = journal
+        self._lock = lock
+        self._config = config
+        self.run_id = 0
+        self._failures: list[FileFailure] = []
+
+    @classmethod
+    async def start(cls, config: UploadConfig, sources: Sequence[str]) -> RunRecorder:
+        """Lock the journal of this upload target, open it, and begin a run."""
+        path = config.journal or default_journal_path(config, sources)
+        lock = RunLock(path)
+        lock.acquire()
+        journal = AsyncJournal(path)
+        try:
+            await journal.open()
+            await journal.call(Journal.describe, target_description(config, sources))
+            recorder = cls(journal, lock, config)
+            recorder.run_id = await journal.call(Journal.begin_run, os.getpid())
+        except BaseException:
+            await journal.close()
+            lock.release()
+            raise
+        log.info("journal_opened", path=str(path), run=recorder.run_id)
+        return recorder
+
+    def failed(self, failure: FileFailure) -> None:
+        """Buffer a failure; written with the next receipt or at the end."""
+        self._failures.append(failure)
+
+    async def posted(self, entries: Sequence[FileEntry], job_handle: str,
+                     hashes: dict[str, str]) -> None:
+        """The POST carrying ``entries`` was acknowledged: one transaction."""
+        await self.journal.call(Journal.record_posted, self.run_id, entries, job_handle, hashes)
+        if self._failures:
+            await self.flush_failures()
+
+    async def flush_failures(self) -> None:
+        """Write the buffered failures."""
+        failures, self._failures = self._failures, []
+        if failures:
+            await self.journal.call(Journal.record_failed, self.run_id, failures)
+
+    async def resumable_job(self) -> ResumableJob | None:
+        """An open job of an earlier run to continue, if one is recent enough."""
+        return await self.journal.call(
+            Journal.resumable_job, source_ip=self._config.source_ip,
+            params_digest=params_digest(self._config),
+            within_s=self._config.keepalive_after_s)
+
+    async def job_opened(self, handle: str, name: str) -> None:
+        """Remember the job, so a crashed run can continue it."""
+        await self.journal.call(Journal.record_job_opened, self.run_id, handle, name,
+                                self._config.source_ip, params_digest(self._config))
+
+    async def job_active(self, handle: str) -> None:
+        """A file-less POST of the job was acknowledged."""
+        await self.journal.call(Journal.record_job_active, handle)
+
+    async def job_closed(self, handle: str) -> None:
+        """The job is closed."""
+        await self.journal.call(Journal.record_job_closed, handle)
+
+    async def finish(self, report: UploadReport, walk_complete: bool) -> list[str]:
+        """Write the run's summary; returns the files gone from disk (complete walks only)."""
+        await self.flush_failures()
+        gone = await self.journal.call(Journal.gone, self.run_id) if walk_complete else []
+        summary: dict[str, Any] = {k: v for k, v in report.as_json().items()
+                                   if k not in ("failures", "gone")}
+        summary["files_gone"] = len(gone)
+        await self.journal.call(Journal.end_run, self.run_id, summary, walk_complete)
+        return gone
+
+    async def close(self) -> None:
+        """Close the journal and drop the lock."""
+        await self.journal.close()
+        self._lock.release()

@@ -1,0 +1,121 @@
+"""The planner between the walker and the workers: which walked files to send this run.
+
+It takes walked files in chunks, asks the journal about a whole chunk at once, and passes on
+only what needs sending: new files, changed files (size or mtime differ from their last
+acknowledged state; with ``checksum`` the sha256 differs, hashes cached by size, mtime and
+inode), and files never acknowledged. ``force`` sends everything; ``retry_failed`` only what
+failed before. Each chunk is recorded in one journal transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from bulkup.config import UploadConfig
+from bulkup.journal import ACKNOWLEDGED, Journal, Known
+from bulkup.journal_run import AsyncJournal
+from bulkup.models import FileEntry
+from bulkup.stats import Stats
+
+log = structlog.get_logger("bulkup.sync")
+CHUNK = 256
+HASH_BLOCK = 1024 * 1024
+Queue = asyncio.Queue[FileEntry | None]
+
+
+@dataclass(slots=True)
+class SyncPlanner:
+    """Decides, chunk by chunk, which files go to the workers."""
+
+    config: UploadConfig
+    stats: Stats
+    journal: AsyncJournal | None = None
+    run_id: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)  # target → sha256, until posted
+
+    async def run(self, walked: Queue, to_send: Queue, *, end_markers: int) -> None:
+        """Move files from ``walked`` to ``to_send``; end markers for the workers at the end."""
+        try:
+            done = False
+            while not done:
+                chunk, done = await _take_chunk(walked, CHUNK)
+                if chunk:
+                    for entry in await self._plan(chunk):
+                        await to_send.put(entry)
+        except BaseException:  # cancelled (Ctrl-C) or failed: wake idle workers, no waiting
+            for _ in range(end_markers):
+                with contextlib.suppress(asyncio.QueueFull):
+                    to_send.put_nowait(None)
+            raise
+        for _ in range(end_markers):
+            await to_send.put(None)
+
+    async def _plan(self, chunk: list[FileEntry]) -> list[FileEntry]:
+        if self.journal is None:
+            return chunk
+        known = await self.journal.call(Journal.lookup, [e.target for e in chunk])
+        hashes: dict[str, str] = {}
+        if self.config.checksum:
+            hashes = await asyncio.to_thread(_hash_chunk, chunk, known)
+        send = [e for e in chunk if self._should_send(e, known.get(e.target), hashes)]
+        await self.journal.call(Journal.record_walked, self.run_id, chunk, send, hashes)
+        self.stats.files_skipped += len(chunk) - len(send)
+        self.hashes.update((e.target, hashes[e.target]) for e in send if e.target in hashes)
+        return send
+
+    def _should_send(self, entry: FileEntry, known: Known | None,
+                     hashes: dict[str, str]) -> bool:
+        config = self.config
+        if config.force:
+            return True
+        if config.retry_failed:
+            return known is not None and known.state == "failed"
+        if known is None or known.state not in ACKNOWLEDGED:
+            return True
+        if config.checksum and known.acked_sha256 is not None:
+            return known.acked_sha256 != hashes.get(entry.target)
+        return not known.unchanged_since_ack(entry)
+
+
+async def _take_chunk(queue: Queue, size: int) -> tuple[list[FileEntry], bool]:
+    """Up to ``size`` entries: wait for one, then take what is already there."""
+    first = await queue.get()
+    if first is None:
+        return [], True
+    chunk = [first]
+    while len(chunk) < size:
+        try:
+            item = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        if item is None:
+            return chunk, True
+        chunk.append(item)
+    return chunk, False
+
+
+def _hash_chunk(chunk: list[FileEntry], known: dict[str, Known]) -> dict[str, str]:
+    """sha256 of each file, from the cache when size, mtime and inode still match."""
+    found: dict[str, str] = {}
+    for entry in chunk:
+        cached = known[entry.target].cached_sha256(entry) if entry.target in known else None
+        digest = cached or _sha256_of(entry.path)
+        if digest is not None:
+            found[entry.target] = digest
+    return found
+
+
+def _sha256_of(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            while block := handle.read(HASH_BLOCK):
+                digest.update(block)
+    except OSError:
+        return None  # the send will report what is wrong with the file
+    return digest.hexdigest()
