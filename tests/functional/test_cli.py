@@ -92,3 +92,44 @@ async def _run_async(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
     out, err = await proc.communicate()
     return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
 
+
+
+class TestJournalCommands:
+    async def test_status_and_failed_report(self, emulator: Any, tmp_path: Path) -> None:
+        """`bulkup status` shows the run's counts; `report --failed --json` lists the failure."""
+        src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "bad:name.jpg": b"b"})
+        journal = tmp_path / "j.journal"
+        done = await _run_async(
+            "upload", str(src), "--server", emulator.url, "--user", USER,
+            "--company-handle", "c|42", "--journal", str(journal),
+            env={"BULKUP_PASSWORD": PASSWORD})
+        assert done.returncode == 1
+        status = run_cli("status", "--journal", str(journal))
+        assert status.returncode == 0
+        assert "exit 1, uploaded 1, failed 1, skipped 0" in status.stdout
+        failed = run_cli("report", "--failed", "--journal", str(journal), "--json")
+        [failure] = json.loads(failed.stdout)["failures"]
+        assert failure["path"].endswith("bad:name.jpg") and ":" in failure["reason"]
+
+    async def test_second_run_on_a_locked_journal_exits_2(self, emulator: Any,
+                                                         tmp_path: Path) -> None:
+        """While another run holds the journal, a second run exits 2 naming its PID."""
+        from bulkup.journal_run import RunLock
+
+        src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
+        lock = RunLock(tmp_path / "j.journal")
+        lock.acquire()
+        try:
+            done = await _run_async(
+                "upload", str(src), "--server", emulator.url, "--user", USER,
+                "--company-handle", "c|42", "--journal", str(tmp_path / "j.journal"),
+                env={"BULKUP_PASSWORD": PASSWORD})
+        finally:
+            lock.release()
+        assert done.returncode == 2 and f"PID {os.getpid()}" in done.stderr
+        assert emulator.jobs() == []
+
+    def test_status_without_journals(self) -> None:
+        """With no journal yet, status says so and exits 2."""
+        done = run_cli("status")
+        assert done.returncode == 2 and "no journal" in done.stderr
