@@ -25,10 +25,13 @@ MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 4096
 
 _SLASHES = re.compile(r"/{2,}")
-_FILE_NAME_PARAM_CHARS = frozenset('"\\;')
 _FORBIDDEN_IN_FILE_NAME = '\\:*?"<>|'
 _URL_TROUBLE = "#%&+,;= "
 _HEADER_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+# one C-speed search each, instead of a Python loop over characters (the walk's hot path)
+_NEEDS_FILE_NAME_PARAM = re.compile(r'[^\x20-\x7e]|["\\;]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc exactly
 
 
 def build_target(rel_path: str, *, company_root: str | None, dest_folder: str | None) -> str:
@@ -53,7 +56,7 @@ def needs_file_name_param(target: str) -> bool:
     True when the target holds anything outside printable ASCII (0x20-0x7E), or one of
     ``"``, ``\\``, ``;`` (characters that multipart header parsers mangle).
     """
-    return any(not (" " <= char <= "~") or char in _FILE_NAME_PARAM_CHARS for char in target)
+    return _NEEDS_FILE_NAME_PARAM.search(target) is not None
 
 
 def target_problem(target: str) -> str | None:
@@ -70,6 +73,20 @@ def target_problem(target: str) -> str | None:
         A short, specific message such as ``"file name contains ':'"``, or None.
     """
     return _encoding_problem(target) or _length_problem(target) or _segments_problem(target)
+
+
+def folder_problem(folder: str) -> str | None:
+    """:func:`target_problem` for the folder part of targets (``""``: no folder); the walker
+    checks it once per directory and :func:`name_problem` once per file."""
+    if not folder:
+        return None
+    return _encoding_problem(folder) or _folders_problem(folder.split("/"))
+
+
+def name_problem(name: str, target: str) -> str | None:
+    """The file-name and whole-path checks of :func:`target_problem` for one file."""
+    return (_encoding_problem(name) or _length_problem(target)
+            or _segment_problem(name, "file name") or _file_name_problem(name))
 
 
 def name_warnings(target: str) -> list[str]:
@@ -105,13 +122,15 @@ def header_file_name(index: int, target: str) -> str:
 
 
 def _encoding_problem(target: str) -> str | None:
-    for char in target:
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return "path is not valid UTF-8"
-        if category == "Cc":
-            return f"path contains control character U+{ord(char):04X}"
-    return None
+    if target.isascii() and target.isprintable():
+        return None
+    surrogate, control = _SURROGATE.search(target), _CONTROL.search(target)
+    first = min((m for m in (surrogate, control) if m), key=lambda m: m.start(), default=None)
+    if first is None:
+        return None
+    if first is surrogate:
+        return "path is not valid UTF-8"
+    return f"path contains control character U+{ord(first.group()):04X}"
 
 
 def _length_problem(target: str) -> str | None:
@@ -123,13 +142,18 @@ def _length_problem(target: str) -> str | None:
 
 def _segments_problem(target: str) -> str | None:
     *folders, name = target.split("/")
+    return (_folders_problem(folders) or _segment_problem(name, "file name")
+            or _file_name_problem(name))
+
+
+def _folders_problem(folders: list[str]) -> str | None:
     for folder in folders:
         problem = _segment_problem(folder, "folder name")
         if problem is None and "\\" in folder:
             problem = "folder name contains '\\'"
         if problem:
             return problem
-    return _segment_problem(name, "file name") or _file_name_problem(name)
+    return None
 
 
 def _segment_problem(segment: str, what: str) -> str | None:

@@ -24,7 +24,13 @@ from typing import NamedTuple
 import structlog
 
 from bulkup.models import FileEntry, FileFailure
-from bulkup.targets import build_target, name_warnings, needs_file_name_param, target_problem
+from bulkup.targets import (
+    build_target,
+    folder_problem,
+    name_problem,
+    name_warnings,
+    needs_file_name_param,
+)
 
 __all__ = ["WalkStats", "Walker"]
 
@@ -172,6 +178,7 @@ class Walker:
         self._max_file_size = max_file_size
         self._on_failure = on_failure
         self._counts = _Counts()
+        self._folder_cache: tuple[str, str, str | None] | None = None
 
     @property
     def stats(self) -> WalkStats:
@@ -280,10 +287,11 @@ class Walker:
         if not self._filter.accepts(rel_path):
             self._counts.excluded += 1
             return
-        target = build_target(
-            rel_path, company_root=self._company_root, dest_folder=self._dest_folder
-        )
-        problem = target_problem(target) or self._size_problem(record.size)
+        folder_target, folder_problem_found = self._folder_of(rel_path)
+        name = rel_path.rpartition("/")[2]
+        target = f"{folder_target}/{name}" if folder_target else name
+        problem = (folder_problem_found or name_problem(name, target)
+                   or self._size_problem(record.size))
         if problem is not None:
             self._fail(record.path, problem, target)
             return
@@ -300,6 +308,16 @@ class Walker:
         await queue.put(entry)
         self._counts.files_found += 1
         self._counts.bytes_found += entry.size
+
+    def _folder_of(self, rel_path: str) -> tuple[str, str | None]:
+        """The target folder of a file and its problem, worked out once per directory."""
+        rel_dir = rel_path.rpartition("/")[0]
+        cached = self._folder_cache
+        if cached is None or cached[0] != rel_dir:
+            folder = build_target(rel_dir, company_root=self._company_root,
+                                  dest_folder=self._dest_folder).rstrip("/")
+            cached = self._folder_cache = (rel_dir, folder, folder_problem(folder))
+        return cached[1], cached[2]
 
     def _size_problem(self, size: int) -> str | None:
         if size > self._max_file_size:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulkup.targets import (
     build_target,
+    folder_problem,
     header_file_name,
+    name_problem,
     name_warnings,
     needs_file_name_param,
     target_problem,
@@ -215,3 +219,27 @@ class TestHeaderFileName:
         """Parts count from 1."""
         with pytest.raises(ValueError, match="index"):
             header_file_name(0, "a.jpg")
+
+
+class TestPerDirectoryChecks:
+    """The walker checks a folder once and each name once; that must equal the whole check."""
+
+    @given(folders=st.lists(st.text(min_size=0, max_size=12), max_size=4),
+           name=st.text(min_size=0, max_size=12))
+    def test_split_check_agrees_with_target_problem(self, folders: list[str],
+                                                    name: str) -> None:
+        """folder_problem + name_problem finds a problem exactly when target_problem does."""
+        folder = "/".join(folders)
+        target = f"{folder}/{name}" if folder else name
+        split = folder_problem(folder) or name_problem(name, target)
+        assert (split is None) == (target_problem(target) is None)
+
+    @given(rel_dir=st.text(alphabet="ab/é\u0301 ", max_size=10),
+           name=st.text(alphabet="ab.é\u0301", min_size=1, max_size=8))
+    def test_folder_target_plus_name_is_the_target(self, rel_dir: str, name: str) -> None:
+        """Joining the folder's target and an NFC name gives build_target of the whole path."""
+        name = unicodedata.normalize("NFC", name)
+        folder = build_target(rel_dir, company_root="Acme/", dest_folder="in").rstrip("/")
+        whole = build_target(f"{rel_dir}/{name}" if rel_dir else name, company_root="Acme/",
+                             dest_folder="in")
+        assert f"{folder}/{name}" == whole
