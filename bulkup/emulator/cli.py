@@ -11,7 +11,6 @@ from pathlib import Path
 import structlog
 
 from bulkup.emulator.faultplan import FaultPlan, FaultPlanError
-from bulkup.emulator.server import serve
 from bulkup.emulator.settings import SettingsError, build_settings
 
 
@@ -60,6 +59,8 @@ def run_serve(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
                         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    from bulkup.emulator.server import serve  # aiohttp loads only when serving
+
     try:
         run_loop(serve(settings))
     except OSError as exc:
