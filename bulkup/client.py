@@ -22,6 +22,7 @@ from bulkup.body import BatchBody
 from bulkup.config import UploadConfig
 from bulkup.errors import ConnectError, ProtocolError, RequestTimeout, TransportError
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
+from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
 
 USER_AGENT = f"bulkup/{__version__}"
 _FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": socket.AF_UNSPEC}
@@ -95,16 +96,26 @@ class UploadClient:
                     retry_after=resp.headers.get("Retry-After"),
                 )
 
+    async def soap(self, url: str, operation: str, envelope: bytes) -> dict[str, Any]:
+        """One SOAP call to the monitoring API; returns the ``<operation>Return`` element."""
+        assert self._session is not None, "use 'async with UploadClient(...)'"
+        headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": operation}
+        with mapped_errors(url):
+            async with self._session.post(url, data=envelope, headers=headers) as resp:
+                raw = await _read_bounded(resp, MAX_SOAP_RESPONSE_BYTES)
+                return parse_soap_response(raw, operation=operation, http_status=resp.status,
+                                           content_encoding=resp.headers.get("Content-Encoding"))
 
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
-    """At most MAX_RESPONSE_BYTES of the body; a longer one is cut (and the connection closed)."""
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """At most ``limit`` bytes of the body; a longer one is cut (and the connection closed)."""
     data = bytearray()
     async for chunk in resp.content.iter_chunked(64 * 1024):
         data += chunk
-        if len(data) > MAX_RESPONSE_BYTES:
+        if len(data) > limit:
             resp.close()
             if 200 <= resp.status < 300:
-                raise ProtocolError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+                raise ProtocolError(f"response larger than {limit} bytes")
             break
     return bytes(data)
 

@@ -191,6 +191,10 @@ class UploadConfig:
         checksum: Decide "unchanged" by sha256 instead of size and mtime.
         force: Send every file, changed or not.
         retry_failed: Send only the files that failed in the journal's last record of them.
+        no_wait: Do not wait for the job to finish and read its log after ``endJob``.
+        require_confirmation: Count files the job log could not confirm (API unreachable,
+            no log line) as failed.
+        wait_timeout_s: Longest wait for the server to finish processing the job, seconds.
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -239,6 +243,9 @@ class UploadConfig:
     checksum: bool = False
     force: bool = False
     retry_failed: bool = False
+    no_wait: bool = False
+    require_confirmation: bool = False
+    wait_timeout_s: float = 3600.0
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -285,8 +292,10 @@ class UploadConfig:
         _check_path(self, "report")
         _check_choice(self, "log_format", _LOG_FORMATS)
         _check_path(self, "journal")
-        for name in ("no_journal", "checksum", "force", "retry_failed"):
+        for name in ("no_journal", "checksum", "force", "retry_failed", "no_wait",
+                     "require_confirmation"):
             _check_bool(self, name)
+        _check_seconds(self, "wait_timeout_s")
         if not isinstance(self.upload_params, UploadPostJob):
             got = type(self.upload_params).__name__
             _fail("upload_params", f"must be an UploadPostJob, got {got}")
@@ -308,6 +317,9 @@ class UploadConfig:
             )
         if self.no_journal and self.journal is not None:
             _fail("no_journal", "and journal contradict each other: give one", "journal")
+        if self.no_wait and self.require_confirmation:
+            _fail("no_wait", "and require_confirmation contradict each other: give one",
+                  "require_confirmation")
         if self.force and self.retry_failed:
             _fail("force", "and retry_failed contradict each other: give one", "retry_failed")
         if self.backoff_cap_s < self.backoff_base_s:

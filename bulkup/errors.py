@@ -23,6 +23,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │                                     may mean the job is lost; others fail the batch
     ├── ProtocolError                     a body that is no valid answer      retryable
     ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
+    ├── JobStopped                        the job was stopped on the server   fatal
     └── UploadFailed                      the run cannot go on; .causes       fatal
 
 Credentials never appear in any message built here: faults carry only the server's type, code
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "IpsApiFault",
+    "JobStopped",
     "JournalError",
     "ProtocolError",
     "ProtocolValueError",
@@ -182,6 +184,12 @@ class ProtocolError(BulkupError):
 
 class JournalError(BulkupError):
     """The run journal cannot be used: locked by another run, damaged, or from a newer bulkup."""
+
+    fatal = True
+
+
+class JobStopped(BulkupError):
+    """Somebody stopped the job on the server (``stopJob``): the run ends and says so."""
 
     fatal = True
 

@@ -22,7 +22,7 @@ import structlog
 from bulkup.body import BatchBody, new_boundary, xml_part
 from bulkup.client import UploadClient
 from bulkup.config import UploadConfig
-from bulkup.errors import IpsApiFault, UploadFailed, is_fatal
+from bulkup.errors import IpsApiFault, JobStopped, UploadFailed, is_fatal
 from bulkup.protocol import (
     AuthHeader,
     UploadPostParam,
@@ -33,6 +33,12 @@ from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
 from bulkup.stats import Stats
 
 log = structlog.get_logger("bulkup.job")
+
+
+class JobStatusSource(Protocol):
+    """What the monitoring API says of a job (see :class:`bulkup.monitor.JobMonitor`)."""
+
+    async def job_takes_posts(self, handle: str) -> bool: ...
 
 
 class JobRecorder(Protocol):
@@ -62,11 +68,13 @@ class JobCoordinator:
     def __init__(self, *, client: UploadClient, config: UploadConfig, stats: Stats,
                  clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
                  rng: Callable[[], float] = random.random, recorder: JobRecorder | None = None,
-                 resume: tuple[str, str] | None = None) -> None:
+                 resume: tuple[str, str] | None = None,
+                 status: JobStatusSource | None = None) -> None:
         """``resume`` = (handle, name) of an open job of an earlier run to continue."""
         self._client, self._config, self._stats = client, config, stats
         self._clock, self._sleep, self._rng = clock, sleep, rng
         self._recorder = recorder
+        self._status = status
         self._lock = asyncio.Lock()
         self._base_name = config.job_name or default_job_name()
         self._auth_xml = encode_auth_header(AuthHeader(
@@ -166,7 +174,20 @@ class JobCoordinator:
                     error=type(exc).__name__, reason=str(exc)[:200])
 
     async def job_is_alive(self, handle: str) -> bool:
-        """After a 30001 on a follow-up: does the job still take POSTs? (probe, D-14)."""
+        """After a 30001 on a follow-up: does the job still take POSTs? (D-14).
+
+        Asks ``getActiveJobs`` when the monitoring API answers, else sends a file-less POST.
+        Raises JobStopped when somebody stopped the job on the server.
+        """
+        if self._status is not None:
+            try:
+                return await self._status.job_takes_posts(handle)
+            except JobStopped:
+                raise
+            except Exception as exc:
+                if is_fatal(exc):
+                    raise
+                log.info("job_status_unavailable", job_handle=handle, reason=str(exc)[:200])
         try:
             await self._post_without_files(functools.partial(self._follow_up_head, handle))
         except IpsApiFault as fault:

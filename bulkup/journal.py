@@ -250,6 +250,31 @@ class Journal:
                 "updated_at=excluded.updated_at",
                 ((f.target, f.path, f.reason, run_id, now) for f in rows if f.target))
 
+    def posted_sources(self, job_handle: str, targets: Sequence[str]) -> dict[str, str]:
+        """target → source path, for those of ``targets`` posted to ``job_handle``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(targets), LOOKUP_CHUNK):
+            chunk = targets[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(
+                f"SELECT target, source FROM files WHERE job_handle=? AND target IN ({marks})",
+                (job_handle, *chunk)).fetchall())
+        return found
+
+    def record_confirmed(self, targets: Sequence[str]) -> None:
+        """The job log says these files became assets: one transaction."""
+        now = self._clock()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE files SET state='confirmed', last_error=NULL, updated_at=? "
+                "WHERE target=?", ((now, target) for target in targets))
+
+    def count_unconfirmed(self, job_handle: str) -> int:
+        """Files posted to the job that have no verdict yet."""
+        row = self._db.execute("SELECT count(*) FROM files WHERE job_handle=? AND "
+                               "state='posted'", (job_handle,)).fetchone()
+        return int(row[0])
+
     def gone(self, run_id: int, limit: int = 10_000) -> list[str]:
         """Acknowledged files this run's (complete) walk did not see: gone from disk."""
         rows = self._db.execute(

@@ -108,3 +108,22 @@ class RunRecorder:
         """Close the journal and drop the lock."""
         await self.journal.close()
         self._lock.release()
+
+
+class JournalLedger:
+    """The journal as the ledger of verdicts (see :mod:`bulkup.confirm`)."""
+
+    def __init__(self, recorder: RunRecorder) -> None:
+        self._recorder = recorder
+
+    async def find(self, handle: str, candidates: list[str]) -> dict[str, str]:
+        return await self._recorder.journal.call(Journal.posted_sources, handle, candidates)
+
+    async def settle(self, verdicts: list[tuple[str, str, str]]) -> None:
+        confirmed = [target for target, state, _ in verdicts if state == "confirmed"]
+        if confirmed:
+            await self._recorder.journal.call(Journal.record_confirmed, confirmed)
+
+    async def unconfirmed(self, handle: str) -> int:
+        await self._recorder.flush_failures()
+        return await self._recorder.journal.call(Journal.count_unconfirmed, handle)

@@ -38,6 +38,11 @@ class UploadReport:
     bytes_planned: int = 0
     files_gone: int = 0
     gone: tuple[str, ...] = ()
+    files_confirmed: int = 0
+    files_skipped_by_server: int = 0
+    files_unconfirmed: int = 0
+    confirmation: str = "not waited for"
+    jobs_stopped: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -88,6 +93,7 @@ class UploadReport:
             f"{self.posts} POSTs, {self.retries} retries; "
             f"job {', '.join(self.job_handles) or '(none opened)'}",
         ]
+        lines.append(self._verdict_line())
         if self.files_gone:
             lines.append(f"{self.files_gone} files uploaded before are gone from disk "
                          "(listed in the JSON report; nothing was deleted on the server)")
@@ -102,6 +108,19 @@ class UploadReport:
         if self.emulator_root:
             lines.append(f"files landed under {self.emulator_root}")
         return lines
+
+
+    def _verdict_line(self) -> str:
+        if self.confirmation == "complete":
+            line = (f"server verdict: {self.files_confirmed} confirmed "
+                    f"({self.files_skipped_by_server} kept as duplicates)")
+            if self.files_unconfirmed:
+                line += f", {self.files_unconfirmed} without a job log line"
+        else:
+            line = f"server verdict {self.confirmation}; {self.files_unconfirmed} files unconfirmed"
+        if self.jobs_stopped:
+            line += f"; {self.jobs_stopped} job(s) were stopped on the server"
+        return line
 
 
 def _size(n: int) -> str:

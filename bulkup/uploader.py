@@ -27,11 +27,13 @@ import structlog
 
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
+from bulkup.confirm import Ledger, MemoryLedger, Outcome
 from bulkup.errors import ConfigError, is_fatal
 from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
+from bulkup.outcome import find_monitor, server_verdicts
 from bulkup.packing import BatchPacker
-from bulkup.recorder import RunRecorder
+from bulkup.recorder import JournalLedger, RunRecorder
 from bulkup.report import UploadReport
 from bulkup.retry import Sleep
 from bulkup.sender import BatchSender, Failures, OnPosted
@@ -65,9 +67,8 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     """
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
-    walker = _walker(config, sources, failures)
     if config.dry_run:
-        return await _dry_run(config, walker, stats, failures)
+        return await _dry_run(config, _walker(config, sources, failures), stats, failures)
     url = config.upload_url
     if not url:
         raise ConfigError("no server: give --server URL, --region or --emulator")
@@ -75,48 +76,72 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     try:
         if recorder is not None:
             failures.sink = recorder.failed
-        return await _run(config, url, walker, stats, failures, recorder,
+        return await _run(config, url, sources, stats, failures, recorder,
                           stop or asyncio.Event(), hooks)
     finally:
         if recorder is not None:
             await recorder.close()
 
 
-async def _run(config: UploadConfig, url: str, walker: Walker, stats: Stats,
+async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: Stats,
                failures: Failures, recorder: RunRecorder | None, stop: asyncio.Event,
                hooks: RunHooks) -> UploadReport:
-    planner = SyncPlanner(config=config, stats=stats,
-                          journal=recorder.journal if recorder else None,
-                          run_id=recorder.run_id if recorder else 0)
     resume = await recorder.resumable_job() if recorder else None
+    ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
     fatal: str | None = None
     async with UploadClient(config, url) as client:
+        monitor, config = await find_monitor(client, config, hooks.sleep)
+        walker = _walker(config, sources, failures)
+        planner = SyncPlanner(config=config, stats=stats,
+                              journal=recorder.journal if recorder else None,
+                              run_id=recorder.run_id if recorder else 0)
         coordinator = JobCoordinator(
             client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
-            rng=hooks.rng, recorder=recorder,
+            rng=hooks.rng, recorder=recorder, status=monitor,
             resume=(resume.handle, resume.name) if resume else None)
         sender = BatchSender(client=client, coordinator=coordinator, config=config,
                              stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
-                             on_posted=_receipts(recorder, planner))
+                             on_posted=_receipts(recorder, planner, ledger))
         try:
             await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
         except BaseExceptionGroup as group:  # from the TaskGroup
             fatal = _fatal_reason(group)
         fatal = await _close_job(coordinator, fatal)
+        outcome, confirmation = await server_verdicts(monitor, config, coordinator.handles,
+                                                      ledger, failures)
     _copy_walk_stats(walker, stats)
-    report = _report(stats, failures, coordinator.handles, stop.is_set(), fatal)
+    report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
+                            outcome, confirmation, config)
     if recorder is None:
         return report
     gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
 
 
-def _receipts(recorder: RunRecorder | None, planner: SyncPlanner) -> OnPosted | None:
-    """What the sender calls once a POST is acknowledged: the journal's receipt."""
-    if recorder is None:
-        return None
+def _with_verdicts(report: UploadReport, outcome: Outcome | None, confirmation: str,
+                   config: UploadConfig) -> UploadReport:
+    """The server's verdicts in the report; unconfirmed files fail if confirmation is required."""
+    outcome = outcome or Outcome(unconfirmed=report.files_uploaded)
+    failed = report.files_failed
+    if config.require_confirmation and outcome.unconfirmed:
+        failed += outcome.unconfirmed
+    return dataclasses.replace(
+        report, files_failed=failed, files_confirmed=outcome.confirmed,
+        files_skipped_by_server=outcome.skipped_by_server,
+        files_unconfirmed=outcome.unconfirmed, confirmation=confirmation,
+        jobs_stopped=outcome.stopped_jobs)
+
+
+def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
+              ledger: Ledger) -> OnPosted:
+    """What the sender calls once a POST is acknowledged: the journal's receipt (or, without
+    a journal, the in-memory ledger the job log is matched against)."""
 
     async def on_posted(entries: list[FileEntry], handle: str) -> None:
+        if recorder is None:
+            assert isinstance(ledger, MemoryLedger)
+            ledger.add(handle, entries)
+            return
         hashes = {e.target: planner.hashes.pop(e.target) for e in entries
                   if e.target in planner.hashes}
         await recorder.posted(entries, handle, hashes)

@@ -128,33 +128,33 @@ def _by_status(status: int, problem: str, retry_after: str | None) -> Exception:
     return ProtocolError(message)
 
 
-def _decode(body: bytes, content_encoding: str | None) -> bytes:
+def _decode(body: bytes, content_encoding: str | None, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     header = content_encoding or ""
     codings = [c.strip().lower() for c in header.split(",")]
     codings = [c for c in codings if c and c != "identity"]
     if not codings:
         data = body
     elif codings in (["gzip"], ["x-gzip"]):
-        data = _gunzip(body) if body.startswith(_GZIP_MAGIC) else body
+        data = _gunzip(body, limit) if body.startswith(_GZIP_MAGIC) else body
     else:
         raise _Unusable(f"unsupported Content-Encoding {_short(header)!r}")
-    if len(data) > MAX_RESPONSE_BYTES:
-        raise _Unusable(f"body larger than {MAX_RESPONSE_BYTES} bytes")
+    if len(data) > limit:
+        raise _Unusable(f"body larger than {limit} bytes")
     return data
 
 
-def _gunzip(data: bytes) -> bytes:
-    """Inflate every gzip member, never producing more than MAX_RESPONSE_BYTES + 1 bytes."""
+def _gunzip(data: bytes, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """Inflate every gzip member, never producing more than ``limit`` + 1 bytes."""
     out = bytearray()
     rest = data
     while rest:
         inflater = zlib.decompressobj(wbits=31)
         try:
-            out += inflater.decompress(rest, MAX_RESPONSE_BYTES + 1 - len(out))
+            out += inflater.decompress(rest, limit + 1 - len(out))
         except zlib.error as exc:
             raise _Unusable(f"corrupt gzip body ({exc})") from None
-        if len(out) > MAX_RESPONSE_BYTES:
-            raise _Unusable(f"gzip body inflates beyond {MAX_RESPONSE_BYTES} bytes")
+        if len(out) > limit:
+            raise _Unusable(f"gzip body inflates beyond {limit} bytes")
         if not inflater.eof:
             raise _Unusable("truncated gzip body")
         rest = inflater.unused_data

@@ -1,0 +1,66 @@
+"""After the upload: the monitoring API found (or not), the server's file limit, and the
+server's verdict on every file of the run's jobs (spec §1.3, D-18, D-23)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from bulkup.client import UploadClient, describe
+from bulkup.config import UploadConfig
+from bulkup.confirm import Ledger, Outcome, confirm_job
+from bulkup.errors import BulkupError
+from bulkup.monitor import JobMonitor
+from bulkup.retry import Sleep
+from bulkup.sender import Failures
+
+log = structlog.get_logger("bulkup.outcome")
+PROBE_ATTEMPTS = 2
+
+
+async def find_monitor(client: UploadClient, config: UploadConfig,
+                       sleep: Sleep) -> tuple[JobMonitor | None, UploadConfig]:
+    """The monitoring API if it answers, and the config capped to the server's file limit.
+
+    An API that cannot be reached is said once; the upload goes on without it.
+    """
+    api_url = config.resolved_api_url
+    if api_url is None:
+        return None, config
+    monitor = JobMonitor(client=client, config=config, api_url=api_url, sleep=sleep)
+    try:
+        limit = await monitor.max_file_size(attempts=PROBE_ATTEMPTS)
+    except BulkupError as exc:  # even a fault: the upload itself will say what is wrong
+        log.warning("job_monitoring_unavailable", api_url=api_url, reason=describe(exc),
+                    consequence="files stay posted, not confirmed by the job log")
+        return None, config
+    if limit is not None and limit < config.max_file_size:
+        log.info("server_file_limit", max_file_size=limit)
+        config = config.with_overrides(max_file_size=limit)
+    return monitor, config
+
+
+async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
+                          handles: list[str], ledger: Ledger,
+                          failures: Failures) -> tuple[Outcome | None, str]:
+    """Wait for each job, read its log, settle its files; returns the outcome and a status."""
+    if config.no_wait:
+        return None, "not waited for (--no-wait)"
+    if not handles:
+        return None, "no job"
+    if monitor is None:
+        return None, "unavailable: the job monitoring API could not be reached"
+    outcome = Outcome()
+    try:
+        async with asyncio.timeout(config.wait_timeout_s):
+            for handle in handles:
+                await monitor.wait_until_done(handle)
+                await confirm_job(monitor, handle, ledger, outcome, failures.add)
+    except (BulkupError, TimeoutError) as exc:
+        reason = describe(exc) if isinstance(exc, BulkupError) else "wait_timeout_s ran out"
+        log.warning("job_monitoring_failed", reason=reason)
+        return outcome, f"incomplete: {reason}"
+    if outcome.unmatched_lines:
+        log.warning("job_log_lines_unmatched", count=outcome.unmatched_lines)
+    return outcome, "complete"
