@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upload", help="upload files and folders as one job",
         description="Upload every file under SRC as one UploadFile job."))
     _add_journal_commands(commands)
+    _add_job_commands(commands)
     serve = commands.add_parser("serve", help="run the UploadFile emulator")
     from bulkup.emulator.cli import add_serve_arguments  # the emulator loads only for serve
 
@@ -95,6 +96,14 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                       help="send every file, changed or not")
     sync.add_argument("--retry-failed", action="store_true", default=None,
                       help="send only the files that failed last time")
+    verdict = p.add_argument_group("the server's verdict (job log over the SOAP API)")
+    verdict.add_argument("--api-url", metavar="URL",
+                         help="SOAP IpsApiService URL (default: the region's, or the "
+                              "server's origin + /scene7/services/IpsApiService)")
+    verdict.add_argument("--no-wait", action="store_true", default=None,
+                         help="do not wait for the job or read its log after endJob")
+    verdict.add_argument("--require-confirmation", action="store_true", default=None,
+                         help="files the job log cannot confirm count as failed")
     out = p.add_argument_group("output")
     out.add_argument("--dry-run", action="store_true", default=None,
                      help="print the plan (files, bytes, POSTs); send nothing")
@@ -114,7 +123,42 @@ def main(argv: list[str] | None = None) -> int:
         from bulkup.journal_cli import run_journal_command
 
         return run_journal_command(args)
+    if args.command == "job":
+        return _job_command(args)
     return _upload_command(args)
+
+
+def _add_job_commands(commands: Any) -> None:
+    job = commands.add_parser("job", help="look at or stop a job on the server")
+    actions = job.add_subparsers(dest="action", required=True)
+    for action, text in (("status", "the job's state (getActiveJobs)"),
+                         ("log", "the job's log, every line (getJobLogDetails)"),
+                         ("stop", "stop the job (stopJob)")):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("handle", metavar="HANDLE", help="the job handle")
+        sub.add_argument("--json", action="store_true", help="JSON for scripts")
+        for flag, kwargs in (("--config", {"type": Path}), ("--server", {"dest": "server_url"}),
+                             ("--region", {"choices": ("na", "emea", "apac")}),
+                             ("--api-url", {}), ("--user", {}), ("--company-handle", {}),
+                             ("--log-format", {"choices": ("auto", "console", "json")})):
+            sub.add_argument(flag, **kwargs)
+        sub.add_argument("--staging", action="store_true", default=None)
+
+
+def _job_command(args: argparse.Namespace) -> int:
+    from bulkup.config import load_config
+    from bulkup.job_cli import run_job_command
+    from bulkup.log import configure_logging
+
+    overrides = {key: getattr(args, key) for key in (
+        "server_url", "region", "staging", "api_url", "user", "company_handle", "log_format")}
+    try:
+        config = load_config(path=args.config, environ=os.environ, overrides=overrides)
+    except ConfigError as exc:
+        print(f"bulkup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(config.log_format)
+    return _run_loop(run_job_command(config, args.action, args.handle, as_json=args.json))
 
 
 def _add_journal_commands(commands: Any) -> None:
@@ -156,7 +200,8 @@ def _config_from(args: argparse.Namespace) -> Any:
             "server_url", "region", "staging", "user", "company_handle", "company_root",
             "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
-            "log_format", "journal", "no_journal", "checksum", "force", "retry_failed")
+            "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
+            "api_url", "no_wait", "require_confirmation")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None

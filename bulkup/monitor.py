@@ -58,6 +58,11 @@ class JobMonitor:
         self._auth = AuthHeader(user=config.user or "", password=config.password or "",
                                 locale=config.locale)
 
+    @property
+    def company_handle(self) -> str | None:
+        """The company whose jobs this monitor asks about."""
+        return self._config.company_handle
+
     async def call(self, operation: str, *, attempts: int | None = None,
                    **params: Any) -> dict[str, Any]:
         """One operation, retried on transport failures; faults raise typed errors."""

@@ -1,0 +1,85 @@
+"""``bulkup job status|log|stop HANDLE``: the operators' view of a job on the server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from bulkup.client import UploadClient, describe
+from bulkup.config import UploadConfig
+from bulkup.errors import BulkupError
+from bulkup.monitor import JobMonitor
+from bulkup.protocol.soap import as_list
+
+EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
+SUMMARY_FIELDS = ("jobName", "originalJobName", "logType", "startDate", "endDate",
+                  "totalFileCount", "fileSuccessCount", "fileUpdateCount", "fileDuplicateCount",
+                  "fileErrorCount", "fileWarningCount", "fatalError")
+
+
+async def run_job_command(config: UploadConfig, action: str, handle: str, *,
+                          as_json: bool) -> int:
+    """Run one job command; 2 without an API URL, 3 when the API fails."""
+    api_url = config.resolved_api_url
+    if api_url is None or not config.company_handle:
+        print("bulkup: give --server, --region or --api-url, and --company-handle",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        async with UploadClient(config, config.upload_url or api_url) as client:
+            monitor = JobMonitor(client=client, config=config, api_url=api_url)
+            if action == "status":
+                return await _status(monitor, handle, as_json)
+            if action == "stop":
+                await monitor.stop(handle)
+                print(f"stop requested for job {handle}")
+                return EXIT_OK
+            return await _log(monitor, handle, as_json)
+    except BulkupError as exc:
+        print(f"bulkup: {describe(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+async def _status(monitor: JobMonitor, handle: str, as_json: bool) -> int:
+    job = await monitor.active_job(handle)
+    summary = await _summary(monitor, handle)
+    state = job.state if job else ("Done" if summary.get("endDate") else "not active")
+    if as_json:
+        print(json.dumps({"handle": handle, "state": state,
+                          "progress": job.progress if job else None, "log": summary}, indent=2))
+        return EXIT_OK
+    print(f"job {handle}: {state}" + (f", progress {job.progress}%" if job and job.progress
+                                       else ""))
+    for key in SUMMARY_FIELDS:
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    return EXIT_OK
+
+
+async def _summary(monitor: JobMonitor, handle: str) -> dict[str, Any]:
+    answer = await monitor.call("getJobLogDetails", companyHandle=monitor.company_handle,
+                                jobHandle=handle, recordsPerPage=1, resultsPage=1)
+    logs = as_list(answer.get("jobLogArray"))
+    if not logs or not isinstance(logs[0], dict):
+        return {}
+    return {k: v for k, v in logs[0].items() if k in SUMMARY_FIELDS or k == "detailTotalRows"}
+
+
+async def _log(monitor: JobMonitor, handle: str, as_json: bool) -> int:
+    details: list[Any] = []
+    summary: dict[str, Any] = {}
+    async for job_log, page in monitor.job_log(handle):
+        summary = {k: v for k, v in job_log.items() if k != "detailArray"}
+        if as_json:
+            details.extend(page)
+            continue
+        for line in page:
+            if isinstance(line, dict):
+                print(f"{line.get('logType', '?'):>18}  {line.get('logMessage', '')}")
+    if as_json:
+        print(json.dumps({"handle": handle, "log": summary, "details": details}, indent=2,
+                         ensure_ascii=False))
+    elif not summary:
+        print(f"no log for job {handle}")
+    return EXIT_OK
