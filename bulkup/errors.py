@@ -24,6 +24,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     ├── ProtocolError                     a body that is no valid answer      retryable
     ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
     ├── JobStopped                        the job was stopped on the server   fatal
+    ├── SourceAddressChanged              the job refuses this machine's address  fatal
     └── UploadFailed                      the run cannot go on; .causes       fatal
 
 Credentials never appear in any message built here: faults carry only the server's type, code
@@ -48,6 +49,7 @@ __all__ = [
     "RequestTimeout",
     "ServerFault",
     "ServerUnavailable",
+    "SourceAddressChanged",
     "SourceChangedError",
     "SourceError",
     "TargetNameError",
@@ -190,6 +192,12 @@ class JournalError(BulkupError):
 
 class JobStopped(BulkupError):
     """Somebody stopped the job on the server (``stopJob``): the run ends and says so."""
+
+    fatal = True
+
+
+class SourceAddressChanged(BulkupError):
+    """The job is open on the server yet refuses our POSTs: our source address changed."""
 
     fatal = True
 

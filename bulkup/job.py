@@ -22,7 +22,7 @@ import structlog
 from bulkup.body import BatchBody, new_boundary, xml_part
 from bulkup.client import UploadClient
 from bulkup.config import UploadConfig
-from bulkup.errors import IpsApiFault, JobStopped, UploadFailed, is_fatal
+from bulkup.errors import IpsApiFault, SourceAddressChanged, UploadFailed, is_fatal
 from bulkup.protocol import (
     AuthHeader,
     UploadPostParam,
@@ -179,15 +179,32 @@ class JobCoordinator:
         Asks ``getActiveJobs`` when the monitoring API answers, else sends a file-less POST.
         Raises JobStopped when somebody stopped the job on the server.
         """
-        if self._status is not None:
-            try:
-                return await self._status.job_takes_posts(handle)
-            except JobStopped:
+        open_on_server = await self._open_on_server(handle)
+        if open_on_server is False:
+            return False
+        probe_accepted = await self._probe(handle)
+        if open_on_server and not probe_accepted:
+            raise SourceAddressChanged(
+                f"job {handle} is open on the server but refuses POSTs from this machine: its "
+                "source address changed mid-job (a NAT pool or a proxy with several egress "
+                "addresses). Run from a host with one egress address, or pin it with "
+                "--source-ip; the same command again resumes with a new job.")
+        return probe_accepted
+
+    async def _open_on_server(self, handle: str) -> bool | None:
+        """getActiveJobs' view (None when the API cannot say)."""
+        if self._status is None:
+            return None
+        try:
+            return await self._status.job_takes_posts(handle)
+        except Exception as exc:
+            if is_fatal(exc):
                 raise
-            except Exception as exc:
-                if is_fatal(exc):
-                    raise
-                log.info("job_status_unavailable", job_handle=handle, reason=str(exc)[:200])
+            log.info("job_status_unavailable", job_handle=handle, reason=str(exc)[:200])
+            return None
+
+    async def _probe(self, handle: str) -> bool:
+        """Does a file-less POST of ours get into the job?"""
         try:
             await self._post_without_files(functools.partial(self._follow_up_head, handle))
         except IpsApiFault as fault:

@@ -47,8 +47,11 @@ class TestMixedTree:
         files = mixed_tree(tmp_path / "src")
         config = emulator.config(max_post_bytes=CAP, max_files_per_post=7)
         report = await run_upload(config, [str(tmp_path / "src")])
-        assert report.files_failed == 0, report.failures
         assert report.files_uploaded == len(files)
+        [refused] = report.failures  # the server's verdict on the 0-byte file (D-25)
+        assert refused.reason == "refused by the server: Acme/empty/zero.jpg: file is empty " \
+            "(0 bytes)"
+        assert report.files_confirmed == len(files) - 1 and report.confirmation == "complete"
         stored = emulator.stored_files()
         expected = {unicodedata.normalize("NFC", rel): data for rel, data in files.items()
                     if data}  # the emulator refuses 0-byte files (D-25) after acknowledging
