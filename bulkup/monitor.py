@@ -26,6 +26,7 @@ from bulkup.retry import Sleep, call_with_retry
 log = structlog.get_logger("bulkup.monitor")
 PAGE_ROWS = 1000
 OPEN_STATES = frozenset({"New", "WaitingClient", "WaitingCoordinator", "Running", "Unknown"})
+IDLE_OPEN_STATES = frozenset({"New", "WaitingClient"})  # open and waiting for POSTs
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,11 @@ class ActiveJob:
     def done(self) -> bool:
         """The job has finished processing (D-23)."""
         return self.state == "Done"
+
+    @property
+    def idle_open(self) -> bool:
+        """Open and waiting for POSTs: it finishes only at endJob or its idle timeout."""
+        return self.state in IDLE_OPEN_STATES
 
     @property
     def stopping(self) -> bool:
@@ -98,11 +104,15 @@ class JobMonitor:
 
     async def wait_until_done(self, handle: str, *, first_wait_s: float = 0.5,
                               max_wait_s: float = 30.0) -> ActiveJob | None:
-        """Poll ``getActiveJobs`` with growing waits until the job is done or gone."""
+        """Poll ``getActiveJobs`` with growing waits until the job is done or gone.
+
+        Returns early with a job that is open and idle (its endJob did not get through): such
+        a job finishes only at its idle timeout, so there is nothing to wait for now.
+        """
         wait = first_wait_s
         while True:
             job = await self.active_job(handle)
-            if job is None or job.done:
+            if job is None or job.done or job.idle_open:
                 return job
             log.debug("job_waiting", job_handle=handle, state=job.state, progress=job.progress)
             await self._sleep(wait)

@@ -51,16 +51,22 @@ async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
         return None, "no job"
     if monitor is None:
         return None, "unavailable: the job monitoring API could not be reached"
-    outcome = Outcome()
+    outcome, still_open = Outcome(), []
     try:
         async with asyncio.timeout(config.wait_timeout_s):
             for handle in handles:
-                await monitor.wait_until_done(handle)
+                job = await monitor.wait_until_done(handle)
+                if job is not None and job.idle_open:
+                    still_open.append(handle)
                 await confirm_job(monitor, handle, ledger, outcome, failures.add)
     except (BulkupError, TimeoutError) as exc:
         reason = describe(exc) if isinstance(exc, BulkupError) else "wait_timeout_s ran out"
         log.warning("job_monitoring_failed", reason=reason)
         return outcome, f"incomplete: {reason}"
+    if still_open:
+        log.warning("job_still_open", job_handles=still_open)
+        return outcome, (f"incomplete: job {', '.join(still_open)} is still open on the server "
+                         "(its endJob did not get through; it closes at its idle timeout)")
     if outcome.unmatched_lines:
         log.warning("job_log_lines_unmatched", count=outcome.unmatched_lines)
     return outcome, "complete"
