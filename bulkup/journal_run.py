@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -115,7 +116,12 @@ class AsyncJournal:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        except sqlite3.Error as exc:  # a full disk, an I/O error: the run cannot go on
+            raise JournalError(f"journal {self.path} cannot be written ({exc}); what it "
+                               "recorded before is intact, and the same command resumes "
+                               "from there once the problem is fixed") from exc
 
     async def close(self) -> None:
         """Close the database and stop the thread."""

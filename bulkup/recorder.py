@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from bulkup.config import UploadConfig
+from bulkup.errors import JournalError
 from bulkup.journal import Journal, ResumableJob
 from bulkup.journal_run import AsyncJournal, RunLock, default_journal_path, target_description
 from bulkup.models import FileEntry, FileFailure
@@ -105,9 +106,13 @@ class RunRecorder:
         return gone
 
     async def close(self) -> None:
-        """Close the journal and drop the lock."""
-        await self.journal.close()
-        self._lock.release()
+        """Close the journal and drop the lock (the lock is dropped even if closing fails)."""
+        try:
+            await self.journal.close()
+        except JournalError as exc:
+            log.error("journal_close_failed", reason=str(exc))
+        finally:
+            self._lock.release()
 
 
 class JournalLedger:

@@ -28,7 +28,7 @@ import structlog
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, MemoryLedger, Outcome
-from bulkup.errors import ConfigError, is_fatal
+from bulkup.errors import ConfigError, JournalError, is_fatal
 from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.outcome import find_monitor, server_verdicts
@@ -114,7 +114,11 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
                             outcome, confirmation, config)
     if recorder is None:
         return report
-    gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
+    try:
+        gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
+    except JournalError as exc:
+        log.error("journal_finish_failed", reason=str(exc))
+        return dataclasses.replace(report, fatal_error=report.fatal_error or str(exc))
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
 
 

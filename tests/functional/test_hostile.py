@@ -1,0 +1,145 @@
+"""Hostile local input: odd names, long paths, files that change under us, a full disk under
+the journal. Each is reported per file or refused at start, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkup.journal import Journal
+from bulkup.uploader import run_upload
+
+from .conftest import PASSWORD, USER, make_tree
+
+ODD_NAMES = {
+    "cr\rname.jpg": "control character U+000D",
+    "lf\nname.jpg": "control character U+000A",
+    'quote"name.jpg': "contains '\"'",
+    "back\\slash.jpg": "contains '\\'",
+}
+SENT_NAMES = ["semi;colon.jpg", "per%cent.jpg", "emoji-😀.jpg", "x" * 251 + ".jpg",
+              "it's.jpg", "amp&hash#.jpg"]
+
+
+class TestNames:
+    async def test_odd_names(self, emulator: Any, tmp_path: Path) -> None:
+        """Names with CR/LF/quote/backslash fail alone and say why; the others arrive intact."""
+        files = {name: b"x" for name in [*ODD_NAMES, *SENT_NAMES]}
+        src = make_tree(tmp_path / "src", files)
+        report = await run_upload(emulator.config(no_journal=True), [str(src)])
+        reasons = {Path(f.path).name: f.reason for f in report.failures}
+        assert set(reasons) == set(ODD_NAMES)
+        for name, why in ODD_NAMES.items():
+            assert why in reasons[name]
+        assert sorted(emulator.stored_files()) == sorted(SENT_NAMES)
+        assert report.exit_code == 1
+
+    async def test_overlong_names_fail_locally(self, emulator: Any, tmp_path: Path) -> None:
+        """A 256-byte component is refused locally; a 4,096-byte path is refused locally."""
+        deep = "/".join(["d" * 200] * 20) + "/f.jpg"  # about 4 KB of path
+        src = tmp_path / "src"
+        (src / Path(deep).parent).mkdir(parents=True)
+        (src / deep).write_bytes(b"d")
+        report = await run_upload(emulator.config(no_journal=True, company_root=None),
+                                  [str(src)])
+        [failure] = report.failures
+        assert "longer than" in failure.reason
+        assert emulator.stored_files() == {}
+
+
+class TestChangingFiles:
+    @pytest.mark.parametrize("change", ["grow", "shrink", "vanish"])
+    async def test_file_changes_between_walk_and_send(self, emulator: Any, tmp_path: Path,
+                                                      change: str) -> None:
+        """A file that changes after the walk fails alone; the rest of its POST arrives."""
+        src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" * 100 for i in range(5)})
+        victim = src / "f2.jpg"
+        from bulkup import body
+
+        real = body._open_checked
+
+        def change_then_open(entry: Any) -> Any:
+            if entry.path == str(victim) and victim.exists():
+                if change == "grow":
+                    victim.write_bytes(b"x" * 200)
+                elif change == "shrink":
+                    victim.write_bytes(b"x" * 10)
+                else:
+                    victim.unlink()
+            return real(entry)
+
+        body._open_checked = change_then_open  # type: ignore[assignment]
+        try:
+            report = await run_upload(emulator.config(no_journal=True, concurrency=1),
+                                      [str(src)])
+        finally:
+            body._open_checked = real  # type: ignore[assignment]
+        [failure] = report.failures
+        assert failure.path == str(victim)
+        assert ("vanished" if change == "vanish" else "size changed") in failure.reason
+        assert sorted(emulator.stored_files()) == ["f0.jpg", "f1.jpg", "f3.jpg", "f4.jpg"]
+
+    async def test_permission_denied(self, emulator: Any, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """An unreadable file fails alone with the OS's reason."""
+        src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "locked.jpg": b"l"})
+        import builtins
+
+        real_open = builtins.open
+
+        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).endswith("locked.jpg"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", guarded)
+        report = await run_upload(emulator.config(no_journal=True), [str(src)])
+        monkeypatch.undo()
+        [failure] = report.failures
+        assert "Permission denied" in failure.reason
+        assert emulator.stored_files() == {"ok.jpg": b"o"}
+
+
+LIMITED_RUN = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from bulkup.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+class TestFullDisk:
+    async def test_full_disk_under_the_journal(self, emulator: Any, tmp_path: Path) -> None:
+        """The journal's disk fills mid-run: exit 3 with a clear message, no traceback, and
+        the journal opens cleanly afterwards; the same command then completes."""
+        src = make_tree(tmp_path / "src", {f"d{i % 9}/f{i:04d}.jpg": b"x" for i in range(600)})
+        journal = tmp_path / "j.journal"
+        args = ["upload", str(src), "--server", emulator.url, "--user", USER,
+                "--company-handle", "c|42", "--company-root", "Acme/", "--journal", str(journal),
+                "--max-files-per-post", "5", "--no-wait"]
+        code, output = await _run(LIMITED_RUN, str(256 * 1024), *args)
+        assert code == 3, output
+        assert "cannot be written" in output and "Traceback" not in output
+        check = Journal(journal)  # opens: schema and integrity check pass
+        posted = check._db.execute("SELECT count(*) FROM files WHERE state='posted'").fetchone()
+        check.close()
+        assert posted[0] < 600
+        code, output = await _run("import sys\nfrom bulkup.cli import main\n"
+                                  "sys.exit(main(sys.argv[2:]))", "0", *args)
+        assert code == 0, output
+        assert len(emulator.stored_files()) == 600
+
+
+async def _run(program: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", program, *args, env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
