@@ -1,22 +1,25 @@
-"""The emulator's aiohttp application: ``POST /scene7/UploadFile`` and ``GET /_emulator/jobs``."""
+"""The emulator's aiohttp application: ``POST /scene7/UploadFile``, the SOAP monitoring service
+``POST /scene7/services/IpsApiService`` and ``GET /_emulator/jobs``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from bulkup.emulator.assets import CompanyAssets
 from bulkup.emulator.authorize import AuthOutcome, PostContext, check_post
 from bulkup.emulator.faultplan import FaultPlan, Injected
 from bulkup.emulator.ingest import check_file_parts, commit
 from bulkup.emulator.jobs import Clock, Job, JobStore
 from bulkup.emulator.multipart import boundary_of
+from bulkup.emulator.operations import answer_soap
+from bulkup.emulator.processing import Processor, Sleep
 from bulkup.emulator.receive import BodyReader, ReceivedPost
 from bulkup.emulator.responses import (
     XML_CONTENT_TYPE,
@@ -26,54 +29,44 @@ from bulkup.emulator.responses import (
     upload_post_return,
     wants_gzip,
 )
-from bulkup.emulator.settings import Company, EmulatorSettings
+from bulkup.emulator.settings import EmulatorSettings
+from bulkup.emulator.state import EmulatorState
 from bulkup.emulator.xmlread import read_post_params
 
 log = structlog.get_logger("bulkup.emulator")
 UPLOAD_ROUTE = "/scene7/UploadFile"
+SOAP_ROUTE = "/scene7/services/IpsApiService"
 JOBS_ROUTE = "/_emulator/jobs"
 STAGING = ".bulkup-emulator/staging"
 SWEEP_INTERVAL_S = 5.0
 
 
-@dataclass(slots=True)
-class EmulatorState:
-    """What the handlers share: settings, jobs, asset indexes, the fault plan."""
-
-    settings: EmulatorSettings
-    store: JobStore
-    faults: FaultPlan
-    staging_dir: Path
-    assets: dict[str, CompanyAssets] = field(default_factory=dict)
-
-    def assets_of(self, company: Company) -> CompanyAssets:
-        """The asset index of a company (built on first use)."""
-        found = self.assets.get(company.handle)
-        if found is None:
-            number = company.handle.partition("|")[2] or company.handle
-            found = CompanyAssets(self.settings.root / company.root_folder, number,
-                                  company.overwrite_mode)
-            self.assets[company.handle] = found
-        return found
-
-
 STATE = web.AppKey("state", EmulatorState)
 
 
-def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic) -> web.Application:
-    """The emulator as an aiohttp application; ``clock`` drives the idle timeout."""
+def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
+             sleep: Sleep = asyncio.sleep) -> web.Application:
+    """The emulator as an aiohttp application.
+
+    ``clock`` drives the idle timeout, the Done linger and the reported date-times; ``sleep``
+    paces background processing (``processing_delay_s``). Tests pass a fake pair.
+    """
     root = settings.root.resolve()
     staging = root / STAGING
     state = EmulatorState(
         settings=settings, store=JobStore(idle_timeout_s=settings.idle_timeout_s, clock=clock),
         faults=FaultPlan.parse(settings.faults), staging_dir=staging,
+        processor=Processor(delay_s=settings.processing_delay_s, staging_dir=staging,
+                            sleep=sleep),
     )
     app = web.Application(client_max_size=1024**2)
     app[STATE] = state
     app.router.add_post(UPLOAD_ROUTE, handle_upload)
+    app.router.add_post(SOAP_ROUTE, handle_soap)
     app.router.add_get(JOBS_ROUTE, handle_jobs)
     app.on_startup.append(_prepare_root)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(_processing)
     return app
 
 
@@ -100,6 +93,17 @@ async def _sweeper(app: web.Application):  # type: ignore[no-untyped-def]
     task = asyncio.create_task(sweep())
     yield
     task.cancel()
+
+
+async def _processing(app: web.Application) -> AsyncIterator[None]:
+    """The background processor (D-13): started with the app, cancelled on shutdown."""
+    processor = app[STATE].processor
+    task = asyncio.create_task(processor.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    processor.discard_held()
 
 
 def peer_of(request: web.Request, settings: EmulatorSettings) -> str:
@@ -183,7 +187,7 @@ def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutco
     check_file_parts(post, context, state.settings.strict_part_order,
                      state.settings.max_file_size)
     return commit(post, context, state.store, state.assets_of(context.company), peer=peer,
-                  received_ns=received_ns)
+                  received_ns=received_ns, processor=state.processor)
 
 
 def _success_response(request: web.Request, job: Job, post: ReceivedPost,
@@ -232,6 +236,14 @@ async def _cut_mid_body(request: web.Request) -> web.StreamResponse:
     if request.transport is not None:
         request.transport.abort()
     raise asyncio.CancelledError
+
+
+async def handle_soap(request: web.Request) -> web.Response:
+    """``POST /scene7/services/IpsApiService``: one SOAP call (spec §5)."""
+    state = request.app[STATE]
+    raw = await request.read()
+    reply = answer_soap(state, raw, request.headers)
+    return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 
 
 async def handle_jobs(request: web.Request) -> web.Response:

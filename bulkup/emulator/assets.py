@@ -83,11 +83,12 @@ class CompanyAssets:
         matches, same_name = self._matches(target)
         shown = root_prefix + target.path
         if matches and not overwrite:
-            return Outcome("DuplicateSkipped", f"{shown} already exists; not overwritten",
+            return Outcome("DuplicateSkipped", f"{shown}: already exists; not overwritten",
                            matches[0].handle)
         if not matches and same_name:
-            return Outcome("UploadError", f"name conflict: asset {target.asset_name!r} "
-                           f"already exists as {root_prefix}{same_name[0].path}")
+            return Outcome("UploadError", f"{shown}: name conflict: asset "
+                           f"{target.asset_name!r} already exists as "
+                           f"{root_prefix}{same_name[0].path}")
         destination = self._destination(target)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, destination)

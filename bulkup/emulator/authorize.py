@@ -44,7 +44,7 @@ def check_post(xml: dict[str, XmlPart], settings: EmulatorSettings, store: JobSt
                peer: str, seen: AuthOutcome) -> PostContext:
     """Apply rows 2-17 in table order; raises the first matching Fault."""
     credentials = _credentials(xml.get("auth"), seen)
-    user = _authenticate(credentials, settings)
+    user = authenticate(credentials, settings)
     params = _params(xml.get("uploadParams"))
     company = _company(params, user, settings)
     if params.job_handle:
@@ -73,7 +73,8 @@ def _credentials(part: XmlPart | None, seen: AuthOutcome) -> Credentials:
     return credentials
 
 
-def _authenticate(credentials: Credentials, settings: EmulatorSettings) -> User:
+def authenticate(credentials: Credentials, settings: EmulatorSettings) -> User:
+    """Rows 5-6: the user, if the password matches exactly and the user is enabled."""
     user = settings.user(credentials.user)
     expected = user.password if user else "\x00never-matches"
     good = hmac.compare_digest(credentials.password.encode(), expected.encode())

@@ -28,6 +28,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a company (repeatable); default Demo:c|1")
     parser.add_argument("--idle-timeout-s", type=float, default=None,
                         help="close a job idle this long (default 1800)")
+    parser.add_argument("--processing-delay-s", type=float, default=None,
+                        help="process each received file this long after its POST, in the "
+                             "background (default 0: while the POST commits)")
+    parser.add_argument("--done-linger-s", type=float, default=None,
+                        help="how long a Done job stays in getActiveJobs (default 60)")
     parser.add_argument("--max-file-size", type=int, default=None,
                         help="largest file part in bytes (default 2147483648)")
     parser.add_argument("--faults", default=None,
@@ -48,6 +53,7 @@ def run_serve(args: argparse.Namespace) -> int:
         settings = build_settings(
             root=args.root, config=args.config, users=args.user, companies=args.company,
             host=args.host, port=args.port, idle_timeout_s=args.idle_timeout_s,
+            processing_delay_s=args.processing_delay_s, done_linger_s=args.done_linger_s,
             max_file_size=args.max_file_size, faults=args.faults,
             trust_forwarded_for=args.trust_forwarded_for,
             strict_part_order=args.strict_part_order,

@@ -1,4 +1,4 @@
-"""Turning a complete, accepted POST into a job's files (spec D-13, D-15, D-16, D-25).
+"""Turning a complete, accepted POST into a job's files (spec D-13, D-16).
 
 Runs without awaiting anything, so a POST is committed atomically with respect to every other
 request: a POST racing a closing POST is judged by which one the emulator finished first (D-12).
@@ -7,12 +7,12 @@ request: a POST racing a closing POST is judged by which one the emulator finish
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from bulkup.emulator.assets import CompanyAssets
 from bulkup.emulator.authorize import PostContext
-from bulkup.emulator.jobs import FileRecord, Job, JobStore
-from bulkup.emulator.paths import TargetRefused, file_type_problem, target_path
+from bulkup.emulator.jobs import PENDING, FileRecord, Job, JobStore
+from bulkup.emulator.paths import Target, TargetRefused, asset_type, target_path
+from bulkup.emulator.processing import FileWork, Processor
 from bulkup.emulator.receive import ReceivedPost, StagedFile
 from bulkup.emulator.responses import Fault
 
@@ -34,8 +34,9 @@ def check_file_parts(post: ReceivedPost, context: PostContext, strict_part_order
 
 
 def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: CompanyAssets,
-           *, peer: str, received_ns: int) -> Job:
-    """Open the job if needed, process every file in arrival order, close on ``endJob``.
+           *, peer: str, received_ns: int, processor: Processor) -> Job:
+    """Open the job if needed, hand every file to the processor in arrival order, close on
+    ``endJob``.
 
     Each accepted POST is also logged in ``job.post_log`` (when it arrived and was answered,
     in ``time.monotonic_ns``), which lets tests check the client's ordering rules.
@@ -46,7 +47,9 @@ def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: Co
     elif not job.open:
         raise Fault.ips(30001, f"Invalid jobHandle: {job.handle} is closed ({job.closed_by})")
     for staged in post.files:
-        job.files.append(_process(staged, context, job.options, assets))
+        work = _prepare(staged, context, job, assets)
+        job.files.append(work.record)
+        processor.submit(work)
     store.touch(job)
     job.post_log.append({
         "opening": context.job is None, "files": len(post.files),
@@ -69,37 +72,24 @@ def _open(context: PostContext, store: JobStore, peer: str) -> Job:
     )
 
 
-def _process(staged: StagedFile, context: PostContext, options: dict[str, Any],
-             assets: CompanyAssets) -> FileRecord:
+def _prepare(staged: StagedFile, context: PostContext, job: Job,
+             assets: CompanyAssets) -> FileWork:
+    """The file's record (outcome Pending) and its target, or why the target is refused."""
     base = context.params.file_name
     if base is None:
         base = staged.filename or ""
     company = context.company
     record = FileRecord(target_path=base, size=staged.size, sha256=staged.sha256,
-                        outcome="UploadError", message="")
+                        outcome=PENDING, message="")
+    work = FileWork(job=job, record=record, path=staged.temp_path, target=None, refused=None,
+                    company=company, assets=assets)
     try:
         target = target_path(base, context.params.dest_folder, company.root_folder)
     except TargetRefused as exc:
-        record.message = str(exc)
-        return record
-    record.target_path = company.root_path + target.path
-    problem = file_type_problem(target, staged.size,
-                                javascript_enabled=company.javascript_upload_enabled)
-    if problem or staged.temp_path is None:
-        record.message = problem or "file was not received"
-        return record
-    keep_state = options.get("preservePublishState", company.retain_publish_state)
-    try:
-        outcome = assets.store(str(staged.temp_path), target,
-                               overwrite=bool(options.get("overwrite")),
-                               publish=bool(options.get("readyForPublish")),
-                               keep_publish_state=bool(keep_state),
-                               root_prefix=company.root_path)
-    except OSError as exc:
-        record.message = f"cannot store file: {exc.strerror or exc}"
-        return record
-    if outcome.log_type in ("UploadSuccess", "FileUpdated"):
-        staged.temp_path = None  # moved into place
-    record.outcome, record.message = outcome.log_type, outcome.message
-    record.asset_handle = outcome.asset_handle
-    return record
+        work.refused = str(exc)
+        target = Target(folder="", name=base.replace("\\", "/").rpartition("/")[2])
+    else:
+        work.target = target
+        record.target_path = company.root_path + target.path
+    record.asset_name, record.asset_type = target.asset_name, asset_type(target)
+    return work

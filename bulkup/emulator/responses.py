@@ -19,9 +19,14 @@ _MAX_REASON_CHARS = 500
 ET.register_namespace("tns", FAULT_NS)
 
 
+def xml_chars(text: str) -> str:
+    """Replace what XML 1.0 cannot carry (the text is never cut)."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def xml_safe(text: str) -> str:
     """Replace what XML 1.0 cannot carry, and cut very long texts."""
-    text = _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = xml_chars(text)
     return text if len(text) <= _MAX_REASON_CHARS else text[:_MAX_REASON_CHARS] + "…"
 
 

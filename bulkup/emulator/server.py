@@ -10,7 +10,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from bulkup.emulator.app import JOBS_ROUTE, UPLOAD_ROUTE, make_app
+from bulkup.emulator.app import JOBS_ROUTE, SOAP_ROUTE, UPLOAD_ROUTE, make_app
 from bulkup.emulator.settings import DEMO_PASSWORD, EmulatorSettings
 
 
@@ -53,6 +53,7 @@ def announce(settings: EmulatorSettings, port: int, out: TextIO) -> None:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{host}:{port}"
     print(f"bulkup emulator listening on {base}{UPLOAD_ROUTE}", file=out)
+    print(f"  SOAP API: {base}{SOAP_ROUTE}", file=out)
     print(f"  inspection: {base}{JOBS_ROUTE}", file=out)
     print(f"  files land under: {settings.root.resolve()}", file=out)
     for company in settings.companies:

@@ -86,6 +86,7 @@ class EmulatorSettings:
     idle_timeout_s: float = 1800.0
     max_file_size: int = 2 * 1024**3
     done_linger_s: float = 60.0
+    processing_delay_s: float = 0.0
     strict_part_order: bool = True
     strict_element_order: bool = False
     trust_forwarded_for: bool = False
@@ -159,8 +160,9 @@ def load_toml(path: Path, root: Path) -> EmulatorSettings:
 
 _SCALAR_KEYS: dict[str, type] = {
     "host": str, "port": int, "idle_timeout_s": float, "max_file_size": int,
-    "done_linger_s": float, "strict_part_order": bool, "strict_element_order": bool,
-    "trust_forwarded_for": bool, "faults": str, "drain_limit_bytes": int,
+    "done_linger_s": float, "processing_delay_s": float, "strict_part_order": bool,
+    "strict_element_order": bool, "trust_forwarded_for": bool, "faults": str,
+    "drain_limit_bytes": int,
 }
 
 
@@ -254,3 +256,7 @@ def _check_consistency(settings: EmulatorSettings) -> None:
         raise SettingsError("--idle-timeout-s must be positive")
     if settings.max_file_size < 0:
         raise SettingsError("max_file_size must not be negative")
+    if not settings.processing_delay_s >= 0:  # also refuses NaN
+        raise SettingsError("--processing-delay-s must not be negative")
+    if not settings.done_linger_s >= 0:
+        raise SettingsError("--done-linger-s must not be negative")

@@ -96,6 +96,11 @@ def read_auth(raw: bytes, charset: str | None) -> tuple[Credentials | None, int 
         raise Fault.ips(30003, "Invalid authHeader XML") from None
     if local_name(root.tag) != "authHeader":
         raise Fault.ips(30003, "Invalid authHeader XML")
+    return auth_from_element(root)
+
+
+def auth_from_element(root: ET.Element) -> tuple[Credentials | None, int | None]:
+    """An ``authHeader`` element (form part or SOAP header) → credentials and status override."""
     status = _fault_status(child_text(root, "faultHttpStatusCode"))
     user, password = child_text(root, "user"), _raw_child_text(root, "password")
     if not user or not password:

@@ -63,13 +63,22 @@ companies = ["c|42"]
 
 
 class FakeClock:
-    """The emulator's idle-timeout clock, moved by hand."""
+    """The emulator's clock (idle timeout, linger, dates) and its sleep, moved by hand."""
 
     def __init__(self, now: float = 10_000.0) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def sleep(self, delay: float) -> None:
+        """Return once the clock has moved ``delay`` past now (polled every 2 ms)."""
+        deadline = self.now + delay
+        while self.now < deadline:
+            await asyncio.sleep(0.002)
 
 
 @dataclass
@@ -85,6 +94,10 @@ class Emulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/scene7/UploadFile"
+
+    @property
+    def soap_url(self) -> str:
+        return f"http://{self.host}:{self.port}/scene7/services/IpsApiService"
 
     @property
     def staging(self) -> Path:
@@ -177,7 +190,7 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[StartEmulator]:
         knobs.setdefault("idle_timeout_s", 60.0)
         settings = build_settings(root=root, config=config, **knobs)
         clock = FakeClock()
-        app = make_app(settings, clock=clock)
+        app = make_app(settings, clock=clock, sleep=clock.sleep)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)

@@ -1,0 +1,34 @@
+"""What the emulator's handlers share: settings, jobs, asset indexes, the processor, faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bulkup.emulator.assets import CompanyAssets
+from bulkup.emulator.faultplan import FaultPlan
+from bulkup.emulator.jobs import JobStore
+from bulkup.emulator.processing import Processor
+from bulkup.emulator.settings import Company, EmulatorSettings
+
+
+@dataclass(slots=True)
+class EmulatorState:
+    """What the handlers share: settings, jobs, asset indexes, the processor, the fault plan."""
+
+    settings: EmulatorSettings
+    store: JobStore
+    faults: FaultPlan
+    staging_dir: Path
+    processor: Processor
+    assets: dict[str, CompanyAssets] = field(default_factory=dict)
+
+    def assets_of(self, company: Company) -> CompanyAssets:
+        """The asset index of a company (built on first use)."""
+        found = self.assets.get(company.handle)
+        if found is None:
+            number = company.handle.partition("|")[2] or company.handle
+            found = CompanyAssets(self.settings.root / company.root_folder, number,
+                                  company.overwrite_mode)
+            self.assets[company.handle] = found
+        return found
