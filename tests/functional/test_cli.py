@@ -133,3 +133,32 @@ class TestJournalCommands:
         """With no journal yet, status says so and exits 2."""
         done = run_cli("status")
         assert done.returncode == 2 and "no journal" in done.stderr
+
+
+class TestJobCommands:
+    async def test_status_and_log(self, emulator: Any, tmp_path: Path) -> None:
+        """`bulkup job status` shows a finished job's counts; `job log --json` every line."""
+        src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b", "zero.jpg": b""})
+        report_path = tmp_path / "r.json"
+        done = await _run_async(
+            "upload", str(src), "--server", emulator.url, "--user", USER,
+            "--company-handle", "c|42", "--company-root", "Acme/", "--report",
+            str(report_path), env={"BULKUP_PASSWORD": PASSWORD})
+        assert done.returncode == 1  # the 0-byte file is refused by the server
+        [handle] = json.loads(report_path.read_text())["job_handles"]
+        common = ("--server", emulator.url, "--user", USER, "--company-handle", "c|42")
+        status = await _run_async("job", "status", handle, *common,
+                                  env={"BULKUP_PASSWORD": PASSWORD})
+        assert status.returncode == 0 and f"job {handle}: Done" in status.stdout
+        assert "fileErrorCount: 1" in status.stdout and "fileSuccessCount: 2" in status.stdout
+        log = await _run_async("job", "log", handle, "--json", *common,
+                               env={"BULKUP_PASSWORD": PASSWORD})
+        lines = json.loads(log.stdout)["details"]
+        types = [line["logType"] for line in lines]
+        assert types[0] == "BeginUpload" and types[-1] == "EndUpload"
+        assert types.count("UploadSuccess") == 2 and types.count("UploadError") == 1
+
+    async def test_job_command_needs_a_server(self) -> None:
+        """Without a server, region or API URL the job commands exit 2."""
+        done = await _run_async("job", "status", "j|1", env={"BULKUP_PASSWORD": PASSWORD})
+        assert done.returncode == 2 and "--server" in done.stderr
