@@ -20,7 +20,13 @@ import aiohttp
 from bulkup import __version__
 from bulkup.body import BatchBody
 from bulkup.config import UploadConfig
-from bulkup.errors import ConnectError, ProtocolError, RequestTimeout, TransportError
+from bulkup.errors import (
+    CertificateError,
+    ConnectError,
+    ProtocolError,
+    RequestTimeout,
+    TransportError,
+)
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
 
@@ -36,7 +42,8 @@ def mapped_errors(url: str) -> Iterator[None]:
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise RequestTimeout(f"timed out talking to {url}") from exc
     except aiohttp.ClientConnectorCertificateError as exc:
-        raise ConnectError(f"TLS certificate of {url} not trusted: {exc.certificate_error}") \
+        raise CertificateError(f"TLS certificate of {url} not trusted "
+                               f"({exc.certificate_error}); give its CA with --ca-bundle") \
             from exc
     except aiohttp.ClientConnectorError as exc:
         raise ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}") from exc

@@ -11,7 +11,8 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │   ├── SourceChangedError            size changed since the walk         fails that file
     │   └── TargetNameError               a name the server would refuse      fails that file
     ├── TransportError                    no usable HTTP response             retryable
-    │   ├── ConnectError                  cannot connect, TLS failure         retryable
+    │   ├── ConnectError                  cannot connect                      retryable
+    │   │   └── CertificateError          TLS certificate not trusted         fatal
     │   └── RequestTimeout                connect or read timeout             retryable
     ├── ApiError                          the server answered a failure       .http_status
     │   ├── ServerUnavailable             5xx/429/408 without a fault body    retryable
@@ -38,6 +39,7 @@ __all__ = [
     "AuthenticationFault",
     "AuthorizationFault",
     "BulkupError",
+    "CertificateError",
     "ConfigError",
     "ConnectError",
     "IpsApiFault",
@@ -107,6 +109,13 @@ class TransportError(BulkupError):
 
 class ConnectError(TransportError):
     """The connection (or its TLS handshake) could not be established."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate is not trusted: retrying cannot help."""
+
+    retryable = False
+    fatal = True
 
 
 class RequestTimeout(TransportError):

@@ -38,6 +38,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faults", default=None,
                         help="seeded fault plan, e.g. seed=7,http503=0.05,drop=0.02,"
                              "fault30000=0.01,latency_ms=20")
+    parser.add_argument("--tls-cert", type=Path, default=None,
+                        help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", type=Path, default=None,
+                        help="the PEM private key of --tls-cert")
     parser.add_argument("--trust-forwarded-for", action="store_true", default=None,
                         help="take the client address from X-Forwarded-For")
     parser.add_argument("--verbose", action="store_true",
@@ -57,6 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_file_size=args.max_file_size, faults=args.faults,
             trust_forwarded_for=args.trust_forwarded_for,
             strict_part_order=args.strict_part_order,
+            tls_cert=args.tls_cert, tls_key=args.tls_key,
         )
         FaultPlan.parse(settings.faults)
     except (SettingsError, FaultPlanError) as exc:

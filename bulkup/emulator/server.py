@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
+import ssl
 import sys
 from typing import TextIO
 
@@ -14,11 +15,21 @@ from bulkup.emulator.app import JOBS_ROUTE, SOAP_ROUTE, UPLOAD_ROUTE, make_app
 from bulkup.emulator.settings import DEMO_PASSWORD, EmulatorSettings
 
 
+def tls_context(settings: EmulatorSettings) -> ssl.SSLContext | None:
+    """A server TLS context when a certificate and key are configured."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context
+
+
 async def serve(settings: EmulatorSettings, out: TextIO = sys.stdout) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
+                       ssl_context=tls_context(settings))
     try:
         await site.start()
         port = _bound_port(runner, settings.port)
@@ -51,7 +62,8 @@ async def _wait_for_stop_signal() -> None:
 def announce(settings: EmulatorSettings, port: int, out: TextIO) -> None:
     """Say where the emulator listens, where files land, and (demo only) how to log in."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    base = f"http://{host}:{port}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{host}:{port}"
     print(f"bulkup emulator listening on {base}{UPLOAD_ROUTE}", file=out)
     print(f"  SOAP API: {base}{SOAP_ROUTE}", file=out)
     print(f"  inspection: {base}{JOBS_ROUTE}", file=out)

@@ -90,6 +90,8 @@ class EmulatorSettings:
     strict_part_order: bool = True
     strict_element_order: bool = False
     trust_forwarded_for: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     faults: str = ""
     drain_limit_bytes: int = 64 * 1024**2
     demo: bool = False
@@ -162,7 +164,7 @@ _SCALAR_KEYS: dict[str, type] = {
     "host": str, "port": int, "idle_timeout_s": float, "max_file_size": int,
     "done_linger_s": float, "processing_delay_s": float, "strict_part_order": bool,
     "strict_element_order": bool, "trust_forwarded_for": bool, "faults": str,
-    "drain_limit_bytes": int,
+    "drain_limit_bytes": int, "tls_cert": str, "tls_key": str,
 }
 
 
@@ -175,6 +177,8 @@ def _settings_from_table(table: dict[str, Any], root: Path, path: Path) -> Emula
         if kind is None:
             raise SettingsError(f"{path}: unknown key serve.{key}")
         knobs[key] = _typed(value, kind, f"{path}: serve.{key}")
+        if key in ("tls_cert", "tls_key"):
+            knobs[key] = (path.parent / knobs[key]).resolve()
     companies = tuple(_company(c, i, path) for i, c in enumerate(table.get("companies", []), 1))
     handles = tuple(c.handle for c in companies)
     users = tuple(_user(u, handles, path) for u in table.get("users", []))
@@ -246,6 +250,8 @@ def _check_company_name(name: str, where: str) -> None:
 
 
 def _check_consistency(settings: EmulatorSettings) -> None:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError("--tls-cert and --tls-key go together")
     handles = [c.handle for c in settings.companies]
     if len(set(handles)) != len(handles):
         raise SettingsError("two companies share a handle")
