@@ -43,7 +43,8 @@ def mixed_tree(root: Path) -> dict[str, bytes]:
 
 class TestMixedTree:
     async def test_every_file_lands_byte_exact(self, emulator: Any, tmp_path: Path) -> None:
-        """A mixed tree (0-byte, at/above the cap, deep, NFD/NFC, spaces, quotes) arrives exactly."""
+        """A mixed tree (0-byte, at/above the cap, deep, NFD/NFC, spaces, quotes) arrives
+        exactly."""
         files = mixed_tree(tmp_path / "src")
         config = emulator.config(max_post_bytes=CAP, max_files_per_post=7)
         report = await run_upload(config, [str(tmp_path / "src")])
@@ -121,8 +122,8 @@ class TestFaults:
         server = await start_emulator(
             faults=f"seed={seed},http503=0.15,drop=0.1,fault30000=0.05")
         rng = random.Random(seed)
-        files = make_tree(tmp_path / "src", {f"d{i % 5}/f{i}.jpg": rng.randbytes(rng.randrange(1, 9000))
-                                             for i in range(150)})
+        files = make_tree(tmp_path / "src", {
+            f"d{i % 5}/f{i}.jpg": rng.randbytes(rng.randrange(1, 9000)) for i in range(150)})
         config = server.config(max_files_per_post=5, max_attempts=8, fault30000_retries=8)
         report = await run_upload(config, [str(files)])
         assert report.files_failed == 0, report.failures
