@@ -55,30 +55,26 @@ class TestNames:
 class TestChangingFiles:
     @pytest.mark.parametrize("change", ["grow", "shrink", "vanish"])
     async def test_file_changes_between_walk_and_send(self, emulator: Any, tmp_path: Path,
-                                                      change: str) -> None:
+                                                      change: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
         """A file that changes after the walk fails alone; the rest of its POST arrives."""
         src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" * 100 for i in range(5)})
         victim = src / "f2.jpg"
-        from bulkup import body
+        real_open = os.open
 
-        real = body._open_checked
-
-        def change_then_open(entry: Any) -> Any:
-            if entry.path == str(victim) and victim.exists():
+        def change_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if str(path) == str(victim) and victim.exists():
                 if change == "grow":
                     victim.write_bytes(b"x" * 200)
                 elif change == "shrink":
                     victim.write_bytes(b"x" * 10)
                 else:
                     victim.unlink()
-            return real(entry)
+            return real_open(path, flags, *args, **kwargs)
 
-        body._open_checked = change_then_open  # type: ignore[assignment]
-        try:
-            report = await run_upload(emulator.config(no_journal=True, concurrency=1),
-                                      [str(src)])
-        finally:
-            body._open_checked = real  # type: ignore[assignment]
+        monkeypatch.setattr(os, "open", change_then_open)
+        report = await run_upload(emulator.config(no_journal=True, concurrency=1), [str(src)])
+        monkeypatch.undo()
         [failure] = report.failures
         assert failure.path == str(victim)
         assert ("vanished" if change == "vanish" else "size changed") in failure.reason
@@ -88,16 +84,14 @@ class TestChangingFiles:
                                      monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreadable file fails alone with the OS's reason."""
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "locked.jpg": b"l"})
-        import builtins
+        real_open = os.open
 
-        real_open = builtins.open
-
-        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+        def guarded(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
             if str(path).endswith("locked.jpg"):
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_open(path, *args, **kwargs)
+            return real_open(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(builtins, "open", guarded)
+        monkeypatch.setattr(os, "open", guarded)
         report = await run_upload(emulator.config(no_journal=True), [str(src)])
         monkeypatch.undo()
         [failure] = report.failures

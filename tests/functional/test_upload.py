@@ -177,24 +177,21 @@ class TestFaults:
 
 
 class TestLocalProblems:
-    async def test_too_large_and_vanished_files_fail_alone(self, emulator: Any,
-                                                          tmp_path: Path) -> None:
+    async def test_too_large_and_vanished_files_fail_alone(
+            self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file over max_file_size and one that vanishes before its POST fail; others land."""
         src = make_tree(tmp_path / "src", {"big.jpg": b"b" * 5000, "ok.jpg": b"o" * 10,
                                            "gone.jpg": b"g" * 10})
-        real_open = open
+        real_open = os.open
 
-        def vanishing_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        def vanishing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
             if str(path).endswith("gone.jpg"):
                 raise FileNotFoundError(path)
-            return real_open(path, *args, **kwargs)
+            return real_open(path, flags, *args, **kwargs)
 
-        import builtins
-        builtins.open = vanishing_open  # type: ignore[assignment]
-        try:
-            report = await run_upload(emulator.config(max_file_size=1000), [str(src)])
-        finally:
-            builtins.open = real_open
+        monkeypatch.setattr(os, "open", vanishing_open)
+        report = await run_upload(emulator.config(max_file_size=1000), [str(src)])
+        monkeypatch.undo()
         reasons = {Path(f.path).name: f.reason for f in report.failures}
         assert set(reasons) == {"big.jpg", "gone.jpg"}
         assert "vanished" in reasons["gone.jpg"]
