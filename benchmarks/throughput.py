@@ -1,0 +1,290 @@
+"""Throughput against the peers and the machine: bulkup beside curl and the in-house script.
+
+One command generates deterministic corpora, starts the bench kit's nginx sink (it reads every
+body whole before answering), and runs, interleaved round by round: bulkup with its default
+settings, curl with the same packing and parallelism (``curl-peer.py``), and the in-house
+``requests`` script (one file per POST). Each run is a child process: wall time, client CPU
+seconds and peak RSS come from ``wait4``; the sink's access log says how many POSTs and bytes
+arrived, which must cover the corpus. Then bulkup runs against the emulator (its own process)
+for the end-to-end figure. Plain HTTP, and TLS with ``--tls``.
+
+Writes ``results.json`` (every run, medians, ratios, machine), ``results.md`` (tables) and
+``throughput.png`` (a chart) into ``--out``.
+
+usage: python benchmarks/throughput.py [--rounds 3] [--corpora small,large,huge,mixed] [--tls]
+       [--out benchmarks/results] [--bench-kit ../shared/bench-kit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MiB = 1024 * 1024
+DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES, DEFAULT_CONCURRENCY = 100, 16 * MiB, 8
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    path: Path
+    files: int
+    bytes: int
+    per_post: int  # curl's packing: what bulkup's default caps give for these files
+
+
+def make_corpora(where: Path, names: list[str]) -> list[Corpus]:
+    specs = {"small": [16 * 1024] * 10_000, "large": [4 * MiB] * 200, "huge": [1024 * MiB],
+             "mixed": _mixed_sizes()}
+    corpora = []
+    for name in names:
+        sizes = specs[name]
+        root = where / name
+        block = random.Random(len(sizes)).randbytes(4 * MiB)
+        for i, size in enumerate(sizes):
+            path = root / f"d{i % 20:02d}" / f"f{i:06d}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as out:
+                left = size
+                while left:
+                    piece = block[: min(left, len(block))]
+                    out.write(piece)
+                    left -= len(piece)
+        typical = int(statistics.median(sizes))
+        per_post = max(1, min(DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES // max(typical, 1)))
+        corpora.append(Corpus(name, root, len(sizes), sum(sizes), per_post))
+    return corpora
+
+
+def _mixed_sizes() -> list[int]:
+    rng = random.Random(7)
+    return [rng.choice([2_000, 16_000, 120_000, 900_000, 6 * MiB]) for _ in range(2_000)]
+
+
+class Sink:
+    """The bench kit's nginx sink: start, count what arrived, stop."""
+
+    def __init__(self, kit: Path, where: Path) -> None:
+        self.script, self.dir = kit / "sink.sh", where
+        self.port, self.tls_port = _free_port(), _free_port()
+
+    def start(self) -> None:
+        subprocess.run(["bash", str(self.script), "start", str(self.dir), str(self.port),
+                        str(self.tls_port)], check=True, stdout=subprocess.DEVNULL)
+
+    def url(self, tls: bool) -> str:
+        return (f"https://127.0.0.1:{self.tls_port}" if tls
+                else f"http://127.0.0.1:{self.port}") + "/scene7/UploadFile"
+
+    def counts(self) -> tuple[int, int]:
+        out = subprocess.run(["bash", str(self.script), "bytes", str(self.dir)], check=True,
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]), int(out[1])
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(self.script), "stop", str(self.dir)], check=False)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {err[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def client_commands(corpus: Corpus, url: str, tls: bool, kit: Path, sink: Sink,
+                    work: Path) -> dict[str, list[str]]:
+    ca = str(sink.dir / "cert.pem") if tls else "-"
+    journal = work / f"journal-{time.monotonic_ns()}.journal"
+    bulkup = [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
+              "--user", "bench@example.com", "--company-handle", "c|1", "--journal",
+              str(journal), "--log-format", "json"]
+    if tls:
+        bulkup += ["--ca-bundle", ca]
+    return {
+        "bulkup": bulkup,
+        "curl": [sys.executable, str(kit / "curl-peer.py"), str(corpus.path), url,
+                 str(corpus.per_post), str(DEFAULT_CONCURRENCY)],
+        "requests": [sys.executable, str(HERE / "inhouse_requests.py"), str(corpus.path), url,
+                     "bench@example.com", "pw", "c|1", ca],
+    }
+
+
+def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
+                 work: Path) -> list[dict[str, object]]:
+    env = {**os.environ, "BULKUP_PASSWORD": "pw"}
+    runs: list[dict[str, object]] = []
+    for tls in ([False, True] if args.tls else [False]):
+        for corpus in corpora:
+            for round_no in range(args.rounds):
+                commands = client_commands(corpus, sink.url(tls), tls, args.bench_kit, sink,
+                                           work)
+                for client, cmd in commands.items():
+                    if client == "requests" and corpus.name == "huge" and round_no:
+                        continue  # one slow round is enough for the baseline
+                    before = sink.counts()
+                    result = run_child(cmd, env)
+                    after = sink.counts()
+                    posts, sent = after[0] - before[0], after[1] - before[1]
+                    assert sent >= corpus.bytes, f"{client}: the sink got {sent} bytes"
+                    runs.append({"target": "sink", "tls": tls, "corpus": corpus.name,
+                                 "client": client, "round": round_no, "posts": posts,
+                                 "sink_bytes": sent, **_rates(result, corpus)})
+    return runs
+
+
+def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
+                     work: Path) -> list[dict[str, object]]:
+    sys.path.insert(0, str(HERE))
+    from upload_e2e import start_emulator
+
+    runs: list[dict[str, object]] = []
+    for corpus in corpora:
+        for round_no in range(args.rounds):
+            proc, url = start_emulator(work / f"emu-{corpus.name}-{round_no}")
+            try:
+                cmd = [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server",
+                       url, "--user", "bench@example.com", "--company-handle", "c|1",
+                       "--company-root", "Bench/", "--journal",
+                       str(work / f"emu-{time.monotonic_ns()}.journal"), "--log-format", "json"]
+                result = run_child(cmd, {**os.environ, "BULKUP_PASSWORD": "pw"})
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+                shutil.rmtree(work / f"emu-{corpus.name}-{round_no}", ignore_errors=True)
+            runs.append({"target": "emulator", "tls": False, "corpus": corpus.name,
+                         "client": "bulkup", "round": round_no, **_rates(result, corpus)})
+    return runs
+
+
+def _rates(result: dict[str, float], corpus: Corpus) -> dict[str, float]:
+    return {**result, "files_s": corpus.files / result["wall_s"],
+            "mb_s": corpus.bytes / 1e6 / result["wall_s"]}
+
+
+def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
+    groups: dict[tuple[object, ...], list[dict[str, object]]] = {}
+    for run in runs:
+        key = (run["target"], run["tls"], run["corpus"], run["client"])
+        groups.setdefault(key, []).append(run)
+    rows = []
+    for (target, tls, corpus, client), items in groups.items():
+        med = {k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
+               for k in ("wall_s", "files_s", "mb_s", "cpu_s", "peak_rss_mib")}
+        rows.append({"target": target, "tls": tls, "corpus": corpus, "client": client,
+                     "runs": len(items), **med})
+    for row in rows:
+        curl = next((r for r in rows if r["client"] == "curl" and r["target"] == row["target"]
+                     and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
+        row["vs_curl"] = (float(curl["wall_s"]) / float(row["wall_s"])) if curl else None
+        inhouse = next((r for r in rows if r["client"] == "requests"
+                        and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
+        row["vs_requests"] = (float(inhouse["wall_s"]) / float(row["wall_s"])
+                              if inhouse and row["target"] == "sink" else None)
+    return rows
+
+
+def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
+    lines = [f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
+             f"{machine['python']}, {machine['date']}; medians; ratios are wall-time ratios "
+             "(above 1 = bulkup faster).", "",
+             "| target | TLS | corpus | client | files/s | MB/s | client CPU s | peak RSS MiB "
+             "| vs curl | vs requests |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (str(r["target"]), bool(r["tls"]), str(r["corpus"]),
+                                         str(r["client"]))):
+        vs_curl = f"{r['vs_curl']:.2f}x" if r["vs_curl"] else "-"
+        vs_req = f"{r['vs_requests']:.1f}x" if r["vs_requests"] else "-"
+        lines.append(f"| {r['target']} | {'yes' if r['tls'] else 'no'} | {r['corpus']} | "
+                     f"{r['client']} | {float(r['files_s']):,.0f} | {float(r['mb_s']):,.0f} | "
+                     f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} | {vs_curl} | "
+                     f"{vs_req} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sink = [r for r in rows if r["target"] == "sink"]
+    labels = sorted({f"{r['corpus']}{' TLS' if r['tls'] else ''}" for r in sink})
+    clients = ["bulkup", "curl", "requests"]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / len(clients)
+    for i, client in enumerate(clients):
+        values = []
+        for label in labels:
+            match = [r for r in sink if r["client"] == client and
+                     f"{r['corpus']}{' TLS' if r['tls'] else ''}" == label]
+            values.append(float(match[0]["mb_s"]) if match else 0.0)
+        ax.bar([x + i * width for x in range(len(labels))], values, width, label=client)
+    ax.set_xticks([x + width for x in range(len(labels))], labels)
+    ax.set_ylabel("MB/s (median)")
+    ax.set_title("Upload throughput into the nginx sink, by corpus and client")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--corpora", default="small,large,huge,mixed")
+    parser.add_argument("--tls", action="store_true", help="also over TLS")
+    parser.add_argument("--no-emulator", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--bench-kit", type=Path,
+                        default=HERE.parent.parent / "shared" / "bench-kit")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    sink = Sink(args.bench_kit, work / "sink")
+    try:
+        corpora = make_corpora(work / "corpora", args.corpora.split(","))
+        sink.start()
+        runs = measure_sink(corpora, args, sink, work)
+        if not args.no_emulator:
+            runs += measure_emulator(corpora, args, work)
+    finally:
+        sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    machine = {"machine": platform.machine(), "cores": os.cpu_count(),
+               "python": platform.python_version(), "platform": platform.platform(),
+               "date": time.strftime("%Y-%m-%d")}
+    rows = summarise(runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(
+        {"machine": machine, "medians": rows, "runs": runs}, indent=2))
+    table = markdown(rows, machine)
+    (args.out / "results.md").write_text(table)
+    chart(rows, args.out / "throughput.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
