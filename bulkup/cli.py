@@ -189,7 +189,7 @@ def _upload_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if config.insecure:
         print("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
-    return _run_loop(_upload_main(config, args))
+    return _run_loop(_upload_main(config, args), use_uvloop=config.use_uvloop)
 
 
 def _config_from(args: argparse.Namespace) -> Any:
@@ -288,14 +288,16 @@ def _install_interrupt_handlers() -> asyncio.Event:
     return stop
 
 
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop when it is installed, else on asyncio's loop; 130 when cancelled."""
-    try:
-        import uvloop
+def _run_loop(main: Coroutine[Any, Any, int], *, use_uvloop: bool = True) -> int:
+    """Run on uvloop when asked and installed, else on asyncio's loop; 130 when cancelled."""
+    runner: Any = asyncio.run
+    if use_uvloop:
+        try:
+            import uvloop
 
-        runner: Any = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+            runner = uvloop.run
+        except ImportError:
+            pass
     try:
         return int(runner(main))
     except (KeyboardInterrupt, asyncio.CancelledError):

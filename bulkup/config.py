@@ -57,6 +57,7 @@ GiB = 1024**3
 Region = Literal["na", "emea", "apac"]
 AddressFamily = Literal["ipv4", "ipv6", "any"]
 LogFormat = Literal["auto", "console", "json"]
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 
 _REGIONS: tuple[str, ...] = get_args(Region)
 _ADDRESS_FAMILIES: tuple[str, ...] = get_args(AddressFamily)
@@ -195,6 +196,8 @@ class UploadConfig:
         require_confirmation: Count files the job log could not confirm (API unreachable,
             no log line) as failed.
         wait_timeout_s: Longest wait for the server to finish processing the job, seconds.
+        event_loop: ``auto`` (asyncio's own loop for plain HTTP, where it can ``sendfile()``
+            large files from the page cache; uvloop for HTTPS), ``uvloop`` or ``asyncio``.
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -246,6 +249,7 @@ class UploadConfig:
     no_wait: bool = False
     require_confirmation: bool = False
     wait_timeout_s: float = 3600.0
+    event_loop: EventLoopChoice = "auto"
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -296,6 +300,7 @@ class UploadConfig:
                      "require_confirmation"):
             _check_bool(self, name)
         _check_seconds(self, "wait_timeout_s")
+        _check_choice(self, "event_loop", ("auto", "uvloop", "asyncio"))
         if not isinstance(self.upload_params, UploadPostJob):
             got = type(self.upload_params).__name__
             _fail("upload_params", f"must be an UploadPostJob, got {got}")
@@ -355,6 +360,14 @@ class UploadConfig:
             parts = urlsplit(self.server_url)
             return f"{parts.scheme}://{parts.netloc}{_EMULATOR_API_PATH}"
         return None
+
+    @property
+    def use_uvloop(self) -> bool:
+        """Whether to run on uvloop: ``auto`` takes it for HTTPS only (measured in
+        benchmarks/README.md: asyncio's sendfile() wins on plain HTTP)."""
+        if self.event_loop == "auto":
+            return (self.upload_url or "").startswith("https:")
+        return self.event_loop == "uvloop"
 
     def with_overrides(self, **changes: Any) -> UploadConfig:
         """A copy with ``changes`` (field name → value) applied and validated again.
