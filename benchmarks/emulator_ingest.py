@@ -29,7 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 NS = "http://www.scene7.com/IpsApi/xsd/2014-04-03"
-AUTH = f'<authHeader xmlns="{NS}"><user>bench@example.com</user><password>pw</password></authHeader>'
+AUTH = (f'<authHeader xmlns="{NS}"><user>bench@example.com</user><password>pw</password>'
+        "</authHeader>")
 OPTIONS = ("<uploadParams><overwrite>true</overwrite><readyForPublish>false</readyForPublish>"
            "<createMask>false</createMask><emailSetting>None</emailSetting></uploadParams>")
 
@@ -113,7 +114,8 @@ def upload_small(url: str, handle: str, files: list[Path], per_post: int,
             for j, path in enumerate(files[i:i + per_post], 1):
                 cfg.write(f'form = "file{j}=@{path};filename=Bench/small/{path.name}"\n')
     start_s = time.perf_counter()
-    subprocess.run(["curl", "--no-progress-meter", "--parallel", "--parallel-max", str(parallel), "-K", cfg.name],
+    subprocess.run(["curl", "--no-progress-meter", "--parallel", "--parallel-max", str(parallel),
+                    "-K", cfg.name],
                    check=True)
     elapsed = time.perf_counter() - start_s
     os.unlink(cfg.name)

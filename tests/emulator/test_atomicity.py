@@ -62,7 +62,8 @@ class TestCutBody:
 
 
 class TestStartup:
-    async def test_staging_left_by_a_crash_is_discarded(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
+    async def test_staging_left_by_a_crash_is_discarded(self, start_emulator: StartEmulator,
+                                                        tmp_path: Path) -> None:
         """D-13: staging files from an earlier run are removed at start and never ingested."""
         staging = tmp_path / "root" / ".bulkup-emulator" / "staging"
         staging.mkdir(parents=True)

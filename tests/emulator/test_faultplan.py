@@ -39,7 +39,8 @@ async def run_sequence(start_emulator: StartEmulator, tmp_path: Path, name: str,
 
 
 class TestSequence:
-    async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator, tmp_path: Path) -> None:
+    async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator,
+                                           tmp_path: Path) -> None:
         """The same seed gives the same outcome sequence on two fresh emulators."""
         first, emu1 = await run_sequence(start_emulator, tmp_path, "a", PLAN)
         second, emu2 = await run_sequence(start_emulator, tmp_path, "b", PLAN)

@@ -296,7 +296,8 @@ class TestRow21InternalError:
         assert_fault(reply, IPS, 30000)
         await assert_nothing_happened(emu)
 
-    async def test_unexpected_exception(self, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_unexpected_exception(self, emu: Emulator,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
         """Row 21: an unexpected exception while committing is 30000 with its text."""
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")

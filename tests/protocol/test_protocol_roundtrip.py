@@ -178,7 +178,8 @@ class TestUploadPostParamRoundTrip:
         color_space: str,
         in_design: dict[str, str],
     ) -> None:
-        """xmpKeywords, postHttpUrl, handle items, profiles, colorSpace, inDesign texts round-trip."""
+        """xmpKeywords, postHttpUrl, handle items, profiles, colorSpace and inDesign texts
+        round-trip."""
         job = UploadPostJob(
             overwrite=True,
             ready_for_publish=False,
