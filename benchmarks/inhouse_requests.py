@@ -1,7 +1,7 @@
 """The usual in-house script, as a baseline: Python ``requests``, one file per POST, one Session.
 
 It opens a job, sends every file of CORPUS in its own POST (auth + uploadParams + the file), and
-closes the job. usage: inhouse_requests.py CORPUS URL USER PASSWORD COMPANY_HANDLE [CA_FILE|-]
+closes the job. usage: inhouse_requests.py CORPUS URL USER PASSWORD COMPANY_HANDLE [insecure]
 """
 
 import os
@@ -17,7 +17,9 @@ OPTIONS = ("<uploadParams><overwrite>true</overwrite><readyForPublish>false</rea
 
 def main() -> None:
     corpus, url, user, password, company = sys.argv[1:6]
-    verify = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] != "-" else True
+    verify: bool = not (len(sys.argv) > 6 and sys.argv[6] == "insecure")
+    if not verify:  # like the curl peer: TLS without checks, against the local sink
+        requests.packages.urllib3.disable_warnings()
     auth = (f'<authHeader xmlns="{NS}"><user>{user}</user><password>{password}</password>'
             "</authHeader>")
     session = requests.Session()
@@ -25,7 +27,7 @@ def main() -> None:
 
     def post(params: str, files: dict | None = None) -> str:
         data = {"auth": auth, "uploadParams": params}
-        answer = session.post(url, data=data, files=files)
+        answer = session.post(url, data=data, files=files, verify=verify)
         answer.raise_for_status()
         return answer.text
 

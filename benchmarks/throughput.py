@@ -131,7 +131,7 @@ def client_commands(corpus: Corpus, url: str, tls: bool, kit: Path, sink: Sink,
         "curl": [sys.executable, str(kit / "curl-peer.py"), str(corpus.path), url,
                  str(corpus.per_post), str(DEFAULT_CONCURRENCY)],
         "requests": [sys.executable, str(HERE / "inhouse_requests.py"), str(corpus.path), url,
-                     "bench@example.com", "pw", "c|1", ca],
+                     "bench@example.com", "pw", "c|1", "insecure" if tls else "verify"],
     }
 
 
@@ -263,6 +263,7 @@ def main() -> None:
                         default=HERE.parent.parent / "shared" / "bench-kit")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    work.chmod(0o755)  # nginx's workers (not root) keep large bodies in a folder under it
     sink = Sink(args.bench_kit, work / "sink")
     try:
         corpora = make_corpora(work / "corpora", args.corpora.split(","))
