@@ -6,7 +6,8 @@ crashed run resumable (files recorded ``posted`` are not sent again), a nightly 
 report exact. Writes are one transaction per POST or per chunk of walked files, never per file.
 
 States of a file: ``pending`` (seen, to be sent), ``posted`` (a POST that carried it was
-acknowledged), ``confirmed`` (the job log said so; later work), ``failed`` (with the reason).
+acknowledged), ``confirmed`` (the job log says it became an asset), ``failed`` (with the
+reason).
 
 The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one thread.
 """
