@@ -42,16 +42,38 @@ async def find_monitor(client: UploadClient, config: UploadConfig,
 
 
 async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
-                          handles: list[str], ledger: Ledger,
-                          failures: Failures) -> tuple[Outcome | None, str]:
-    """Wait for each job, read its log, settle its files; returns the outcome and a status."""
+                          handles: list[str], ledger: Ledger, failures: Failures,
+                          stop: asyncio.Event) -> tuple[Outcome | None, str]:
+    """Wait for each job, read its log, settle its files; returns the outcome and a status.
+
+    A Ctrl-C (``stop``) ends the wait: the files keep the state they have.
+    """
     if config.no_wait:
         return None, "not waited for (--no-wait)"
     if not handles:
         return None, "no job"
     if monitor is None:
         return None, "unavailable: the job monitoring API could not be reached"
-    outcome, still_open = Outcome(), []
+    if stop.is_set():
+        return None, "not waited for (interrupted)"
+    outcome = Outcome()
+    waiting = asyncio.create_task(_wait_and_confirm(monitor, config, handles, ledger, failures,
+                                                    outcome))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        return outcome, "incomplete: interrupted while waiting for the job log"
+    return outcome, waiting.result()
+
+
+async def _wait_and_confirm(monitor: JobMonitor, config: UploadConfig, handles: list[str],
+                            ledger: Ledger, failures: Failures, outcome: Outcome) -> str:
+    still_open: list[str] = []
     try:
         async with asyncio.timeout(config.wait_timeout_s):
             for handle in handles:
@@ -62,11 +84,11 @@ async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
     except (BulkupError, TimeoutError) as exc:
         reason = describe(exc) if isinstance(exc, BulkupError) else "wait_timeout_s ran out"
         log.warning("job_monitoring_failed", reason=reason)
-        return outcome, f"incomplete: {reason}"
+        return f"incomplete: {reason}"
     if still_open:
         log.warning("job_still_open", job_handles=still_open)
-        return outcome, (f"incomplete: job {', '.join(still_open)} is still open on the server "
-                         "(its endJob did not get through; it closes at its idle timeout)")
+        return (f"incomplete: job {', '.join(still_open)} is still open on the server "
+                "(its endJob did not get through; it closes at its idle timeout)")
     if outcome.unmatched_lines:
         log.warning("job_log_lines_unmatched", count=outcome.unmatched_lines)
-    return outcome, "complete"
+    return "complete"

@@ -108,7 +108,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             fatal = _fatal_reason(group)
         fatal = await _close_job(coordinator, fatal)
         outcome, confirmation = await server_verdicts(monitor, config, coordinator.handles,
-                                                      ledger, failures)
+                                                      ledger, failures, stop)
     _copy_walk_stats(walker, stats)
     report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
                             outcome, confirmation, config)

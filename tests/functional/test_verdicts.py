@@ -147,3 +147,25 @@ async def _cli(*args: str) -> int:
         sys.executable, "-m", "bulkup", *args, env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     return await proc.wait()
+
+
+class TestInterruptedWait:
+    async def test_ctrl_c_ends_the_wait_for_the_job_log(self, start_emulator: Any,
+                                                        tmp_path: Path) -> None:
+        """Ctrl-C while the server still processes: the wait ends at once, files stay posted."""
+        stop = asyncio.Event()
+
+        @web.middleware
+        async def interrupt_on_poll(request: web.Request, handler: Any) -> Any:
+            if "getActiveJobs" in request.headers.get("SOAPAction", ""):
+                stop.set()
+            return await handler(request)
+
+        server = await start_emulator(middlewares=(interrupt_on_poll,),
+                                      processing_delay_s=0.05)
+        src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" for i in range(40)})
+        report = await run_upload(server.config(journal=tmp_path / "j.journal"), [str(src)],
+                                  stop=stop)
+        assert report.confirmation == "incomplete: interrupted while waiting for the job log"
+        assert report.files_uploaded == 40 and report.exit_code == 130
+        assert set(states(tmp_path / "j.journal").values()) <= {"posted", "confirmed"}
