@@ -270,6 +270,13 @@ class Journal:
                 "UPDATE files SET state='confirmed', last_error=NULL, updated_at=? "
                 "WHERE target=?", ((now, target) for target in targets))
 
+    def jobs_with_unconfirmed(self, limit: int = 20) -> list[str]:
+        """Jobs (newest first) that still have files posted but not confirmed."""
+        rows = self._db.execute(
+            "SELECT job_handle FROM files WHERE state='posted' AND job_handle IS NOT NULL "
+            "GROUP BY job_handle ORDER BY max(updated_at) DESC LIMIT ?", (limit,)).fetchall()
+        return [row[0] for row in rows]
+
     def count_unconfirmed(self, job_handle: str) -> int:
         """Files posted to the job that have no verdict yet."""
         row = self._db.execute("SELECT count(*) FROM files WHERE job_handle=? AND "

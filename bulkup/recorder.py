@@ -82,6 +82,12 @@ class RunRecorder:
             params_digest=params_digest(self._config),
             within_s=self._config.keepalive_after_s)
 
+    async def earlier_unconfirmed_jobs(self, exclude: list[str]) -> list[str]:
+        """Jobs of earlier runs whose files were posted but never confirmed (a crash before
+        their job log was read): their verdicts are read with this run's."""
+        handles = await self.journal.call(Journal.jobs_with_unconfirmed)
+        return [h for h in handles if h not in exclude]
+
     async def job_opened(self, handle: str, name: str) -> None:
         """Remember the job, so a crashed run can continue it."""
         await self.journal.call(Journal.record_job_opened, self.run_id, handle, name,

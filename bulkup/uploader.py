@@ -107,8 +107,11 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         except BaseExceptionGroup as group:  # from the TaskGroup
             fatal = _fatal_reason(group)
         fatal = await _close_job(coordinator, fatal)
-        outcome, confirmation = await server_verdicts(monitor, config, coordinator.handles,
-                                                      ledger, failures, stop)
+        handles = list(coordinator.handles)
+        if recorder is not None and monitor is not None and not stop.is_set():
+            handles += await recorder.earlier_unconfirmed_jobs(handles)
+        outcome, confirmation = await server_verdicts(monitor, config, handles, ledger,
+                                                      failures, stop)
     _copy_walk_stats(walker, stats)
     report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
                             outcome, confirmation, config)

@@ -98,6 +98,9 @@ async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int,
               for f in job.files[before.get(job.handle, 0):]]
     assert not set(resent) & set(claims)  # nothing acknowledged is sent twice
     assert server.stored_files() == files  # nothing lost, byte for byte
+    final = journal_claims(journal)  # every file confirmed, the crashed run's ones included
+    assert set(final) == {f"Acme/{rel}" for rel in files}
+    assert set(final.values()) == {"confirmed"}
 
 
 async def _spawn(args: tuple[str, ...], killer: Killer) -> int:
