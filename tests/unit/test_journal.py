@@ -173,13 +173,13 @@ class TestRunsAndJobs:
 
 
 HOLDER = """
-import sys, time
+import signal, sys
 from pathlib import Path
 from bulkup.journal_run import RunLock
 lock = RunLock(Path(sys.argv[1]))
 lock.acquire()
 print("locked", flush=True)
-time.sleep(60)
+signal.pause()  # hold the lock until the test kills this process
 """
 
 
