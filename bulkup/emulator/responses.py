@@ -1,7 +1,8 @@
 """The XML the emulator writes: ``uploadPostReturn`` and the three fault documents (spec §4).
 
 Written with ElementTree (escaping included); characters XML 1.0 cannot carry are replaced by
-``\\u`` and four hex digits, so that a hostile job name echoed in a reason cannot break the document.
+``\\u`` and four hex digits, so that a hostile job name echoed in a reason cannot break the
+document.
 """
 
 from __future__ import annotations
