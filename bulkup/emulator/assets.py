@@ -7,6 +7,7 @@ index is built once from the company folder, then kept in step with every commit
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Outcome:
     log_type: str
     message: str
     asset_handle: str | None = None
+    moved: bool = False  # the received file was moved into place
 
 
 class CompanyAssets:
@@ -42,9 +44,12 @@ class CompanyAssets:
     def __init__(self, folder: Path, company_number: str, overwrite_mode: str) -> None:
         self.folder = folder
         self.overwrite_mode = overwrite_mode
+        self._root = os.path.normpath(str(folder))
         self._number = company_number
         self._seq = itertools.count(1)
         self._by_asset: dict[str, list[Asset]] = {}
+        # target folder -> its absolute path ("/" ended), checked and created once, not per file
+        self._ready_folders: dict[str, str] = {}
         self._scan()
 
     def _scan(self) -> None:
@@ -90,28 +95,56 @@ class CompanyAssets:
                            f"{target.asset_name!r} already exists as "
                            f"{root_prefix}{same_name[0].path}")
         destination = self._destination(target)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, destination)
+        _move(staged, destination)
         if matches:
             return self._replace(matches, target, destination, publish, keep_publish_state,
                                  shown)
         asset = self._add(target, published=publish)
-        return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle)
+        return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle,
+                       moved=True)
 
-    def _replace(self, matches: list[Asset], target: Target, destination: Path, publish: bool,
+    def _replace(self, matches: list[Asset], target: Target, destination: str, publish: bool,
                  keep_publish_state: bool, shown: str) -> Outcome:
         kept = matches[0]
         for old in matches:
-            old_file = self.folder / old.path
-            if old_file != destination and old_file.exists():
-                old_file.unlink()
+            old_file = os.path.join(self._root, old.path)
+            if old_file != destination:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old_file)
             self._by_asset[old.asset_key].remove(old)
         asset = self._add(target, published=kept.published if keep_publish_state else publish)
         asset.handle = kept.handle
-        return Outcome("FileUpdated", f"{shown} was processed into IPS (updated)", asset.handle)
+        return Outcome("FileUpdated", f"{shown} was processed into IPS (updated)", asset.handle,
+                       moved=True)
 
-    def _destination(self, target: Target) -> Path:
-        destination = self.folder / target.path
-        if not inside(str(self.folder), str(destination)):
+    def _destination(self, target: Target) -> str:
+        """The absolute path for ``target``; its folder is checked and created on first use."""
+        name = target.name
+        if not name or "/" in name or name in (".", ".."):
             raise OSError(f"refusing to write outside the company folder: {target.path!r}")
-        return destination
+        folder = self._ready_folders.get(target.folder)
+        if folder is None:
+            folder = self._prepare_folder(target.folder)
+        return folder + name
+
+    def _prepare_folder(self, relative: str) -> str:
+        """Check that a target folder lies inside the company folder and create it, once per
+        folder instead of a ``mkdir`` and a ``stat`` for every file."""
+        folder = os.path.join(self._root, relative)
+        if not inside(self._root, os.path.join(folder, "_")):
+            raise OSError(f"refusing to write outside the company folder: {relative!r}")
+        os.makedirs(folder, exist_ok=True)
+        folder = folder if folder.endswith("/") else folder + "/"
+        self._ready_folders[relative] = folder
+        return folder
+
+
+def _move(staged: str, destination: str) -> None:
+    """``os.replace``, recreating the target folder if it vanished since it was first used."""
+    try:
+        os.replace(staged, destination)
+    except FileNotFoundError:
+        if not os.path.exists(staged):
+            raise
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        os.replace(staged, destination)

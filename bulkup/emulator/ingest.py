@@ -50,6 +50,7 @@ def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: Co
         work = _prepare(staged, context, job, assets)
         job.files.append(work.record)
         processor.submit(work)
+        staged.temp_path = None  # moved, held or removed by the processor: nothing to discard
     store.touch(job)
     job.post_log.append({
         "opening": context.job is None, "files": len(post.files),

@@ -1,9 +1,10 @@
 """A streaming multipart/form-data parser: bytes in, part events out, nothing buffered whole.
 
 The handler feeds whatever the socket delivers; the parser returns events in order:
-``PartHeaders`` (the part's headers), ``bytes``/``bytearray`` chunks of the part's body,
-``PART_END``, and finally ``DONE`` after the closing delimiter. Delimiters are found with
-``bytes.find`` (C speed); only a delimiter-sized tail is ever held back between feeds.
+``PartHeaders`` (the part's headers), ``bytes``/``memoryview`` chunks of the part's body (views
+of the data fed in, not copies), ``PART_END``, and finally ``DONE`` after the closing delimiter.
+Delimiters are found with ``bytes.find`` (C speed); only a possible delimiter start or an
+incomplete header block is held back between feeds.
 
 Why not aiohttp's ``MultipartReader``: it decodes part headers as UTF-8 only (spec D-17 wants an
 ISO-8859-1 fallback), strips leading slashes from file names, and costs several awaits per part;
@@ -19,6 +20,7 @@ from enum import Enum, auto
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BOUNDARY_CHARS = 200
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
 
 class MultipartError(ValueError):
@@ -49,7 +51,7 @@ class PartHeaders:
         return params.get("charset")
 
 
-Event = PartHeaders | bytes | bytearray | _Marker
+Event = PartHeaders | bytes | memoryview | _Marker
 
 
 class _State(Enum):
@@ -61,14 +63,20 @@ class _State(Enum):
 
 
 class MultipartParser:
-    """Push parser for one multipart body with the given boundary."""
+    """Push parser for one multipart body with the given boundary.
+
+    Body chunks are handed out as views of the data fed in (or that data itself), never copied:
+    the parser works on offsets into each feed and carries over only what it cannot decide yet,
+    a possible delimiter start (a few bytes, and only when the feed really ends with one) or an
+    incomplete header block. The data fed in must not change afterwards (``bytes`` does not).
+    """
 
     def __init__(self, boundary: str) -> None:
         if not boundary or len(boundary) > MAX_BOUNDARY_CHARS:
             raise MultipartError("bad boundary")
         self._dash_boundary = b"--" + boundary.encode("latin-1")
         self._delimiter = b"\r\n" + self._dash_boundary
-        self._buf = bytearray()
+        self._held = b""
         self._state = _State.PREAMBLE
 
     @property
@@ -76,14 +84,18 @@ class MultipartParser:
         """Whether the closing delimiter has been seen."""
         return self._state is _State.EPILOGUE
 
-    def feed(self, data: bytes) -> list[Event]:
+    def feed(self, data: bytes | bytearray) -> list[Event]:
         """Consume ``data``; return the events it completes."""
         if self._state is _State.EPILOGUE:
             return []
-        self._buf += data
+        if type(data) is not bytes:
+            data = bytes(data)  # chunks handed out are views: they must not change under them
+        if self._held:
+            data, self._held = self._held + data, b""
         events: list[Event] = []
-        while self._step(events):
-            pass
+        pos = 0
+        while pos >= 0:
+            pos = self._step(data, pos, events)
         return events
 
     def close(self) -> None:
@@ -91,85 +103,98 @@ class MultipartParser:
         if self._state is not _State.EPILOGUE:
             raise MultipartError("body ended before the closing delimiter")
 
-    def _step(self, events: list[Event]) -> bool:
-        if self._state is _State.BODY:
-            return self._step_body(events)
-        if self._state is _State.PREAMBLE:
-            return self._step_preamble()
-        if self._state is _State.AFTER_DELIMITER:
-            return self._step_after_delimiter(events)
-        if self._state is _State.HEADERS:
-            return self._step_headers(events)
-        self._buf.clear()
-        return False
+    def _step(self, data: bytes, pos: int, events: list[Event]) -> int:
+        """Parse from ``pos``; the next position, or -1 once the rest is held for the next feed."""
+        state = self._state
+        if state is _State.BODY:
+            return self._step_body(data, pos, events)
+        if state is _State.HEADERS:
+            return self._step_headers(data, pos, events)
+        if state is _State.AFTER_DELIMITER:
+            return self._step_after_delimiter(data, pos, events)
+        if state is _State.PREAMBLE:
+            return self._step_preamble(data, pos)
+        return -1
 
-    def _step_preamble(self) -> bool:
-        if self._buf.startswith(self._dash_boundary):
-            del self._buf[: len(self._dash_boundary)]
+    def _hold(self, data: bytes, start: int) -> int:
+        """Keep ``data[start:]`` for the next feed; -1 ends this one."""
+        self._held = data[start:]
+        return -1
+
+    def _step_preamble(self, data: bytes, pos: int) -> int:
+        if data.startswith(self._dash_boundary, pos):
             self._state = _State.AFTER_DELIMITER
-            return True
-        at = self._buf.find(self._delimiter)
+            return pos + len(self._dash_boundary)
+        at = data.find(self._delimiter, pos)
         if at < 0:
-            keep = len(self._delimiter)
-            if len(self._buf) > keep:
-                del self._buf[: len(self._buf) - keep]
-            return False
-        del self._buf[: at + len(self._delimiter)]
+            return self._hold(data, max(pos, len(data) - len(self._delimiter)))
         self._state = _State.AFTER_DELIMITER
-        return True
+        return at + len(self._delimiter)
 
-    def _step_after_delimiter(self, events: list[Event]) -> bool:
-        if len(self._buf) < 2:
-            return False
-        if self._buf.startswith(b"--"):
+    def _step_after_delimiter(self, data: bytes, pos: int, events: list[Event]) -> int:
+        if len(data) - pos < 2:
+            return self._hold(data, pos)
+        if data.startswith(b"--", pos):
             self._state = _State.EPILOGUE
-            self._buf.clear()
             events.append(DONE)
-            return False
-        end = self._buf.find(b"\r\n")
+            return -1
+        end = data.find(b"\r\n", pos)
         if end < 0:
-            if len(self._buf) > 256:
+            if len(data) - pos > 256:
                 raise MultipartError("garbage after a boundary")
-            return False
-        if self._buf[:end].strip(b" \t"):
+            return self._hold(data, pos)
+        if data[pos:end].strip(b" \t"):
             raise MultipartError("garbage after a boundary")
-        del self._buf[: end + 2]
         self._state = _State.HEADERS
-        return True
+        return end + 2
 
-    def _step_headers(self, events: list[Event]) -> bool:
-        if self._buf.startswith(b"\r\n"):
-            end, skip = 0, 2
+    def _step_headers(self, data: bytes, pos: int, events: list[Event]) -> int:
+        if data.startswith(b"\r\n", pos):
+            end, skip = pos, 2
         else:
-            end, skip = self._buf.find(b"\r\n\r\n"), 4
+            end, skip = data.find(b"\r\n\r\n", pos), 4
         if end < 0:
-            if len(self._buf) > MAX_HEADER_BYTES:
+            if len(data) - pos > MAX_HEADER_BYTES:
                 raise MultipartError("part headers too large")
-            return False
-        if end > MAX_HEADER_BYTES:
+            return self._hold(data, pos)
+        if end - pos > MAX_HEADER_BYTES:
             raise MultipartError("part headers too large")
-        events.append(parse_part_headers(bytes(self._buf[:end])))
-        del self._buf[: end + skip]
+        events.append(parse_part_headers(data[pos:end]))
         self._state = _State.BODY
-        return True
+        return end + skip
 
-    def _step_body(self, events: list[Event]) -> bool:
-        at = self._buf.find(self._delimiter)
+    def _step_body(self, data: bytes, pos: int, events: list[Event]) -> int:
+        delimiter = self._delimiter
+        at = data.find(delimiter, pos)
         if at >= 0:
-            if at:
-                events.append(bytes(self._buf[:at]))
-            del self._buf[: at + len(self._delimiter)]
+            if at > pos:
+                events.append(_span(data, pos, at))
             events.append(PART_END)
             self._state = _State.AFTER_DELIMITER
-            return True
-        safe = len(self._buf) - (len(self._delimiter) - 1)
-        if safe > 0:
-            # hand the buffer itself over (truncated in place) and keep only the tail that may
-            # start a delimiter: one copy of the tail instead of two of the whole chunk
-            chunk, self._buf = self._buf, bytearray(self._buf[safe:])
-            del chunk[safe:]
-            events.append(chunk)
-        return False
+            return at + len(delimiter)
+        keep = _delimiter_start(data, delimiter, max(pos, len(data) - len(delimiter) + 1))
+        if keep > pos:
+            events.append(_span(data, pos, keep))
+        return self._hold(data, keep)
+
+
+def _span(data: bytes, start: int, stop: int) -> bytes | memoryview:
+    """``data[start:stop]`` without a copy: ``data`` itself when that is all of it."""
+    if start == 0 and stop == len(data):
+        return data
+    return memoryview(data)[start:stop]
+
+
+def _delimiter_start(data: bytes, delimiter: bytes, start: int) -> int:
+    """Where, at or after ``start``, ``data`` ends with the beginning of ``delimiter`` (else
+    ``len(data)``): only those bytes must wait for the next feed. Every delimiter begins with
+    CR, so candidates are the few CRs of the last ``len(delimiter) - 1`` bytes."""
+    at = data.find(b"\r", start)
+    while at >= 0:
+        if delimiter.startswith(data[at:]):
+            return at
+        at = data.find(b"\r", at + 1)
+    return len(data)
 
 
 def parse_part_headers(raw: bytes) -> PartHeaders:
@@ -198,7 +223,9 @@ def _params(value: str) -> dict[str, str]:
     for key, raw in _PARAM.findall(value):
         raw = raw.strip()
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1], flags=re.S)
+            raw = raw[1:-1]
+            if "\\" in raw:
+                raw = _QUOTED_PAIR.sub(r"\1", raw)
         found.setdefault(key.lower(), raw)
     return found
 

@@ -11,6 +11,7 @@ was refused), which is how a client matches log lines to the files it sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ class FileWork:
 
     job: Job
     record: FileRecord
-    path: Path | None  # the staged (or held) bytes; None when they were not kept
+    path: str | None  # the staged (or held) bytes; None when not kept, or once moved into place
     target: Target | None  # None when the target path was refused
     refused: str | None
     company: Company
@@ -55,7 +56,7 @@ def process_file(work: FileWork) -> None:
     options = work.job.options
     keep_state = options.get("preservePublishState", company.retain_publish_state)
     try:
-        outcome = work.assets.store(str(work.path), target,
+        outcome = work.assets.store(work.path, target,
                                     overwrite=bool(options.get("overwrite")),
                                     publish=bool(options.get("readyForPublish")),
                                     keep_publish_state=bool(keep_state),
@@ -63,6 +64,8 @@ def process_file(work: FileWork) -> None:
     except OSError as exc:
         _error(record, f"cannot store file: {exc.strerror or exc}")
         return
+    if outcome.moved:
+        work.path = None  # nothing left to remove
     record.outcome, record.message = outcome.log_type, outcome.message
     record.asset_handle = outcome.asset_handle if outcome.log_type != "UploadError" else None
 
@@ -95,7 +98,7 @@ class Processor:
             self._finish(work)
             return
         if work.path is not None:
-            held = self._staging / f"held-{work.job.seq}-{len(work.job.files)}"
+            held = os.path.join(self._staging, f"held-{work.job.seq}-{len(work.job.files)}")
             os.replace(work.path, held)
             work.path = held
         self._queue.append(work)
@@ -131,16 +134,14 @@ class Processor:
         """On shutdown: remove the bytes of every file still waiting."""
         waiting = [*self._queue, *([self._current] if self._current else [])]
         for work in waiting:
-            if work.path is not None:
-                work.path.unlink(missing_ok=True)
+            _remove(work.path)
         self._queue.clear()
 
     def _cancel(self, work: FileWork, reason: str) -> None:
         record = work.record
         record.outcome, record.asset_handle = "FileCancel", None
         record.message = f"{record.target_path}: cancelled by {reason}"
-        if work.path is not None:
-            work.path.unlink(missing_ok=True)
+        _remove(work.path)
         work.job.file_processed()
 
     def _finish(self, work: FileWork) -> None:
@@ -151,6 +152,12 @@ class Processor:
             _error(work.record, f"internal error: {type(exc).__name__}: {exc}")
             work.job.fatal_error = True
         finally:
-            if work.path is not None:
-                work.path.unlink(missing_ok=True)  # not moved into place
+            _remove(work.path)  # not moved into place
             work.job.file_processed()
+
+
+def _remove(path: str | None) -> None:
+    """Delete a staged or held file that was not moved into place."""
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

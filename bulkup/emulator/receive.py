@@ -8,19 +8,27 @@ owns the staged files and must call :meth:`ReceivedPost.discard` in a ``finally`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
-from bulkup.emulator.multipart import DONE, PART_END, MultipartParser, PartHeaders
+from bulkup.emulator.multipart import DONE, PART_END, Event, MultipartParser, PartHeaders
 
 MAX_XML_PART_BYTES = 1024 * 1024
 XML_PARTS = ("auth", "uploadParams")
+# Staging names: a counter (uuid4 cost a getrandom call and a Path per file), made unique per
+# process and run by a random prefix; O_EXCL refuses a clash rather than write into another file.
+_STAGING_NAME = f"{os.getpid()}-{secrets.token_hex(4)}-"
+_STAGING_SEQ = itertools.count(1)
+
+Chunk = bytes | bytearray | memoryview
 
 
 @dataclass(slots=True)
@@ -29,13 +37,13 @@ class StagedFile:
 
     part_name: str
     filename: str | None
-    temp_path: Path | None
+    temp_path: str | None  # None when the bytes are not kept, or once handed on
     size: int = 0
     sha256: str = ""
     _hash: object = field(default_factory=hashlib.sha256, repr=False)
     _fd: int | None = field(default=None, repr=False)
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: Chunk) -> None:
         self.size += len(chunk)
         if self._fd is None:
             return
@@ -60,7 +68,8 @@ class StagedFile:
     def remove(self) -> None:
         """Delete the staging file if it is still there."""
         if self.temp_path is not None:
-            self.temp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_path)
             self.temp_path = None
 
 
@@ -72,7 +81,7 @@ class XmlPart:
     charset: str | None = None
     too_large: bool = False
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: Chunk) -> None:
         room = MAX_XML_PART_BYTES - len(self.raw)
         if len(chunk) > room:
             self.too_large = True
@@ -105,7 +114,7 @@ class BodyReader:
 
     def __init__(self, *, staging_dir: Path, max_file_size: int, drain_limit_bytes: int,
                  strict_part_order: bool, keep_files: Verdict) -> None:
-        self._staging_dir = staging_dir
+        self._staging_prefix = os.path.join(staging_dir, _STAGING_NAME)
         self._max_file_size = max_file_size
         self._drain_limit = drain_limit_bytes
         self._strict = strict_part_order
@@ -133,8 +142,8 @@ class BodyReader:
     def _past_drain_limit(self) -> bool:
         return self._keeping is False and self._dropped_bytes > self._drain_limit
 
-    def _on_event(self, event: PartHeaders | bytes | object) -> None:
-        if isinstance(event, (bytes, bytearray)):
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, (bytes, memoryview)):
             self._on_data(event)
         elif isinstance(event, PartHeaders):
             self._on_part(event)
@@ -143,7 +152,7 @@ class BodyReader:
         elif event is DONE:
             self._current = None
 
-    def _on_data(self, chunk: bytes | bytearray) -> None:
+    def _on_data(self, chunk: Chunk) -> None:
         current = self._current
         if isinstance(current, StagedFile) and current.temp_path is None:
             self._dropped_bytes += len(chunk)
@@ -169,7 +178,7 @@ class BodyReader:
         if not self._keeping:
             staged = StagedFile(part_name=name, filename=filename, temp_path=None)
         else:
-            path = self._staging_dir / uuid.uuid4().hex
+            path = f"{self._staging_prefix}{next(_STAGING_SEQ)}"
             staged = StagedFile(part_name=name, filename=filename, temp_path=path)
             staged._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.post.files.append(staged)

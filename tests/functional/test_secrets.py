@@ -35,7 +35,7 @@ class TestCanary:
     async def test_no_output_ever_holds_the_password(self, start_emulator: Any,
                                                      tmp_path: Path) -> None:
         """Success, wrong password, dry run and an unreachable server: the canary is nowhere."""
-        import tests.functional.conftest as conf
+        from . import conftest as conf
 
         server = await start_emulator()
         src = make_tree(tmp_path / "src", {"a.jpg": b"a", "bad:name.jpg": b"b"})
