@@ -4,12 +4,14 @@ Layout (spec §2.2, D-04): the ``auth`` part, the ``uploadParams`` part, then ``
 ``fileN``. The length is known before the first byte is sent, so the POST carries a
 Content-Length (D-18) and no chunked encoding.
 
-How bytes move (measured in ``benchmarks/``): small writes (part headers, small files, CRLFs)
-are merged into ~64 KiB writes; file data is read in one thread hop per group of small files
-(up to ``chunk_size`` bytes) or per ``chunk_size`` chunk of a large file, so there is no
-executor round trip per small file and at most about two chunks per POST are in memory. aiofiles
-is not used here: it costs a thread round trip per read call, which is the very cost this module
-avoids (see README, "Why not aiofiles on the hot path").
+How bytes move (measured in ``benchmarks/``): consecutive small files are grouped up to
+``chunk_size`` bytes, and a :class:`~bulkup.reader.SmallFileReader` hands back each group laid
+out as form parts in one buffer (by default the read helper process reads them on another core;
+see :mod:`bulkup.reader`), the next group read ahead while this one is sent. A large file goes
+alone: ``sendfile()`` on plain HTTP on asyncio's loop, else ``chunk_size`` chunks, one thread hop
+each. Part headers and other small writes are merged into ~64 KiB writes; big buffers pass
+through uncopied. aiofiles is not used here: it costs a thread round trip per read call, which
+is the very cost this module avoids (see README, "Why not aiofiles on the hot path").
 
 A file whose size differs from what the walker saw fails the POST with
 :class:`SourceChangedError`, recorded in :attr:`BatchBody.source_failure` (aiohttp may wrap
@@ -22,7 +24,6 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.abc import AbstractStreamWriter
@@ -30,6 +31,7 @@ from aiohttp.payload import Payload
 
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
+from bulkup.reader import FilePart, InProcessReader, SmallFileReader
 
 MERGE_BYTES = 64 * 1024
 CRLF = b"\r\n"
@@ -60,20 +62,13 @@ def file_part_header(boundary: str, index: int, header_name: str) -> bytes:
     return head.encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class FilePart:
-    """A file of the batch with its prepared part header."""
-
-    entry: FileEntry
-    header: bytes
-
-
 class BatchBody(Payload):
     """A streaming ``multipart/form-data`` payload for aiohttp with an exact size."""
 
     def __init__(self, *, boundary: str, head: bytes, files: Sequence[FilePart],
-                 chunk_size: int) -> None:
+                 chunk_size: int, reader: SmallFileReader | None = None) -> None:
         self.boundary = boundary
+        self._reader = reader or InProcessReader()
         self._head = head
         self._files = tuple(files)
         self._chunk_size = chunk_size
@@ -95,20 +90,30 @@ class BatchBody(Payload):
         """Send the whole body; raises SourceChangedError if a file changed on disk."""
         out = _MergingWriter(writer)
         await out.write(self._head)
-        for group in _groups(self._files, self._chunk_size):
-            await self._write_group(out, group)
+        groups = list(_groups(self._files, self._chunk_size))
+        reads: dict[int, asyncio.Task[bytes | bytearray]] = {}
+        try:
+            for index, group in enumerate(groups):
+                if self._is_large(group):
+                    await self._write_large(out, group[0])
+                    continue
+                reading = reads.pop(index, None) or self._start_read(group)
+                if index + 1 < len(groups) and not self._is_large(groups[index + 1]):
+                    reads[index + 1] = self._start_read(groups[index + 1])  # read ahead
+                await out.write(await self._guarded(reading))
+        finally:
+            for task in reads.values():
+                task.cancel()
         await out.write(self._closing)
         await out.flush()
 
-    async def _write_group(self, out: _MergingWriter, group: list[FilePart]) -> None:
-        if len(group) == 1 and group[0].entry.size > self._chunk_size:
-            await self._write_large(out, group[0])
-            return
-        contents = await self._guarded(asyncio.to_thread(_read_small_files, group))
-        for part, data in zip(group, contents, strict=True):
-            await out.write(part.header)
-            await out.write(data)
-            await out.write(CRLF)
+    def _is_large(self, group: list[FilePart]) -> bool:
+        return len(group) == 1 and group[0].entry.size > self._chunk_size
+
+    def _start_read(self, group: list[FilePart]) -> asyncio.Task[bytes | bytearray]:
+        task = asyncio.get_running_loop().create_task(self._reader.parts(group))
+        task.add_done_callback(_consume_outcome)
+        return task
 
     async def _write_large(self, out: _MergingWriter, part: FilePart) -> None:
         await out.write(part.header)
@@ -168,7 +173,7 @@ class _MergingWriter:
             return None
         return transport  # type: ignore[no-any-return]
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray) -> None:
         if len(data) >= MERGE_BYTES:
             await self.flush()
             await self._writer.write(data)
@@ -206,38 +211,6 @@ def _groups(files: Sequence[FilePart], chunk_size: int) -> Iterator[list[FilePar
         yield group
 
 
-def _read_small_files(group: list[FilePart]) -> list[bytes]:
-    """Read a group of small files whole (runs in a worker thread).
-
-    Three system calls a file: open, one read of size + 1 bytes (a longer answer means the file
-    grew, a shorter one that it shrank), close.
-    """
-    return [_read_small(part.entry) for part in group]
-
-
-def _read_small(entry: FileEntry) -> bytes:
-    try:
-        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise SourceError(entry.path, "file vanished before it was sent") from None
-    except OSError as exc:
-        raise SourceError(entry.path, f"cannot open: {exc.strerror or exc}") from None
-    try:
-        data = os.read(fd, entry.size + 1)
-        while len(data) < entry.size:  # a short read (rare on regular files): keep reading
-            more = os.read(fd, entry.size + 1 - len(data))
-            if not more:
-                break
-            data += more
-    finally:
-        os.close(fd)
-    if len(data) != entry.size:
-        raise SourceChangedError(entry.path, f"size changed from {entry.size} to "
-                                             f"{'more' if len(data) > entry.size else len(data)}"
-                                             " bytes since the walk")
-    return data
-
-
 def _open_checked(entry: FileEntry) -> Any:
     try:
         handle = open(entry.path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
@@ -266,3 +239,9 @@ def _read_exact(handle: Any, size: int, entry: FileEntry) -> bytes:
 def _check_at_end(handle: Any, entry: FileEntry) -> None:
     if handle.read(1):
         raise SourceChangedError(entry.path, "file grew while it was being sent")
+
+
+def _consume_outcome(task: asyncio.Task[bytes | bytearray]) -> None:
+    """A read-ahead that is never awaited (its body failed first) leaves no loose error."""
+    if not task.cancelled():
+        task.exception()

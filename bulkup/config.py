@@ -198,6 +198,8 @@ class UploadConfig:
         wait_timeout_s: Longest wait for the server to finish processing the job, seconds.
         event_loop: ``auto`` (asyncio's own loop for plain HTTP, where it can ``sendfile()``
             large files from the page cache; uvloop for HTTPS), ``uvloop`` or ``asyncio``.
+        read_helper: Read small files in a helper process (off the event loop's core); when
+            false, or when the helper cannot start, they are read in process.
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -250,6 +252,7 @@ class UploadConfig:
     require_confirmation: bool = False
     wait_timeout_s: float = 3600.0
     event_loop: EventLoopChoice = "auto"
+    read_helper: bool = True
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -297,7 +300,7 @@ class UploadConfig:
         _check_choice(self, "log_format", _LOG_FORMATS)
         _check_path(self, "journal")
         for name in ("no_journal", "checksum", "force", "retry_failed", "no_wait",
-                     "require_confirmation"):
+                     "require_confirmation", "read_helper"):
             _check_bool(self, name)
         _check_seconds(self, "wait_timeout_s")
         _check_choice(self, "event_loop", ("auto", "uvloop", "asyncio"))

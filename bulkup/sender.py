@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bulkup.body import BatchBody, FilePart, file_part_header, new_boundary
+from bulkup.body import BatchBody, file_part_header, new_boundary
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.errors import IpsApiFault, SourceError, is_fatal
 from bulkup.job import JobCoordinator, policy_of
 from bulkup.models import Batch, FileEntry, FileFailure
+from bulkup.reader import FilePart, SmallFileReader
 from bulkup.retry import Attempts, Sleep, call_with_retry
 from bulkup.stats import MAX_FAILURES_KEPT, Stats
 from bulkup.targets import header_file_name
@@ -54,8 +55,10 @@ class BatchSender:
     def __init__(self, *, client: UploadClient, coordinator: JobCoordinator,
                  config: UploadConfig, stats: Stats, failures: Failures,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 on_posted: OnPosted | None = None) -> None:
+                 on_posted: OnPosted | None = None,
+                 reader: SmallFileReader | None = None) -> None:
         self._client, self._coordinator, self._config = client, coordinator, config
+        self._reader = reader
         self._stats, self._failures = stats, failures
         self._sleep, self._rng = sleep, rng
         self._on_posted = on_posted
@@ -119,7 +122,7 @@ class BatchSender:
             parts = [FilePart(e, file_part_header(boundary, i, e.target))
                      for i, e in enumerate(entries, 1)]
         return BatchBody(boundary=boundary, head=head, files=parts,
-                         chunk_size=self._config.chunk_size)
+                         chunk_size=self._config.chunk_size, reader=self._reader)
 
     def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
         log.warning("post_retry", attempt=attempt, wait_s=round(wait_s, 3),

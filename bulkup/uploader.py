@@ -33,6 +33,7 @@ from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.outcome import find_monitor, server_verdicts
 from bulkup.packing import BatchPacker
+from bulkup.reader import HelperReader
 from bulkup.recorder import JournalLedger, RunRecorder
 from bulkup.report import UploadReport
 from bulkup.retry import Sleep
@@ -99,13 +100,19 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
             rng=hooks.rng, recorder=recorder, status=monitor,
             resume=(resume.handle, resume.name) if resume else None)
+        reader = HelperReader() if config.read_helper else None
+        if reader is not None:
+            await reader.start()
         sender = BatchSender(client=client, coordinator=coordinator, config=config,
                              stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
-                             on_posted=_receipts(recorder, planner, ledger))
+                             on_posted=_receipts(recorder, planner, ledger), reader=reader)
         try:
             await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
         except BaseExceptionGroup as group:  # from the TaskGroup
             fatal = _fatal_reason(group)
+        finally:
+            if reader is not None:
+                await reader.close()
         fatal = await _close_job(coordinator, fatal)
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():

@@ -85,3 +85,27 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+BeforeRead = Callable[[Callable[[Path], None]], None]
+
+
+@pytest.fixture
+def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
+    """``before_read(change)``: ``change(path)`` runs on each small file just before its
+    group is read, whichever reader reads it (in process or the read helper), so a test can
+    change a file between the walk and the send."""
+    from bulkup.reader import HelperReader, InProcessReader
+
+    def install(change: Callable[[Path], None]) -> None:
+        for cls in (InProcessReader, HelperReader):
+            original = cls.parts
+
+            async def parts(self: Any, group: Any, _original: Any = original) -> Any:
+                for part in group:
+                    change(Path(part.entry.path))
+                return await _original(self, group)
+
+            monkeypatch.setattr(cls, "parts", parts)
+
+    return install

@@ -14,7 +14,7 @@ import pytest
 from bulkup.journal import Journal
 from bulkup.uploader import run_upload
 
-from .conftest import PASSWORD, USER, make_tree
+from .conftest import PASSWORD, USER, BeforeRead, make_tree
 
 ODD_NAMES = {
     "cr\rname.jpg": "control character U+000D",
@@ -53,28 +53,28 @@ class TestNames:
 
 
 class TestChangingFiles:
+    @pytest.mark.parametrize("read_helper", [True, False])
     @pytest.mark.parametrize("change", ["grow", "shrink", "vanish"])
     async def test_file_changes_between_walk_and_send(self, emulator: Any, tmp_path: Path,
-                                                      change: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-        """A file that changes after the walk fails alone; the rest of its POST arrives."""
+                                                      change: str, read_helper: bool,
+                                                      before_read: BeforeRead) -> None:
+        """A file that changes after the walk fails alone; the rest of its POST arrives
+        (files read in process, or by the read helper)."""
         src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" * 100 for i in range(5)})
         victim = src / "f2.jpg"
-        real_open = os.open
 
-        def change_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-            if str(path) == str(victim) and victim.exists():
+        def change_once(path: Path) -> None:
+            if path == victim and victim.exists() and victim.stat().st_size == 100:
                 if change == "grow":
                     victim.write_bytes(b"x" * 200)
                 elif change == "shrink":
                     victim.write_bytes(b"x" * 10)
                 else:
                     victim.unlink()
-            return real_open(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(os, "open", change_then_open)
-        report = await run_upload(emulator.config(no_journal=True, concurrency=1), [str(src)])
-        monkeypatch.undo()
+        before_read(change_once)
+        report = await run_upload(emulator.config(no_journal=True, concurrency=1,
+                                                  read_helper=read_helper), [str(src)])
         [failure] = report.failures
         assert failure.path == str(victim)
         assert ("vanished" if change == "vanish" else "size changed") in failure.reason
@@ -82,7 +82,8 @@ class TestChangingFiles:
 
     async def test_permission_denied(self, emulator: Any, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-        """An unreadable file fails alone with the OS's reason."""
+        """An unreadable file fails alone with the OS's reason (in process: the tests run as
+        root, whom permissions do not stop; tests/unit/test_reader.py covers the helper)."""
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "locked.jpg": b"l"})
         real_open = os.open
 
@@ -92,7 +93,8 @@ class TestChangingFiles:
             return real_open(path, flags, *args, **kwargs)
 
         monkeypatch.setattr(os, "open", guarded)
-        report = await run_upload(emulator.config(no_journal=True), [str(src)])
+        report = await run_upload(emulator.config(no_journal=True, read_helper=False),
+                                  [str(src)])
         monkeypatch.undo()
         [failure] = report.failures
         assert "Permission denied" in failure.reason

@@ -15,7 +15,7 @@ from aiohttp import web
 from bulkup.emulator.app import STATE
 from bulkup.uploader import run_upload
 
-from .conftest import PASSWORD, make_tree
+from .conftest import PASSWORD, BeforeRead, make_tree
 
 CAP = 64 * 1024
 
@@ -178,20 +178,12 @@ class TestFaults:
 
 class TestLocalProblems:
     async def test_too_large_and_vanished_files_fail_alone(
-            self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, emulator: Any, tmp_path: Path, before_read: BeforeRead) -> None:
         """A file over max_file_size and one that vanishes before its POST fail; others land."""
         src = make_tree(tmp_path / "src", {"big.jpg": b"b" * 5000, "ok.jpg": b"o" * 10,
                                            "gone.jpg": b"g" * 10})
-        real_open = os.open
-
-        def vanishing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-            if str(path).endswith("gone.jpg"):
-                raise FileNotFoundError(path)
-            return real_open(path, flags, *args, **kwargs)
-
-        monkeypatch.setattr(os, "open", vanishing_open)
+        before_read(lambda path: path.unlink() if path.name == "gone.jpg" else None)
         report = await run_upload(emulator.config(max_file_size=1000), [str(src)])
-        monkeypatch.undo()
         reasons = {Path(f.path).name: f.reason for f in report.failures}
         assert set(reasons) == {"big.jpg", "gone.jpg"}
         assert "vanished" in reasons["gone.jpg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -11,9 +12,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkup.body import BatchBody, FilePart, file_part_header, new_boundary, xml_part
+from bulkup.body import BatchBody, file_part_header, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
+from bulkup.reader import FilePart, HelperReader, InProcessReader, SmallFileReader
+
+
+@pytest.fixture(params=["in_process", "helper"])
+async def reader(request: pytest.FixtureRequest) -> AsyncIterator[SmallFileReader]:
+    """Both ways small files are read: on the loop's thread, and by the read helper process."""
+    if request.param == "in_process":
+        yield InProcessReader()
+        return
+    helper = HelperReader()
+    await helper.start()
+    assert helper.helper_pid is not None
+    yield helper
+    await helper.close()
 
 
 class Writer:
@@ -28,7 +43,8 @@ class Writer:
         self.data.write(chunk)
 
 
-def body_for(tmp_path: Path, sizes: list[int], chunk_size: int = 64 * 1024) -> BatchBody:
+def body_for(tmp_path: Path, sizes: list[int], chunk_size: int = 64 * 1024,
+             reader: SmallFileReader | None = None) -> BatchBody:
     boundary = new_boundary()
     parts = []
     for i, size in enumerate(sizes, 1):
@@ -39,7 +55,8 @@ def body_for(tmp_path: Path, sizes: list[int], chunk_size: int = 64 * 1024) -> B
         parts.append(FilePart(entry, file_part_header(boundary, i, entry.target)))
     head = xml_part(boundary, "auth", b"<authHeader/>") + xml_part(
         boundary, "uploadParams", b"<uploadPostParam/>")
-    return BatchBody(boundary=boundary, head=head, files=parts, chunk_size=chunk_size)
+    return BatchBody(boundary=boundary, head=head, files=parts, chunk_size=chunk_size,
+                     reader=reader)
 
 
 class TestLength:
@@ -54,22 +71,27 @@ class TestLength:
         await body.write(out)
         assert body.size == len(out.data.getvalue())
 
-    async def test_parses_back_as_multipart(self, tmp_path: Path) -> None:
+    async def test_parses_back_as_multipart(self, tmp_path: Path,
+                                            reader: SmallFileReader) -> None:
         """A standard MIME parser finds the two XML parts and every file, byte for byte."""
-        body = body_for(tmp_path, [0, 5, 70_000])
+        body = body_for(tmp_path, [0, 5, 70_000, 30_000, 40_000], reader=reader)
         out = Writer()
         await body.write(out)
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {body.content_type}\r\n\r\n".encode() + out.data.getvalue())
         parts = list(message.iter_parts())
         assert [p.get_param("name", header="content-disposition") for p in parts] == [
-            "auth", "uploadParams", "file1", "file2", "file3"]
+            "auth", "uploadParams", "file1", "file2", "file3", "file4", "file5"]
         assert parts[4].get_payload(decode=True) == bytes([3]) * 70_000
+        assert parts[5].get_payload(decode=True) == bytes([4]) * 30_000
+        assert parts[6].get_payload(decode=True) == bytes([5]) * 40_000
         assert parts[2].get_payload(decode=True) == b""
+        assert body.size == len(out.data.getvalue())
 
-    async def test_small_writes_are_merged(self, tmp_path: Path) -> None:
+    async def test_small_writes_are_merged(self, tmp_path: Path,
+                                           reader: SmallFileReader) -> None:
         """Many small files go out in few writes (about 64 KiB each), not one per part."""
-        body = body_for(tmp_path, [100] * 500)
+        body = body_for(tmp_path, [100] * 500, reader=reader)
         out = Writer()
         await body.write(out)
         assert len(out.sizes) < 10
@@ -86,18 +108,19 @@ class TestHeaders:
 
 
 class TestChangedFiles:
-    async def test_vanished_file(self, tmp_path: Path) -> None:
+    async def test_vanished_file(self, tmp_path: Path, reader: SmallFileReader) -> None:
         """A file gone before its part is written fails the body with a SourceError."""
-        body = body_for(tmp_path, [10, 10])
+        body = body_for(tmp_path, [10, 10], reader=reader)
         (tmp_path / "f2.bin").unlink()
         with pytest.raises(SourceError, match="vanished"):
             await body.write(Writer())
         assert body.source_failure is not None and "f2.bin" in body.source_failure.path
 
     @pytest.mark.parametrize("new_size", [5, 15])
-    async def test_size_changed(self, tmp_path: Path, new_size: int) -> None:
+    async def test_size_changed(self, tmp_path: Path, new_size: int,
+                                reader: SmallFileReader) -> None:
         """A file whose size differs from the walk's fails with SourceChangedError."""
-        body = body_for(tmp_path, [10, 200_000], chunk_size=65536)
+        body = body_for(tmp_path, [10, 200_000], chunk_size=65536, reader=reader)
         (tmp_path / "f1.bin").write_bytes(b"x" * new_size)
         with pytest.raises(SourceChangedError, match="size changed"):
             await body.write(Writer())

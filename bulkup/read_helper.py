@@ -1,0 +1,142 @@
+"""The read helper: a child process that reads small files whole for the uploader.
+
+Why a process: reading a 16 KiB file costs three system calls (open, read, close), about 20 µs
+of one core, and each call gives up and retakes the GIL. Done on the event loop, those reads
+are most of an upload of small files; done on a thread, every call contends for the GIL with
+the loop. A process of its own reads on the other core and hands the bytes over through a
+pipe, a few hundred KiB per write (see ``benchmarks/README.md`` for the measurements).
+
+This file runs as a script (``python -I -S read_helper.py``): standard library only, and it
+must never import bulkup, so it starts in about 10 ms.
+
+It answers a group of files with their multipart form parts ready to send (each part's header
+as given, the file's bytes, CRLF), so the uploader writes one buffer per group and touches no
+file data itself.
+
+Protocol, all integers little-endian:
+
+- request: ``u32`` count, then per file ``u64`` expected size, ``u32`` path length, ``u32``
+  part header length, the path bytes, the part header bytes;
+- reply, one per request: ``u8`` status, ``u32`` index of the file it is about, ``u64``
+  payload length, payload. Status ``OK`` carries the parts; the others stop at the first file
+  that cannot be sent and carry a UTF-8 reason.
+
+EOF on stdin ends the helper. It ignores SIGINT: a Ctrl-C at the terminal reaches the whole
+process group, and the uploader, which finishes the POSTs in flight, still needs its reads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+from typing import BinaryIO
+
+REQUEST = struct.Struct("<I")
+FILE = struct.Struct("<QII")
+REPLY = struct.Struct("<BIQ")
+CRLF = b"\r\n"
+OK, VANISHED, CANNOT_OPEN, CHANGED = 0, 1, 2, 3
+MAX_IOV = 512
+PIPE_BYTES = 1024 * 1024
+
+
+def read_whole(path: bytes, size: int) -> tuple[int, bytes]:
+    """The file's bytes, or a status and reason: one read of size + 1 bytes tells a file that
+    grew from one of the expected size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return VANISHED, b"file vanished before it was sent"
+    except OSError as exc:
+        return CANNOT_OPEN, f"cannot open: {exc.strerror or exc}".encode()
+    try:
+        data = os.read(fd, size + 1)
+        while len(data) < size:
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        return CANNOT_OPEN, f"cannot read: {exc.strerror or exc}".encode()
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        now = "more" if len(data) > size else str(len(data))
+        return CHANGED, f"size changed from {size} to {now} bytes since the walk".encode()
+    return OK, data
+
+
+def write_all(fd: int, pieces: list[bytes]) -> None:
+    """Write every piece, in order, with as few system calls as the kernel allows."""
+    views = [memoryview(p) for p in pieces if p]
+    while views:
+        written = os.writev(fd, views[:MAX_IOV])
+        while written and views:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
+
+
+def read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def serve(requests: BinaryIO, out_fd: int) -> None:
+    """Answer requests until stdin ends."""
+    while (head := read_exactly(requests, REQUEST.size)) is not None:
+        (count,) = REQUEST.unpack(head)
+        files = [read_file_request(requests) for _ in range(count)]
+        if any(f is None for f in files):
+            return
+        write_all(out_fd, answer([f for f in files if f is not None]))
+
+
+def read_file_request(requests: BinaryIO) -> tuple[bytes, int, bytes] | None:
+    head = read_exactly(requests, FILE.size)
+    if head is None:
+        return None
+    size, path_length, header_length = FILE.unpack(head)
+    path = read_exactly(requests, path_length)
+    header = read_exactly(requests, header_length)
+    return None if path is None or header is None else (path, size, header)
+
+
+def answer(files: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+    """The reply to one request: every part, or why the first bad file cannot be sent."""
+    parts: list[bytes] = []
+    total = 0
+    for index, (path, size, header) in enumerate(files):
+        status, data = read_whole(path, size)
+        if status != OK:
+            return [REPLY.pack(status, index, len(data)), data]
+        parts += (header, data, CRLF)
+        total += len(header) + size + len(CRLF)
+    return [REPLY.pack(OK, 0, total), *parts]
+
+
+def _grow_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass  # a smaller pipe only costs more wake-ups
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _grow_pipe(1)
+    try:
+        serve(sys.stdin.buffer, 1)
+    except BrokenPipeError:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

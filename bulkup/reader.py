@@ -1,0 +1,255 @@
+"""Small files for the multipart bodies: read whole and laid out as form parts, in one buffer
+per group of files, in process or by the read helper.
+
+:class:`HelperReader` sends groups of files to the read helper process
+(:mod:`bulkup.read_helper`), which answers each with the group's parts ready to send. It starts
+the helper on first use and, until the helper is up, and for good if it dies, builds the parts
+in process with :func:`small_parts`. Either way a file that vanished, cannot be opened or
+changed size since the walk raises :class:`~bulkup.errors.SourceError` naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import struct
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from bulkup.errors import SourceChangedError, SourceError
+from bulkup.models import FileEntry
+
+log = structlog.get_logger("bulkup.reader")
+HELPER_SCRIPT = Path(__file__).with_name("read_helper.py")
+REQUEST = struct.Struct("<I")
+FILE = struct.Struct("<QII")
+REPLY = struct.Struct("<BIQ")
+CRLF = b"\r\n"
+OK, VANISHED, CANNOT_OPEN, CHANGED = 0, 1, 2, 3
+CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file of a POST with its prepared part header."""
+
+    entry: FileEntry
+    header: bytes
+
+
+class SmallFileReader(Protocol):
+    """Lays out a group of small files as form parts: header, bytes, CRLF each."""
+
+    async def parts(self, group: Sequence[FilePart]) -> bytes | bytearray: ...
+
+
+class InProcessReader:
+    """Reads on the calling thread: three system calls a file, no thread hop."""
+
+    async def parts(self, group: Sequence[FilePart]) -> bytes:
+        return small_parts(group)
+
+
+class HelperUnavailable(Exception):
+    """The read helper could not start or stopped answering."""
+
+
+class HelperReader:
+    """Reads through the read helper process once :meth:`start` has started it; before that,
+    and for good once the helper fails, reads in process."""
+
+    def __init__(self, python: str = sys.executable, script: Path = HELPER_SCRIPT) -> None:
+        self._argv = (python, "-I", "-S", str(script))
+        self._process: asyncio.subprocess.Process | None = None
+        self._replies: asyncio.Task[None] | None = None
+        self._waiting: collections.deque[tuple[asyncio.Future[bytearray], list[FilePart]]]
+        self._waiting = collections.deque()
+        self._arrived = asyncio.Event()
+        self._broken = False
+
+    async def parts(self, group: Sequence[FilePart]) -> bytes | bytearray:
+        """The group's parts; raises SourceError for the first file that cannot be sent."""
+        process = self._process
+        if process is None or self._broken:
+            return small_parts(group)
+        try:
+            return await self._request(process, list(group))
+        except HelperUnavailable:
+            return small_parts(group)
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The helper's process id while it serves reads."""
+        return None if self._process is None or self._broken else self._process.pid
+
+    async def start(self) -> None:
+        """Start the helper; when it cannot start, reads stay in process (logged)."""
+        if self._process is not None or self._broken:
+            return
+        read_end, write_end = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._argv, stdin=asyncio.subprocess.PIPE, stdout=write_end,
+                stderr=asyncio.subprocess.DEVNULL)
+        except OSError as exc:
+            os.close(read_end)
+            self._give_up(f"cannot start: {exc}")
+            return
+        finally:
+            os.close(write_end)
+        self._process = process
+        self._replies = asyncio.get_running_loop().create_task(
+            self._read_replies(ReplyPipe(read_end)))
+        log.debug("read_helper_started", pid=process.pid)
+
+    def _request(self, process: asyncio.subprocess.Process,
+                 group: list[FilePart]) -> asyncio.Future[bytearray]:
+        assert process.stdin is not None
+        parts = [REQUEST.pack(len(group))]
+        for part in group:
+            path = os.fsencode(part.entry.path)
+            parts += (FILE.pack(part.entry.size, len(path), len(part.header)), path,
+                      part.header)
+        future: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
+        self._waiting.append((future, group))  # replies come in request order
+        self._arrived.set()
+        process.stdin.write(b"".join(parts))
+        return future
+
+    async def _read_replies(self, pipe: ReplyPipe) -> None:
+        try:
+            while True:
+                await self._request_waiting()
+                future, group = self._waiting[0]  # stays queued (failed by _give_up) until read
+                status, index, length = REPLY.unpack(await pipe.read(REPLY.size))
+                payload = await pipe.read(length)
+                self._waiting.popleft()
+                if future.done():  # its body was cancelled meanwhile
+                    continue
+                if status == OK:
+                    future.set_result(payload)
+                else:
+                    future.set_exception(_source_error(status, group[index].entry, payload))
+        except Exception as exc:  # EOF, a broken pipe, a garbled reply: stop using it
+            self._give_up(f"stopped answering: {type(exc).__name__}")
+        finally:
+            pipe.close()
+
+    async def _request_waiting(self) -> None:
+        while not self._waiting:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def _give_up(self, reason: str) -> None:
+        if not self._broken:
+            log.warning("read_helper_failed", reason=reason,
+                        consequence="files are read in process")
+        self._broken = True
+        while self._waiting:
+            future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(HelperUnavailable(reason))
+
+    async def close(self) -> None:
+        """Stop the helper (EOF on its stdin) and wait for it."""
+        self._broken = True
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if self._replies is not None:
+            self._replies.cancel()
+            await asyncio.gather(self._replies, return_exceptions=True)
+        self._give_up("closed")
+
+
+class ReplyPipe:
+    """The read end of the helper's stdout: each read lands straight in the buffer it returns
+    (one copy, kernel to final buffer; no stream buffer in between)."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self._fd = fd
+
+    async def read(self, size: int) -> bytearray:
+        """Exactly ``size`` bytes; EOFError if the helper is gone first."""
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size:
+            try:
+                count = os.readv(self._fd, [view[got:]])
+            except BlockingIOError:
+                await self._readable()
+                continue
+            if count == 0:
+                raise EOFError("the read helper closed its output")
+            got += count
+        return buffer
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(self._fd, ready.set_result, None)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _source_error(status: int, entry: FileEntry, reason: bytearray) -> SourceError:
+    text = reason.decode("utf-8", "replace")
+    if status == CHANGED:
+        return SourceChangedError(entry.path, text)
+    return SourceError(entry.path, text)
+
+
+def small_parts(group: Sequence[FilePart]) -> bytes:
+    """Read a group of small files whole, in process, and lay them out as form parts.
+
+    Three system calls a file: open, one read of size + 1 bytes (a longer answer means the file
+    grew, a shorter one that it shrank), close.
+    """
+    pieces: list[bytes] = []
+    for part in group:
+        pieces += (part.header, _read_small(part.entry), CRLF)
+    return b"".join(pieces)
+
+
+def _read_small(entry: FileEntry) -> bytes:
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SourceError(entry.path, "file vanished before it was sent") from None
+    except OSError as exc:
+        raise SourceError(entry.path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        data = os.read(fd, entry.size + 1)
+        while len(data) < entry.size:  # a short read (rare on regular files): keep reading
+            more = os.read(fd, entry.size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        raise SourceError(entry.path, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) != entry.size:
+        raise SourceChangedError(entry.path, f"size changed from {entry.size} to "
+                                             f"{'more' if len(data) > entry.size else len(data)}"
+                                             " bytes since the walk")
+    return data

@@ -1,0 +1,182 @@
+"""Small files read by the read helper process: same bytes and errors as in process, replies
+in request order, and a fall-back to in-process reads when the helper cannot serve."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from bulkup.body import file_part_header
+from bulkup.errors import SourceChangedError, SourceError
+from bulkup.models import FileEntry
+from bulkup.reader import HELPER_SCRIPT, FilePart, HelperReader, small_parts
+
+
+def group_of(tmp_path: Path, sizes: list[int], prefix: str = "f") -> list[FilePart]:
+    parts = []
+    for i, size in enumerate(sizes, 1):
+        path = tmp_path / f"{prefix}{i}.bin"
+        path.write_bytes(bytes([i % 256]) * size)
+        entry = FileEntry(path=str(path), rel_path=path.name, target=f"Acme/{path.name}",
+                          size=size, mtime_ns=0)
+        parts.append(FilePart(entry, file_part_header("b", i, entry.target)))
+    return parts
+
+
+@pytest.fixture
+async def helper() -> AsyncIterator[HelperReader]:
+    reader = HelperReader()
+    await reader.start()
+    assert reader.helper_pid is not None
+    yield reader
+    await reader.close()
+
+
+class TestHelperAnswers:
+    async def test_same_bytes_as_in_process(self, tmp_path: Path, helper: HelperReader) -> None:
+        """The helper lays the group out exactly as the in-process reader does."""
+        group = group_of(tmp_path, [0, 1, 16_384, 300_000, 5])
+        assert bytes(await helper.parts(group)) == small_parts(group)
+
+    async def test_concurrent_requests_get_their_own_replies(self, tmp_path: Path,
+                                                            helper: HelperReader) -> None:
+        """Many groups in flight at once: each request gets its own files back."""
+        groups = [group_of(tmp_path, [100 * (g + 1)] * 5, prefix=f"g{g}_") for g in range(12)]
+        replies = await asyncio.gather(*(helper.parts(g) for g in groups))
+        assert [bytes(r) for r in replies] == [small_parts(g) for g in groups]
+
+    async def test_a_cancelled_request_does_not_shift_the_next(self, tmp_path: Path,
+                                                               helper: HelperReader) -> None:
+        """A body cancelled while its reply is on the way: the next request still gets its
+        own bytes, not the cancelled one's."""
+        first = group_of(tmp_path, [200_000] * 3, prefix="a")
+        second = group_of(tmp_path, [7] * 3, prefix="b")
+        task = asyncio.create_task(helper.parts(first))
+        await asyncio.sleep(0)
+        task.cancel()
+        assert bytes(await helper.parts(second)) == small_parts(second)
+
+
+class TestHelperErrors:
+    async def test_vanished_file_is_named(self, tmp_path: Path, helper: HelperReader) -> None:
+        group = group_of(tmp_path, [10, 10, 10])
+        Path(group[1].entry.path).unlink()
+        with pytest.raises(SourceError, match="vanished") as caught:
+            await helper.parts(group)
+        assert caught.value.path == group[1].entry.path
+
+    @pytest.mark.parametrize(("new_size", "says"), [(5, "to 5 bytes"), (15, "to more bytes")])
+    async def test_size_changed_is_named(self, tmp_path: Path, helper: HelperReader,
+                                         new_size: int, says: str) -> None:
+        group = group_of(tmp_path, [10, 10])
+        Path(group[0].entry.path).write_bytes(b"x" * new_size)
+        with pytest.raises(SourceChangedError, match=says) as caught:
+            await helper.parts(group)
+        assert caught.value.path == group[0].entry.path
+
+    async def test_unreadable_path_is_named(self, tmp_path: Path, helper: HelperReader) -> None:
+        """A path that opens but cannot be read (a directory in place of the file)."""
+        group = group_of(tmp_path, [10, 10])
+        Path(group[1].entry.path).unlink()
+        Path(group[1].entry.path).mkdir()
+        with pytest.raises(SourceError, match="cannot read") as caught:
+            await helper.parts(group)
+        assert caught.value.path == group[1].entry.path
+
+    async def test_unopenable_path_is_named(self, tmp_path: Path, helper: HelperReader) -> None:
+        """A path that cannot be opened for a reason other than absence (ENOTDIR)."""
+        group = group_of(tmp_path, [10, 10])
+        blocker = tmp_path / "blocker"
+        blocker.write_bytes(b"")
+        moved = FileEntry(path=str(blocker / "f.bin"), rel_path="f.bin", target="Acme/f.bin",
+                          size=10, mtime_ns=0)
+        group[1] = FilePart(moved, group[1].header)
+        with pytest.raises(SourceError, match="cannot open: Not a directory") as caught:
+            await helper.parts(group)
+        assert caught.value.path == moved.path
+
+    async def test_errors_match_the_in_process_reader(self, tmp_path: Path,
+                                                      helper: HelperReader) -> None:
+        group = group_of(tmp_path, [10, 10])
+        Path(group[1].entry.path).write_bytes(b"x" * 3)
+        with pytest.raises(SourceChangedError) as in_process:
+            small_parts(group)
+        with pytest.raises(SourceChangedError) as by_helper:
+            await helper.parts(group)
+        assert (by_helper.value.path, by_helper.value.reason) == (
+            in_process.value.path, in_process.value.reason)
+
+
+class TestFallBack:
+    async def test_helper_killed_midway_reads_go_on_in_process(self, tmp_path: Path,
+                                                               helper: HelperReader) -> None:
+        group = group_of(tmp_path, [1000] * 4)
+        pid = helper.helper_pid
+        assert pid is not None
+        with structlog.testing.capture_logs() as logs:
+            os.kill(pid, signal.SIGKILL)
+            assert bytes(await helper.parts(group)) == small_parts(group)
+            assert bytes(await helper.parts(group)) == small_parts(group)
+        assert helper.helper_pid is None
+        assert [e["event"] for e in logs].count("read_helper_failed") == 1
+
+    async def test_helper_that_cannot_start(self, tmp_path: Path) -> None:
+        reader = HelperReader(python=str(tmp_path / "no-such-python"))
+        with structlog.testing.capture_logs() as logs:
+            await reader.start()
+        group = group_of(tmp_path, [10, 20])
+        assert reader.helper_pid is None
+        assert await reader.parts(group) == small_parts(group)
+        assert any(e["event"] == "read_helper_failed" and "cannot start" in e["reason"]
+                   for e in logs)
+        await reader.close()
+
+    async def test_not_started_reads_in_process(self, tmp_path: Path) -> None:
+        reader = HelperReader()
+        group = group_of(tmp_path, [10])
+        assert await reader.parts(group) == small_parts(group)
+        await reader.close()
+
+    async def test_close_ends_the_helper(self, helper: HelperReader) -> None:
+        pid = helper.helper_pid
+        assert pid is not None
+        await helper.close()
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped: the pid is gone
+
+
+class TestHelperScript:
+    def test_runs_without_bulkup_on_the_path(self, tmp_path: Path) -> None:
+        """The script starts with -I -S (no site-packages, no bulkup import) and answers."""
+        data = tmp_path / "one.bin"
+        data.write_bytes(b"abc")
+        path = os.fsencode(data)
+        header = b"H:"
+        request = ((1).to_bytes(4, "little") + (3).to_bytes(8, "little")
+                   + len(path).to_bytes(4, "little") + len(header).to_bytes(4, "little")
+                   + path + header)
+        done = subprocess.run([sys.executable, "-I", "-S", str(HELPER_SCRIPT)],
+                              input=request, capture_output=True, timeout=30, check=True)
+        status, index, length = done.stdout[0], done.stdout[1:5], done.stdout[5:13]
+        assert (status, int.from_bytes(index, "little"), int.from_bytes(length, "little")) == (
+            0, 0, len(b"H:abc\r\n"))
+        assert done.stdout[13:] == b"H:abc\r\n"
+
+    async def test_ignores_sigint(self, helper: HelperReader, tmp_path: Path) -> None:
+        """Ctrl-C reaches the whole process group; the helper keeps serving the uploader,
+        which is finishing its POSTs in flight."""
+        pid = helper.helper_pid
+        assert pid is not None
+        group = group_of(tmp_path, [10])
+        assert bytes(await helper.parts(group)) == small_parts(group)  # the helper is serving
+        os.kill(pid, signal.SIGINT)
+        assert bytes(await helper.parts(group)) == small_parts(group)
+        assert helper.helper_pid == pid
