@@ -5,9 +5,9 @@ crashed run resumable (files recorded ``posted`` are not sent again), a nightly 
 (a file whose size and mtime, or sha256, match its last acknowledged state is skipped), and the
 report exact. Writes are one transaction per POST or per chunk of walked files, never per file.
 
-States of a file: ``pending`` (seen, to be sent), ``posted`` (a POST that carried it was
-acknowledged), ``confirmed`` (the job log says it became an asset), ``failed`` (with the
-reason).
+States of a file: ``posted`` (a POST that carried it was acknowledged), ``confirmed`` (the job
+log says it became an asset), ``failed`` (with the reason). A file gets its row when it is
+first posted or fails; a walk only marks the rows it passes as seen by the run.
 
 The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one thread.
 """
@@ -27,7 +27,6 @@ from bulkup.models import FileEntry, FileFailure
 
 SCHEMA_VERSION = 1
 KEEP_RUNS = 200
-LOOKUP_CHUNK = 500
 ACKNOWLEDGED = ("posted", "confirmed")
 
 _SCHEMA = """
@@ -101,6 +100,7 @@ class Journal:
 
     def _prepare(self) -> None:
         db = self._db
+        _require_json(db, self.path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing committed
         found = self._schema_version()
@@ -184,55 +184,59 @@ class Journal:
     # --- files ----------------------------------------------------------------------------
 
     def lookup(self, targets: Sequence[str]) -> dict[str, Known]:
-        """What the journal knows of these targets (in chunks of LOOKUP_CHUNK)."""
-        found: dict[str, Known] = {}
-        for start in range(0, len(targets), LOOKUP_CHUNK):
-            chunk = targets[start:start + LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
-                    "SELECT target, state, acked_size, acked_mtime_ns, acked_sha256, sha256, "
-                    f"sha_size, sha_mtime_ns, sha_inode FROM files WHERE target IN ({marks})",
-                    chunk):
-                found[row[0]] = Known(state=row[1], acked_size=row[2], acked_mtime_ns=row[3],
-                                      acked_sha256=row[4], sha256=row[5],
-                                      sha_key=(row[6], row[7], row[8]))
-        return found
+        """What the journal knows of these targets (one statement, one row back)."""
+        (rows,) = self._db.execute(
+            "SELECT json_group_array(json_array(target, state, acked_size, acked_mtime_ns, "
+            "acked_sha256, sha256, sha_size, sha_mtime_ns, sha_inode)) FROM files "
+            "WHERE target IN (SELECT value FROM json_each(?))", (_json(targets),)).fetchone()
+        return {row[0]: Known(state=row[1], acked_size=row[2], acked_mtime_ns=row[3],
+                              acked_sha256=row[4], sha256=row[5],
+                              sha_key=(row[6], row[7], row[8]))
+                for row in json.loads(rows)}
 
-    def record_walked(self, run_id: int, seen: Sequence[FileEntry],
-                      to_send: Sequence[FileEntry], hashes: dict[str, str]) -> None:
-        """One chunk of walked files: all seen by this run, some pending, hashes cached."""
-        now = self._clock()
+    def has_files(self) -> bool:
+        """Whether any file was ever recorded (a first run need not look files up)."""
+        return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0])
+
+    def record_walked(self, run_id: int, known_seen: Sequence[FileEntry],
+                      hashes: dict[str, str]) -> None:
+        """Files of the journal this run walked past (so they are not gone), with their
+        hashes cached; files new to the journal get their row when posted or failed."""
         with self._transaction():
-            self._db.executemany("UPDATE files SET seen_run=? WHERE target=?",
-                                 ((run_id, e.target) for e in seen))
-            self._db.executemany(
-                "INSERT INTO files (target, source, state, seen_run, run_id, updated_at) "
-                "VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
-                "source=excluded.source, state='pending', run_id=excluded.run_id, "
-                "updated_at=excluded.updated_at",
-                ((e.target, e.path, run_id, run_id, now) for e in to_send))
-            self._db.executemany(
-                "UPDATE files SET sha256=?, sha_size=?, sha_mtime_ns=?, sha_inode=? "
-                "WHERE target=?",
-                ((hashes[e.target], e.size, e.mtime_ns, e.inode, e.target)
-                 for e in seen if e.target in hashes))
+            self._db.execute(
+                "UPDATE files SET seen_run=? WHERE target IN (SELECT value FROM json_each(?))",
+                (run_id, _json([e.target for e in known_seen])))
+            self._cache_hashes(known_seen, hashes)
 
-    def record_posted(self, run_id: int, entries: Iterable[FileEntry], job_handle: str,
+    def _cache_hashes(self, entries: Iterable[FileEntry], hashes: dict[str, str]) -> None:
+        rows = [(e.target, hashes[e.target], e.size, e.mtime_ns, e.inode)
+                for e in entries if e.target in hashes]
+        if rows:
+            self._db.execute(
+                f"UPDATE files SET ({_COLUMNS_SHA}) = ({_columns(4, first=1)}) "
+                "FROM json_each(?) WHERE files.target = json_extract(value, '$[0]')",
+                (_json(rows),))
+
+    def record_posted(self, run_id: int, entries: Sequence[FileEntry], job_handle: str,
                       hashes: dict[str, str]) -> None:
         """The POST that carried these files was acknowledged (one transaction)."""
         now = self._clock()
+        rows = [(e.target, e.path, e.size, e.mtime_ns, e.inode, hashes.get(e.target))
+                for e in entries]
         with self._transaction():
-            self._db.executemany(
+            self._db.execute(
                 "INSERT INTO files (target, source, state, acked_size, acked_mtime_ns, "
                 "acked_inode, acked_sha256, job_handle, attempts, seen_run, run_id, "
-                "updated_at) VALUES (?, ?, 'posted', ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+                f"updated_at) SELECT {_columns(2)}, 'posted', {_columns(4, first=2)}, ?1, 1, "
+                "?2, ?2, ?3 FROM json_each(?4) WHERE true "
                 "ON CONFLICT(target) DO UPDATE SET state='posted', source=excluded.source, "
                 "acked_size=excluded.acked_size, acked_mtime_ns=excluded.acked_mtime_ns, "
                 "acked_inode=excluded.acked_inode, acked_sha256=excluded.acked_sha256, "
                 "job_handle=excluded.job_handle, attempts=files.attempts + 1, "
-                "last_error=NULL, run_id=excluded.run_id, updated_at=excluded.updated_at",
-                ((e.target, e.path, e.size, e.mtime_ns, e.inode, hashes.get(e.target),
-                  job_handle, run_id, run_id, now) for e in entries))
+                "last_error=NULL, seen_run=excluded.seen_run, run_id=excluded.run_id, "
+                "updated_at=excluded.updated_at",
+                (job_handle, run_id, now, _json(rows)))
+            self._cache_hashes(entries, hashes)
             self._db.execute("UPDATE jobs SET last_activity=? WHERE handle=?",
                              (now, job_handle))
 
@@ -253,22 +257,18 @@ class Journal:
 
     def posted_sources(self, job_handle: str, targets: Sequence[str]) -> dict[str, str]:
         """target → source path, for those of ``targets`` posted to ``job_handle``."""
-        found: dict[str, str] = {}
-        for start in range(0, len(targets), LOOKUP_CHUNK):
-            chunk = targets[start:start + LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(
-                f"SELECT target, source FROM files WHERE job_handle=? AND target IN ({marks})",
-                (job_handle, *chunk)).fetchall())
-        return found
+        (found,) = self._db.execute(
+            "SELECT json_group_object(target, source) FROM files WHERE job_handle=? AND "
+            "target IN (SELECT value FROM json_each(?))", (job_handle, _json(targets))).fetchone()
+        return dict(json.loads(found))
 
     def record_confirmed(self, targets: Sequence[str]) -> None:
         """The job log says these files became assets: one transaction."""
         now = self._clock()
         with self._transaction():
-            self._db.executemany(
+            self._db.execute(
                 "UPDATE files SET state='confirmed', last_error=NULL, updated_at=? "
-                "WHERE target=?", ((now, target) for target in targets))
+                "WHERE target IN (SELECT value FROM json_each(?))", (now, _json(targets)))
 
     def jobs_with_unconfirmed(self, limit: int = 20) -> list[str]:
         """Jobs (newest first) that still have files posted but not confirmed."""
@@ -322,6 +322,30 @@ class Journal:
         if self._clock() - row[2] >= within_s:
             return None
         return ResumableJob(handle=row[0], name=row[1], last_activity=row[2])
+
+
+_COLUMNS_SHA = "sha256, sha_size, sha_mtime_ns, sha_inode"
+
+
+def _require_json(db: sqlite3.Connection, path: Path) -> None:
+    try:
+        db.execute("SELECT json_each.value FROM json_each('[1]')").fetchone()
+    except sqlite3.OperationalError:
+        raise JournalError(f"journal {path}: this Python's SQLite {sqlite3.sqlite_version} has "
+                           "no JSON functions (SQLite 3.38 or later has them built in); run "
+                           "with --no-journal or use a newer Python") from None
+
+
+def _json(rows: Sequence[Any]) -> str:
+    """Rows for ``json_each``: a whole batch is bound as one parameter, so a statement runs
+    once per batch. (A statement per row gives up and retakes the GIL per row: beside a busy
+    event loop that costs far more than the SQL itself; see benchmarks/README.md.)"""
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
+def _columns(count: int, first: int = 0) -> str:
+    """``json_extract(value, '$[first]'), …``: columns of a ``json_each`` row."""
+    return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(first, first + count))
 
 
 class _Transaction:

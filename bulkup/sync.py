@@ -37,6 +37,7 @@ class SyncPlanner:
     journal: AsyncJournal | None = None
     run_id: int = 0
     hashes: dict[str, str] = field(default_factory=dict)  # target → sha256, until posted
+    first_run: bool | None = None  # the journal has no files: nothing to look up
 
     async def run(self, walked: Queue, to_send: Queue, *, end_markers: int) -> None:
         """Move files from ``walked`` to ``to_send``; end markers for the workers at the end."""
@@ -56,14 +57,21 @@ class SyncPlanner:
             await to_send.put(None)
 
     async def _plan(self, chunk: list[FileEntry]) -> list[FileEntry]:
-        if self.journal is None:
+        journal = self.journal
+        if journal is None:
             return chunk
-        known = await self.journal.call(Journal.lookup, [e.target for e in chunk])
+        if self.first_run is None:
+            self.first_run = not await journal.call(Journal.has_files)
+        known: dict[str, Known] = {}
+        if not self.first_run:
+            known = await journal.call(Journal.lookup, [e.target for e in chunk])
         hashes: dict[str, str] = {}
         if self.config.checksum:
             hashes = await asyncio.to_thread(_hash_chunk, chunk, known)
         send = [e for e in chunk if self._should_send(e, known.get(e.target), hashes)]
-        await self.journal.call(Journal.record_walked, self.run_id, chunk, send, hashes)
+        if known:
+            await journal.call(Journal.record_walked, self.run_id,
+                               [e for e in chunk if e.target in known], hashes)
         self.stats.files_skipped += len(chunk) - len(send)
         self.hashes.update((e.target, hashes[e.target]) for e in send if e.target in hashes)
         return send

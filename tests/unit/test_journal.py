@@ -108,8 +108,8 @@ class TestFiles:
         assert journal.last_run_failures() == [
             {"path": "/src/a.jpg", "target": "Acme/a.jpg", "reason": "boom"}]
 
-    def test_lookup_in_chunks(self, tmp_path: Path) -> None:
-        """Lookups of more targets than one SQL statement takes are split transparently."""
+    def test_lookup_of_many(self, tmp_path: Path) -> None:
+        """More targets than SQLite takes parameters (999) in one lookup."""
         journal = Journal(tmp_path / "j.journal")
         run = journal.begin_run(1)
         entries = [entry(f"f{i}.jpg") for i in range(1200)]
@@ -120,21 +120,36 @@ class TestFiles:
         """Files acknowledged before but not walked by this run are listed as gone."""
         journal = Journal(tmp_path / "j.journal")
         first = journal.begin_run(1)
-        journal.record_walked(first, [entry("a"), entry("b")], [entry("a"), entry("b")], {})
+        assert not journal.has_files()
         journal.record_posted(first, [entry("a"), entry("b")], "j|1", {})
+        assert journal.has_files()
         second = journal.begin_run(1)
-        journal.record_walked(second, [entry("a")], [], {})
+        journal.record_walked(second, [entry("a")], {})
         assert journal.gone(second) == ["/src/b"]
 
     def test_hash_cache(self, tmp_path: Path) -> None:
         """A hash is reused only while size, mtime and inode all match."""
         journal = Journal(tmp_path / "j.journal")
         run = journal.begin_run(1)
-        journal.record_walked(run, [entry("a")], [entry("a")], {"Acme/a": "h1"})
+        journal.record_posted(run, [entry("a")], "j|1", {"Acme/a": "h1"})
         known = journal.lookup(["Acme/a"])["Acme/a"]
-        assert known.cached_sha256(entry("a")) == "h1"
+        assert known.cached_sha256(entry("a")) == "h1" and known.acked_sha256 == "h1"
         assert known.cached_sha256(entry("a", inode=8)) is None
         assert known.cached_sha256(entry("a", mtime_ns=2)) is None
+        journal.record_walked(journal.begin_run(1), [entry("a", mtime_ns=2)], {"Acme/a": "h2"})
+        known = journal.lookup(["Acme/a"])["Acme/a"]
+        assert known.cached_sha256(entry("a", mtime_ns=2)) == "h2"
+        assert known.acked_sha256 == "h1"  # what the server got is unchanged
+
+    def test_names_survive_the_json_batches(self, tmp_path: Path) -> None:
+        """Targets with quotes, backslashes, non-BMP and combining characters round-trip."""
+        journal = Journal(tmp_path / "j.journal")
+        run = journal.begin_run(1)
+        names = ['q"uote', "back\\slash", "emoji\U0001F600", "e\u0301", "tab\tx", "ü"]
+        journal.record_posted(run, [entry(n) for n in names], "j|1", {})
+        assert set(journal.lookup([f"Acme/{n}" for n in names])) == {f"Acme/{n}" for n in names}
+        assert journal.posted_sources("j|1", [f"Acme/{n}" for n in names]) == {
+            f"Acme/{n}": f"/src/{n}" for n in names}
 
 
 class TestRunsAndJobs:
