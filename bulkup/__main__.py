@@ -1,5 +1,5 @@
 """`python -m bulkup` runs the command line."""
 
-from bulkup.cli import main
+from bulkup.cli import run
 
-raise SystemExit(main())
+run()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bulkup import __version__
 from bulkup.errors import ConfigError, JournalError
@@ -110,6 +111,20 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
     out.add_argument("--log-format", choices=("auto", "console", "json"))
     out.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+
+
+def run() -> NoReturn:
+    """The console entry point: :func:`main`, then a quick exit.
+
+    Everything the run opened is closed by then (journal, sockets, the read helper, the
+    report file), so the interpreter's teardown of every module and object, about 40 ms after
+    an upload, is skipped: output is flushed and the process ends with ``os._exit``.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

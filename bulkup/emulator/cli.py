@@ -10,9 +10,6 @@ from pathlib import Path
 
 import structlog
 
-from bulkup.emulator.faultplan import FaultPlan, FaultPlanError
-from bulkup.emulator.settings import SettingsError, build_settings
-
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``bulkup serve``."""
@@ -53,6 +50,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Build the settings from the flags and serve; 2 on a settings error."""
+    from bulkup.emulator.faultplan import FaultPlan, FaultPlanError  # only when serving
+    from bulkup.emulator.settings import SettingsError, build_settings
+
     try:
         settings = build_settings(
             root=args.root, config=args.config, users=args.user, companies=args.company,
