@@ -204,6 +204,9 @@ def _upload_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if config.insecure:
         print("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
+    from bulkup.lean_import import import_aiohttp
+
+    import_aiohttp()  # before anything else imports it
     return _run_loop(_upload_main(config, args), use_uvloop=config.use_uvloop)
 
 

@@ -53,12 +53,13 @@ def mapped_errors(url: str) -> Iterator[None]:
 
 
 def ssl_context(config: UploadConfig) -> ssl.SSLContext | bool:
-    """Verified TLS by default; a CA bundle if given; ``insecure`` turns checks off."""
+    """Verified TLS by default (the system's CA bundle); a CA bundle if given; ``insecure``
+    turns checks off. Never aiohttp's own default context (see :mod:`bulkup.lean_import`)."""
     if config.insecure:
         return False
     if config.ca_bundle is not None:
         return ssl.create_default_context(cafile=str(config.ca_bundle))
-    return True
+    return ssl.create_default_context()
 
 
 class UploadClient:

@@ -1,0 +1,33 @@
+"""Importing aiohttp for ``bulkup upload`` without the TLS contexts it builds at import time.
+
+aiohttp (3.10 and later) builds two default TLS contexts when it is imported, and each loads the
+system's CA bundle: about 40 ms, on every run, plain HTTP included (measured with
+``python -X importtime``; see benchmarks/README.md). bulkup never uses those contexts: it passes
+its own to the connector (:func:`bulkup.client.ssl_context`), built only for an ``https://``
+server. So the command line imports aiohttp with ``SSL_CERT_FILE`` pointing at an empty file
+for the length of the import, and restores it at once: the module-level contexts come out with
+no CA certificates (useless, so never trusted by mistake), and every context built afterwards
+loads the real bundle as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+CA_FILE_VARIABLE = "SSL_CERT_FILE"
+
+
+def import_aiohttp() -> None:
+    """Import aiohttp (once) without loading the system CA bundle at import time."""
+    if "aiohttp" in sys.modules:
+        return
+    saved = os.environ.get(CA_FILE_VARIABLE)
+    os.environ[CA_FILE_VARIABLE] = os.devnull
+    try:
+        import aiohttp  # noqa: F401
+    finally:
+        if saved is None:
+            del os.environ[CA_FILE_VARIABLE]
+        else:
+            os.environ[CA_FILE_VARIABLE] = saved
