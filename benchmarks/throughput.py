@@ -9,10 +9,17 @@ arrived, which must cover the corpus. Then bulkup runs against the emulator (its
 for the end-to-end figure. Plain HTTP, and TLS with ``--tls``.
 
 Writes ``results.json`` (every run, medians, ratios, machine), ``results.md`` (tables) and
-``throughput.png`` (a chart) into ``--out``.
+``throughput.png`` (a chart, when matplotlib is installed) into ``--out``.
+
+``--sweep KEY=V1,V2`` adds bulkup runs with one setting changed (through a config file), beside
+the others, to choose defaults. ``--sink python`` uses ``py_sink.py`` where nginx is missing;
+``--smoke`` shrinks every corpus to a few files (the test suite runs it that way). bulkup is
+byte-compiled first, as a regular install is: this machine sets PYTHONDONTWRITEBYTECODE, and
+without the compiled files every bulkup run would compile its sources again (about 40 ms).
 
 usage: python benchmarks/throughput.py [--rounds 3] [--corpora small,large,huge,mixed] [--tls]
-       [--out benchmarks/results] [--bench-kit ../shared/bench-kit]
+       [--out benchmarks/results] [--bench-kit ../shared/bench-kit] [--sweep KEY=V1,V2]
+       [--clients bulkup,curl,requests] [--sink nginx|python] [--smoke] [--no-emulator]
 """
 
 from __future__ import annotations
@@ -45,9 +52,12 @@ class Corpus:
     per_post: int  # curl's packing: what bulkup's default caps give for these files
 
 
-def make_corpora(where: Path, names: list[str]) -> list[Corpus]:
+def make_corpora(where: Path, names: list[str], smoke: bool = False) -> list[Corpus]:
     specs = {"small": [16 * 1024] * 10_000, "large": [4 * MiB] * 200, "huge": [1024 * MiB],
              "mixed": _mixed_sizes()}
+    if smoke:
+        specs = {"small": [16 * 1024] * 40, "large": [4 * MiB] * 3, "huge": [8 * MiB],
+                 "mixed": _mixed_sizes()[:30]}
     corpora = []
     for name in names:
         sizes = specs[name]
@@ -80,6 +90,10 @@ class Sink:
         self.script, self.dir = kit / "sink.sh", where
         self.port, self.tls_port = _free_port(), _free_port()
 
+    @property
+    def ca(self) -> Path:
+        return self.dir / "cert.pem"
+
     def start(self) -> None:
         subprocess.run(["bash", str(self.script), "start", str(self.dir), str(self.port),
                         str(self.tls_port)], check=True, stdout=subprocess.DEVNULL)
@@ -95,6 +109,41 @@ class Sink:
 
     def stop(self) -> None:
         subprocess.run(["bash", str(self.script), "stop", str(self.dir)], check=False)
+
+
+class PySink(Sink):
+    """``py_sink.py``: the same contract in Python, for machines without nginx."""
+
+    def __init__(self, where: Path, tls: bool) -> None:
+        self.dir, self.tls = where, tls
+        self.port, self.tls_port = _free_port(), _free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(HERE / "py_sink.py"), str(self.dir), str(self.port)]
+        if self.tls:
+            key = self.dir / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", str(key), "-out", str(self.ca), "-days", "30",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            argv += [str(self.tls_port), str(self.ca), str(key)]
+        self._process = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("py_sink.py did not start")
+
+    def counts(self) -> tuple[int, int]:
+        log = self.dir / "logs" / "access.log"
+        rows = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+        return (sum(1 for r in rows if r[0] == "200"),
+                sum(int(r[1]) for r in rows if r[0] == "200"))
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -117,22 +166,41 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, fl
             "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
-def client_commands(corpus: Corpus, url: str, tls: bool, kit: Path, sink: Sink,
-                    work: Path) -> dict[str, list[str]]:
-    ca = str(sink.dir / "cert.pem") if tls else "-"
-    journal = work / f"journal-{time.monotonic_ns()}.journal"
-    bulkup = [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
-              "--user", "bench@example.com", "--company-handle", "c|1", "--journal",
-              str(journal), "--log-format", "json"]
-    if tls:
-        bulkup += ["--ca-bundle", ca]
-    return {
-        "bulkup": bulkup,
-        "curl": [sys.executable, str(kit / "curl-peer.py"), str(corpus.path), url,
+def client_commands(corpus: Corpus, url: str, tls: bool, args: argparse.Namespace,
+                    sink: Sink, work: Path) -> dict[str, list[str]]:
+    def bulkup(*extra: str) -> list[str]:
+        journal = work / f"journal-{time.monotonic_ns()}.journal"  # a first run, every time
+        return [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
+                "--user", "bench@example.com", "--company-handle", "c|1", "--journal",
+                str(journal), "--log-format", "json",
+                *(["--ca-bundle", str(sink.ca)] if tls else []), *extra]
+
+    commands = {
+        "bulkup": bulkup(),
+        "curl": [sys.executable, str(args.bench_kit / "curl-peer.py"), str(corpus.path), url,
                  str(corpus.per_post), str(DEFAULT_CONCURRENCY)],
         "requests": [sys.executable, str(HERE / "inhouse_requests.py"), str(corpus.path), url,
                      "bench@example.com", "pw", "c|1", "insecure" if tls else "verify"],
     }
+    commands = {name: cmd for name, cmd in commands.items() if name in args.clients}
+    for label, config in sweep_configs(args.sweep, work):
+        commands[f"bulkup {label}"] = bulkup("--config", str(config))
+    return commands
+
+
+def sweep_configs(sweep: str | None, work: Path) -> list[tuple[str, Path]]:
+    """``KEY=V1,V2`` → one config file per value (labels like ``concurrency=4``)."""
+    if not sweep:
+        return []
+    key, _, values = sweep.partition("=")
+    configs = []
+    for value in values.split(","):
+        path = work / f"sweep-{key}-{value}.toml"
+        literal = value if value.replace(".", "").isdigit() or value in ("true", "false") \
+            else json.dumps(value)
+        path.write_text(f"{key} = {literal}\n")
+        configs.append((f"{key}={value}", path))
+    return configs
 
 
 def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
@@ -142,8 +210,7 @@ def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
     for tls in ([False, True] if args.tls else [False]):
         for corpus in corpora:
             for round_no in range(args.rounds):
-                commands = client_commands(corpus, sink.url(tls), tls, args.bench_kit, sink,
-                                           work)
+                commands = client_commands(corpus, sink.url(tls), tls, args, sink, work)
                 for client, cmd in commands.items():
                     if client == "requests" and corpus.name == "huge" and round_no:
                         continue  # one slow round is enough for the baseline
@@ -211,8 +278,9 @@ def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
 
 def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
     lines = [f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
-             f"{machine['python']}, {machine['date']}; medians; ratios are wall-time ratios "
-             "(above 1 = bulkup faster).", "",
+             f"{machine['python']}, {machine['date']}; sink: {machine.get('sink', 'nginx')}; "
+             f"`throughput.py {machine.get('command', '')}`; medians; ratios are wall-time "
+             "ratios (above 1 = bulkup faster).", "",
              "| target | TLS | corpus | client | files/s | MB/s | client CPU s | peak RSS MiB "
              "| vs curl | vs requests |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (str(r["target"]), bool(r["tls"]), str(r["corpus"]),
@@ -227,14 +295,18 @@ def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
 
 
 def chart(rows: list[dict[str, object]], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sink = [r for r in rows if r["target"] == "sink"]
     labels = sorted({f"{r['corpus']}{' TLS' if r['tls'] else ''}" for r in sink})
-    clients = ["bulkup", "curl", "requests"]
+    clients = sorted({str(r["client"]) for r in sink}, key=lambda c: (c != "bulkup", c))
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(clients)
     for i, client in enumerate(clients):
@@ -244,7 +316,7 @@ def chart(rows: list[dict[str, object]], path: Path) -> None:
                      f"{r['corpus']}{' TLS' if r['tls'] else ''}" == label]
             values.append(float(match[0]["mb_s"]) if match else 0.0)
         ax.bar([x + i * width for x in range(len(labels))], values, width, label=client)
-    ax.set_xticks([x + width for x in range(len(labels))], labels)
+    ax.set_xticks([x + width * (len(clients) - 1) / 2 for x in range(len(labels))], labels)
     ax.set_ylabel("MB/s (median)")
     ax.set_title("Upload throughput into the nginx sink, by corpus and client")
     ax.legend()
@@ -261,12 +333,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--bench-kit", type=Path,
                         default=HERE.parent.parent / "shared" / "bench-kit")
+    parser.add_argument("--clients", default="bulkup,curl,requests",
+                        type=lambda text: text.split(","))
+    parser.add_argument("--sweep", default=None, metavar="KEY=V1,V2",
+                        help="also bulkup with KEY set to each value (config file keys)")
+    parser.add_argument("--sink", choices=("nginx", "python"), default="nginx")
+    parser.add_argument("--smoke", action="store_true", help="a few files per corpus")
     args = parser.parse_args()
+    compile_bulkup()
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     work.chmod(0o755)  # nginx's workers (not root) keep large bodies in a folder under it
-    sink = Sink(args.bench_kit, work / "sink")
+    sink = (PySink(work / "sink", args.tls) if args.sink == "python"
+            else Sink(args.bench_kit, work / "sink"))
     try:
-        corpora = make_corpora(work / "corpora", args.corpora.split(","))
+        corpora = make_corpora(work / "corpora", args.corpora.split(","), args.smoke)
         sink.start()
         runs = measure_sink(corpora, args, sink, work)
         if not args.no_emulator:
@@ -276,7 +356,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     machine = {"machine": platform.machine(), "cores": os.cpu_count(),
                "python": platform.python_version(), "platform": platform.platform(),
-               "date": time.strftime("%Y-%m-%d")}
+               "date": time.strftime("%Y-%m-%d"), "sink": args.sink,
+               "command": " ".join(sys.argv[1:])}
     rows = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(
@@ -285,6 +366,14 @@ def main() -> None:
     (args.out / "results.md").write_text(table)
     chart(rows, args.out / "throughput.png")
     print(table)
+
+
+def compile_bulkup() -> None:
+    """Byte-compile bulkup as pip does on install, so no run pays for compiling it."""
+    import bulkup
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    str(Path(bulkup.__file__).parent)], check=True)
 
 
 if __name__ == "__main__":

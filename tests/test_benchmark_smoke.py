@@ -3,6 +3,7 @@ Speed is not asserted here; only that the scripts run and their own checks pass.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,24 @@ def test_small_reads_runs() -> None:
                            "--rounds", "1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "faster than aiofiles" in done.stdout
+
+
+def test_throughput_harness_smoke(tmp_path: Path) -> None:
+    """The throughput harness end to end on a few files: corpora, a sink that counts what it
+    received (the Python one: nginx is not a test dependency), bulkup with a sweep beside
+    it, the emulator run, and the JSON and Markdown it writes."""
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "throughput.py"), "--smoke",
+                           "--sink", "python", "--clients", "bulkup", "--rounds", "1",
+                           "--corpora", "small,large", "--sweep", "concurrency=2",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    medians = json.loads((out / "results.json").read_text())["medians"]
+    assert {(m["target"], m["corpus"], m["client"]) for m in medians} == {
+        ("sink", "small", "bulkup"), ("sink", "small", "bulkup concurrency=2"),
+        ("sink", "large", "bulkup"), ("sink", "large", "bulkup concurrency=2"),
+        ("emulator", "small", "bulkup"), ("emulator", "large", "bulkup")}
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert all(r["sink_bytes"] >= 40 * 16 * 1024 for r in runs
+               if r["target"] == "sink" and r["corpus"] == "small")
+    assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
