@@ -2,10 +2,11 @@
 per group of files, in process or by the read helper.
 
 :class:`HelperReader` sends groups of files to the read helper process
-(:mod:`bulkup.read_helper`), which answers each with the group's parts ready to send. It starts
-the helper on first use and, until the helper is up, and for good if it dies, builds the parts
-in process with :func:`small_parts`. Either way a file that vanished, cannot be opened or
-changed size since the walk raises :class:`~bulkup.errors.SourceError` naming it.
+(:mod:`bulkup.read_helper`), which answers each with the group's parts ready to send. Until
+:meth:`HelperReader.start` has started the helper, and for good if it dies, it builds the parts
+in process with :func:`small_parts`. Both read a file with the same function
+(:func:`bulkup.read_helper.read_whole`), so a file that vanished, cannot be opened or changed size
+since the walk raises the same :class:`~bulkup.errors.SourceError`, naming it, either way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,17 +22,16 @@ from typing import Protocol
 
 import structlog
 
+from bulkup import read_helper as wire
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
 
 log = structlog.get_logger("bulkup.reader")
-HELPER_SCRIPT = Path(__file__).with_name("read_helper.py")
-REQUEST = struct.Struct("<I")
-FILE = struct.Struct("<QII")
-REPLY = struct.Struct("<BIQ")
-CRLF = b"\r\n"
-OK, VANISHED, CANNOT_OPEN, CHANGED = 0, 1, 2, 3
+HELPER_SCRIPT = Path(wire.__file__)
 CLOSE_TIMEOUT_S = 5.0
+# The helper pays off where per-file system calls dominate; for bigger files its extra copy
+# through the pipe costs more than it saves (benchmarks/README.md, the read_helper sweep).
+HELPER_MAX_MEAN_FILE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +71,15 @@ class HelperReader:
         self._waiting = collections.deque()
         self._arrived = asyncio.Event()
         self._broken = False
+        self.helper_groups = 0  # groups the helper answered
 
     async def parts(self, group: Sequence[FilePart]) -> bytes | bytearray:
-        """The group's parts; raises SourceError for the first file that cannot be sent."""
+        """The group's parts; raises SourceError for the first file that cannot be sent.
+
+        Groups of files averaging over HELPER_MAX_MEAN_FILE bytes are read in process."""
         process = self._process
-        if process is None or self._broken:
+        if (process is None or self._broken
+                or sum(p.entry.size for p in group) > HELPER_MAX_MEAN_FILE * len(group)):
             return small_parts(group)
         try:
             return await self._request(process, list(group))
@@ -111,10 +114,10 @@ class HelperReader:
     def _request(self, process: asyncio.subprocess.Process,
                  group: list[FilePart]) -> asyncio.Future[bytearray]:
         assert process.stdin is not None
-        parts = [REQUEST.pack(len(group))]
+        parts = [wire.REQUEST.pack(len(group))]
         for part in group:
             path = os.fsencode(part.entry.path)
-            parts += (FILE.pack(part.entry.size, len(path), len(part.header)), path,
+            parts += (wire.FILE.pack(part.entry.size, len(path), len(part.header)), path,
                       part.header)
         future: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
         self._waiting.append((future, group))  # replies come in request order
@@ -127,12 +130,13 @@ class HelperReader:
             while True:
                 await self._request_waiting()
                 future, group = self._waiting[0]  # stays queued (failed by _give_up) until read
-                status, index, length = REPLY.unpack(await pipe.read(REPLY.size))
+                status, index, length = wire.REPLY.unpack(await pipe.read(wire.REPLY.size))
                 payload = await pipe.read(length)
                 self._waiting.popleft()
                 if future.done():  # its body was cancelled meanwhile
                     continue
-                if status == OK:
+                if status == wire.OK:
+                    self.helper_groups += 1
                     future.set_result(payload)
                 else:
                     future.set_exception(_source_error(status, group[index].entry, payload))
@@ -162,6 +166,7 @@ class HelperReader:
         process = self._process
         if process is None:
             return
+        log.debug("read_helper_stopping", pid=process.pid, groups=self.helper_groups)
         if process.stdin is not None:
             process.stdin.close()
         try:
@@ -211,9 +216,9 @@ class ReplyPipe:
         os.close(self._fd)
 
 
-def _source_error(status: int, entry: FileEntry, reason: bytearray) -> SourceError:
+def _source_error(status: int, entry: FileEntry, reason: bytes | bytearray) -> SourceError:
     text = reason.decode("utf-8", "replace")
-    if status == CHANGED:
+    if status == wire.CHANGED:
         return SourceChangedError(entry.path, text)
     return SourceError(entry.path, text)
 
@@ -226,30 +231,8 @@ def small_parts(group: Sequence[FilePart]) -> bytes:
     """
     pieces: list[bytes] = []
     for part in group:
-        pieces += (part.header, _read_small(part.entry), CRLF)
+        status, data = wire.read_whole(os.fsencode(part.entry.path), part.entry.size)
+        if status != wire.OK:
+            raise _source_error(status, part.entry, data)
+        pieces += (part.header, data, wire.CRLF)
     return b"".join(pieces)
-
-
-def _read_small(entry: FileEntry) -> bytes:
-    try:
-        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise SourceError(entry.path, "file vanished before it was sent") from None
-    except OSError as exc:
-        raise SourceError(entry.path, f"cannot open: {exc.strerror or exc}") from None
-    try:
-        data = os.read(fd, entry.size + 1)
-        while len(data) < entry.size:  # a short read (rare on regular files): keep reading
-            more = os.read(fd, entry.size + 1 - len(data))
-            if not more:
-                break
-            data += more
-    except OSError as exc:
-        raise SourceError(entry.path, f"cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) != entry.size:
-        raise SourceChangedError(entry.path, f"size changed from {entry.size} to "
-                                             f"{'more' if len(data) > entry.size else len(data)}"
-                                             " bytes since the walk")
-    return data

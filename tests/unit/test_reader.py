@@ -46,6 +46,16 @@ class TestHelperAnswers:
         group = group_of(tmp_path, [0, 1, 16_384, 300_000, 5])
         assert bytes(await helper.parts(group)) == small_parts(group)
 
+    async def test_bigger_files_are_read_in_process(self, tmp_path: Path,
+                                                    helper: HelperReader) -> None:
+        """Files averaging over 64 KiB skip the helper (its pipe copy would cost more)."""
+        small = group_of(tmp_path, [16_384] * 4, prefix="s")
+        big = group_of(tmp_path, [300_000, 10], prefix="b")
+        assert bytes(await helper.parts(small)) == small_parts(small)
+        assert helper.helper_groups == 1
+        assert bytes(await helper.parts(big)) == small_parts(big)
+        assert helper.helper_groups == 1
+
     async def test_concurrent_requests_get_their_own_replies(self, tmp_path: Path,
                                                             helper: HelperReader) -> None:
         """Many groups in flight at once: each request gets its own files back."""
@@ -57,7 +67,7 @@ class TestHelperAnswers:
                                                                helper: HelperReader) -> None:
         """A body cancelled while its reply is on the way: the next request still gets its
         own bytes, not the cancelled one's."""
-        first = group_of(tmp_path, [200_000] * 3, prefix="a")
+        first = group_of(tmp_path, [60_000] * 16, prefix="a")
         second = group_of(tmp_path, [7] * 3, prefix="b")
         task = asyncio.create_task(helper.parts(first))
         await asyncio.sleep(0)
