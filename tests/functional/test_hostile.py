@@ -88,7 +88,7 @@ class TestChangingFiles:
         real_open = os.open
 
         def guarded(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-            if str(path).endswith("locked.jpg"):
+            if os.fsdecode(path).endswith("locked.jpg"):
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, flags, *args, **kwargs)
 
