@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from bulkup.reader import FilePart, InProcessReader, SmallFileReader
 
 MERGE_BYTES = 64 * 1024
 CRLF = b"\r\n"
+_UNSAFE_IN_HEADER = re.compile('["\\\\;\r\n]')
 
 
 def new_boundary() -> str:
@@ -55,7 +57,7 @@ def file_part_header(boundary: str, index: int, header_name: str) -> bytes:
     ``header_name`` is printable ASCII without ``"``, ``\\`` or ``;`` (D-17 sends every other
     name in ``fileName``), so it cannot break out of its quotes or its header line.
     """
-    if any(c in header_name for c in '"\\;\r\n') or not header_name.isprintable():
+    if _UNSAFE_IN_HEADER.search(header_name) or not header_name.isprintable():
         raise ValueError(f"unsafe file name for a part header: {header_name!r}")
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file{index}\"; "
             f"filename=\"{header_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")

@@ -47,7 +47,10 @@ class SyncPlanner:
                 chunk, done = await _take_chunk(walked, CHUNK)
                 if chunk:
                     for entry in await self._plan(chunk):
-                        await to_send.put(entry)
+                        if to_send.full():
+                            await to_send.put(entry)
+                        else:
+                            to_send.put_nowait(entry)  # no coroutine per file while there is room
         except BaseException:  # cancelled (Ctrl-C) or failed: wake idle workers, no waiting
             for _ in range(end_markers):
                 with contextlib.suppress(asyncio.QueueFull):

@@ -30,6 +30,8 @@ _URL_TROUBLE = "#%&+,;= "
 _HEADER_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 # one C-speed search each, instead of a Python loop over characters (the walk's hot path)
 _NEEDS_FILE_NAME_PARAM = re.compile(r'[^\x20-\x7e]|["\\;]')
+_PROBLEM_IN_NAME = re.compile(r'[^\x20-\x7e]|[\\:*?"<>|]')  # what the name checks look at
+_URL_TROUBLE_IN_NAME = re.compile("[#%&+,;= ]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc exactly
 
@@ -85,6 +87,10 @@ def folder_problem(folder: str) -> str | None:
 
 def name_problem(name: str, target: str) -> str | None:
     """The file-name and whole-path checks of :func:`target_problem` for one file."""
+    if (name and len(name) <= MAX_SEGMENT_BYTES and name not in (".", "..")
+            and _PROBLEM_IN_NAME.search(name) is None
+            and len(target) <= MAX_PATH_BYTES and target.isascii()):
+        return None  # the usual name, cleared by one search (once per file walked)
     return (_encoding_problem(name) or _length_problem(target)
             or _segment_problem(name, "file name") or _file_name_problem(name))
 
@@ -96,6 +102,8 @@ def name_warnings(target: str) -> list[str]:
         One message per troublesome character (``# % & + , ; =`` or a space) in the file name.
     """
     name = target.rpartition("/")[2]
+    if _URL_TROUBLE_IN_NAME.search(name) is None:
+        return []
     return [f"file name contains {_shown(char)}" for char in _URL_TROUBLE if char in name]
 
 

@@ -198,7 +198,7 @@ def _packer(config: UploadConfig) -> BatchPacker:
 async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
                   sender: BatchSender, stop: asyncio.Event) -> None:
     """Pack entries into batches and send each as soon as it is full."""
-    while (entry := await queue.get()) is not None and not stop.is_set():
+    while (entry := await _next_entry(queue)) is not None and not stop.is_set():
         for batch in packer.add(entry):
             if stop.is_set():
                 return
@@ -206,6 +206,14 @@ async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
     last = packer.flush()
     if last is not None and not stop.is_set():
         await sender.send(last)
+
+
+async def _next_entry(queue: asyncio.Queue[FileEntry | None]) -> FileEntry | None:
+    """The next entry: taken at once while the queue has some (no suspension per file)."""
+    try:
+        return queue.get_nowait()
+    except asyncio.QueueEmpty:
+        return await queue.get()
 
 
 async def _cancel_on(stop: asyncio.Event, *producers: asyncio.Task[None]) -> None:

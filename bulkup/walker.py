@@ -123,6 +123,7 @@ class _PathFilter:
     def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
         self._include = tuple(_nfc(pattern) for pattern in include)
         self._exclude = tuple(_nfc(pattern) for pattern in exclude)
+        self._all = not self._include and not self._exclude
 
     def prunes(self, rel_path: str) -> bool:
         """Whether a directory is excluded (and not descended into)."""
@@ -130,6 +131,8 @@ class _PathFilter:
 
     def accepts(self, rel_path: str) -> bool:
         """Whether a file passes: not excluded, and included (when include patterns exist)."""
+        if self._all:
+            return True
         if _matches(rel_path, self._exclude):
             return False
         return not self._include or _matches(rel_path, self._include)
@@ -305,7 +308,10 @@ class Walker:
             needs_file_name_param=needs_file_name_param(target),
         )
         _warn_about_name(entry)
-        await queue.put(entry)
+        if queue.full():
+            await queue.put(entry)
+        else:
+            queue.put_nowait(entry)  # no coroutine per file while there is room
         self._counts.files_found += 1
         self._counts.bytes_found += entry.size
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bulkup import targets
 from bulkup.targets import (
     build_target,
     folder_problem,
@@ -243,3 +244,25 @@ class TestPerDirectoryChecks:
         whole = build_target(f"{rel_dir}/{name}" if rel_dir else name, company_root="Acme/",
                              dest_folder="in")
         assert f"{folder}/{name}" == whole
+
+
+class TestNameProblemFastPath:
+    @settings(max_examples=400, deadline=None)
+    @given(name=st.text(alphabet=st.sampled_from(
+               list("aZ09._- ") + list('\\:*?"<>|#%&+,;=') + ["\x00", "\x7f", "\x9f", "é", "文",
+                                                                "\U0001F600", "\ud800"]),
+               max_size=300),
+           folder=st.sampled_from(["", "Acme", "Acme/é", "A" * 4000]))
+    def test_agrees_with_every_check_in_full(self, name: str, folder: str) -> None:
+        """The one-search fast path for usual names gives exactly what the full checks give."""
+        target = f"{folder}/{name}" if folder else name
+        full = (targets._encoding_problem(name) or targets._length_problem(target)
+                or targets._segment_problem(name, "file name")
+                or targets._file_name_problem(name))
+        assert name_problem(name, target) == full
+
+    @given(name=st.text(max_size=40).filter(lambda text: "/" not in text))
+    def test_name_warnings_fast_path(self, name: str) -> None:
+        expected = [f"file name contains {targets._shown(c)}" for c in targets._URL_TROUBLE
+                    if c in name]
+        assert name_warnings(f"Acme/{name}") == expected

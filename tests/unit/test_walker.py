@@ -37,6 +37,9 @@ class _RecordingQueue(asyncio.Queue[FileEntry | None]):
             self.full_puts += 1
             self.blocked.set()
         await super().put(item)
+
+    def put_nowait(self, item: FileEntry | None) -> None:
+        super().put_nowait(item)  # the walker's way in while there is room, and put's too
         self.first_put.set()
 
 
