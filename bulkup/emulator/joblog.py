@@ -36,7 +36,12 @@ class Detail:
 
 
 def details(job: Job, idle_timeout_s: float) -> list[Detail]:
-    """Every detail line of the job so far, in the order they were logged."""
+    """Every detail line of the job so far, in the order they were logged.
+
+    A done job's lines never change again, so they are built once (a client pages through
+    the log of a 100,000-file job a thousand lines at a time)."""
+    if job.done and job.done_log is not None:
+        return job.done_log
     lines = [Detail("BeginUpload", f"Upload job {job.name} started"),
              Detail("OriginalJobName", job.original_name),
              Detail("JobClient", job.client),
@@ -45,6 +50,7 @@ def details(job: Job, idle_timeout_s: float) -> list[Detail]:
     if job.done:
         lines.append(Detail("TotalFileCount", str(len(job.files))))
         lines.append(Detail("EndUpload", end_message(job, idle_timeout_s)))
+        job.done_log = lines
     return lines
 
 
@@ -172,12 +178,15 @@ def select_details(lines: list[Detail], *, log_types: set[str] | None, sort_by: 
                    descending: bool, per_page: int, page: int) -> tuple[int, list[Detail]]:
     """Filter by log type (case-insensitive), sort (stable, by ``Date`` or ``LogType``),
     and cut one page; returns (total matching rows, the page)."""
-    wanted = [line for line in lines
-              if log_types is None or line.log_type.casefold() in log_types]
-    indexed = list(enumerate(wanted))
-    if sort_by == "LogType":
-        indexed.sort(key=lambda pair: (pair[1].log_type, pair[0]), reverse=descending)
-    elif descending:
-        indexed.reverse()
+    wanted = lines if log_types is None else [
+        line for line in lines if line.log_type.casefold() in log_types]
     start = (page - 1) * per_page
-    return len(wanted), [line for _, line in indexed[start:start + per_page]]
+    if sort_by == "LogType":
+        indexed = sorted(enumerate(wanted), key=lambda pair: (pair[1].log_type, pair[0]),
+                         reverse=descending)
+        return len(wanted), [line for _, line in indexed[start:start + per_page]]
+    if descending:  # newest first: count back from the end, without copying the log
+        last = len(wanted) - 1
+        return len(wanted), [wanted[last - i] for i in range(start, min(len(wanted),
+                                                                         start + per_page))]
+    return len(wanted), wanted[start:start + per_page]

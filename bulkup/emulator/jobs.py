@@ -93,6 +93,7 @@ class Job:
     posts: int = 0
     files: list[FileRecord] = field(default_factory=list)
     post_log: list[dict[str, Any]] = field(default_factory=list)
+    done_log: list[Any] | None = field(default=None, repr=False, compare=False)  # see joblog
 
     @property
     def done(self) -> bool:

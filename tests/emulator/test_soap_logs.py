@@ -275,6 +275,12 @@ class TestJobLogDetails:
         assert len(set(every)) == len(every) == 2506
         assert [f"Acme/big/f{i:04d}.jpg was processed into IPS" for i in range(2500)] == [
             m for m in every if m.startswith("Acme/")]
+        backwards = []
+        for page in (1, 2, 3):
+            _, rows = await job_log(emu, handle, recordsPerPage=1000, resultsPage=page,
+                                    sortDirection="Descending")
+            backwards += [r["logMessage"] for r in rows]
+        assert backwards == every[::-1]  # newest first, across pages
         log, rows = await job_log(emu, handle, recordsPerPage=5000)
         assert len(rows) == 1000 and text(log, "detailTotalRows") == "2506"
         log, rows = await job_log(emu, handle)
