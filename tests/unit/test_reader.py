@@ -190,3 +190,20 @@ class TestHelperScript:
         os.kill(pid, signal.SIGINT)
         assert bytes(await helper.parts(group)) == small_parts(group)
         assert helper.helper_pid == pid
+
+
+def test_helper_on_uvloop(tmp_path: Path) -> None:
+    """HTTPS runs on uvloop by default: the helper's pipe works there too."""
+    import uvloop
+
+    async def read_twice() -> tuple[bytes, bytes, int]:
+        reader = HelperReader()
+        await reader.start()
+        group = group_of(tmp_path, [16_384] * 8)
+        try:
+            return bytes(await reader.parts(group)), small_parts(group), reader.helper_groups
+        finally:
+            await reader.close()
+
+    by_helper, in_process, groups = uvloop.run(read_twice())
+    assert by_helper == in_process and groups == 1
