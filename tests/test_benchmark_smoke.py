@@ -46,3 +46,11 @@ def test_throughput_harness_smoke(tmp_path: Path) -> None:
     assert all(r["sink_bytes"] >= 40 * 16 * 1024 for r in runs
                if r["target"] == "sink" and r["corpus"] == "small")
     assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
+
+
+def test_startup_runs() -> None:
+    """The start-up cost table runs (one round) and lists bulkup's own start."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "startup.py"), "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "| bulkup upload --dry-run (empty folder) |" in done.stdout
