@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from upload_e2e import write_file  # noqa: E402
+
 MiB = 1024 * 1024
 DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES, DEFAULT_CONCURRENCY = 100, 16 * MiB, 8
 
@@ -64,14 +67,7 @@ def make_corpora(where: Path, names: list[str], smoke: bool = False) -> list[Cor
         root = where / name
         block = random.Random(len(sizes)).randbytes(4 * MiB)
         for i, size in enumerate(sizes):
-            path = root / f"d{i % 20:02d}" / f"f{i:06d}.tif"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as out:
-                left = size
-                while left:
-                    piece = block[: min(left, len(block))]
-                    out.write(piece)
-                    left -= len(piece)
+            write_file(root / f"d{i % 20:02d}" / f"f{i:06d}.tif", size, block)
         typical = int(statistics.median(sizes))
         per_post = max(1, min(DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES // max(typical, 1)))
         corpora.append(Corpus(name, root, len(sizes), sum(sizes), per_post))
@@ -227,7 +223,6 @@ def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
 
 def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
                      work: Path) -> list[dict[str, object]]:
-    sys.path.insert(0, str(HERE))
     from upload_e2e import start_emulator
 
     runs: list[dict[str, object]] = []

@@ -37,15 +37,19 @@ def make_corpus(where: Path, count: int, size: int) -> Path:
     rng = random.Random(count * 31 + size)
     block = rng.randbytes(min(size, 4 * 1024 * 1024))
     for i in range(count):
-        path = where / f"d{i % 100:02d}" / f"f{i:06d}.tif"
-        path.parent.mkdir(exist_ok=True)
-        with path.open("wb") as out:
-            left = size
-            while left:
-                piece = block[: min(left, len(block))]
-                out.write(piece)
-                left -= len(piece)
+        write_file(where / f"d{i % 100:02d}" / f"f{i:06d}.tif", size, block)
     return where
+
+
+def write_file(path: Path, size: int, block: bytes) -> None:
+    """``size`` bytes of ``block`` repeated, its folder created if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            out.write(piece)
+            left -= len(piece)
 
 
 def free_port() -> int:

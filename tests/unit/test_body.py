@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from bulkup.body import BatchBody, file_part_header, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceError
-from bulkup.models import FileEntry
-from bulkup.reader import FilePart, HelperReader, InProcessReader, SmallFileReader
+from bulkup.reader import HelperReader, InProcessReader, SmallFileReader
+
+from .parts import file_parts
 
 
 @pytest.fixture(params=["in_process", "helper"])
@@ -46,13 +47,7 @@ class Writer:
 def body_for(tmp_path: Path, sizes: list[int], chunk_size: int = 64 * 1024,
              reader: SmallFileReader | None = None) -> BatchBody:
     boundary = new_boundary()
-    parts = []
-    for i, size in enumerate(sizes, 1):
-        path = tmp_path / f"f{i}.bin"
-        path.write_bytes(bytes([i % 256]) * size)
-        entry = FileEntry(path=str(path), rel_path=path.name, target=f"Acme/{path.name}",
-                          size=size, mtime_ns=0)
-        parts.append(FilePart(entry, file_part_header(boundary, i, entry.target)))
+    parts = file_parts(tmp_path, sizes, boundary=boundary)
     head = xml_part(boundary, "auth", b"<authHeader/>") + xml_part(
         boundary, "uploadParams", b"<uploadPostParam/>")
     return BatchBody(boundary=boundary, head=head, files=parts, chunk_size=chunk_size,

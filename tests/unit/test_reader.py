@@ -14,21 +14,15 @@ from pathlib import Path
 import pytest
 import structlog
 
-from bulkup.body import file_part_header
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
 from bulkup.reader import HELPER_SCRIPT, FilePart, HelperReader, small_parts
 
+from .parts import file_parts
+
 
 def group_of(tmp_path: Path, sizes: list[int], prefix: str = "f") -> list[FilePart]:
-    parts = []
-    for i, size in enumerate(sizes, 1):
-        path = tmp_path / f"{prefix}{i}.bin"
-        path.write_bytes(bytes([i % 256]) * size)
-        entry = FileEntry(path=str(path), rel_path=path.name, target=f"Acme/{path.name}",
-                          size=size, mtime_ns=0)
-        parts.append(FilePart(entry, file_part_header("b", i, entry.target)))
-    return parts
+    return file_parts(tmp_path, sizes, prefix)
 
 
 @pytest.fixture
