@@ -161,7 +161,7 @@ def _add_job_commands(commands: Any) -> None:
 
 
 def _job_command(args: argparse.Namespace) -> int:
-    from bulkup.config import load_config
+    from bulkup.config_load import load_config
     from bulkup.job_cli import run_job_command
     from bulkup.log import configure_logging
 
@@ -211,7 +211,8 @@ def _upload_command(args: argparse.Namespace) -> int:
 
 
 def _config_from(args: argparse.Namespace) -> Any:
-    from bulkup.config import load_config, parse_size
+    from bulkup.config import parse_size
+    from bulkup.config_load import load_config
 
     overrides: dict[str, Any] = {
         key: getattr(args, key) for key in (
