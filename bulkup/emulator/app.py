@@ -146,9 +146,11 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
         post = await reader.read(request, boundary)
         if injected is Injected.HTTP_503:
             return web.Response(status=503, text="Service Unavailable (injected)")
-        if injected is Injected.FAULT_30000:
+        context = _checked(post, state, peer, seen)
+        if injected is Injected.FAULT_30000:  # after the checks: faultHttpStatusCode applies
             raise Fault.ips(30000, "Internal error (injected fault)")
-        job = _accept(post, state, peer, seen, received_ns)
+        job = commit(post, context, state.store, state.assets_of(context.company), peer=peer,
+                     received_ns=received_ns, processor=state.processor)
         return _success_response(request, job, post, seen)
     except Fault as fault:
         response = _fault_response(request, fault, seen)
@@ -179,15 +181,15 @@ def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
     return True
 
 
-def _accept(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutcome,
-            received_ns: int) -> Job:
+def _checked(post: ReceivedPost, state: EmulatorState, peer: str,
+             seen: AuthOutcome) -> PostContext:
+    """Every check of the POST (framing, auth, parameters, file parts); faults raised."""
     if post.framing_error or post.duplicate_part or post.drained_past_limit:
         raise Fault.ips(30001, "Invalid multipart request")
     context: PostContext = check_post(post.xml, state.settings, state.store, peer, seen)
     check_file_parts(post, context, state.settings.strict_part_order,
                      state.settings.max_file_size)
-    return commit(post, context, state.store, state.assets_of(context.company), peer=peer,
-                  received_ns=received_ns, processor=state.processor)
+    return context
 
 
 def _success_response(request: web.Request, job: Job, post: ReceivedPost,

@@ -296,6 +296,23 @@ class TestRow21InternalError:
         assert_fault(reply, IPS, 30000)
         await assert_nothing_happened(emu)
 
+    async def test_injected_fault30000_honours_fault_http_status(
+            self, start_emulator: StartEmulator) -> None:
+        """D-22 with row 21: the injected internal error comes after the request's checks, so
+        it carries the client's faultHttpStatusCode like any other fault."""
+        emu = await start_emulator(faults="seed=1,fault30000=1")
+        extra = "<faultHttpStatusCode>200</faultHttpStatusCode>"
+        reply = await emu.post([auth(extra=extra), params(), *files({"a.jpg": b"x"})])
+        assert_fault(reply, IPS, 30000, status=200)
+        await assert_nothing_happened(emu)
+
+    async def test_injected_fault30000_after_a_real_fault(
+            self, start_emulator: StartEmulator) -> None:
+        """A request that fails its checks gets that fault, not the injected one."""
+        emu = await start_emulator(faults="seed=1,fault30000=1")
+        reply = await emu.post([auth(password="bad"), params(), *files({"a.jpg": b"x"})])
+        assert_fault(reply, AUTH, 10001)
+
     async def test_unexpected_exception(self, emu: Emulator,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
         """Row 21: an unexpected exception while committing is 30000 with its text."""
