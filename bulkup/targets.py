@@ -86,7 +86,10 @@ def folder_problem(folder: str) -> str | None:
 
 
 def name_problem(name: str, target: str) -> str | None:
-    """The file-name and whole-path checks of :func:`target_problem` for one file."""
+    """The file-name and whole-path checks of :func:`target_problem` for one file.
+
+    ``name`` is one path segment (a directory entry's name, so never with ``/``) and
+    ``target`` the full target ending in it."""
     if (name and len(name) <= MAX_SEGMENT_BYTES and name not in (".", "..")
             and _PROBLEM_IN_NAME.search(name) is None
             and len(target) <= MAX_PATH_BYTES and target.isascii()):
