@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Deterministic by default: the same examples on every run (no seed drawn at random, no example
+# database carried between runs), so CI passes or fails the same way each time. Set
+# HYPOTHESIS_PROFILE=explore to search wider, with fresh random examples.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=1000, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(autouse=True)
