@@ -1,12 +1,15 @@
-"""Small files on disk and their form parts, for the body and reader tests."""
+"""Small files on disk, their form parts, and a running read helper, for the body and reader
+tests."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bulkup.body import file_part_header
 from bulkup.models import FileEntry
-from bulkup.reader import FilePart
+from bulkup.reader import FilePart, HelperReader
 
 
 def file_parts(folder: Path, sizes: list[int], prefix: str = "f",
@@ -20,3 +23,15 @@ def file_parts(folder: Path, sizes: list[int], prefix: str = "f",
                           size=size, mtime_ns=0)
         parts.append(FilePart(entry, file_part_header(boundary, i, entry.target)))
     return parts
+
+
+@contextlib.asynccontextmanager
+async def started_helper() -> AsyncIterator[HelperReader]:
+    """A read helper that is up and serving, closed on the way out."""
+    helper = HelperReader()
+    await helper.start()
+    assert helper.helper_pid is not None
+    try:
+        yield helper
+    finally:
+        await helper.close()

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from bulkup.body import BatchBody, file_part_header, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceError
-from bulkup.reader import HelperReader, InProcessReader, SmallFileReader
+from bulkup.reader import InProcessReader, SmallFileReader
 
-from .parts import file_parts
+from .parts import file_parts, started_helper
 
 
 @pytest.fixture(params=["in_process", "helper"])
@@ -25,11 +25,8 @@ async def reader(request: pytest.FixtureRequest) -> AsyncIterator[SmallFileReade
     if request.param == "in_process":
         yield InProcessReader()
         return
-    helper = HelperReader()
-    await helper.start()
-    assert helper.helper_pid is not None
-    yield helper
-    await helper.close()
+    async with started_helper() as helper:
+        yield helper
 
 
 class Writer:

@@ -18,7 +18,7 @@ from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
 from bulkup.reader import HELPER_SCRIPT, FilePart, HelperReader, small_parts
 
-from .parts import file_parts
+from .parts import file_parts, started_helper
 
 
 def group_of(tmp_path: Path, sizes: list[int], prefix: str = "f") -> list[FilePart]:
@@ -27,11 +27,8 @@ def group_of(tmp_path: Path, sizes: list[int], prefix: str = "f") -> list[FilePa
 
 @pytest.fixture
 async def helper() -> AsyncIterator[HelperReader]:
-    reader = HelperReader()
-    await reader.start()
-    assert reader.helper_pid is not None
-    yield reader
-    await reader.close()
+    async with started_helper() as reader:
+        yield reader
 
 
 class TestHelperAnswers:
