@@ -2,8 +2,9 @@
 an aiohttp server that reads every request body whole, then answers 200 with an
 ``uploadPostReturn`` document, like the bench kit's nginx sink.
 
-Each answered POST appends ``200 <body bytes>`` to ``DIR/logs/access.log`` (flushed at once),
-the same two columns the nginx sink logs, so the harness counts both the same way. It is slower
+Each answered POST appends ``200 <body bytes> <end> <duration>`` (epoch seconds, seconds) to
+``DIR/logs/access.log`` (flushed at once), the columns the nginx sink logs (``sinks.py``), so
+the harness counts and times both the same way. It is slower
 than nginx (one Python process): use it to check the harness, quote nginx figures.
 
 usage: python benchmarks/py_sink.py DIR PORT [TLS_PORT CERT KEY]
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -26,10 +28,11 @@ def make_app(log_path: Path) -> web.Application:
     log = log_path.open("a", buffering=1)
 
     async def upload(request: web.Request) -> web.Response:
-        received = 0
+        began, received = time.time(), 0
         while chunk := await request.content.read(1024 * 1024):
             received += len(chunk)
-        log.write(f"200 {received}\n")
+        ended = time.time()
+        log.write(f"200 {received} {ended:.3f} {ended - began:.3f}\n")
         return web.Response(body=ANSWER, content_type="text/xml")
 
     app = web.Application(client_max_size=0)

@@ -1,12 +1,14 @@
 """Throughput against the peers and the machine: bulkup beside curl and the in-house script.
 
-One command generates deterministic corpora, starts the bench kit's nginx sink (it reads every
-body whole before answering), and runs, interleaved round by round: bulkup with its default
-settings, curl with the same packing and parallelism (``curl-peer.py``), and the in-house
-``requests`` script (one file per POST). Each run is a child process: wall time, client CPU
-seconds and peak RSS come from ``wait4``; the sink's access log says how many POSTs and bytes
-arrived, which must cover the corpus. Then bulkup runs against the emulator (its own process)
-for the end-to-end figure. Plain HTTP, and TLS with ``--tls``.
+One command generates deterministic corpora, starts an nginx sink (the bench kit's, which
+reads every body whole before answering; ``sinks.py``), and runs, interleaved round by round:
+bulkup with its default settings, curl with the same packing and parallelism
+(``curl-peer.py``), and the in-house ``requests`` script (one file per POST). Each run is a
+child process: wall time, client CPU seconds and peak RSS come from ``wait4``. The sink's
+access log says how many POSTs and bytes arrived, which must cover the corpus, and how long the
+transfer took at the sink (first request's first byte to last answer: the client's start-up
+and shutdown left out). Then bulkup runs against the emulator (its own process) for the
+end-to-end figure. Plain HTTP, and TLS with ``--tls``.
 
 Writes ``results.json`` (every run, medians, ratios, machine), ``results.md`` (tables) and
 ``throughput.png`` (a chart, when matplotlib is installed) into ``--out``.
@@ -40,6 +42,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from sinks import NginxSink, PySink, Sink  # noqa: E402
 from upload_e2e import write_file  # noqa: E402
 
 MiB = 1024 * 1024
@@ -77,77 +80,6 @@ def make_corpora(where: Path, names: list[str], smoke: bool = False) -> list[Cor
 def _mixed_sizes() -> list[int]:
     rng = random.Random(7)
     return [rng.choice([2_000, 16_000, 120_000, 900_000, 6 * MiB]) for _ in range(2_000)]
-
-
-class Sink:
-    """The bench kit's nginx sink: start, count what arrived, stop."""
-
-    def __init__(self, kit: Path, where: Path) -> None:
-        self.script, self.dir = kit / "sink.sh", where
-        self.port, self.tls_port = _free_port(), _free_port()
-
-    @property
-    def ca(self) -> Path:
-        return self.dir / "cert.pem"
-
-    def start(self) -> None:
-        subprocess.run(["bash", str(self.script), "start", str(self.dir), str(self.port),
-                        str(self.tls_port)], check=True, stdout=subprocess.DEVNULL)
-
-    def url(self, tls: bool) -> str:
-        return (f"https://127.0.0.1:{self.tls_port}" if tls
-                else f"http://127.0.0.1:{self.port}") + "/scene7/UploadFile"
-
-    def counts(self) -> tuple[int, int]:
-        out = subprocess.run(["bash", str(self.script), "bytes", str(self.dir)], check=True,
-                             capture_output=True, text=True).stdout.split()
-        return int(out[0]), int(out[1])
-
-    def stop(self) -> None:
-        subprocess.run(["bash", str(self.script), "stop", str(self.dir)], check=False)
-
-
-class PySink(Sink):
-    """``py_sink.py``: the same contract in Python, for machines without nginx."""
-
-    def __init__(self, where: Path, tls: bool) -> None:
-        self.dir, self.tls = where, tls
-        self.port, self.tls_port = _free_port(), _free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, str(HERE / "py_sink.py"), str(self.dir), str(self.port)]
-        if self.tls:
-            key = self.dir / "key.pem"
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-keyout", str(key), "-out", str(self.ca), "-days", "30",
-                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                           check=True, capture_output=True)
-            argv += [str(self.tls_port), str(self.ca), str(key)]
-        self._process = subprocess.Popen(argv, stdout=subprocess.PIPE)
-        assert self._process.stdout is not None
-        if self._process.stdout.readline().strip() != b"ready":
-            raise RuntimeError("py_sink.py did not start")
-
-    def counts(self) -> tuple[int, int]:
-        log = self.dir / "logs" / "access.log"
-        rows = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
-        return (sum(1 for r in rows if r[0] == "200"),
-                sum(int(r[1]) for r in rows if r[0] == "200"))
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -210,14 +142,14 @@ def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
                 for client, cmd in commands.items():
                     if client == "requests" and corpus.name == "huge" and round_no:
                         continue  # one slow round is enough for the baseline
-                    before = sink.counts()
+                    mark = sink.mark()
                     result = run_child(cmd, env)
-                    after = sink.counts()
-                    posts, sent = after[0] - before[0], after[1] - before[1]
-                    assert sent >= corpus.bytes, f"{client}: the sink got {sent} bytes"
+                    seen = sink.window(mark)
+                    assert seen.bytes >= corpus.bytes, f"{client}: the sink got {seen.bytes} B"
                     runs.append({"target": "sink", "tls": tls, "corpus": corpus.name,
-                                 "client": client, "round": round_no, "posts": posts,
-                                 "sink_bytes": sent, **_rates(result, corpus)})
+                                 "client": client, "round": round_no, "posts": seen.posts,
+                                 "sink_bytes": seen.bytes, "transfer_s": seen.transfer_s,
+                                 **_rates(result, corpus)})
     return runs
 
 
@@ -256,37 +188,62 @@ def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
         groups.setdefault(key, []).append(run)
     rows = []
     for (target, tls, corpus, client), items in groups.items():
+        keys = ["wall_s", "files_s", "mb_s", "cpu_s", "peak_rss_mib"]
+        if all("transfer_s" in i for i in items):
+            keys.append("transfer_s")
         med = {k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
-               for k in ("wall_s", "files_s", "mb_s", "cpu_s", "peak_rss_mib")}
+               for k in keys}
         rows.append({"target": target, "tls": tls, "corpus": corpus, "client": client,
                      "runs": len(items), **med})
     for row in rows:
-        curl = next((r for r in rows if r["client"] == "curl" and r["target"] == row["target"]
-                     and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
-        row["vs_curl"] = (float(curl["wall_s"]) / float(row["wall_s"])) if curl else None
-        inhouse = next((r for r in rows if r["client"] == "requests"
-                        and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
-        row["vs_requests"] = (float(inhouse["wall_s"]) / float(row["wall_s"])
-                              if inhouse and row["target"] == "sink" else None)
+        curl = _peer(rows, row, "curl")
+        row["vs_curl"] = _ratio(curl, row, "wall_s")
+        row["vs_curl_transfer"] = _ratio(curl, row, "transfer_s")
+        inhouse = _peer(rows, row, "requests")
+        row["vs_requests"] = _ratio(inhouse, row, "wall_s") if row["target"] == "sink" else None
     return rows
+
+
+def _peer(rows: list[dict[str, object]], row: dict[str, object],
+          client: str) -> dict[str, object] | None:
+    return next((r for r in rows if r["client"] == client and r["target"] == row["target"]
+                 and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
+
+
+def _ratio(peer: dict[str, object] | None, row: dict[str, object], key: str) -> float | None:
+    """``peer``'s time over ``row``'s: above 1, ``row`` is faster."""
+    if peer is None or not row.get(key) or key not in peer:
+        return None
+    return float(peer[key]) / float(row[key])  # type: ignore[arg-type]
 
 
 def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
     lines = [f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
              f"{machine['python']}, {machine['date']}; sink: {machine.get('sink', 'nginx')}; "
-             f"`throughput.py {machine.get('command', '')}`; medians; ratios are wall-time "
-             "ratios (above 1 = bulkup faster).", "",
+             f"`throughput.py {machine.get('command', '')}`; medians. files/s and MB/s are "
+             "over the client's whole process; *transfer s* is the time at the sink from the "
+             "first request's first byte to the last answer. Ratios are time ratios (above 1 = "
+             "bulkup faster).", "",
              "| target | TLS | corpus | client | files/s | MB/s | client CPU s | peak RSS MiB "
-             "| vs curl | vs requests |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs curl | vs requests | transfer s | vs curl, transfer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (str(r["target"]), bool(r["tls"]), str(r["corpus"]),
                                          str(r["client"]))):
-        vs_curl = f"{r['vs_curl']:.2f}x" if r["vs_curl"] else "-"
-        vs_req = f"{r['vs_requests']:.1f}x" if r["vs_requests"] else "-"
         lines.append(f"| {r['target']} | {'yes' if r['tls'] else 'no'} | {r['corpus']} | "
                      f"{r['client']} | {float(r['files_s']):,.0f} | {float(r['mb_s']):,.0f} | "
-                     f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} | {vs_curl} | "
-                     f"{vs_req} |")
+                     f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} | "
+                     f"{_times(r['vs_curl'], 2)} | {_times(r['vs_requests'], 1)} | "
+                     f"{_seconds(r.get('transfer_s'))} | "
+                     f"{_times(r.get('vs_curl_transfer'), 2)} |")
     return "\n".join(lines) + "\n"
+
+
+def _times(ratio: object, digits: int) -> str:
+    return f"{float(ratio):.{digits}f}x" if ratio else "-"  # type: ignore[arg-type]
+
+
+def _seconds(value: object) -> str:
+    return f"{float(value):.3f}" if value else "-"  # type: ignore[arg-type]
 
 
 def chart(rows: list[dict[str, object]], path: Path) -> None:
@@ -338,8 +295,8 @@ def main() -> None:
     compile_bulkup()
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     work.chmod(0o755)  # nginx's workers (not root) keep large bodies in a folder under it
-    sink = (PySink(work / "sink", args.tls) if args.sink == "python"
-            else Sink(args.bench_kit, work / "sink"))
+    sink: Sink = (PySink(work / "sink", args.tls) if args.sink == "python"
+                  else NginxSink(work / "sink"))
     try:
         corpora = make_corpora(work / "corpora", args.corpora.split(","), args.smoke)
         sink.start()

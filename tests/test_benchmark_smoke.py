@@ -45,6 +45,7 @@ def test_throughput_harness_smoke(tmp_path: Path) -> None:
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert all(r["sink_bytes"] >= 40 * 16 * 1024 for r in runs
                if r["target"] == "sink" and r["corpus"] == "small")
+    assert all(0 < r["transfer_s"] < r["wall_s"] for r in runs if r["target"] == "sink")
     assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
 
 
