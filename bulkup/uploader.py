@@ -179,7 +179,8 @@ async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
         walking = group.create_task(walker.run(walked, end_markers=1))
         planning = group.create_task(planner.run(walked, to_send,
                                                  end_markers=config.concurrency))
-        workers = [group.create_task(_worker(to_send, _packer(config), sender, stop))
+        workers = [group.create_task(_worker(to_send, _packer(config), sender, coordinator,
+                                                   stop))
                    for _ in range(config.concurrency)]
         helpers = [
             group.create_task(coordinator.keep_alive()),
@@ -196,13 +197,19 @@ def _packer(config: UploadConfig) -> BatchPacker:
 
 
 async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
-                  sender: BatchSender, stop: asyncio.Event) -> None:
-    """Pack entries into batches and send each as soon as it is full."""
-    while (entry := await _next_entry(queue)) is not None and not stop.is_set():
+                  sender: BatchSender, coordinator: JobCoordinator,
+                  stop: asyncio.Event) -> None:
+    """Pack entries into batches and send each as soon as it is full; the first entry starts
+    opening the job (so its round trip overlaps with packing)."""
+    entry = await _next_entry(queue)
+    if entry is not None and not stop.is_set():
+        coordinator.open_soon()
+    while entry is not None and not stop.is_set():
         for batch in packer.add(entry):
             if stop.is_set():
                 return
             await sender.send(batch)
+        entry = await _next_entry(queue)
     last = packer.flush()
     if last is not None and not stop.is_set():
         await sender.send(last)
@@ -265,6 +272,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
 
 async def _close_job(coordinator: JobCoordinator, fatal: str | None) -> str | None:
     """endJob for an opened job, whatever happened before; a failure here is reported."""
+    await coordinator.settled()
     if coordinator.handle is None:
         return fatal
     try:

@@ -83,6 +83,29 @@ class TestOpening:
             await coordinator(client, FakeTime()).current_handle()
         assert len(client.params) == 1
 
+    async def test_open_soon_opens_in_the_background(self) -> None:
+        """open_soon starts the one opening POST; later callers get its handle, no second
+        opening, and a second open_soon is a no-op."""
+        client, time = FakeClient(), FakeTime()
+        job = coordinator(client, time)
+        job.open_soon()
+        job.open_soon()
+        assert client.params == []  # started, not yet run: nothing waits on the caller
+        await job.settled()
+        assert job.handle == "j|1||job|1" and client.opened == 1
+        assert await job.current_handle() == "j|1||job|1" and len(client.params) == 1
+
+    async def test_early_opening_failure_reaches_every_caller_once(self) -> None:
+        """An opening that fails after its retries fails every caller with the same error,
+        without a second round of attempts."""
+        client = FakeClient([ConnectError("down")] * 6)
+        job = coordinator(client, FakeTime(), max_attempts=3)
+        job.open_soon()
+        results = await asyncio.gather(job.current_handle(), job.current_handle(),
+                                       return_exceptions=True)
+        assert all(isinstance(r, UploadFailed) for r in results)
+        assert len(client.params) == 3 and job.handle is None
+
     def test_default_job_name_shape(self) -> None:
         """Generated names follow D-06: bulkup-<UTC stamp>-<8 hex>, safe characters only."""
         name = default_job_name()
