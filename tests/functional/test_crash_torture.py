@@ -59,11 +59,12 @@ class Killer:
                 self.fire()
             return await handler(request)
         self.posts += 1
-        if (self.mode == "walk" and self.posts == 1) or (
-                self.mode == "mid-post" and self.posts == self.at):
+        number = self.posts  # others may arrive while this one is handled
+        if (self.mode == "walk" and number == 1) or (
+                self.mode == "mid-post" and number == self.at):
             self.fire()
         response = await handler(request)
-        if self.mode == "after-post" and self.posts == self.at:
+        if self.mode == "after-post" and number == self.at:
             self.fire()
         if self.mode == "end-job" and any(j.closed_by == "endJob"
                                           for j in request.app[STATE].store.jobs()):

@@ -124,10 +124,11 @@ class TestCrashResume:
         async def killer(request: web.Request, handler: Any) -> Any:
             nonlocal seen
             seen += 1
-            if seen == kill_at and not after:
+            number = seen  # others may arrive while this one is handled
+            if number == kill_at and not after:
                 os.kill(victim["pid"], signal.SIGKILL)
             response = await handler(request)
-            if seen == kill_at and after:
+            if number == kill_at and after:
                 os.kill(victim["pid"], signal.SIGKILL)
             return response
 
