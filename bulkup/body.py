@@ -7,7 +7,10 @@ Content-Length (D-18) and no chunked encoding.
 How bytes move (measured in ``benchmarks/``): consecutive small files are grouped up to
 ``chunk_size`` bytes, and a :class:`~bulkup.reader.SmallFileReader` hands back each group laid
 out as form parts in one buffer (by default the read helper process reads them on another core;
-see :mod:`bulkup.reader`), the next group read ahead while this one is sent. A large file goes
+see :mod:`bulkup.reader`), the next group read ahead while this one is sent. On plain TCP on
+asyncio's loop the helper writes each group into the connection itself, and hands back only what
+did not fit; the body then waits until the connection has taken everything before each group, and
+reads no group ahead. A large file goes
 alone: ``sendfile()`` on plain HTTP on asyncio's loop, else ``chunk_size`` chunks, one thread hop
 each. Part headers and other small writes are merged into ~64 KiB writes; big buffers pass
 through uncopied. aiofiles is not used here: it costs a thread round trip per read call, which
@@ -93,6 +96,16 @@ class BatchBody(Payload):
         out = _MergingWriter(writer)
         await out.write(self._head)
         groups = list(_groups(self._files, self._chunk_size))
+        transport = out.sendfile_transport() if self._reader.writes_direct else None
+        if transport is not None:
+            await self._write_direct(out, transport, groups)
+        else:
+            await self._write_read_ahead(out, groups)
+        await out.write(self._closing)
+        await out.flush()
+
+    async def _write_read_ahead(self, out: _MergingWriter,
+                                groups: list[list[FilePart]]) -> None:
         reads: dict[int, asyncio.Task[bytes | bytearray]] = {}
         try:
             for index, group in enumerate(groups):
@@ -106,8 +119,17 @@ class BatchBody(Payload):
         finally:
             for task in reads.values():
                 task.cancel()
-        await out.write(self._closing)
-        await out.flush()
+
+    async def _write_direct(self, out: _MergingWriter, transport: asyncio.Transport,
+                            groups: list[list[FilePart]]) -> None:
+        """Each small group written into the connection by the reader, the rest by us."""
+        fd = transport.get_extra_info("socket").fileno()
+        for group in groups:
+            if self._is_large(group):
+                await self._write_large(out, group[0])
+                continue
+            await out.until_sent(transport)
+            await out.write(await self._guarded(self._reader.parts(group, direct_to=fd)))
 
     def _is_large(self, group: list[FilePart]) -> bool:
         return len(group) == 1 and group[0].entry.size > self._chunk_size
@@ -174,6 +196,18 @@ class _MergingWriter:
         if type(loop).__module__.startswith("uvloop"):
             return None
         return transport  # type: ignore[no-any-return]
+
+    async def until_sent(self, transport: asyncio.Transport) -> None:
+        """Flush, then wait until the transport has handed every byte to the kernel."""
+        await self.flush()
+        if not transport.get_write_buffer_size():
+            return
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0)  # the protocol stays paused until empty
+        try:
+            await self._writer.drain()
+        finally:
+            transport.set_write_buffer_limits(high=high, low=low)
 
     async def write(self, data: bytes | bytearray) -> None:
         if len(data) >= MERGE_BYTES:

@@ -15,11 +15,20 @@ file data itself.
 
 Protocol, all integers little-endian:
 
-- request: ``u32`` count, then per file ``u64`` expected size, ``u32`` path length, ``u32``
-  part header length, the path bytes, the part header bytes;
+- request: ``u32`` count, ``u8`` mode, then per file ``u64`` expected size, ``u32`` path
+  length, ``u32`` part header length, the path bytes, the part header bytes;
 - reply, one per request: ``u8`` status, ``u32`` index of the file it is about, ``u64``
-  payload length, payload. Status ``OK`` carries the parts; the others stop at the first file
-  that cannot be sent and carry a UTF-8 reason.
+  payload length, payload. Status ``OK`` carries the parts still to be sent; the others stop at
+  the first file that cannot be sent (before any byte of the group went anywhere) and carry a
+  UTF-8 reason.
+
+Mode ``TO_PIPE`` answers with all of the group's parts. Mode ``TO_SOCKET`` (only when started
+with ``--fd-channel N``, a Unix datagram socket) first takes a connection's descriptor from that
+channel (one datagram with ``SCM_RIGHTS`` per such request, in request order), writes as much of
+the parts into it as it takes without waiting (the connection is non-blocking), closes its copy,
+and answers with the rest, possibly nothing, for the uploader to send. The bytes of a group of
+small files then never pass through the uploader's process: on plain HTTP that was the biggest
+cost left on its event loop (the pipe read and the socket write of every byte).
 
 EOF on stdin ends the helper. It ignores SIGINT: a Ctrl-C at the terminal reaches the whole
 process group, and the uploader, which finishes the POSTs in flight, still needs its reads.
@@ -29,15 +38,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import struct
 import sys
+from collections.abc import Sequence
 from typing import BinaryIO
 
-REQUEST = struct.Struct("<I")
+REQUEST = struct.Struct("<IB")
 FILE = struct.Struct("<QII")
 REPLY = struct.Struct("<BIQ")
 CRLF = b"\r\n"
 OK, VANISHED, CANNOT_OPEN, CHANGED = 0, 1, 2, 3
+TO_PIPE, TO_SOCKET = 0, 1
 MAX_IOV = 512
 PIPE_BYTES = 1024 * 1024
 
@@ -68,17 +80,11 @@ def read_whole(path: bytes, size: int) -> tuple[int, bytes]:
     return OK, data
 
 
-def write_all(fd: int, pieces: list[bytes]) -> None:
+def write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
     """Write every piece, in order, with as few system calls as the kernel allows."""
     views = [memoryview(p) for p in pieces if p]
     while views:
-        written = os.writev(fd, views[:MAX_IOV])
-        while written and views:
-            if written >= len(views[0]):
-                written -= len(views.pop(0))
-            else:
-                views[0] = views[0][written:]
-                written = 0
+        views = _after(views, os.writev(fd, views[:MAX_IOV]))
 
 
 def read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -86,14 +92,20 @@ def read_exactly(stream: BinaryIO, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def serve(requests: BinaryIO, out_fd: int) -> None:
+def serve(requests: BinaryIO, out_fd: int, fd_channel: socket.socket | None = None) -> None:
     """Answer requests until stdin ends."""
     while (head := read_exactly(requests, REQUEST.size)) is not None:
-        (count,) = REQUEST.unpack(head)
+        count, mode = REQUEST.unpack(head)
         files = [read_file_request(requests) for _ in range(count)]
         if any(f is None for f in files):
             return
-        write_all(out_fd, answer([f for f in files if f is not None]))
+        reply = answer([f for f in files if f is not None])
+        if mode != TO_SOCKET:
+            write_all(out_fd, reply)
+        elif fd_channel is not None:
+            write_all(out_fd, send_directly(reply, receive_fd(fd_channel)))
+        else:
+            return  # a request this helper was not started for: stop answering
 
 
 def read_file_request(requests: BinaryIO) -> tuple[bytes, int, bytes] | None:
@@ -119,6 +131,48 @@ def answer(files: list[tuple[bytes, int, bytes]]) -> list[bytes]:
     return [REPLY.pack(OK, 0, total), *parts]
 
 
+def receive_fd(channel: socket.socket) -> int:
+    """The descriptor of the next datagram on the channel (blocking)."""
+    _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+    if not fds:
+        raise EOFError("no descriptor with the datagram")
+    return fds[0]
+
+
+def send_directly(reply: list[bytes], fd: int) -> list[bytes | memoryview]:
+    """Write what the connection takes now of an OK reply's parts; the reply for the rest.
+
+    A failed reply (a bad file) sends nothing. A full or failed connection stops the writing:
+    the uploader sends the rest and meets the same error, if any, itself.
+    """
+    try:
+        status, index, length = REPLY.unpack(reply[0])
+        if status != OK:
+            return list(reply)
+        views = [memoryview(p) for p in reply[1:] if p]
+        while views:
+            try:
+                written = os.writev(fd, views[:MAX_IOV])
+            except OSError:  # BlockingIOError (full) or a broken connection
+                break
+            length -= written
+            views = _after(views, written)
+        return [REPLY.pack(OK, 0, length), *views]
+    finally:
+        os.close(fd)
+
+
+def _after(views: list[memoryview], written: int) -> list[memoryview]:
+    """``views`` less their first ``written`` bytes."""
+    while written and views:
+        if written >= len(views[0]):
+            written -= len(views.pop(0))
+        else:
+            views[0] = views[0][written:]
+            written = 0
+    return views
+
+
 def _grow_pipe(fd: int) -> None:
     try:
         import fcntl
@@ -128,15 +182,18 @@ def _grow_pipe(fd: int) -> None:
         pass  # a smaller pipe only costs more wake-ups
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _grow_pipe(1)
+    fd_channel = None
+    if argv[:1] == ["--fd-channel"]:
+        fd_channel = socket.socket(fileno=int(argv[1]))
     try:
-        serve(sys.stdin.buffer, 1)
-    except BrokenPipeError:
+        serve(sys.stdin.buffer, 1, fd_channel)
+    except (BrokenPipeError, EOFError):
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

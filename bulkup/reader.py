@@ -7,6 +7,13 @@ per group of files, in process or by the read helper.
 in process with :func:`small_parts`. Both read a file with the same function
 (:func:`bulkup.read_helper.read_whole`), so a file that vanished, cannot be opened or changed size
 since the walk raises the same :class:`~bulkup.errors.SourceError`, naming it, either way.
+
+With ``direct_to`` (a connection's descriptor, plain TCP only), the helper writes the group's
+parts straight into the connection, as much as it takes without waiting, and only the rest comes
+back; the caller must have nothing unsent on that connection, and send what comes back before
+anything else. If the helper dies during such a request, some of the group may be on the wire:
+the request fails with :class:`HelperLost` (the POST is retried on a fresh connection), never
+with a silent in-process retry.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,18 +53,33 @@ class FilePart:
 class SmallFileReader(Protocol):
     """Lays out a group of small files as form parts: header, bytes, CRLF each."""
 
-    async def parts(self, group: Sequence[FilePart]) -> bytes | bytearray: ...
+    @property
+    def writes_direct(self) -> bool:
+        """Whether :meth:`parts` can write into a connection itself (``direct_to``)."""
+        ...
+
+    async def parts(self, group: Sequence[FilePart],
+                    direct_to: int | None = None) -> bytes | bytearray:
+        """The group's parts still to be sent (all of them unless ``direct_to`` took some)."""
+        ...
 
 
 class InProcessReader:
     """Reads on the calling thread: three system calls a file, no thread hop."""
 
-    async def parts(self, group: Sequence[FilePart]) -> bytes:
+    writes_direct = False
+
+    async def parts(self, group: Sequence[FilePart], direct_to: int | None = None) -> bytes:
         return small_parts(group)
 
 
 class HelperUnavailable(Exception):
     """The read helper could not start or stopped answering."""
+
+
+class HelperLost(ConnectionError):
+    """The read helper stopped while it was writing into a connection: the POST's body is
+    incomplete, and the POST must be sent again."""
 
 
 class HelperReader:
@@ -71,20 +94,44 @@ class HelperReader:
         self._waiting = collections.deque()
         self._arrived = asyncio.Event()
         self._broken = False
+        self._fd_channel: socket.socket | None = None
         self.helper_groups = 0  # groups the helper answered
+        self.direct_groups = 0  # of which it wrote into a connection
 
-    async def parts(self, group: Sequence[FilePart]) -> bytes | bytearray:
-        """The group's parts; raises SourceError for the first file that cannot be sent.
+    @property
+    def writes_direct(self) -> bool:
+        return self._process is not None and not self._broken and self._fd_channel is not None
+
+    async def parts(self, group: Sequence[FilePart],
+                    direct_to: int | None = None) -> bytes | bytearray:
+        """The group's parts still to be sent; raises SourceError for the first file that
+        cannot be sent, HelperLost if the helper died while writing into ``direct_to``.
 
         Groups of files averaging over HELPER_MAX_MEAN_FILE bytes are read in process."""
         process = self._process
         if (process is None or self._broken
                 or sum(p.entry.size for p in group) > HELPER_MAX_MEAN_FILE * len(group)):
             return small_parts(group)
+        direct = direct_to is not None and self._pass_fd(direct_to)
         try:
-            return await self._request(process, list(group))
-        except HelperUnavailable:
+            rest = await self._request(process, list(group), direct)
+        except HelperUnavailable as exc:
+            if direct:
+                raise HelperLost(f"the read helper stopped while sending files: {exc}") \
+                    from None
             return small_parts(group)
+        self.direct_groups += direct
+        return rest
+
+    def _pass_fd(self, fd: int) -> bool:
+        """Hand the helper a copy of the connection's descriptor (for the next request)."""
+        if self._fd_channel is None:
+            return False
+        try:
+            socket.send_fds(self._fd_channel, [b"f"], [fd])
+        except OSError:  # a full channel cannot happen with a few requests in flight
+            return False
+        return True
 
     @property
     def helper_pid(self) -> int | None:
@@ -96,25 +143,31 @@ class HelperReader:
         if self._process is not None or self._broken:
             return
         read_end, write_end = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._argv, stdin=asyncio.subprocess.PIPE, stdout=write_end,
-                stderr=asyncio.subprocess.DEVNULL)
+                *self._argv, "--fd-channel", str(theirs.fileno()),
+                stdin=asyncio.subprocess.PIPE, stdout=write_end,
+                stderr=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
         except OSError as exc:
             os.close(read_end)
+            ours.close()
             self._give_up(f"cannot start: {exc}")
             return
         finally:
             os.close(write_end)
+            theirs.close()
+        ours.setblocking(False)
+        self._fd_channel = ours
         self._process = process
         self._replies = asyncio.get_running_loop().create_task(
             self._read_replies(ReplyPipe(read_end)))
         log.debug("read_helper_started", pid=process.pid)
 
-    def _request(self, process: asyncio.subprocess.Process,
-                 group: list[FilePart]) -> asyncio.Future[bytearray]:
+    def _request(self, process: asyncio.subprocess.Process, group: list[FilePart],
+                 direct: bool) -> asyncio.Future[bytearray]:
         assert process.stdin is not None
-        parts = [wire.REQUEST.pack(len(group))]
+        parts = [wire.REQUEST.pack(len(group), wire.TO_SOCKET if direct else wire.TO_PIPE)]
         for part in group:
             path = os.fsencode(part.entry.path)
             parts += (wire.FILE.pack(part.entry.size, len(path), len(part.header)), path,
@@ -166,7 +219,8 @@ class HelperReader:
         process = self._process
         if process is None:
             return
-        log.debug("read_helper_stopping", pid=process.pid, groups=self.helper_groups)
+        log.debug("read_helper_stopping", pid=process.pid, groups=self.helper_groups,
+                  direct=self.direct_groups)
         if process.stdin is not None:
             process.stdin.close()
         try:
@@ -177,6 +231,8 @@ class HelperReader:
         if self._replies is not None:
             self._replies.cancel()
             await asyncio.gather(self._replies, return_exceptions=True)
+        if self._fd_channel is not None:
+            self._fd_channel.close()
         self._give_up("closed")
 
 

@@ -101,10 +101,11 @@ def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
         for cls in (InProcessReader, HelperReader):
             original = cls.parts
 
-            async def parts(self: Any, group: Any, _original: Any = original) -> Any:
+            async def parts(self: Any, group: Any, direct_to: int | None = None,
+                            _original: Any = original) -> Any:
                 for part in group:
                     change(Path(part.entry.path))
-                return await _original(self, group)
+                return await _original(self, group, direct_to)
 
             monkeypatch.setattr(cls, "parts", parts)
 

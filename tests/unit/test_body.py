@@ -8,13 +8,15 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkup.body import BatchBody, file_part_header, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceError
-from bulkup.reader import InProcessReader, SmallFileReader
+from bulkup.reader import HelperReader, InProcessReader, SmallFileReader
 
 from .parts import file_parts, started_helper
 
@@ -87,6 +89,53 @@ class TestLength:
         out = Writer()
         await body.write(out)
         assert len(out.sizes) < 10
+
+
+class TestOverTheWire:
+    """A real connection (plain HTTP on asyncio's loop): large files go by sendfile() and, with
+    the read helper, groups of small files are written into the connection by the helper."""
+
+    @pytest.mark.parametrize("sizes", [[16_384] * 150, [16_384] * 70 + [2_000_000] + [100] * 70,
+                                       [5, 0, 1_500_000, 7]])
+    async def test_server_gets_exactly_the_body(self, tmp_path: Path, sizes: list[int],
+                                                reader: SmallFileReader) -> None:
+        body = body_for(tmp_path, sizes, chunk_size=1024 * 1024, reader=reader)
+        expected = Writer()
+        await body_for(tmp_path, sizes, chunk_size=1024 * 1024).write(expected)
+        received = await post_to_echo_server(body)
+        assert received == _same_boundary(expected.data.getvalue(), body)
+        if isinstance(reader, HelperReader) and sizes[0] == 16_384:
+            assert reader.direct_groups > 0  # the helper wrote into the connection
+
+
+def _same_boundary(data: bytes, body: BatchBody) -> bytes:
+    """``data`` was written with another body's random boundary: use ``body``'s."""
+    other = data[2:data.index(b"\r\n")].decode()
+    return data.replace(other.encode(), body.boundary.encode())
+
+
+async def post_to_echo_server(body: BatchBody) -> bytes:
+    """POST ``body`` to a loopback server; what the server read, byte for byte."""
+    seen: list[bytes] = []
+
+    async def keep(request: web.Request) -> web.Response:
+        seen.append(await request.read())
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=0)
+    app.router.add_post("/", keep)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/", data=body) as response:
+            assert response.status == 200
+    finally:
+        await runner.cleanup()
+    return seen[0]
 
 
 class TestHeaders:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +17,8 @@ import structlog
 
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
-from bulkup.reader import HELPER_SCRIPT, FilePart, HelperReader, small_parts
+from bulkup.read_helper import TO_PIPE
+from bulkup.reader import HELPER_SCRIPT, FilePart, HelperLost, HelperReader, small_parts
 
 from .parts import file_parts, started_helper
 
@@ -64,6 +66,97 @@ class TestHelperAnswers:
         await asyncio.sleep(0)
         task.cancel()
         assert bytes(await helper.parts(second)) == small_parts(second)
+
+
+def connection(send_buffer: int | None = None) -> tuple[socket.socket, socket.socket]:
+    """A connected stream pair: the non-blocking end a body would own, and its peer."""
+    ours, peer = socket.socketpair()
+    if send_buffer is not None:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    ours.setblocking(False)
+    return ours, peer
+
+
+def drain(peer: socket.socket) -> bytes:
+    """Everything the peer can read now."""
+    peer.setblocking(False)
+    data = bytearray()
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+
+
+class TestDirectToTheConnection:
+    async def test_whole_group_goes_into_the_connection(self, tmp_path: Path,
+                                                        helper: HelperReader) -> None:
+        """With room in the connection the helper writes every part; nothing comes back."""
+        group = group_of(tmp_path, [0, 1, 16_384, 5])
+        ours, peer = connection()
+        with ours, peer:
+            assert helper.writes_direct
+            rest = await helper.parts(group, direct_to=ours.fileno())
+            assert bytes(rest) == b""
+            assert drain(peer) == small_parts(group)
+
+    async def test_what_does_not_fit_comes_back(self, tmp_path: Path,
+                                                helper: HelperReader) -> None:
+        """A connection that takes only part of the group: the rest comes back, and the two
+        together are the group's parts, in order."""
+        group = group_of(tmp_path, [60_000] * 16)
+        ours, peer = connection(send_buffer=16_384)
+        with ours, peer:
+            rest = bytes(await helper.parts(group, direct_to=ours.fileno()))
+            sent = drain(peer)
+            assert sent and rest
+            assert sent + rest == small_parts(group)
+
+    async def test_a_bad_file_sends_nothing(self, tmp_path: Path, helper: HelperReader) -> None:
+        """A vanished file fails the group before any of its bytes reach the connection."""
+        group = group_of(tmp_path, [10, 10, 10])
+        Path(group[2].entry.path).unlink()
+        ours, peer = connection()
+        with ours, peer:
+            with pytest.raises(SourceError, match="vanished"):
+                await helper.parts(group, direct_to=ours.fileno())
+            assert drain(peer) == b""
+
+    async def test_interleaved_with_piped_groups(self, tmp_path: Path,
+                                                 helper: HelperReader) -> None:
+        """Direct and piped requests in flight together each get their own answer."""
+        groups = [group_of(tmp_path, [100 * (g + 1)] * 5, prefix=f"g{g}_") for g in range(6)]
+        pairs = [connection() for _ in groups]
+        try:
+            replies = await asyncio.gather(*(
+                helper.parts(g, direct_to=pair[0].fileno() if i % 2 else None)
+                for i, (g, pair) in enumerate(zip(groups, pairs, strict=True))))
+            for i, (g, reply, (_, peer)) in enumerate(zip(groups, replies, pairs, strict=True)):
+                assert drain(peer) + bytes(reply) == small_parts(g)
+                assert bool(reply) == (i % 2 == 0)
+        finally:
+            for ours, peer in pairs:
+                ours.close()
+                peer.close()
+
+    async def test_helper_gone_during_a_direct_write_fails_loudly(
+            self, tmp_path: Path, helper: HelperReader) -> None:
+        """Some of the group may be on the wire: no silent in-process retry, HelperLost (the
+        POST is sent again); later groups are read in process."""
+        group = group_of(tmp_path, [1000] * 4)
+        pid = helper.helper_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        ours, peer = connection()
+        with ours, peer:
+            with pytest.raises(HelperLost):
+                await helper.parts(group, direct_to=ours.fileno())
+            assert not helper.writes_direct
+            assert bytes(await helper.parts(group, direct_to=ours.fileno())) == \
+                small_parts(group)
 
 
 class TestHelperErrors:
@@ -161,7 +254,7 @@ class TestHelperScript:
         data.write_bytes(b"abc")
         path = os.fsencode(data)
         header = b"H:"
-        request = ((1).to_bytes(4, "little") + (3).to_bytes(8, "little")
+        request = ((1).to_bytes(4, "little") + bytes([TO_PIPE]) + (3).to_bytes(8, "little")
                    + len(path).to_bytes(4, "little") + len(header).to_bytes(4, "little")
                    + path + header)
         done = subprocess.run([sys.executable, "-I", "-S", str(HELPER_SCRIPT)],
