@@ -5,9 +5,9 @@
     sources ──walk──▶ [queue] ──plan──▶ [queue] ──▶ N workers ──pack──▶ Batch ──POST──▶
                       (SyncPlanner: skip what the journal   (one BatchPacker each, BatchSender;
                        says is unchanged, in chunks)          a receipt per acknowledged POST)
-    JobCoordinator: opens the job when the first batch is ready, keeps it alive, and sends
-    endJob after every other POST returned — also after partial failures and on the first
-    Ctrl-C (``stop``), which stops new batches and lets those in flight finish.
+    JobCoordinator: opens the job as soon as a worker has a file to send, keeps it alive, and
+    sends endJob after every other POST returned — also after partial failures and on the
+    first Ctrl-C (``stop``), which stops new batches and lets those in flight finish.
 
 Memory is bounded by the two queues (``queue_size`` entries each) plus, per worker, one open
 batch of entries and about two read chunks of file data.

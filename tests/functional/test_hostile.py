@@ -80,6 +80,32 @@ class TestChangingFiles:
         assert ("vanished" if change == "vanish" else "size changed") in failure.reason
         assert sorted(emulator.stored_files()) == ["f0.jpg", "f1.jpg", "f3.jpg", "f4.jpg"]
 
+    async def test_helper_lost_mid_write_resends_the_post(self, emulator: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """The helper writes a group into the connection, then its answer never comes (as if
+        it died): the POST fails with part of its body on the wire, is sent again, and every
+        file arrives byte-exact, once."""
+        from bulkup import reader as reader_module
+
+        original = reader_module.HelperReader._request
+        lost: list[bool] = []
+
+        async def dies_after_writing(self: Any, process: Any, group: Any, direct: bool) -> Any:
+            rest = await original(self, process, group, direct)
+            if direct and not lost:
+                lost.append(True)
+                raise reader_module.HelperUnavailable("killed")
+            return rest
+
+        monkeypatch.setattr(reader_module.HelperReader, "_request", dies_after_writing)
+        files = {f"f{i:02d}.jpg": bytes([i]) * 20_000 for i in range(30)}
+        src = make_tree(tmp_path / "src", files)
+        report = await run_upload(emulator.config(no_journal=True, concurrency=1,
+                                                  max_files_per_post=10), [str(src)])
+        assert lost and report.retries == 1 and report.exit_code == 0
+        assert emulator.stored_files() == files
+        assert sum(len(job.files) for job in emulator.jobs()) == len(files)
+
     async def test_permission_denied(self, emulator: Any, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreadable file fails alone with the OS's reason (in process: the tests run as
