@@ -22,6 +22,7 @@ without the compiled files every bulkup run would compile its sources again (abo
 usage: python benchmarks/throughput.py [--rounds 3] [--corpora small,large,huge,mixed] [--tls]
        [--out benchmarks/results] [--bench-kit ../shared/bench-kit] [--sweep KEY=V1,V2]
        [--clients bulkup,curl,requests] [--sink nginx|python] [--smoke] [--no-emulator]
+       [--emulator-roots DIR]
 """
 
 from __future__ import annotations
@@ -158,9 +159,11 @@ def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
     from upload_e2e import start_emulator
 
     runs: list[dict[str, object]] = []
+    roots = args.emulator_roots or work
     for corpus in corpora:
         for round_no in range(args.rounds):
-            proc, url = start_emulator(work / f"emu-{corpus.name}-{round_no}")
+            root = Path(tempfile.mkdtemp(prefix=f"emu-{corpus.name}-{round_no}-", dir=roots))
+            proc, url = start_emulator(root)
             try:
                 cmd = [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server",
                        url, "--user", "bench@example.com", "--company-handle", "c|1",
@@ -170,7 +173,7 @@ def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-                shutil.rmtree(work / f"emu-{corpus.name}-{round_no}", ignore_errors=True)
+                shutil.rmtree(root, ignore_errors=True)
             runs.append({"target": "emulator", "tls": False, "corpus": corpus.name,
                          "client": "bulkup", "round": round_no, **_rates(result, corpus)})
     return runs
@@ -291,6 +294,9 @@ def main() -> None:
                         help="also bulkup with KEY set to each value (config file keys)")
     parser.add_argument("--sink", choices=("nginx", "python"), default="nginx")
     parser.add_argument("--smoke", action="store_true", help="a few files per corpus")
+    parser.add_argument("--emulator-roots", type=Path, default=None, metavar="DIR",
+                        help="where the emulator's roots go (e.g. /dev/shm: the disk's file "
+                             "creation out of the end-to-end figure)")
     args = parser.parse_args()
     compile_bulkup()
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
