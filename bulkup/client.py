@@ -4,14 +4,21 @@ aiohttp's exceptions become bulkup's.
 One session with one connector carries every POST of a job, from one source address: IPv4
 unless configured otherwise and optionally bound to ``source_ip`` (spec D-10), so the servlet's
 same-IP rule holds. TLS is verified by default.
+
+aiohttp has no timeout while a body is being sent: a server that stops reading would hold a POST
+forever once the socket's buffers are full. Each connection is made with ``TCP_USER_TIMEOUT`` set
+to ``stall_timeout_s`` (Linux), so the kernel drops a connection whose sent bytes go
+unacknowledged, or whose peer keeps a zero window, for that long; the POST then fails with
+:class:`~bulkup.errors.RequestTimeout` and is retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +54,12 @@ def mapped_errors(url: str) -> Iterator[None]:
             from exc
     except aiohttp.ClientConnectorError as exc:
         raise ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}") from exc
+    except aiohttp.ClientOSError as exc:
+        if exc.errno != errno.ETIMEDOUT:
+            raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
+                from exc
+        raise RequestTimeout(f"{url} stopped taking the upload (connection timed out while "
+                             "sending; stall_timeout_s)") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
             from exc
@@ -60,6 +73,22 @@ def ssl_context(config: UploadConfig) -> ssl.SSLContext | bool:
     if config.ca_bundle is not None:
         return ssl.create_default_context(cafile=str(config.ca_bundle))
     return ssl.create_default_context()
+
+
+def stall_limited_sockets(stall_timeout_s: float) -> Callable[[Any], socket.socket]:
+    """A socket factory for aiohttp: TCP sockets that give up on a peer that has taken no
+    bytes for ``stall_timeout_s`` (``TCP_USER_TIMEOUT``, where the platform has it)."""
+    milliseconds = max(1, round(stall_timeout_s * 1000))
+
+    def make(addr_info: Any) -> socket.socket:
+        family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+        sock = socket.socket(family=family, type=kind, proto=proto)
+        user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if user_timeout is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, milliseconds)
+        return sock
+
+    return make
 
 
 class UploadClient:
@@ -77,6 +106,7 @@ class UploadClient:
             limit=config.concurrency + 2, family=_FAMILIES[config.address_family],
             local_addr=local_addr, ssl=ssl_context(config) if self.url.startswith("https")
             else True, ttl_dns_cache=None, enable_cleanup_closed=True,
+            socket_factory=stall_limited_sockets(config.stall_timeout_s),
         )
         timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s,
                                         sock_read=config.read_timeout_s)

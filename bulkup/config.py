@@ -153,6 +153,8 @@ class UploadConfig:
         follow_symlinks: Follow symbolic links while walking.
         connect_timeout_s: Connect timeout, seconds.
         read_timeout_s: Timeout waiting for the answer once a body is sent, seconds.
+        stall_timeout_s: Seconds a connection may take no bytes of a body before it is dropped
+            and the POST retried (Linux ``TCP_USER_TIMEOUT``; elsewhere no such limit).
         max_attempts: Attempts per POST for retryable failures (1 = no retry).
         backoff_base_s: First retry delay, seconds; doubles per attempt (with jitter).
         backoff_cap_s: Longest retry delay, seconds.
@@ -211,6 +213,7 @@ class UploadConfig:
     follow_symlinks: bool = False
     connect_timeout_s: float = 30.0
     read_timeout_s: float = 300.0
+    stall_timeout_s: float = 120.0
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
@@ -266,6 +269,7 @@ class UploadConfig:
         check_bool(self, "follow_symlinks")
         check_seconds(self, "connect_timeout_s")
         check_seconds(self, "read_timeout_s")
+        check_seconds(self, "stall_timeout_s")
         check_int(self, "max_attempts", 1)
         check_seconds(self, "backoff_base_s")
         check_seconds(self, "backoff_cap_s")

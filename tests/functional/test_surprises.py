@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bulkup.client import stall_limited_sockets
 from bulkup.config import UploadConfig
 from bulkup.uploader import run_upload
 
@@ -113,6 +115,49 @@ class TestOddAnswers:
         finally:
             release.set()
         assert report.exit_code == 0 and report.retries == 1 and report.files_uploaded == 1
+
+    @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"),
+                        reason="stall_timeout_s needs TCP_USER_TIMEOUT (Linux)")
+    async def test_server_that_stops_reading_a_body_is_dropped(self, tmp_path: Path) -> None:
+        """A server that stops reading in the middle of a body (its receive window stays at
+        zero): the connection is dropped after stall_timeout_s, the POST retried, the file
+        reported failed with the reason; the run ends instead of waiting forever."""
+        release = asyncio.Event()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if (request.content_length or 0) > 1_000_000:
+                await release.wait()  # never reads this body
+            else:
+                await request.read()
+            return web.Response(text=OK, content_type="text/xml")
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no window autotuning
+        listener.bind(("127.0.0.1", 0))
+        app = web.Application(client_max_size=0)
+        app.router.add_post("/scene7/UploadFile", handler)
+        runner = web.AppRunner(app, access_log=None, lingering_time=0)  # no waiting at the end
+        await runner.setup()
+        await web.SockSite(runner, listener).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/scene7/UploadFile"
+        src = make_tree(tmp_path / "s", {"big.bin": bytes(12 * 1024 * 1024), "a.jpg": b"a"})
+        try:
+            report = await asyncio.wait_for(run_upload(config(
+                url, stall_timeout_s=0.3, max_attempts=2, max_post_bytes=4 * 1024 * 1024),
+                [str(src)]), timeout=30)
+        finally:
+            release.set()
+            await runner.cleanup()
+        assert report.retries == 1 and report.files_uploaded == 1
+        [failure] = report.failures
+        assert failure.path.endswith("big.bin") and "stopped taking the upload" in failure.reason
+
+    @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux only")
+    def test_connections_carry_the_stall_timeout(self) -> None:
+        """The sockets aiohttp gets from bulkup give up after stall_timeout_s (in ms)."""
+        make = stall_limited_sockets(2.5)
+        with make((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 1))) as sock:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 2500
 
     async def test_entity_tricks_are_refused_safely(self, serve: Any, tmp_path: Path) -> None:
         """An answer with entity expansion or an external entity is not trusted."""

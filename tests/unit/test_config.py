@@ -152,6 +152,7 @@ class TestDefaults:
         assert (config.max_post_bytes, config.chunk_size) == (16 * MiB, MiB)
         assert config.max_file_size == 2 * 1024**3
         assert (config.connect_timeout_s, config.read_timeout_s) == (30.0, 300.0)
+        assert config.stall_timeout_s == 120.0
         assert (config.max_attempts, config.backoff_base_s, config.backoff_cap_s) == (5, 1.0, 60.0)
         assert config.fault30000_retries == 2
         assert (config.keepalive_after_s, config.job_idle_timeout_s) == (1200.0, 1800.0)
@@ -344,6 +345,7 @@ class TestValidation:
             ({"connect_timeout_s": 0}, "connect_timeout_s"),
             ({"read_timeout_s": float("inf")}, "read_timeout_s"),
             ({"read_timeout_s": float("nan")}, "read_timeout_s"),
+            ({"stall_timeout_s": 0}, "stall_timeout_s"),
             ({"backoff_base_s": -1.0}, "backoff_base_s"),
             ({"backoff_cap_s": "1m"}, "backoff_cap_s"),
             ({"max_attempts": 0}, "max_attempts"),
