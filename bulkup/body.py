@@ -8,13 +8,13 @@ How bytes move (measured in ``benchmarks/``): consecutive small files are groupe
 ``chunk_size`` bytes, and a :class:`~bulkup.reader.SmallFileReader` hands back each group laid
 out as form parts in one buffer (by default the read helper process reads them on another core;
 see :mod:`bulkup.reader`), the next group read ahead while this one is sent. On plain TCP on
-asyncio's loop the helper writes each group into the connection itself, and hands back only what
-did not fit; the body then waits until the connection has taken everything before each group, and
-reads no group ahead. A large file goes
-alone: ``sendfile()`` on plain HTTP on asyncio's loop, else ``chunk_size`` chunks, one thread hop
-each. Part headers and other small writes are merged into ~64 KiB writes; big buffers pass
-through uncopied. aiofiles is not used here: it costs a thread round trip per read call, which
-is the very cost this module avoids (see README, "Why not aiofiles on the hot path").
+asyncio's loop the helper writes each group into the connection itself and hands back only what
+did not fit; the body then waits until the connection has taken everything before each group,
+and reads no group ahead. A large file goes alone: ``sendfile()`` on plain HTTP on asyncio's
+loop, else ``chunk_size`` chunks, one thread hop each. Part headers and other small writes are
+merged into ~64 KiB writes; big buffers pass through uncopied. aiofiles is not used here: it
+costs a thread round trip per read call, which is the very cost this module avoids (see README,
+"Why not aiofiles on the hot path").
 
 A file whose size differs from what the walker saw fails the POST with
 :class:`SourceChangedError`, recorded in :attr:`BatchBody.source_failure` (aiohttp may wrap

@@ -56,12 +56,10 @@ class SmallFileReader(Protocol):
     @property
     def writes_direct(self) -> bool:
         """Whether :meth:`parts` can write into a connection itself (``direct_to``)."""
-        ...
 
     async def parts(self, group: Sequence[FilePart],
                     direct_to: int | None = None) -> bytes | bytearray:
         """The group's parts still to be sent (all of them unless ``direct_to`` took some)."""
-        ...
 
 
 class InProcessReader:
