@@ -155,12 +155,19 @@ class BatchBody(Payload):
         await out.write(CRLF)
 
     async def _copy_in_chunks(self, out: _MergingWriter, handle: Any, entry: FileEntry) -> None:
-        remaining = entry.size
-        while remaining:
-            size = min(self._chunk_size, remaining)
-            chunk = await self._guarded(asyncio.to_thread(_read_exact, handle, size, entry))
-            remaining -= len(chunk)
-            await out.write(chunk)
+        """The file in ``chunk_size`` reads, the next one read (on a thread) while this one is
+        written (over TLS: encrypted on the loop's thread), so the two overlap."""
+        sizes = _chunk_sizes(entry.size, self._chunk_size)
+        reading = _start_thread_read(handle, next(sizes, 0), entry)
+        try:
+            while reading is not None:
+                chunk = await self._guarded(reading)
+                size = next(sizes, 0)
+                reading = _start_thread_read(handle, size, entry) if size else None
+                await out.write(chunk)
+        finally:
+            if reading is not None:  # the write failed: let the read end before the file closes
+                await asyncio.wait([reading])
 
     async def _sendfile(self, transport: asyncio.Transport, handle: Any,
                         entry: FileEntry) -> None:
@@ -260,6 +267,22 @@ def _open_checked(entry: FileEntry) -> Any:
         raise SourceChangedError(entry.path, f"size changed from {entry.size} to {size} bytes "
                                              "since the walk")
     return handle
+
+
+def _chunk_sizes(total: int, chunk_size: int) -> Iterator[int]:
+    while total > 0:
+        size = min(chunk_size, total)
+        yield size
+        total -= size
+
+
+def _start_thread_read(handle: Any, size: int,
+                       entry: FileEntry) -> asyncio.Future[bytes] | None:
+    if not size:
+        return None
+    reading = asyncio.ensure_future(asyncio.to_thread(_read_exact, handle, size, entry))
+    reading.add_done_callback(_consume_outcome)
+    return reading
 
 
 def _read_exact(handle: Any, size: int, entry: FileEntry) -> bytes:

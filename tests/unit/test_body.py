@@ -138,6 +138,57 @@ async def post_to_echo_server(body: BatchBody) -> bytes:
     return seen[0]
 
 
+class TestLargeFileInChunks:
+    """Without sendfile() (TLS, uvloop) a large file goes in chunk_size reads, the next read
+    on a thread while this chunk is written."""
+
+    async def test_chunks_arrive_in_order(self, tmp_path: Path) -> None:
+        body = body_for(tmp_path, [5, 300_000, 7], chunk_size=65_536)
+        out = Writer()
+        await body.write(out)
+        assert out.data.getvalue().count(bytes([2]) * 65_536) == 4  # f2's bytes, whole
+        assert 65_536 in out.sizes  # a chunk went through as its own write
+        assert body.size == len(out.data.getvalue())
+
+    async def test_file_that_shrinks_while_it_is_read(self, tmp_path: Path) -> None:
+        body = body_for(tmp_path, [300_000], chunk_size=65_536)
+        out = ShrinkAfterFirstChunk(tmp_path / "f1.bin")
+        with pytest.raises(SourceChangedError, match="shrank"):
+            await body.write(out)
+        assert body.source_failure is not None
+
+    async def test_write_failure_waits_for_the_read_in_flight(self, tmp_path: Path) -> None:
+        """The connection fails while the next chunk is being read: the connection's error comes
+        out, not the read's, and nothing is left behind (warnings are errors in this suite)."""
+        body = body_for(tmp_path, [300_000], chunk_size=65_536)
+        with pytest.raises(ConnectionResetError):
+            await body.write(FailingWriter(after_bytes=100_000))
+
+
+class ShrinkAfterFirstChunk(Writer):
+    """Truncates the file once the first full chunk has been written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    async def write(self, chunk: bytes) -> None:
+        await super().write(chunk)
+        if len(chunk) == 65_536:
+            self.path.write_bytes(b"")
+
+
+class FailingWriter(Writer):
+    def __init__(self, after_bytes: int) -> None:
+        super().__init__()
+        self.after = after_bytes
+
+    async def write(self, chunk: bytes) -> None:
+        if self.data.tell() >= self.after:
+            raise ConnectionResetError("peer went away")
+        await super().write(chunk)
+
+
 class TestHeaders:
     @pytest.mark.parametrize("name", ['a"b.jpg', "a\r\nX-Evil: 1.jpg", "a\\b.jpg", "a;b.jpg",
                                       "a\nb.jpg"])
