@@ -123,12 +123,12 @@ class BatchBody(Payload):
     async def _write_direct(self, out: _MergingWriter, transport: asyncio.Transport,
                             groups: list[list[FilePart]]) -> None:
         """Each small group written into the connection by the reader, the rest by us."""
-        fd = transport.get_extra_info("socket").fileno()
         for group in groups:
             if self._is_large(group):
                 await self._write_large(out, group[0])
                 continue
             await out.until_sent(transport)
+            fd = _open_connection_fd(transport)  # read again after every await (see there)
             await out.write(await self._guarded(self._reader.parts(group, direct_to=fd)))
 
     def _is_large(self, group: list[FilePart]) -> bool:
@@ -267,6 +267,16 @@ def _open_checked(entry: FileEntry) -> Any:
         raise SourceChangedError(entry.path, f"size changed from {entry.size} to {size} bytes "
                                              "since the walk")
     return handle
+
+
+def _open_connection_fd(transport: asyncio.Transport) -> int:
+    """The connection's descriptor, taken with no await before it is handed on: once the
+    transport has closed, its number may already belong to another connection."""
+    sock = transport.get_extra_info("socket")
+    fd = sock.fileno() if sock is not None and not transport.is_closing() else -1
+    if fd < 0:
+        raise ConnectionResetError("the connection closed while the body was being sent")
+    return fd
 
 
 def _chunk_sizes(total: int, chunk_size: int) -> Iterator[int]:

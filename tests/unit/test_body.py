@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import socket
 from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -14,7 +16,13 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkup.body import BatchBody, file_part_header, new_boundary, xml_part
+from bulkup.body import (
+    BatchBody,
+    _open_connection_fd,
+    file_part_header,
+    new_boundary,
+    xml_part,
+)
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.reader import HelperReader, InProcessReader, SmallFileReader
 
@@ -106,6 +114,20 @@ class TestOverTheWire:
         assert received == _same_boundary(expected.data.getvalue(), body)
         if isinstance(reader, HelperReader) and sizes[0] == 16_384:
             assert reader.direct_groups > 0  # the helper wrote into the connection
+
+
+async def test_a_closed_connection_is_never_handed_to_the_helper() -> None:
+    """After the transport closes, its descriptor number may belong to another connection:
+    the body stops with ConnectionResetError instead of passing it on."""
+    ours, peer = socket.socketpair()
+    transport, _ = await asyncio.get_running_loop().create_connection(asyncio.Protocol, sock=ours)
+    try:
+        assert _open_connection_fd(transport) == ours.fileno()
+        transport.close()
+        with pytest.raises(ConnectionResetError):
+            _open_connection_fd(transport)
+    finally:
+        peer.close()
 
 
 def _same_boundary(data: bytes, body: BatchBody) -> bytes:
