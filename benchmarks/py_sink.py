@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 from aiohttp import web
-
-ANSWER = (b'<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
-          b"<jobHandle>j|1||sink|1</jobHandle></uploadPostReturn>")
+from sinks import ANSWER  # the same answer as the nginx sink (this script's folder)
 
 
 def make_app(log_path: Path) -> web.Application:
@@ -33,7 +31,7 @@ def make_app(log_path: Path) -> web.Application:
             received += len(chunk)
         ended = time.time()
         log.write(f"200 {received} {ended:.3f} {ended - began:.3f}\n")
-        return web.Response(body=ANSWER, content_type="text/xml")
+        return web.Response(text=ANSWER, content_type="text/xml")
 
     app = web.Application(client_max_size=0)
     app.router.add_post("/scene7/UploadFile", upload)
