@@ -54,13 +54,10 @@ def mapped_errors(url: str) -> Iterator[None]:
             from exc
     except aiohttp.ClientConnectorError as exc:
         raise ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}") from exc
-    except aiohttp.ClientOSError as exc:
-        if exc.errno != errno.ETIMEDOUT:
-            raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
-                from exc
-        raise RequestTimeout(f"{url} stopped taking the upload (connection timed out while "
-                             "sending; stall_timeout_s)") from exc
     except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ETIMEDOUT:
+            raise RequestTimeout(f"{url} stopped taking the upload (connection timed out "
+                                 "while sending; stall_timeout_s)") from exc
         raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
             from exc
 
@@ -79,11 +76,11 @@ def stall_limited_sockets(stall_timeout_s: float) -> Callable[[Any], socket.sock
     """A socket factory for aiohttp: TCP sockets that give up on a peer that has taken no
     bytes for ``stall_timeout_s`` (``TCP_USER_TIMEOUT``, where the platform has it)."""
     milliseconds = max(1, round(stall_timeout_s * 1000))
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
 
     def make(addr_info: Any) -> socket.socket:
         family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
         sock = socket.socket(family=family, type=kind, proto=proto)
-        user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
         if user_timeout is not None:
             sock.setsockopt(socket.IPPROTO_TCP, user_timeout, milliseconds)
         return sock
