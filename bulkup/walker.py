@@ -75,8 +75,7 @@ class _Counts:
     done: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _File:
+class _File(NamedTuple):
     path: str
     name: str
     size: int
@@ -84,21 +83,18 @@ class _File:
     inode: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Dir:
+class _Dir(NamedTuple):
     path: str
     name: str
     key: tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class _Skip:
+class _Skip(NamedTuple):
     path: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Fail:
+class _Fail(NamedTuple):
     path: str
     reason: str
 
@@ -106,8 +102,7 @@ class _Fail:
 _Record = _File | _Dir | _Skip | _Fail
 
 
-@dataclass(frozen=True, slots=True)
-class _Listing:
+class _Listing(NamedTuple):
     records: tuple[_Record, ...]
     error: _Fail | None = None
 
