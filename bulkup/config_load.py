@@ -298,7 +298,7 @@ def _build_options(cls: type[_T], table: Mapping[str, Any], key: str) -> _T:
 
     ProtocolValueErrors become ConfigErrors naming ``<key>.<field>``.
     """
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, localns=_processing_names())
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for name, value in table.items():
@@ -322,6 +322,14 @@ def _build_options(cls: type[_T], table: Mapping[str, Any], key: str) -> _T:
         if match is not None and match.group(1) == cls.__name__:
             raise ConfigError(f"{key}.{match.group(2)}: {match.group(3)}") from None
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def _processing_names() -> dict[str, Any]:
+    """The processing options' classes, for the annotations of ``UploadPostJob`` (they are
+    imported only when a config sets processing options)."""
+    from bulkup.protocol import processing
+
+    return {name: getattr(processing, name) for name in processing.__all__}
 
 
 def _nested_class(hint: Any) -> type[Any] | None:

@@ -6,8 +6,16 @@ Encode the two XML form parts with :func:`encode_auth_header` and
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from bulkup.protocol.decode import MAX_RESPONSE_BYTES, parse_retry_after, parse_upload_response
-from bulkup.protocol.encode import ELEMENT_ORDER, encode_auth_header, encode_upload_post_param
+from bulkup.protocol.encode import (
+    ELEMENT_ORDER,
+    element_order,
+    encode_auth_header,
+    encode_upload_post_param,
+)
 from bulkup.protocol.enums import (
     Anchor,
     ColorManagementMode,
@@ -34,31 +42,31 @@ from bulkup.protocol.namespaces import (
     NS_LEGACY_AUTH,
     NS_UNVERSIONED,
 )
-from bulkup.protocol.options import (
-    AuthHeader,
-    AutoColorCropOptions,
-    AutoSetCreationOptions,
-    AutoTransparentCropOptions,
-    ColorManagementOptions,
-    ElementMap,
-    IllustratorOptions,
-    KnockoutBackgroundOptions,
-    ManualCropOptions,
-    MediaOptions,
-    PDFOptions,
-    PhotoshopLayerOptions,
-    PhotoshopOptions,
-    PostScriptOptions,
-    ThumbnailOptions,
-    UnCompressOptions,
-    UnsharpMaskOptions,
-    UploadPostJob,
-    UploadPostParam,
-)
+from bulkup.protocol.options import AuthHeader, ElementMap, UploadPostJob, UploadPostParam
 from bulkup.protocol.results import UploadPostReturn
+
+if TYPE_CHECKING:
+    from bulkup.protocol.processing import (
+        AutoColorCropOptions,
+        AutoSetCreationOptions,
+        AutoTransparentCropOptions,
+        ColorManagementOptions,
+        IllustratorOptions,
+        KnockoutBackgroundOptions,
+        ManualCropOptions,
+        MediaOptions,
+        PDFOptions,
+        PhotoshopLayerOptions,
+        PhotoshopOptions,
+        PostScriptOptions,
+        ThumbnailOptions,
+        UnCompressOptions,
+        UnsharpMaskOptions,
+    )
 
 __all__ = [
     "ELEMENT_ORDER",
+    "element_order",
     "KNOWN_NAMESPACES",
     "MAX_RESPONSE_BYTES",
     "NS_2008_01_15",
@@ -107,3 +115,13 @@ __all__ = [
     "parse_retry_after",
     "parse_upload_response",
 ]
+
+
+
+def __getattr__(name: str) -> Any:
+    """The processing options (:mod:`bulkup.protocol.processing`), imported on first use."""
+    if name[:1].isupper():  # a class name; never a submodule's, so no import loop
+        processing = importlib.import_module("bulkup.protocol.processing")
+        if name in processing.__all__:
+            return getattr(processing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ unchanged (C0 controls other than TAB and LF, CR included; U+FFFE, U+FFFF; lone 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from enum import Enum
@@ -17,28 +18,9 @@ import xmltodict  # type: ignore[import-untyped, unused-ignore]
 
 from bulkup.errors import ProtocolValueError
 from bulkup.protocol.namespaces import KNOWN_NAMESPACES, NS_2014_04_03
-from bulkup.protocol.options import (
-    AuthHeader,
-    AutoColorCropOptions,
-    AutoSetCreationOptions,
-    AutoTransparentCropOptions,
-    ColorManagementOptions,
-    IllustratorOptions,
-    KnockoutBackgroundOptions,
-    ManualCropOptions,
-    MediaOptions,
-    PDFOptions,
-    PhotoshopLayerOptions,
-    PhotoshopOptions,
-    PostScriptOptions,
-    ThumbnailOptions,
-    UnCompressOptions,
-    UnsharpMaskOptions,
-    UploadPostJob,
-    UploadPostParam,
-)
+from bulkup.protocol.options import AuthHeader, UploadPostJob, UploadPostParam
 
-__all__ = ["ELEMENT_ORDER", "encode_auth_header", "encode_upload_post_param"]
+__all__ = ["ELEMENT_ORDER", "element_order", "encode_auth_header", "encode_upload_post_param"]
 
 _Table = tuple[tuple[str, str], ...]
 
@@ -88,69 +70,106 @@ ELEMENT_ORDER: Final[Mapping[type[object], _Table]] = {
         ("un_compress_options", "unCompressOptions"),
         ("xmp_keywords", "xmpKeywords"),
     ),
-    ManualCropOptions: (
-        ("left", "left"),
-        ("right", "right"),
-        ("top", "top"),
-        ("bottom", "bottom"),
-    ),
-    AutoColorCropOptions: (("corner", "corner"), ("tolerance", "tolerance")),
-    AutoTransparentCropOptions: (("tolerance", "tolerance"),),
-    PhotoshopOptions: (("process", "process"), ("layer_options", "layerOptions")),
-    PhotoshopLayerOptions: (
-        ("layer_naming", "layerNaming"),
-        ("anchor", "anchor"),
-        ("create_template", "createTemplate"),
-        ("extract_text", "extractText"),
-        ("extend_layers", "extendLayers"),
-    ),
-    PostScriptOptions: (
-        ("process", "process"),
-        ("resolution", "resolution"),
-        ("colorspace", "colorspace"),
-        ("alpha", "alpha"),
-        ("extract_search_words", "extractSearchWords"),
-    ),
-    PDFOptions: (
-        ("process", "process"),
-        ("resolution", "resolution"),
-        ("colorspace", "colorspace"),
-        ("pdf_catalog", "pdfCatalog"),
-        ("extract_search_words", "extractSearchWords"),
-        ("extract_links", "extractLinks"),
-    ),
-    MediaOptions: (
-        ("video_encoding_presets_array", "videoEncodingPresetsArray"),
-        ("generate_thumbnail", "generateThumbnail"),
-        ("thumbnail_options", "thumbnailOptions"),
-    ),
-    ThumbnailOptions: (("thumbnail_time", "thumbnailTime"),),
-    IllustratorOptions: (
-        ("process", "process"),
-        ("resolution", "resolution"),
-        ("color_space", "colorSpace"),
-        ("alpha", "alpha"),
-    ),
-    ColorManagementOptions: (
-        ("color_management", "colorManagement"),
-        ("source_profile_handle", "sourceProfileHandle"),
-        ("output_profile_handle", "outputProfileHandle"),
-    ),
-    AutoSetCreationOptions: (("auto_sets_array", "autoSetsArray"),),
-    KnockoutBackgroundOptions: (
-        ("corner", "corner"),
-        ("tolerance", "tolerance"),
-        ("fill_method", "fillMethod"),
-    ),
-    UnsharpMaskOptions: (
-        ("amount", "amount"),
-        ("radius", "radius"),
-        ("threshold", "threshold"),
-        ("monochrome", "monochrome"),
-    ),
-    UnCompressOptions: (("process", "process"),),
 }
-"""For each request type, its ``(attribute, element)`` pairs in wire order."""
+"""For each request type, its ``(attribute, element)`` pairs in wire order (the processing
+options' tables: :func:`element_order`)."""
+
+
+def element_order(cls: type[object]) -> _Table:
+    """The ``(attribute, element)`` pairs of a request type or processing option, in wire order.
+
+    Raises:
+        KeyError: ``cls`` is neither.
+    """
+    table = ELEMENT_ORDER.get(cls)
+    return table if table is not None else _processing_order()[cls]
+
+
+@functools.cache
+def _processing_order() -> Mapping[type[object], _Table]:
+    """The processing options' tables, built with their classes (which load on first use)."""
+    from bulkup.protocol.processing import (
+        AutoColorCropOptions,
+        AutoSetCreationOptions,
+        AutoTransparentCropOptions,
+        ColorManagementOptions,
+        IllustratorOptions,
+        KnockoutBackgroundOptions,
+        ManualCropOptions,
+        MediaOptions,
+        PDFOptions,
+        PhotoshopLayerOptions,
+        PhotoshopOptions,
+        PostScriptOptions,
+        ThumbnailOptions,
+        UnCompressOptions,
+        UnsharpMaskOptions,
+    )
+
+    return {
+        ManualCropOptions: (
+            ("left", "left"),
+            ("right", "right"),
+            ("top", "top"),
+            ("bottom", "bottom"),
+        ),
+        AutoColorCropOptions: (("corner", "corner"), ("tolerance", "tolerance")),
+        AutoTransparentCropOptions: (("tolerance", "tolerance"),),
+        PhotoshopOptions: (("process", "process"), ("layer_options", "layerOptions")),
+        PhotoshopLayerOptions: (
+            ("layer_naming", "layerNaming"),
+            ("anchor", "anchor"),
+            ("create_template", "createTemplate"),
+            ("extract_text", "extractText"),
+            ("extend_layers", "extendLayers"),
+        ),
+        PostScriptOptions: (
+            ("process", "process"),
+            ("resolution", "resolution"),
+            ("colorspace", "colorspace"),
+            ("alpha", "alpha"),
+            ("extract_search_words", "extractSearchWords"),
+        ),
+        PDFOptions: (
+            ("process", "process"),
+            ("resolution", "resolution"),
+            ("colorspace", "colorspace"),
+            ("pdf_catalog", "pdfCatalog"),
+            ("extract_search_words", "extractSearchWords"),
+            ("extract_links", "extractLinks"),
+        ),
+        MediaOptions: (
+            ("video_encoding_presets_array", "videoEncodingPresetsArray"),
+            ("generate_thumbnail", "generateThumbnail"),
+            ("thumbnail_options", "thumbnailOptions"),
+        ),
+        ThumbnailOptions: (("thumbnail_time", "thumbnailTime"),),
+        IllustratorOptions: (
+            ("process", "process"),
+            ("resolution", "resolution"),
+            ("color_space", "colorSpace"),
+            ("alpha", "alpha"),
+        ),
+        ColorManagementOptions: (
+            ("color_management", "colorManagement"),
+            ("source_profile_handle", "sourceProfileHandle"),
+            ("output_profile_handle", "outputProfileHandle"),
+        ),
+        AutoSetCreationOptions: (("auto_sets_array", "autoSetsArray"),),
+        KnockoutBackgroundOptions: (
+            ("corner", "corner"),
+            ("tolerance", "tolerance"),
+            ("fill_method", "fillMethod"),
+        ),
+        UnsharpMaskOptions: (
+            ("amount", "amount"),
+            ("radius", "radius"),
+            ("threshold", "threshold"),
+            ("monochrome", "monochrome"),
+        ),
+        UnCompressOptions: (("process", "process"),),
+    }
+
 
 _UNREPRESENTABLE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
 _SECRET_PATHS = frozenset({"authHeader/password"})
@@ -206,7 +225,7 @@ def _document(root: str, obj: object, namespace: str) -> bytes:
 
 def _children(obj: object, path: str) -> dict[str, object]:
     out: dict[str, object] = {}
-    for attribute, element in ELEMENT_ORDER[type(obj)]:
+    for attribute, element in element_order(type(obj)):
         value = getattr(obj, attribute)
         if value is not None:
             out[element] = _node(value, f"{path}/{element}")

@@ -1,5 +1,7 @@
 """The request model: ``authHeader``, ``uploadPostParam`` and ``UploadPostJob`` (spec §2.3, §3).
 
+The processing options nested in ``UploadPostJob`` are in :mod:`bulkup.protocol.processing`.
+
 Every type is a frozen, keyword-only, slotted dataclass that validates itself on construction and
 raises :class:`~bulkup.errors.ProtocolValueError` naming ``<Class>.<field>``. ``None`` means "do not
 send this element". Enumerated fields take the :mod:`bulkup.protocol.enums` members; exact-case
@@ -15,42 +17,32 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bulkup import __version__
 from bulkup.protocol import _validate as v
-from bulkup.protocol.enums import (
-    Anchor,
-    ColorManagementMode,
-    Colorspace,
-    Corner,
-    EmailSetting,
-    FillMethod,
-    IllustratorProcess,
-    LayerNaming,
-    PDFProcess,
-    PhotoshopProcess,
-    PostScriptProcess,
-    UnCompressProcess,
-)
+from bulkup.protocol.enums import EmailSetting
+
+if TYPE_CHECKING:
+    from bulkup.protocol.processing import (
+        AutoColorCropOptions,
+        AutoSetCreationOptions,
+        AutoTransparentCropOptions,
+        ColorManagementOptions,
+        IllustratorOptions,
+        KnockoutBackgroundOptions,
+        ManualCropOptions,
+        MediaOptions,
+        PDFOptions,
+        PhotoshopOptions,
+        PostScriptOptions,
+        UnCompressOptions,
+        UnsharpMaskOptions,
+    )
 
 __all__ = [
     "AuthHeader",
-    "AutoColorCropOptions",
-    "AutoSetCreationOptions",
-    "AutoTransparentCropOptions",
-    "ColorManagementOptions",
     "ElementMap",
-    "IllustratorOptions",
-    "KnockoutBackgroundOptions",
-    "ManualCropOptions",
-    "MediaOptions",
-    "PDFOptions",
-    "PhotoshopLayerOptions",
-    "PhotoshopOptions",
-    "PostScriptOptions",
-    "ThumbnailOptions",
-    "UnCompressOptions",
-    "UnsharpMaskOptions",
     "UploadPostJob",
     "UploadPostParam",
 ]
@@ -116,227 +108,12 @@ class AuthHeader:
         v.check_int(self, "fault_http_status_code", 200, 599)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ManualCropOptions:
-    """Fixed pixel crop; ``0,0,0,0`` means no crop (spec §3.4)."""
-
-    left: int | None = None
-    right: int | None = None
-    top: int | None = None
-    bottom: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("left", "right", "top", "bottom"):
-            v.check_int(self, name, 0)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AutoColorCropOptions:
-    """Crop a uniform border whose color is sampled at ``corner``; ``tolerance`` 0..1."""
-
-    corner: Corner | None = None
-    tolerance: float | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "corner", Corner)
-        v.check_number(self, "tolerance", 0, 1)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AutoTransparentCropOptions:
-    """Crop transparent borders; ``tolerance`` 0..1."""
-
-    tolerance: float | None = None
-
-    def __post_init__(self) -> None:
-        v.check_number(self, "tolerance", 0, 1)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PhotoshopLayerOptions:
-    """Layer handling of PSD files (``PhotoshopOptions/layerOptions``)."""
-
-    layer_naming: LayerNaming | None = None
-    anchor: Anchor | None = None
-    create_template: bool | None = None
-    extract_text: bool | None = None
-    extend_layers: bool | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "layer_naming", LayerNaming)
-        v.coerce_enum(self, "anchor", Anchor)
-        for name in ("create_template", "extract_text", "extend_layers"):
-            v.check_bool(self, name)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PhotoshopOptions:
-    """PSD processing: keep flat or maintain layers."""
-
-    process: PhotoshopProcess | None = None
-    layer_options: PhotoshopLayerOptions | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "process", PhotoshopProcess)
-        v.check_instance(self, "layer_options", PhotoshopLayerOptions)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PostScriptOptions:
-    """EPS/PostScript processing; ``resolution`` must be positive."""
-
-    process: PostScriptProcess | None = None
-    resolution: float | None = None
-    colorspace: Colorspace | None = None
-    alpha: bool | None = None
-    extract_search_words: bool | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "process", PostScriptProcess)
-        v.check_number(self, "resolution", 0, lo_exclusive=True)
-        v.coerce_enum(self, "colorspace", Colorspace)
-        v.check_bool(self, "alpha")
-        v.check_bool(self, "extract_search_words")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PDFOptions:
-    """PDF processing; ``resolution`` must be positive."""
-
-    process: PDFProcess | None = None
-    resolution: float | None = None
-    colorspace: Colorspace | None = None
-    pdf_catalog: bool | None = None
-    extract_search_words: bool | None = None
-    extract_links: bool | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "process", PDFProcess)
-        v.check_number(self, "resolution", 0, lo_exclusive=True)
-        v.coerce_enum(self, "colorspace", Colorspace)
-        for name in ("pdf_catalog", "extract_search_words", "extract_links"):
-            v.check_bool(self, name)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ThumbnailOptions:
-    """Video thumbnail frame: ``thumbnail_time`` in milliseconds from the start (>= 0)."""
-
-    thumbnail_time: int | None = None
-
-    def __post_init__(self) -> None:
-        v.check_int(self, "thumbnail_time", 0, v.XSD_LONG_MAX)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MediaOptions:
-    """Video options: encoding preset handles and thumbnail choice."""
-
-    video_encoding_presets_array: tuple[str, ...] | None = None
-    generate_thumbnail: bool | None = None
-    thumbnail_options: ThumbnailOptions | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_handles(self, "video_encoding_presets_array")
-        v.check_bool(self, "generate_thumbnail")
-        v.check_instance(self, "thumbnail_options", ThumbnailOptions)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class IllustratorOptions:
-    """Illustrator (.ai) processing; ``color_space`` is free text (not enumerated by the vendor)."""
-
-    process: IllustratorProcess | None = None
-    resolution: int | None = None
-    color_space: str | None = None
-    alpha: bool | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "process", IllustratorProcess)
-        v.check_int(self, "resolution", 1)
-        v.check_str(self, "color_space", non_empty=True)
-        v.check_bool(self, "alpha")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ColorManagementOptions:
-    """Color-management mode and ICC profile handles."""
-
-    color_management: ColorManagementMode | None = None
-    source_profile_handle: str | None = None
-    output_profile_handle: str | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "color_management", ColorManagementMode)
-        v.check_str(self, "source_profile_handle", non_empty=True)
-        v.check_str(self, "output_profile_handle", non_empty=True)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AutoSetCreationOptions:
-    """Set-generation scripts: ``PropertySet`` handles sent as repeated ``items``."""
-
-    auto_sets_array: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        v.coerce_handles(self, "auto_sets_array")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class KnockoutBackgroundOptions:
-    """Make the background transparent; ``corner`` and ``fill_method`` are required."""
-
-    corner: Corner
-    tolerance: float | None = None
-    fill_method: FillMethod
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "corner", Corner, optional=False)
-        v.check_number(self, "tolerance", 0, 1)
-        v.coerce_enum(self, "fill_method", FillMethod, optional=False)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class UnsharpMaskOptions:
-    """Sharpening: amount 0..5, radius 0..250, threshold 0..255, monochrome 0 or 1."""
-
-    amount: float | None = None
-    radius: float | None = None
-    threshold: int | None = None
-    monochrome: int | None = None
-
-    def __post_init__(self) -> None:
-        v.check_number(self, "amount", 0, 5)
-        v.check_number(self, "radius", 0, 250)
-        v.check_int(self, "threshold", 0, 255)
-        v.check_int(self, "monochrome", 0, 1)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class UnCompressOptions:
-    """ZIP/TAR handling: keep the archive (``None``) or extract it (``UnCompress``)."""
-
-    process: UnCompressProcess
-
-    def __post_init__(self) -> None:
-        v.coerce_enum(self, "process", UnCompressProcess, optional=False)
-
-
 _CROP_FIELDS = ("manual_crop_options", "auto_color_crop_options", "auto_transparent_crop_options")
-_NESTED: tuple[tuple[str, type[object]], ...] = (
-    ("manual_crop_options", ManualCropOptions),
-    ("auto_color_crop_options", AutoColorCropOptions),
-    ("auto_transparent_crop_options", AutoTransparentCropOptions),
-    ("photoshop_options", PhotoshopOptions),
-    ("post_script_options", PostScriptOptions),
-    ("pdf_options", PDFOptions),
-    ("media_options", MediaOptions),
-    ("illustrator_options", IllustratorOptions),
-    ("color_management_options", ColorManagementOptions),
-    ("auto_set_creation_options", AutoSetCreationOptions),
-    ("knockout_background", KnockoutBackgroundOptions),
-    ("unsharp_mask_options", UnsharpMaskOptions),
-    ("un_compress_options", UnCompressOptions),
+# The fields that hold a class of bulkup.protocol.processing (its NESTED, by name only).
+_PROCESSING_FIELDS = (
+    *_CROP_FIELDS, "photoshop_options", "post_script_options", "pdf_options", "media_options",
+    "illustrator_options", "color_management_options", "auto_set_creation_options",
+    "knockout_background", "unsharp_mask_options", "un_compress_options",
 )
 
 
@@ -378,8 +155,7 @@ class UploadPostJob:
         for name in ("overwrite", "ready_for_publish", "preserve_publish_state", "create_mask"):
             v.check_bool(self, name, optional=False)
         v.check_bool(self, "preserve_crop")
-        for name, cls in _NESTED:
-            v.check_instance(self, name, cls)
+        self._check_processing_options()
         v.coerce_handles(self, "project_handle_array")
         v.coerce_enum(self, "email_setting", EmailSetting, optional=False)
         v.check_str(self, "post_http_url")
@@ -388,6 +164,16 @@ class UploadPostJob:
             object.__setattr__(self, "in_design_options", ElementMap(elements))
         v.check_str(self, "xmp_keywords")
         self._check_single_crop()
+
+    def _check_processing_options(self) -> None:
+        """Each set processing option has its class (:mod:`~bulkup.protocol.processing`,
+        imported only when one is set)."""
+        if all(getattr(self, name) is None for name in _PROCESSING_FIELDS):
+            return
+        from bulkup.protocol.processing import NESTED
+
+        for name, cls in NESTED:
+            v.check_instance(self, name, cls)
 
     def _check_single_crop(self) -> None:
         chosen = [name for name in _CROP_FIELDS if getattr(self, name) is not None]

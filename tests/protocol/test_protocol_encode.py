@@ -21,8 +21,10 @@ from bulkup.protocol import (
     UnsharpMaskOptions,
     UploadPostJob,
     UploadPostParam,
+    element_order,
     encode_auth_header,
     encode_upload_post_param,
+    processing,
 )
 
 from ._builders import CROPS, NESTED_ORDER, SPEC_JOB_ORDER, child_names, full_job, local, texts
@@ -202,10 +204,17 @@ class TestElementOrder:
         assert seen == set(NESTED_ORDER) - {"autoColorCropOptions", "autoTransparentCropOptions"}
 
     def test_order_tables_cover_every_dataclass_field(self) -> None:
-        """ELEMENT_ORDER lists each field of each request type exactly once."""
-        for cls, table in ELEMENT_ORDER.items():
-            attributes = [attribute for attribute, _ in table]
-            assert attributes == [f.name for f in dataclasses.fields(cls)], cls  # type: ignore[arg-type]
+        """The order tables list each field of each request type and each processing option
+        exactly once."""
+        options = [getattr(processing, name) for name in processing.__all__ if name != "NESTED"]
+        assert len(options) == 15
+        for cls in [*ELEMENT_ORDER, *options]:
+            attributes = [attribute for attribute, _ in element_order(cls)]
+            assert attributes == [f.name for f in dataclasses.fields(cls)], cls
+
+    def test_element_order_refuses_other_types(self) -> None:
+        with pytest.raises(KeyError):
+            element_order(dict)
 
     def test_job_table_matches_spec_list(self) -> None:
         """The UploadPostJob table is exactly the §3.3 list."""

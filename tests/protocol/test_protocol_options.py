@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 
-from bulkup import __version__
+from bulkup import __version__, protocol
 from bulkup.errors import ProtocolValueError, is_fatal
 from bulkup.protocol import (
     Anchor,
@@ -36,6 +38,7 @@ from bulkup.protocol import (
     UnsharpMaskOptions,
     UploadPostJob,
     UploadPostParam,
+    processing,
 )
 
 from ._builders import full_job
@@ -242,6 +245,41 @@ class TestCrossFieldRules:
         """jobName alone and jobHandle alone are accepted."""
         assert UploadPostParam(company_handle="c", job_name="n").job_handle is None
         assert UploadPostParam(company_handle="c", job_handle="j").job_name is None
+
+
+class TestProcessingOptionsLoadOnUse:
+    """The fifteen processing options live in ``bulkup.protocol.processing``, imported only when
+    one is named or set (their classes were about 10 ms of every start)."""
+
+    def test_a_default_job_never_loads_them(self) -> None:
+        """The default config's job parameters are built and encoded without the module."""
+        code = (
+            "import sys\n"
+            "import bulkup.cli, bulkup.uploader\n"
+            "from bulkup.config import UploadConfig\n"
+            "from bulkup.protocol import UploadPostParam, encode_upload_post_param\n"
+            "job = UploadConfig().upload_params\n"
+            "encode_upload_post_param(UploadPostParam(company_handle='c|1', job_name='j',\n"
+            "                                         upload_params=job))\n"
+            "print('bulkup.protocol.processing' in sys.modules)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)
+        assert done.stdout.strip() == "False"
+
+    def test_the_package_names_them(self) -> None:
+        assert protocol.PhotoshopOptions is processing.PhotoshopOptions
+        for name in processing.__all__:
+            assert getattr(protocol, name) is getattr(processing, name)
+        with pytest.raises(AttributeError, match="NoSuchOptions"):
+            getattr(protocol, "NoSuchOptions")  # noqa: B009 (a name that must not resolve)
+
+    @pytest.mark.parametrize(("field", "cls"), processing.NESTED)
+    def test_every_nested_field_checks_its_class(self, field: str, cls: type[object]) -> None:
+        """Each field of ``NESTED`` is checked when set, alone (the check loads the module)."""
+        with pytest.raises(ProtocolValueError, match=f"UploadPostJob.{field}: must be a "
+                                                     f"{cls.__name__}, got object"):
+            job(**{field: object()})
 
 
 class TestModelShape:
