@@ -9,7 +9,6 @@ from; the password is never read from the file or a flag, and never shown.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 import types
@@ -154,6 +153,8 @@ def _prefixed(where: str) -> Iterator[None]:
 
 
 def _did_you_mean(key: str, choices: Mapping[str, object] | frozenset[str]) -> str:
+    import difflib  # here: only a mistyped key needs it
+
     close = difflib.get_close_matches(key, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
