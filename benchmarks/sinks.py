@@ -60,12 +60,14 @@ http {{
 
 @dataclass(frozen=True)
 class SinkWindow:
-    """What the sink logged for one run: POSTs answered 200, their bytes, and the transfer
-    time from the first request's start to the last request's end (seconds)."""
+    """What the sink logged for one run: POSTs answered 200, their bytes, the transfer time
+    from the first request's start to the last request's end (seconds), and when that first
+    request started (seconds since the epoch, 0.0 when there was none)."""
 
     posts: int
     bytes: int
     transfer_s: float
+    first_at: float = 0.0
 
 
 def read_window(log: Path, skip: int) -> SinkWindow:
@@ -76,7 +78,7 @@ def read_window(log: Path, skip: int) -> SinkWindow:
         return SinkWindow(0, 0, 0.0)
     first = min(float(r[2]) - float(r[3]) for r in done)
     last = max(float(r[2]) for r in done)
-    return SinkWindow(len(done), sum(int(r[1]) for r in done), last - first)
+    return SinkWindow(len(done), sum(int(r[1]) for r in done), last - first, first)
 
 
 def _lines(log: Path) -> list[str]:

@@ -7,8 +7,9 @@ bulkup with its default settings, curl with the same packing and parallelism
 child process: wall time, client CPU seconds and peak RSS come from ``wait4``. The sink's
 access log says how many POSTs and bytes arrived, which must cover the corpus, and how long the
 transfer took at the sink (first request's first byte to last answer: the client's start-up
-and shutdown left out). Then bulkup runs against the emulator (its own process) for the
-end-to-end figure. Plain HTTP, and TLS with ``--tls``.
+and shutdown left out), and how long the client took from its start to that first byte.
+Then bulkup runs against the emulator (its own process) for the end-to-end figure. Plain
+HTTP, and TLS with ``--tls``.
 
 Writes ``results.json`` (every run, medians, ratios, machine), ``results.md`` (tables) and
 ``throughput.png`` (a chart, when matplotlib is installed) into ``--out``.
@@ -144,12 +145,14 @@ def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
                     if client == "requests" and corpus.name == "huge" and round_no:
                         continue  # one slow round is enough for the baseline
                     mark = sink.mark()
+                    started = time.time()  # the sink logs epoch times
                     result = run_child(cmd, env)
                     seen = sink.window(mark)
                     assert seen.bytes >= corpus.bytes, f"{client}: the sink got {seen.bytes} B"
                     runs.append({"target": "sink", "tls": tls, "corpus": corpus.name,
                                  "client": client, "round": round_no, "posts": seen.posts,
                                  "sink_bytes": seen.bytes, "transfer_s": seen.transfer_s,
+                                 "first_byte_s": seen.first_at - started,
                                  **_rates(result, corpus)})
     return runs
 
@@ -193,7 +196,7 @@ def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
     for (target, tls, corpus, client), items in groups.items():
         keys = ["wall_s", "files_s", "mb_s", "cpu_s", "peak_rss_mib"]
         if all("transfer_s" in i for i in items):
-            keys.append("transfer_s")
+            keys += ["transfer_s", "first_byte_s"]
         med = {k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
                for k in keys}
         rows.append({"target": target, "tls": tls, "corpus": corpus, "client": client,
@@ -225,11 +228,12 @@ def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
              f"{machine['python']}, {machine['date']}; sink: {machine.get('sink', 'nginx')}; "
              f"`throughput.py {machine.get('command', '')}`; medians. files/s and MB/s are "
              "over the client's whole process; *transfer s* is the time at the sink from the "
-             "first request's first byte to the last answer. Ratios are time ratios (above 1 = "
+             "first request's first byte to the last answer, *1st byte s* the time from the "
+             "command's start to that first byte. Ratios are time ratios (above 1 = "
              "bulkup faster).", "",
              "| target | TLS | corpus | client | files/s | MB/s | client CPU s | peak RSS MiB "
-             "| vs curl | vs requests | transfer s | vs curl, transfer |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs curl | vs requests | transfer s | vs curl, transfer | 1st byte s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (str(r["target"]), bool(r["tls"]), str(r["corpus"]),
                                          str(r["client"]))):
         lines.append(f"| {r['target']} | {'yes' if r['tls'] else 'no'} | {r['corpus']} | "
@@ -237,7 +241,8 @@ def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
                      f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} | "
                      f"{_times(r['vs_curl'], 2)} | {_times(r['vs_requests'], 1)} | "
                      f"{_seconds(r.get('transfer_s'))} | "
-                     f"{_times(r.get('vs_curl_transfer'), 2)} |")
+                     f"{_times(r.get('vs_curl_transfer'), 2)} | "
+                     f"{_seconds(r.get('first_byte_s'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,8 @@ def test_throughput_harness_smoke(tmp_path: Path) -> None:
     assert all(r["sink_bytes"] >= 40 * 16 * 1024 for r in runs
                if r["target"] == "sink" and r["corpus"] == "small")
     assert all(0 < r["transfer_s"] < r["wall_s"] for r in runs if r["target"] == "sink")
+    assert all(0 < r["first_byte_s"] < r["wall_s"] - r["transfer_s"] + 0.01
+               for r in runs if r["target"] == "sink")
     assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
 
 
