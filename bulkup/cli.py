@@ -205,9 +205,11 @@ def _upload_command(args: argparse.Namespace) -> int:
     if config.insecure:
         print("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
     from bulkup.lean_import import import_aiohttp
+    from bulkup.malloc_tuning import tune_malloc
 
     import_aiohttp()  # before anything else imports it
     sys.setswitchinterval(GIL_SWITCH_S)
+    tune_malloc()  # before the upload's threads start
     return _run_loop(_upload_main(config, args), use_uvloop=config.use_uvloop)
 
 
