@@ -24,9 +24,8 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -42,9 +41,9 @@ CLOSE_TIMEOUT_S = 5.0
 HELPER_MAX_MEAN_FILE = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class FilePart:
-    """A file of a POST with its prepared part header."""
+class FilePart(NamedTuple):
+    """A file of a POST with its prepared part header (one per file and attempt: a named tuple
+    is built in a third of a frozen dataclass's time)."""
 
     entry: FileEntry
     header: bytes
