@@ -326,11 +326,11 @@ def _build_options(cls: type[_T], table: Mapping[str, Any], key: str) -> _T:
 
 
 def _processing_names() -> dict[str, Any]:
-    """The processing options' classes, for the annotations of ``UploadPostJob`` (they are
-    imported only when a config sets processing options)."""
+    """What the annotations of ``UploadPostJob`` name (``processing.PDFOptions`` ...): that
+    module is imported only when a config sets processing options."""
     from bulkup.protocol import processing
 
-    return {name: getattr(processing, name) for name in processing.__all__}
+    return {"processing": processing}
 
 
 def _nested_class(hint: Any) -> type[Any] | None:

@@ -88,49 +88,33 @@ def element_order(cls: type[object]) -> _Table:
 @functools.cache
 def _processing_order() -> Mapping[type[object], _Table]:
     """The processing options' tables, built with their classes (which load on first use)."""
-    from bulkup.protocol.processing import (
-        AutoColorCropOptions,
-        AutoSetCreationOptions,
-        AutoTransparentCropOptions,
-        ColorManagementOptions,
-        IllustratorOptions,
-        KnockoutBackgroundOptions,
-        ManualCropOptions,
-        MediaOptions,
-        PDFOptions,
-        PhotoshopLayerOptions,
-        PhotoshopOptions,
-        PostScriptOptions,
-        ThumbnailOptions,
-        UnCompressOptions,
-        UnsharpMaskOptions,
-    )
+    from bulkup.protocol import processing as p
 
     return {
-        ManualCropOptions: (
+        p.ManualCropOptions: (
             ("left", "left"),
             ("right", "right"),
             ("top", "top"),
             ("bottom", "bottom"),
         ),
-        AutoColorCropOptions: (("corner", "corner"), ("tolerance", "tolerance")),
-        AutoTransparentCropOptions: (("tolerance", "tolerance"),),
-        PhotoshopOptions: (("process", "process"), ("layer_options", "layerOptions")),
-        PhotoshopLayerOptions: (
+        p.AutoColorCropOptions: (("corner", "corner"), ("tolerance", "tolerance")),
+        p.AutoTransparentCropOptions: (("tolerance", "tolerance"),),
+        p.PhotoshopOptions: (("process", "process"), ("layer_options", "layerOptions")),
+        p.PhotoshopLayerOptions: (
             ("layer_naming", "layerNaming"),
             ("anchor", "anchor"),
             ("create_template", "createTemplate"),
             ("extract_text", "extractText"),
             ("extend_layers", "extendLayers"),
         ),
-        PostScriptOptions: (
+        p.PostScriptOptions: (
             ("process", "process"),
             ("resolution", "resolution"),
             ("colorspace", "colorspace"),
             ("alpha", "alpha"),
             ("extract_search_words", "extractSearchWords"),
         ),
-        PDFOptions: (
+        p.PDFOptions: (
             ("process", "process"),
             ("resolution", "resolution"),
             ("colorspace", "colorspace"),
@@ -138,36 +122,36 @@ def _processing_order() -> Mapping[type[object], _Table]:
             ("extract_search_words", "extractSearchWords"),
             ("extract_links", "extractLinks"),
         ),
-        MediaOptions: (
+        p.MediaOptions: (
             ("video_encoding_presets_array", "videoEncodingPresetsArray"),
             ("generate_thumbnail", "generateThumbnail"),
             ("thumbnail_options", "thumbnailOptions"),
         ),
-        ThumbnailOptions: (("thumbnail_time", "thumbnailTime"),),
-        IllustratorOptions: (
+        p.ThumbnailOptions: (("thumbnail_time", "thumbnailTime"),),
+        p.IllustratorOptions: (
             ("process", "process"),
             ("resolution", "resolution"),
             ("color_space", "colorSpace"),
             ("alpha", "alpha"),
         ),
-        ColorManagementOptions: (
+        p.ColorManagementOptions: (
             ("color_management", "colorManagement"),
             ("source_profile_handle", "sourceProfileHandle"),
             ("output_profile_handle", "outputProfileHandle"),
         ),
-        AutoSetCreationOptions: (("auto_sets_array", "autoSetsArray"),),
-        KnockoutBackgroundOptions: (
+        p.AutoSetCreationOptions: (("auto_sets_array", "autoSetsArray"),),
+        p.KnockoutBackgroundOptions: (
             ("corner", "corner"),
             ("tolerance", "tolerance"),
             ("fill_method", "fillMethod"),
         ),
-        UnsharpMaskOptions: (
+        p.UnsharpMaskOptions: (
             ("amount", "amount"),
             ("radius", "radius"),
             ("threshold", "threshold"),
             ("monochrome", "monochrome"),
         ),
-        UnCompressOptions: (("process", "process"),),
+        p.UnCompressOptions: (("process", "process"),),
     }
 
 

@@ -24,21 +24,7 @@ from bulkup.protocol import _validate as v
 from bulkup.protocol.enums import EmailSetting
 
 if TYPE_CHECKING:
-    from bulkup.protocol.processing import (
-        AutoColorCropOptions,
-        AutoSetCreationOptions,
-        AutoTransparentCropOptions,
-        ColorManagementOptions,
-        IllustratorOptions,
-        KnockoutBackgroundOptions,
-        ManualCropOptions,
-        MediaOptions,
-        PDFOptions,
-        PhotoshopOptions,
-        PostScriptOptions,
-        UnCompressOptions,
-        UnsharpMaskOptions,
-    )
+    from bulkup.protocol import processing
 
 __all__ = [
     "AuthHeader",
@@ -132,23 +118,23 @@ class UploadPostJob:
     preserve_publish_state: bool = True
     create_mask: bool
     preserve_crop: bool | None = None
-    manual_crop_options: ManualCropOptions | None = None
-    auto_color_crop_options: AutoColorCropOptions | None = None
-    auto_transparent_crop_options: AutoTransparentCropOptions | None = None
-    photoshop_options: PhotoshopOptions | None = None
-    post_script_options: PostScriptOptions | None = None
-    pdf_options: PDFOptions | None = None
-    media_options: MediaOptions | None = None
-    illustrator_options: IllustratorOptions | None = None
-    color_management_options: ColorManagementOptions | None = None
-    auto_set_creation_options: AutoSetCreationOptions | None = None
+    manual_crop_options: processing.ManualCropOptions | None = None
+    auto_color_crop_options: processing.AutoColorCropOptions | None = None
+    auto_transparent_crop_options: processing.AutoTransparentCropOptions | None = None
+    photoshop_options: processing.PhotoshopOptions | None = None
+    post_script_options: processing.PostScriptOptions | None = None
+    pdf_options: processing.PDFOptions | None = None
+    media_options: processing.MediaOptions | None = None
+    illustrator_options: processing.IllustratorOptions | None = None
+    color_management_options: processing.ColorManagementOptions | None = None
+    auto_set_creation_options: processing.AutoSetCreationOptions | None = None
     project_handle_array: tuple[str, ...] | None = None
     email_setting: EmailSetting
     post_http_url: str | None = None
     in_design_options: Mapping[str, str] | None = None
-    knockout_background: KnockoutBackgroundOptions | None = None
-    unsharp_mask_options: UnsharpMaskOptions | None = None
-    un_compress_options: UnCompressOptions | None = None
+    knockout_background: processing.KnockoutBackgroundOptions | None = None
+    unsharp_mask_options: processing.UnsharpMaskOptions | None = None
+    un_compress_options: processing.UnCompressOptions | None = None
     xmp_keywords: str | None = None
 
     def __post_init__(self) -> None:
