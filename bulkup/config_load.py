@@ -299,7 +299,7 @@ def _build_options(cls: type[_T], table: Mapping[str, Any], key: str) -> _T:
 
     ProtocolValueErrors become ConfigErrors naming ``<key>.<field>``.
     """
-    hints = typing.get_type_hints(cls, localns=_processing_names())
+    hints = typing.get_type_hints(cls, localns=_processing_namespace())
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for name, value in table.items():
@@ -325,7 +325,7 @@ def _build_options(cls: type[_T], table: Mapping[str, Any], key: str) -> _T:
         raise ConfigError(f"{key}: {exc}") from None
 
 
-def _processing_names() -> dict[str, Any]:
+def _processing_namespace() -> dict[str, Any]:
     """What the annotations of ``UploadPostJob`` name (``processing.PDFOptions`` ...): that
     module is imported only when a config sets processing options."""
     from bulkup.protocol import processing

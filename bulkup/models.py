@@ -14,7 +14,7 @@ class FileEntry(NamedTuple):
     """One regular file found by the walker, with where it goes on the server.
 
     A named tuple, not a dataclass: one is built for every file walked, on the event loop, and
-    a tuple takes 0.4 µs where a frozen dataclass took 1.1 µs.
+    a tuple takes 0.5 µs where a frozen dataclass took 1.15 µs.
 
     Attributes:
         path: the file's path on disk (as the walker reached it).
