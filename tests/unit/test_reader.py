@@ -143,13 +143,23 @@ class TestDirectToTheConnection:
                 peer.close()
 
     async def test_helper_gone_during_a_direct_write_fails_loudly(
-            self, tmp_path: Path, helper: HelperReader) -> None:
+            self, tmp_path: Path, helper: HelperReader, monkeypatch: pytest.MonkeyPatch) -> None:
         """Some of the group may be on the wire: no silent in-process retry, HelperLost (the
-        POST is sent again); later groups are read in process."""
+        POST is sent again); later groups are read in process.
+
+        The kill lands once the helper holds the connection: killed earlier, the hand-over
+        itself fails and the group is rightly read in process (nothing was on the wire)."""
         group = group_of(tmp_path, [1000] * 4)
         pid = helper.helper_pid
         assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        hand_over = helper._pass_fd
+
+        def hand_over_then_kill(fd: int) -> bool:
+            passed = hand_over(fd)
+            os.kill(pid, signal.SIGKILL)
+            return passed
+
+        monkeypatch.setattr(helper, "_pass_fd", hand_over_then_kill)
         ours, peer = connection()
         with ours, peer:
             with pytest.raises(HelperLost):
