@@ -96,7 +96,10 @@ class TestOddAnswers:
 
     async def test_stalled_server_hits_read_timeout_and_is_retried(self, serve: Any,
                                                                   tmp_path: Path) -> None:
-        """A server that takes the body and then says nothing: read timeout, then a retry."""
+        """A server that takes the body and then says nothing: read timeout, then a retry.
+
+        The timeout covers every answer of the run, so it is long enough that a loaded
+        machine's pause cannot time out a POST that the server does answer (0.3 s could)."""
         calls = 0
         release = asyncio.Event()
 
@@ -111,7 +114,7 @@ class TestOddAnswers:
         url = await serve(handler)
         src = make_tree(tmp_path / "s", {"a.jpg": b"a"})
         try:
-            report = await run_upload(config(url, read_timeout_s=0.3), [str(src)])
+            report = await run_upload(config(url, read_timeout_s=1.0), [str(src)])
         finally:
             release.set()
         assert report.exit_code == 0 and report.retries == 1 and report.files_uploaded == 1
