@@ -35,6 +35,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from local_servers import free_ports, start_emulator
+
 HERE = Path(__file__).resolve().parent
 NS = "http://www.scene7.com/IpsApi/xsd/2014-04-03"
 AUTH = (f'<authHeader xmlns="{NS}"><user>bench@example.com</user><password>pw</password>'
@@ -57,27 +59,20 @@ def make_corpus(where: Path, count: int, size: int, big_mib: int) -> tuple[Path,
     return small, big
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(kind: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start(kind: str, root: Path) -> tuple[subprocess.Popen[str], str]:
     if kind == "emulator":
-        cmd = [sys.executable, "-m", "bulkup.emulator", "--port", str(port), "--root", str(root),
-               "--user", "bench@example.com:pw", "--company", "Bench:c|1"]
-    else:
-        cmd = [sys.executable, str(HERE / "naive_server.py"), "--port", str(port),
-               "--root", str(root)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/scene7/UploadFile"
+        return start_emulator(root)
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([sys.executable, str(HERE / "naive_server.py"), "--port", str(port),
+                             "--root", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, url
+            return proc, f"http://127.0.0.1:{port}/scene7/UploadFile"
         except OSError:
             time.sleep(0.05)
     proc.kill()

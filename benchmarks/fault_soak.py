@@ -17,13 +17,14 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from local_servers import start_emulator
 
 PLAN = "http503=0.10,drop=0.05,fault30000=0.02,latency_ms=20"
 
@@ -41,22 +42,12 @@ def make_tree(root: Path, count: int, seed: int) -> dict[str, str]:
     return digests
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def one_seed(seed: int, tree: Path, digests: dict[str, str], work: Path) -> dict[str, object]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bulkup.emulator", "--port", str(port), "--root",
-         str(work / f"root{seed}"), "--user", "soak@example.com:pw", "--company", "Soak:c|1",
-         "--faults", f"seed={seed},{PLAN}"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, url = start_emulator(
+        work / f"root{seed}", "--user", "soak@example.com:pw", "--company", "Soak:c|1",
+        "--faults", f"seed={seed},{PLAN}")
+    base = url.removesuffix("/scene7/UploadFile")
     try:
-        _wait_for(port)
         report_path = work / f"report{seed}.json"
         start = time.perf_counter()
         done = subprocess.run(
@@ -76,17 +67,6 @@ def one_seed(seed: int, tree: Path, digests: dict[str, str], work: Path) -> dict
         server.terminate()
         server.wait(timeout=30)
     return _check(seed, done.returncode, report, state, digests, wall)
-
-
-def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("emulator did not start")
 
 
 def _check(seed: int, code: int, report: dict, state: dict, digests: dict[str, str],

@@ -20,12 +20,13 @@ from __future__ import annotations
 import abc
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from local_servers import free_ports
 
 HERE = Path(__file__).resolve().parent
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
@@ -90,7 +91,7 @@ class Sink(abc.ABC):
 
     def __init__(self, where: Path) -> None:
         self.dir = where
-        self.port, self.tls_port = free_port(), free_port()
+        self.port, self.tls_port = free_ports(2)
 
     @property
     def ca(self) -> Path:
@@ -180,8 +181,3 @@ class PySink(Sink):
             self._process.terminate()
             self._process.wait(timeout=30)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

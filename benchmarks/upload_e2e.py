@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from local_servers import start_emulator
 
 CORPORA = {"small": (10_000, 16 * 1024), "large": (200, 4 * 1024 * 1024),
            "huge": (1, 1024 * 1024 * 1024)}
@@ -50,29 +51,6 @@ def write_file(path: Path, size: int, block: bytes) -> None:
             piece = block[: min(left, len(block))]
             out.write(piece)
             left -= len(piece)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_emulator(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bulkup.emulator", "--port", str(port),
-                             "--root", str(root), "--user", "bench@example.com:pw",
-                             "--company", "Bench:c|1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/scene7/UploadFile"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("emulator did not start")
 
 
 def run_client(url: str, corpus: Path, settings: dict[str, str]) -> dict[str, float]:
