@@ -10,19 +10,27 @@ forever once the socket's buffers are full. Each connection is made with ``TCP_U
 to ``stall_timeout_s`` (Linux), so the kernel drops a connection whose sent bytes go
 unacknowledged, or whose peer keeps a zero window, for that long; the POST then fails with
 :class:`~bulkup.errors.RequestTimeout` and is retried.
+
+aiohttp's read timeout restarts with every byte, so a server that trickles its answer would
+hold a POST for ever: every request also has a deadline for the whole exchange, from its first
+byte to the end of the answer (:func:`post_deadline_s`). Redirects are never followed: a 3xx
+is :class:`~bulkup.errors.RedirectRefused`, and the body (credentials included) goes nowhere
+but the configured URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+import yarl
 
 from bulkup import __version__
 from bulkup.body import BatchBody
@@ -31,6 +39,7 @@ from bulkup.errors import (
     CertificateError,
     ConnectError,
     ProtocolError,
+    RedirectRefused,
     RequestTimeout,
     TransportError,
 )
@@ -38,6 +47,10 @@ from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_r
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
 
 USER_AGENT = f"bulkup/{__version__}"
+POST_MIN_RATE = 32 * 1024
+"""Bytes per second a POST's body is given at least when its deadline is not configured:
+256 kbit/s, a slow link shared by several POSTs. 16 MiB then has 512 s on top of
+``read_timeout_s``."""
 _FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": socket.AF_UNSPEC}
 
 
@@ -60,6 +73,36 @@ def mapped_errors(url: str) -> Iterator[None]:
                                  "while sending; stall_timeout_s)") from exc
         raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
             from exc
+
+
+def post_deadline_s(config: UploadConfig, body_bytes: int) -> float:
+    """The longest one request may take, first byte to the end of its answer: the configured
+    ``post_timeout_s``, else ``read_timeout_s`` plus the body at :data:`POST_MIN_RATE`."""
+    if config.post_timeout_s is not None:
+        return config.post_timeout_s
+    return config.read_timeout_s + body_bytes / POST_MIN_RATE
+
+
+@contextlib.asynccontextmanager
+async def deadline(url: str, seconds: float) -> AsyncIterator[None]:
+    """Raise :class:`RequestTimeout` when the request inside takes longer than ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise RequestTimeout(f"{url} did not finish the request within its deadline of "
+                             f"{seconds:g} s (post_timeout_s)") from exc
+
+
+def refuse_redirect(url: str, resp: aiohttp.ClientResponse) -> None:
+    """A 3xx answer is never followed; it names the host it pointed to."""
+    if 300 <= resp.status <= 399:
+        location = resp.headers.get("Location")
+        host = None
+        if location is not None:
+            target = yarl.URL(location)
+            host = target.host if target.is_absolute() else "the same host"
+        raise RedirectRefused(url, resp.status, host)
 
 
 def ssl_context(config: UploadConfig) -> ssl.SSLContext | bool:
@@ -121,9 +164,16 @@ class UploadClient:
     async def post(self, body: BatchBody) -> UploadPostReturn:
         """POST one body; returns the handle or raises a classified error."""
         assert self._session is not None, "use 'async with UploadClient(...)'"
+        headers = {"Content-Type": body.content_type}
+        async with deadline(self.url, post_deadline_s(self._config, body.size or 0)):
+            return await self._post(body, headers)
+
+    async def _post(self, body: BatchBody, headers: dict[str, str]) -> UploadPostReturn:
+        assert self._session is not None
         with mapped_errors(self.url):
-            async with self._session.post(self.url, data=body,
-                                          headers={"Content-Type": body.content_type}) as resp:
+            async with self._session.post(self.url, data=body, headers=headers,
+                                          allow_redirects=False) as resp:
+                refuse_redirect(self.url, resp)
                 raw = await _read_bounded(resp)
                 return parse_upload_response(
                     raw, http_status=resp.status,
@@ -135,11 +185,16 @@ class UploadClient:
         """One SOAP call to the monitoring API; returns the ``<operation>Return`` element."""
         assert self._session is not None, "use 'async with UploadClient(...)'"
         headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": operation}
-        with mapped_errors(url):
-            async with self._session.post(url, data=envelope, headers=headers) as resp:
-                raw = await _read_bounded(resp, MAX_SOAP_RESPONSE_BYTES)
-                return parse_soap_response(raw, operation=operation, http_status=resp.status,
-                                           content_encoding=resp.headers.get("Content-Encoding"))
+        session = self._session
+        async with deadline(url, post_deadline_s(self._config, len(envelope))):
+            with mapped_errors(url):
+                async with session.post(url, data=envelope, headers=headers,
+                                        allow_redirects=False) as resp:
+                    refuse_redirect(url, resp)
+                    raw = await _read_bounded(resp, MAX_SOAP_RESPONSE_BYTES)
+                    return parse_soap_response(
+                        raw, operation=operation, http_status=resp.status,
+                        content_encoding=resp.headers.get("Content-Encoding"))
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:

@@ -22,11 +22,17 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │       ├── AuthorizationFault        20000-20009                         fatal
     │       └── IpsApiFault               30000 retryable (bounded); 30001 on a follow-up
     │                                     may mean the job is lost; others fail the batch
-    ├── ProtocolError                     a body that is no valid answer      retryable
+    ├── ProtocolError                     a body that is no valid answer      retryable once
+    │   ├── HandleMismatch                an answer naming another job        retryable once
+    │   └── RedirectRefused               a 3xx (never followed)              fails the POST
     ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
     ├── JobStopped                        the job was stopped on the server   fatal
     ├── SourceAddressChanged              the job refuses this machine's address  fatal
+    ├── RunStopping                       stop asked: no new POST or retry    files unsent
     └── UploadFailed                      the run cannot go on; .causes       fatal
+
+A 3xx on the opening POST fails the opening, and so the run (exit 3): :class:`RedirectRefused`
+is not retryable, and the coordinator turns a failed opening into :class:`UploadFailed`.
 
 Credentials never appear in any message built here: faults carry only the server's type, code
 and reason.
@@ -42,13 +48,16 @@ __all__ = [
     "CertificateError",
     "ConfigError",
     "ConnectError",
+    "HandleMismatch",
     "IpsApiFault",
     "JobStopped",
     "JournalError",
     "ProtocolError",
     "ProtocolValueError",
+    "RedirectRefused",
     "RequestRejected",
     "RequestTimeout",
+    "RunStopping",
     "ServerFault",
     "ServerUnavailable",
     "SourceAddressChanged",
@@ -188,9 +197,29 @@ class IpsApiFault(ServerFault):
 
 
 class ProtocolError(BulkupError):
-    """A response body that is neither a success document nor a fault."""
+    """A response body that is neither a success document nor a fault (spec §4.5: the
+    request is sent once more, then given up)."""
 
     retryable = True
+
+
+class HandleMismatch(ProtocolError):
+    """A follow-up's or endJob's answer named another job: not an acknowledgement."""
+
+
+class RedirectRefused(ProtocolError):
+    """The server answered with a redirect (3xx). bulkup never follows one: the body carries
+    the credentials, and a POST re-sent elsewhere is not a POST the servlet acknowledged."""
+
+    retryable = False
+
+    def __init__(self, url: str, status: int, location: str | None) -> None:
+        where = f"to host {location!r}" if location else "without a Location"
+        super().__init__(f"{url} answered HTTP {status}, a redirect {where}; redirects are "
+                         "never followed (credentials stay with the configured server): "
+                         "check the server URL")
+        self.http_status = status
+        self.location_host = location
 
 
 class JournalError(BulkupError):
@@ -209,6 +238,11 @@ class SourceAddressChanged(BulkupError):
     """The job is open on the server yet refuses our POSTs: our source address changed."""
 
     fatal = True
+
+
+class RunStopping(BulkupError):
+    """The run was asked to stop (SIGINT/SIGTERM): no new POST is started and no failed one
+    is retried; the files concerned stay unacknowledged, for the next run."""
 
 
 class UploadFailed(BulkupError):

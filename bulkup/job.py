@@ -25,7 +25,14 @@ import structlog
 from bulkup.body import BatchBody, new_boundary, xml_part
 from bulkup.client import UploadClient
 from bulkup.config import UploadConfig
-from bulkup.errors import IpsApiFault, SourceAddressChanged, UploadFailed, is_fatal
+from bulkup.errors import (
+    HandleMismatch,
+    IpsApiFault,
+    RunStopping,
+    SourceAddressChanged,
+    UploadFailed,
+    is_fatal,
+)
 from bulkup.protocol import (
     AuthHeader,
     UploadPostParam,
@@ -72,9 +79,12 @@ class JobCoordinator:
                  clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
                  rng: Callable[[], float] = random.random, recorder: JobRecorder | None = None,
                  resume: tuple[str, str] | None = None,
-                 status: JobStatusSource | None = None) -> None:
-        """``resume`` = (handle, name) of an open job of an earlier run to continue."""
+                 status: JobStatusSource | None = None,
+                 stop: asyncio.Event | None = None) -> None:
+        """``resume`` = (handle, name) of an open job of an earlier run to continue; once
+        ``stop`` is set no job is opened or kept alive and no failed POST is retried."""
         self._client, self._config, self._stats = client, config, stats
+        self._stop = stop or asyncio.Event()
         self._clock, self._sleep, self._rng = clock, sleep, rng
         self._recorder = recorder
         self._status = status
@@ -120,6 +130,8 @@ class JobCoordinator:
         if self.handle is None:
             async with self._lock:
                 if self.handle is None:
+                    if self._stop.is_set():
+                        raise RunStopping("the run is stopping: no job is opened")
                     await self._open_or_give_up(self._base_name)
         assert self.handle is not None
         return self.handle
@@ -128,6 +140,8 @@ class JobCoordinator:
         """Open a job; when even that fails after its retries, the whole run stops."""
         try:
             await self._open(name)
+        except RunStopping:
+            raise
         except Exception as exc:
             if is_fatal(exc):
                 raise
@@ -171,19 +185,26 @@ class JobCoordinator:
             await self._recorder.job_opened(result, name)
         log.info("job_opened", job_handle=result, job_name=name)
 
-    async def _post_without_files(self, head_of: Callable[[str], bytes]) -> str:
+    async def _post_without_files(self, head_of: Callable[[str], bytes],
+                                  job: str | None = None) -> str:
+        """A file-less POST; when it goes into the open job ``job``, its answer must name
+        that job."""
         record = Attempts()
 
         async def attempt() -> str:
             boundary = new_boundary()
             body = BatchBody(boundary=boundary, head=head_of(boundary), files=(),
                              chunk_size=self._config.chunk_size)
-            return (await self._client.post(body)).job_handle
+            answered = (await self._client.post(body)).job_handle
+            if job is not None and answered != job:
+                raise HandleMismatch(f"the answer named job {answered!r}, not {job!r}: not "
+                                     "an acknowledgement")
+            return answered
 
         try:
             handle = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
                                            rng=self._rng, record=record,
-                                           on_retry=self._on_retry)
+                                           on_retry=self._on_retry, stop=self._stop)
         finally:
             self._stats.retries += record.retries
         self.touch()
@@ -226,7 +247,8 @@ class JobCoordinator:
     async def _probe(self, handle: str) -> bool:
         """Does a file-less POST of ours get into the job?"""
         try:
-            await self._post_without_files(functools.partial(self._follow_up_head, handle))
+            await self._post_without_files(functools.partial(self._follow_up_head, handle),
+                                           job=handle)
         except IpsApiFault as fault:
             if fault.may_mean_job_lost:
                 return False
@@ -250,13 +272,17 @@ class JobCoordinator:
     async def keep_alive(self) -> None:
         """Send a file-less POST whenever the job has been idle for ``keepalive_after_s``."""
         interval = self._config.keepalive_after_s
-        while True:
+        while not self._stop.is_set():
             wait = self.last_activity + interval - self._clock()
             if wait > 0 or self.handle is None:
                 await self._sleep(wait if wait > 0 else interval)
                 continue
             handle = self.handle
-            await self._post_without_files(functools.partial(self._follow_up_head, handle))
+            try:
+                await self._post_without_files(functools.partial(self._follow_up_head, handle),
+                                               job=handle)
+            except RunStopping:
+                return
             if self._recorder is not None:
                 await self._recorder.job_active(handle)
             log.info("job_kept_alive", job_handle=handle)
@@ -269,7 +295,8 @@ class JobCoordinator:
         params = self._encode(job_handle=handle, end_job=True)
         try:
             await self._post_without_files(lambda boundary: xml_part(
-                boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+                boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params),
+                job=handle)
         except IpsApiFault as fault:
             if not fault.may_mean_job_lost:
                 raise

@@ -1,7 +1,10 @@
 """When to send a request again, and how long to wait first (spec D-14).
 
 Exponential backoff with full jitter (base 1 s, cap 60 s), bounded in attempts, never shorter
-than the server's ``Retry-After``; ``ipsApiFault`` 30000 has its own, smaller budget. Sleep and
+than the server's ``Retry-After``; ``ipsApiFault`` 30000 has its own, smaller budget, and an
+answer that is no valid document (:class:`~bulkup.errors.ProtocolError`) is sent once more at
+most (spec §4.5). Once the run is asked to stop (``stop``), no failed request is retried and no
+back-off is waited out: :class:`~bulkup.errors.RunStopping` is raised instead. Sleep and
 randomness are injected so tests never wait.
 """
 
@@ -13,7 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bulkup.errors import IpsApiFault, ServerUnavailable, is_fatal, is_retryable
+from bulkup.errors import (
+    IpsApiFault,
+    ProtocolError,
+    RunStopping,
+    ServerUnavailable,
+    is_fatal,
+    is_retryable,
+)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -28,6 +38,7 @@ class RetryPolicy:
     base_s: float = 1.0
     cap_s: float = 60.0
     fault30000_retries: int = 2
+    protocol_error_retries: int = 1
 
     def delay_s(self, attempt: int, exc: BaseException, rng: Callable[[], float]) -> float:
         """The wait before attempt ``attempt + 1`` (full jitter, Retry-After honoured)."""
@@ -39,12 +50,14 @@ class RetryPolicy:
             wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER_S))
         return float(wait)
 
-    def may_retry(self, exc: BaseException, attempt: int, faults_30000: int) -> bool:
+    def may_retry(self, exc: BaseException, attempt: int, record: Attempts) -> bool:
         """Whether a request that failed with ``exc`` on attempt ``attempt`` may go again."""
         if is_fatal(exc) or not is_retryable(exc) or attempt >= self.max_attempts:
             return False
         if isinstance(exc, IpsApiFault):
-            return faults_30000 <= self.fault30000_retries
+            return record.faults_30000 <= self.fault30000_retries
+        if isinstance(exc, ProtocolError):
+            return record.protocol_errors <= self.protocol_error_retries
         return True
 
 
@@ -55,6 +68,14 @@ class Attempts:
     attempts: int = 0
     retries: int = 0
     faults_30000: int = 0
+    protocol_errors: int = 0
+
+    def count(self, exc: BaseException) -> None:
+        """Note a failed attempt against the budgets that have their own limit."""
+        if isinstance(exc, IpsApiFault) and exc.retryable:
+            self.faults_30000 += 1
+        elif isinstance(exc, ProtocolError):
+            self.protocol_errors += 1
 
 
 async def call_with_retry(
@@ -65,10 +86,13 @@ async def call_with_retry(
     rng: Callable[[], float] = random.random,
     on_retry: Callable[[BaseException, int, float], None] | None = None,
     record: Attempts | None = None,
+    stop: asyncio.Event | None = None,
 ) -> T:
     """Await ``send()`` until it succeeds or the policy gives up; then re-raise the last error.
 
-    ``send`` must build a fresh request each time (a sent body cannot be replayed).
+    ``send`` must build a fresh request each time (a sent body cannot be replayed). Once
+    ``stop`` is set, a failure is not retried and a back-off under way is cut short: both raise
+    :class:`RunStopping` (from the last error).
     """
     record = record if record is not None else Attempts()
     while True:
@@ -76,12 +100,33 @@ async def call_with_retry(
         try:
             return await send()
         except Exception as exc:
-            if isinstance(exc, IpsApiFault) and exc.retryable:
-                record.faults_30000 += 1
-            if not policy.may_retry(exc, record.attempts, record.faults_30000):
+            record.count(exc)
+            if not policy.may_retry(exc, record.attempts, record):
                 raise
+            _unless_stopping(stop, exc)
             wait = policy.delay_s(record.attempts, exc, rng)
             record.retries += 1
             if on_retry is not None:
                 on_retry(exc, record.attempts, wait)
-            await sleep(wait)
+            await _back_off(sleep, wait, stop, exc)
+
+
+def _unless_stopping(stop: asyncio.Event | None, exc: BaseException) -> None:
+    if stop is not None and stop.is_set():
+        raise RunStopping(f"not retried, the run is stopping (last error: {exc})") from exc
+
+
+async def _back_off(sleep: Sleep, wait_s: float, stop: asyncio.Event | None,
+                    exc: BaseException) -> None:
+    """Sleep ``wait_s``, or less when the run is asked to stop meanwhile."""
+    if stop is None:
+        await sleep(wait_s)
+        return
+    sleeping = asyncio.ensure_future(sleep(wait_s))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((sleeping, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stopping.cancel()
+    _unless_stopping(stop, exc)

@@ -5,6 +5,11 @@ A file is counted as uploaded only when the POST that carried it was acknowledge
 changed on disk fails alone and the rest of its batch is sent again; a job the server lost is
 replaced and the batch resent there (D-14); anything fatal (authentication, authorization)
 propagates and stops the run.
+
+An answer counts as the acknowledgement only when it names the job the POST was sent into
+(:class:`~bulkup.errors.HandleMismatch` otherwise). Once the run is asked to stop, no new POST
+is started and no failed one retried: the batch's files stay unacknowledged (neither uploaded
+nor failed), for the next run.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import structlog
 from bulkup.body import BatchBody, file_part_header, new_boundary
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
-from bulkup.errors import IpsApiFault, SourceError, is_fatal
+from bulkup.errors import HandleMismatch, IpsApiFault, RunStopping, SourceError, is_fatal
 from bulkup.job import JobCoordinator, policy_of
 from bulkup.models import Batch, FileEntry, FileFailure
 from bulkup.reader import FilePart, SmallFileReader
@@ -56,16 +61,25 @@ class BatchSender:
                  config: UploadConfig, stats: Stats, failures: Failures,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
                  on_posted: OnPosted | None = None,
-                 reader: SmallFileReader | None = None) -> None:
+                 reader: SmallFileReader | None = None,
+                 stop: asyncio.Event | None = None) -> None:
         self._client, self._coordinator, self._config = client, coordinator, config
         self._reader = reader
+        self._stop = stop or asyncio.Event()
         self._stats, self._failures = stats, failures
         self._sleep, self._rng = sleep, rng
         self._on_posted = on_posted
 
     async def send(self, batch: Batch) -> None:
-        """Deliver ``batch``; every file ends up uploaded or in the failures."""
+        """Deliver ``batch``; every file ends up uploaded or in the failures, unless the run
+        is stopping first (then they stay unacknowledged)."""
         entries = list(batch.entries)
+        try:
+            await self._deliver(entries)
+        except RunStopping as exc:
+            log.warning("batch_abandoned", files=len(entries), reason=describe(exc)[:200])
+
+    async def _deliver(self, entries: list[FileEntry]) -> None:
         while entries:
             handle = await self._coordinator.current_handle()
             try:
@@ -92,19 +106,25 @@ class BatchSender:
         record = Attempts()
 
         async def attempt() -> str:
+            if self._stop.is_set():
+                raise RunStopping("the run is stopping: the POST was not sent")
             handle = await self._coordinator.current_handle()
             body = self._body(entries, handle)
             try:
-                await self._client.post(body)
+                answer = await self._client.post(body)
             except Exception:
                 if body.source_failure is not None:
                     raise body.source_failure from None
                 raise
+            if answer.job_handle != handle:
+                raise HandleMismatch(f"the answer named job {answer.job_handle!r}, not "
+                                     f"{handle!r}: not an acknowledgement")
             return handle
 
         try:
             used = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
-                                         rng=self._rng, record=record, on_retry=self._on_retry)
+                                         rng=self._rng, record=record, on_retry=self._on_retry,
+                                         stop=self._stop)
         finally:
             self._stats.retries += record.retries
         self._coordinator.touch()
@@ -139,7 +159,16 @@ class BatchSender:
 
     async def _settle(self, entries: list[FileEntry], handle: str) -> None:
         """Acknowledged: the journal first (a crash after this never re-sends them), then
-        the counters."""
+        the counters. A cancellation (a stop's grace period over) waits for both, so the
+        journal never holds a receipt that the report does not count."""
+        recording = asyncio.ensure_future(self._record(entries, handle))
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            await recording
+            raise
+
+    async def _record(self, entries: list[FileEntry], handle: str) -> None:
         if self._on_posted is not None:
             await self._on_posted(entries, handle)
         self._stats.files_uploaded += len(entries)
