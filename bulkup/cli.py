@@ -74,6 +74,11 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                      help="cap on file bytes per POST, e.g. 16MiB")
     how.add_argument("--max-files-per-post", type=int, help="cap on files per POST")
     how.add_argument("--source-ip", metavar="ADDR", help="bind every connection to ADDR")
+    how.add_argument("--post-timeout", dest="post_timeout_s", type=float, metavar="SECONDS",
+                     help="deadline of one whole POST (default: read_timeout_s plus the "
+                          "body at 32 KiB/s)")
+    how.add_argument("--stop-grace", dest="stop_grace_s", type=float, metavar="SECONDS",
+                     help="after SIGINT/SIGTERM, time the POSTs in flight get (default 30)")
     how.add_argument("--ipv6", dest="address_family", action="store_const", const="ipv6",
                      help="connect over IPv6 (default IPv4)")
     how.add_argument("--ca-bundle", type=Path, help="trust this CA bundle for TLS")
@@ -229,7 +234,7 @@ def _config_from(args: argparse.Namespace) -> Any:
             "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
-            "api_url", "no_wait", "require_confirmation")
+            "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None

@@ -155,6 +155,11 @@ class UploadConfig:
         read_timeout_s: Timeout waiting for the answer once a body is sent, seconds.
         stall_timeout_s: Seconds a connection may take no bytes of a body before it is dropped
             and the POST retried (Linux ``TCP_USER_TIMEOUT``; elsewhere no such limit).
+        post_timeout_s: Deadline of one whole POST, from its first byte to the end of its
+            answer; None sets it per POST to ``read_timeout_s`` plus the body's size at
+            32 KiB/s (:func:`bulkup.client.post_deadline_s`). An expired POST is retried.
+        stop_grace_s: After the first SIGINT or SIGTERM, how long the POSTs in flight may take
+            to finish before they are abandoned (their files stay unacknowledged).
         max_attempts: Attempts per POST for retryable failures (1 = no retry).
         backoff_base_s: First retry delay, seconds; doubles per attempt (with jitter).
         backoff_cap_s: Longest retry delay, seconds.
@@ -214,6 +219,8 @@ class UploadConfig:
     connect_timeout_s: float = 30.0
     read_timeout_s: float = 300.0
     stall_timeout_s: float = 120.0
+    post_timeout_s: float | None = None
+    stop_grace_s: float = 30.0
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
@@ -270,6 +277,9 @@ class UploadConfig:
         check_seconds(self, "connect_timeout_s")
         check_seconds(self, "read_timeout_s")
         check_seconds(self, "stall_timeout_s")
+        if self.post_timeout_s is not None:
+            check_seconds(self, "post_timeout_s")
+        check_seconds(self, "stop_grace_s")
         check_int(self, "max_attempts", 1)
         check_seconds(self, "backoff_base_s")
         check_seconds(self, "backoff_cap_s")
