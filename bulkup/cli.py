@@ -261,13 +261,13 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
     from bulkup.progress import TerminalProgress
     from bulkup.uploader import RunHooks, run_upload
 
-    stop = _install_interrupt_handlers()
+    stop, abort = _install_interrupt_handlers()
     progress = TerminalProgress()
     hooks = RunHooks(progress=progress if progress.enabled else None)
     try:
         if args.emulator:
-            return await _upload_to_embedded(config, args, stop, hooks, progress)
-        report = await run_upload(config, args.sources, stop=stop, hooks=hooks)
+            return await _upload_to_embedded(config, args, (stop, abort), hooks, progress)
+        report = await run_upload(config, args.sources, stop=stop, abort=abort, hooks=hooks)
     except (ConfigError, JournalError) as exc:
         progress.finish()
         print(f"bulkup: {exc}", file=sys.stderr)
@@ -275,8 +275,9 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
     return _finish(report, config, progress)
 
 
-async def _upload_to_embedded(config: Any, args: argparse.Namespace, stop: asyncio.Event,
-                              hooks: Any, progress: Any) -> int:
+async def _upload_to_embedded(config: Any, args: argparse.Namespace,
+                              signals: tuple[asyncio.Event, asyncio.Event], hooks: Any,
+                              progress: Any) -> int:
     from bulkup.embedded import embedded_emulator, make_sample_tree
     from bulkup.uploader import run_upload
 
@@ -288,7 +289,8 @@ async def _upload_to_embedded(config: Any, args: argparse.Namespace, stop: async
             server_url=server.url, region=None, staging=False, user=server.user,
             password=server.password, company_handle=server.company_handle,
             company_root=server.company_root)
-        report = await run_upload(config, sources, stop=stop, hooks=hooks)
+        report = await run_upload(config, sources, stop=signals[0], abort=signals[1],
+                                  hooks=hooks)
     report = dataclasses.replace(report, emulator_root=str(server.root / server.company_root))
     return _finish(report, config, progress)
 
@@ -302,23 +304,28 @@ def _finish(report: UploadReport, config: Any, progress: Any) -> int:
     return report.exit_code
 
 
-def _install_interrupt_handlers() -> asyncio.Event:
-    """First Ctrl-C: stop new batches, drain, close the job. Second: leave at once."""
-    stop = asyncio.Event()
+def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:
+    """First SIGINT/SIGTERM: ``stop`` (no new POST or retry; the POSTs in flight get
+    ``stop_grace_s``; endJob; report). Second: ``abort`` (leave at once; the journal keeps its
+    last receipt, the report is still written). Third: cancel the run outright."""
+    stop, abort = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
 
     def on_interrupt() -> None:
-        if stop.is_set() and main_task is not None:
+        if abort.is_set() and main_task is not None:
             main_task.cancel()
-            return
-        print("\nbulkup: interrupted; finishing the POSTs in flight and closing the job "
-              "(Ctrl-C again to leave at once)", file=sys.stderr)
-        stop.set()
+        elif stop.is_set():
+            print("\nbulkup: leaving now; POSTs in flight are abandoned", file=sys.stderr)
+            abort.set()
+        else:
+            print("\nbulkup: interrupted; no new POSTs, those in flight get stop_grace_s to "
+                  "finish, then the job is closed (again to leave at once)", file=sys.stderr)
+            stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_interrupt)
-    return stop
+    return stop, abort
 
 
 def _run_loop(main: Coroutine[Any, Any, int], *, use_uvloop: bool = True) -> int:

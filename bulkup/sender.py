@@ -84,6 +84,8 @@ class BatchSender:
             handle = await self._coordinator.current_handle()
             try:
                 used = await self._post_with_retries(entries)
+            except RunStopping:
+                raise
             except SourceError as exc:
                 entries = self._drop_source(entries, exc)
                 continue

@@ -7,7 +7,14 @@
                        says is unchanged, in chunks)          a receipt per acknowledged POST)
     JobCoordinator: opens the job as soon as a worker has a file to send, keeps it alive, and
     sends endJob after every other POST returned — also after partial failures and on the
-    first Ctrl-C (``stop``), which stops new batches and lets those in flight finish.
+    first Ctrl-C (``stop``).
+
+A stop (first SIGINT or SIGTERM) starts no new POST and no retry; the POSTs in flight get
+``stop_grace_s`` to finish, then their workers are cancelled (those files stay unacknowledged);
+endJob gets one attempt of at most :data:`END_JOB_ON_STOP_S`; the report and journal are
+written. An abort (the second signal) cancels whatever is under way at once; the journal keeps
+its last committed receipt and the report is still built. Worst case from the first signal to
+the end of the run: ``stop_grace_s`` + :data:`END_JOB_ON_STOP_S` + closing the journal.
 
 Memory is bounded by the two queues (``queue_size`` entries each) plus, per worker, one open
 batch of entries and about two read chunks of file data.
@@ -19,7 +26,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +51,7 @@ from bulkup.walker import Walker
 
 log = structlog.get_logger("bulkup.uploader")
 END_JOB_TIMEOUT_S = 600.0
+END_JOB_ON_STOP_S = 10.0
 Progress = Callable[[StatsSnapshot], None]
 
 
@@ -59,9 +67,11 @@ class RunHooks:
 
 
 async def run_upload(config: UploadConfig, sources: Sequence[str], *,
-                     stop: asyncio.Event | None = None,
+                     stop: asyncio.Event | None = None, abort: asyncio.Event | None = None,
                      hooks: RunHooks = RunHooks()) -> UploadReport:
     """Upload every file under ``sources``; returns the report.
+
+    ``stop`` asks for a graceful stop (see the module's notes), ``abort`` for leaving at once.
 
     Raises only ConfigError (no server) and JournalError (journal locked, damaged or newer);
     everything else that goes wrong is in the report.
@@ -78,7 +88,7 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
         if recorder is not None:
             failures.sink = recorder.failed
         return await _run(config, url, sources, stats, failures, recorder,
-                          stop or asyncio.Event(), hooks)
+                          stop or asyncio.Event(), abort, hooks)
     finally:
         if recorder is not None:
             await recorder.close()
@@ -86,10 +96,9 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
 
 async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: Stats,
                failures: Failures, recorder: RunRecorder | None, stop: asyncio.Event,
-               hooks: RunHooks) -> UploadReport:
+               abort: asyncio.Event | None, hooks: RunHooks) -> UploadReport:
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
-    fatal: str | None = None
     async with UploadClient(config, url) as client:
         monitor, config = await find_monitor(client, config, hooks.sleep)
         walker = _walker(config, sources, failures)
@@ -98,22 +107,18 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
                               run_id=recorder.run_id if recorder else 0)
         coordinator = JobCoordinator(
             client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
-            rng=hooks.rng, recorder=recorder, status=monitor,
+            rng=hooks.rng, recorder=recorder, status=monitor, stop=stop,
             resume=(resume.handle, resume.name) if resume else None)
         reader = HelperReader() if config.read_helper else None
         if reader is not None:
             await reader.start()
         sender = BatchSender(client=client, coordinator=coordinator, config=config,
                              stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
-                             on_posted=_receipts(recorder, planner, ledger), reader=reader)
-        try:
-            await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
-        except BaseExceptionGroup as group:  # from the TaskGroup
-            fatal = _fatal_reason(group)
-        finally:
-            if reader is not None:
-                await reader.close()
-        fatal = await _close_job(coordinator, fatal)
+                             on_posted=_receipts(recorder, planner, ledger), reader=reader,
+                             stop=stop)
+        work = _send_and_close(config, walker, planner, sender, coordinator, stats, stop,
+                               hooks, reader)
+        fatal = await _unless_aborted(work, abort, stop)
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():
             handles += await recorder.earlier_unconfirmed_jobs(handles)
@@ -130,6 +135,42 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         log.error("journal_finish_failed", reason=str(exc))
         return dataclasses.replace(report, fatal_error=report.fatal_error or str(exc))
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
+
+
+async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPlanner,
+                          sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
+                          stop: asyncio.Event, hooks: RunHooks,
+                          reader: HelperReader | None) -> str | None:
+    """The pipeline, then endJob; returns why the run failed, if it did."""
+    fatal: str | None = None
+    try:
+        await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
+    except BaseExceptionGroup as group:  # from the TaskGroup
+        fatal = _fatal_reason(group)
+    finally:
+        if reader is not None:
+            await reader.close()
+    return await _close_job(coordinator, fatal, stop.is_set())
+
+
+async def _unless_aborted(work: Coroutine[Any, Any, str | None], abort: asyncio.Event | None,
+                          stop: asyncio.Event) -> str | None:
+    """``work``'s outcome; when ``abort`` fires first, ``work`` is cancelled (and awaited:
+    receipts being written finish first) and the run counts as interrupted."""
+    task = asyncio.ensure_future(work)
+    aborting = asyncio.ensure_future((abort or asyncio.Event()).wait())
+    try:
+        await asyncio.wait((task, aborting), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        aborting.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        stop.set()
+        log.warning("run_aborted", reason="second signal: left without waiting")
+        return None
+    return task.result()
 
 
 def _with_verdicts(report: UploadReport, outcome: Outcome | None, confirmation: str,
@@ -187,9 +228,30 @@ async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
             group.create_task(_cancel_on(stop, walking, planning)),
             group.create_task(_report_progress(walker, stats, hooks)),
         ]
-        await asyncio.wait(workers)
+        await _drain(workers, stop, config.stop_grace_s)
         for task in helpers:
             task.cancel()
+
+
+async def _drain(workers: list[asyncio.Task[None]], stop: asyncio.Event, grace_s: float) -> None:
+    """Wait for the workers; once ``stop`` is set, for at most ``grace_s`` more, then cancel
+    the ones still sending (their POSTs are abandoned, their files stay unacknowledged)."""
+    pending: set[asyncio.Task[Any]] = set(workers)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while pending and not stop.is_set():
+            _, pending = await asyncio.wait(pending | {stopping},
+                                            return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stopping)
+    finally:
+        stopping.cancel()
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=grace_s)
+    if pending:
+        log.warning("posts_abandoned", workers=len(pending), grace_s=grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending)
 
 
 def _packer(config: UploadConfig) -> BatchPacker:
@@ -270,16 +332,20 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield exc
 
 
-async def _close_job(coordinator: JobCoordinator, fatal: str | None) -> str | None:
-    """endJob for an opened job, whatever happened before; a failure here is reported."""
+async def _close_job(coordinator: JobCoordinator, fatal: str | None,
+                     stopping: bool) -> str | None:
+    """endJob for an opened job, whatever happened before; a failure here is reported (when
+    stopping, only logged: the server closes an idle job itself, and the run exits 130)."""
     await coordinator.settled()
     if coordinator.handle is None:
         return fatal
     try:
-        async with asyncio.timeout(END_JOB_TIMEOUT_S):
+        async with asyncio.timeout(END_JOB_ON_STOP_S if stopping else END_JOB_TIMEOUT_S):
             await coordinator.end_job()
     except Exception as exc:
         log.error("job_close_failed", job_handle=coordinator.handle, reason=describe(exc))
+        if stopping:
+            return fatal
         return fatal or f"could not close job {coordinator.handle}: {describe(exc)}"
     return fatal
 
