@@ -110,3 +110,6 @@ def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
             monkeypatch.setattr(cls, "parts", parts)
 
     return install
+
+
+from .scripted import scripted  # noqa: E402, F401  (a fixture: a scripted servlet)
