@@ -12,25 +12,26 @@ from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, Outcome, confirm_job
 from bulkup.errors import BulkupError
 from bulkup.monitor import JobMonitor
-from bulkup.retry import Sleep
+from bulkup.retry import Sleep, unless_stopped
 from bulkup.sender import Failures
 
 log = structlog.get_logger("bulkup.outcome")
 PROBE_ATTEMPTS = 2
 
 
-async def find_monitor(client: UploadClient, config: UploadConfig,
-                       sleep: Sleep) -> tuple[JobMonitor | None, UploadConfig]:
+async def find_monitor(client: UploadClient, config: UploadConfig, sleep: Sleep,
+                       stop: asyncio.Event) -> tuple[JobMonitor | None, UploadConfig]:
     """The monitoring API if it answers, and the config capped to the server's file limit.
 
-    An API that cannot be reached is said once; the upload goes on without it.
+    An API that cannot be reached is said once; the upload goes on without it. A stop ends
+    the probe (the run then sends nothing anyway).
     """
     api_url = config.resolved_api_url
     if api_url is None:
         return None, config
     monitor = JobMonitor(client=client, config=config, api_url=api_url, sleep=sleep)
     try:
-        limit = await monitor.max_file_size(attempts=PROBE_ATTEMPTS)
+        limit = await unless_stopped(monitor.max_file_size(attempts=PROBE_ATTEMPTS), stop)
     except BulkupError as exc:  # even a fault: the upload itself will say what is wrong
         log.warning("job_monitoring_unavailable", api_url=api_url, reason=describe(exc),
                     consequence="files stay posted, not confirmed by the job log")

@@ -122,11 +122,24 @@ async def _back_off(sleep: Sleep, wait_s: float, stop: asyncio.Event | None,
     if stop is None:
         await sleep(wait_s)
         return
-    sleeping = asyncio.ensure_future(sleep(wait_s))
+    try:
+        await unless_stopped(sleep(wait_s), stop)
+    except RunStopping as stopping:
+        raise RunStopping(f"{stopping} (last error: {exc})") from exc
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """``work``'s result; when ``stop`` is set first, ``work`` is cancelled (and awaited) and
+    :class:`RunStopping` raised."""
+    task = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait((sleeping, stopping), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        sleeping.cancel()
         stopping.cancel()
-    _unless_stopping(stop, exc)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled() and stop.is_set():
+        raise RunStopping("the run is stopping: not waited for")
+    return task.result()

@@ -35,7 +35,7 @@ import structlog
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, MemoryLedger, Outcome
-from bulkup.errors import ConfigError, JournalError, is_fatal
+from bulkup.errors import ConfigError, JournalError, RunStopping, is_fatal
 from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.outcome import find_monitor, server_verdicts
@@ -43,7 +43,7 @@ from bulkup.packing import BatchPacker
 from bulkup.reader import HelperReader
 from bulkup.recorder import JournalLedger, RunRecorder
 from bulkup.report import UploadReport
-from bulkup.retry import Sleep
+from bulkup.retry import Sleep, unless_stopped
 from bulkup.sender import BatchSender, Failures, OnPosted
 from bulkup.stats import Stats, StatsSnapshot
 from bulkup.sync import SyncPlanner
@@ -100,7 +100,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
     async with UploadClient(config, url) as client:
-        monitor, config = await find_monitor(client, config, hooks.sleep)
+        monitor, config = await find_monitor(client, config, hooks.sleep, stop)
         walker = _walker(config, sources, failures)
         planner = SyncPlanner(config=config, stats=stats,
                               journal=recorder.journal if recorder else None,
@@ -157,20 +157,14 @@ async def _unless_aborted(work: Coroutine[Any, Any, str | None], abort: asyncio.
                           stop: asyncio.Event) -> str | None:
     """``work``'s outcome; when ``abort`` fires first, ``work`` is cancelled (and awaited:
     receipts being written finish first) and the run counts as interrupted."""
-    task = asyncio.ensure_future(work)
-    aborting = asyncio.ensure_future((abort or asyncio.Event()).wait())
+    if abort is None:
+        return await work
     try:
-        await asyncio.wait((task, aborting), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        aborting.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))
-    if task.cancelled():
+        return await unless_stopped(work, abort)
+    except RunStopping:
         stop.set()
         log.warning("run_aborted", reason="second signal: left without waiting")
         return None
-    return task.result()
 
 
 def _with_verdicts(report: UploadReport, outcome: Outcome | None, confirmation: str,
