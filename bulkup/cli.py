@@ -79,6 +79,11 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                           "body at 32 KiB/s)")
     how.add_argument("--stop-grace", dest="stop_grace_s", type=float, metavar="SECONDS",
                      help="after SIGINT/SIGTERM, time the POSTs in flight get (default 30)")
+    how.add_argument("--proxy", metavar="URL",
+                     help="HTTP proxy for every request, http://[user:pass@]host:port "
+                          "(default: https_proxy / all_proxy / no_proxy, as curl)")
+    how.add_argument("--no-proxy", dest="proxy", action="store_const", const="direct",
+                     help="connect directly, whatever the proxy variables say")
     how.add_argument("--ipv6", dest="address_family", action="store_const", const="ipv6",
                      help="connect over IPv6 (default IPv4)")
     how.add_argument("--ca-bundle", type=Path, help="trust this CA bundle for TLS")
@@ -234,7 +239,8 @@ def _config_from(args: argparse.Namespace) -> Any:
             "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
-            "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s")
+            "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",
+            "proxy")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None

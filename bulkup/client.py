@@ -23,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+import structlog
 import yarl
 
 from bulkup import __version__
@@ -39,13 +41,16 @@ from bulkup.errors import (
     CertificateError,
     ConnectError,
     ProtocolError,
+    ProxyRefused,
     RedirectRefused,
     RequestTimeout,
     TransportError,
 )
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
+from bulkup.proxy import Proxy, proxy_for
 
+log = structlog.get_logger("bulkup.client")
 USER_AGENT = f"bulkup/{__version__}"
 POST_MIN_RATE = 32 * 1024
 """Bytes per second a POST's body is given at least when its deadline is not configured:
@@ -55,12 +60,21 @@ _FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": socket.AF_U
 
 
 @contextlib.contextmanager
-def mapped_errors(url: str) -> Iterator[None]:
+def mapped_errors(url: str, proxy: Proxy | None = None) -> Iterator[None]:
     """Translate aiohttp and socket errors into the bulkup tree (the only such seam)."""
     try:
         yield
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise RequestTimeout(f"timed out talking to {url}") from exc
+    except aiohttp.ClientProxyConnectionError as exc:
+        raise ConnectError(f"cannot connect to the proxy {_shown(proxy)} for {url}: "
+                           f"{exc.os_error.strerror or exc}") from exc
+    except aiohttp.ClientHttpProxyError as exc:
+        problem = f"the proxy {_shown(proxy)} answered HTTP {exc.status} for {url}"
+        if exc.status in (403, 407):
+            raise ProxyRefused(f"{problem}: it refuses to carry the request (check the "
+                               "proxy URL's user:password)") from None
+        raise TransportError(problem) from None
     except aiohttp.ClientConnectorCertificateError as exc:
         raise CertificateError(f"TLS certificate of {url} not trusted "
                                f"({exc.certificate_error}); give its CA with --ca-bundle") \
@@ -73,6 +87,10 @@ def mapped_errors(url: str) -> Iterator[None]:
                                  "while sending; stall_timeout_s)") from exc
         raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
             from exc
+
+
+def _shown(proxy: Proxy | None) -> str:
+    return f"{proxy.shown()} (from {proxy.source})" if proxy is not None else "(none)"
 
 
 def post_deadline_s(config: UploadConfig, body_bytes: int) -> float:
@@ -134,10 +152,21 @@ def stall_limited_sockets(stall_timeout_s: float) -> Callable[[Any], socket.sock
 class UploadClient:
     """Sends prepared bodies to the servlet and classifies the answers (spec §4.5)."""
 
-    def __init__(self, config: UploadConfig, url: str) -> None:
+    def __init__(self, config: UploadConfig, url: str,
+                 environ: Mapping[str, str] = os.environ) -> None:
         self._config = config
         self.url = url
         self._session: aiohttp.ClientSession | None = None
+        self._environ = environ
+        self._proxies: dict[str, Proxy | None] = {}
+
+    def _proxy(self, url: str) -> Proxy | None:
+        """The proxy for ``url`` (decided once per URL; said once in the log)."""
+        if url not in self._proxies:
+            proxy = self._proxies[url] = proxy_for(url, self._config.proxy, self._environ)
+            if proxy is not None:
+                log.info("proxy_used", url=url, proxy=proxy.shown(), source=proxy.source)
+        return self._proxies[url]
 
     async def __aenter__(self) -> UploadClient:
         config = self._config
@@ -170,9 +199,10 @@ class UploadClient:
 
     async def _post(self, body: BatchBody, headers: dict[str, str]) -> UploadPostReturn:
         assert self._session is not None
-        with mapped_errors(self.url):
+        proxy = self._proxy(self.url)
+        with mapped_errors(self.url, proxy):
             async with self._session.post(self.url, data=body, headers=headers,
-                                          allow_redirects=False) as resp:
+                                          allow_redirects=False, **_via(proxy)) as resp:
                 refuse_redirect(self.url, resp)
                 raw = await _read_bounded(resp)
                 return parse_upload_response(
@@ -185,16 +215,23 @@ class UploadClient:
         """One SOAP call to the monitoring API; returns the ``<operation>Return`` element."""
         assert self._session is not None, "use 'async with UploadClient(...)'"
         headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": operation}
-        session = self._session
+        session, proxy = self._session, self._proxy(url)
         async with deadline(url, post_deadline_s(self._config, len(envelope))):
-            with mapped_errors(url):
+            with mapped_errors(url, proxy):
                 async with session.post(url, data=envelope, headers=headers,
-                                        allow_redirects=False) as resp:
+                                        allow_redirects=False, **_via(proxy)) as resp:
                     refuse_redirect(url, resp)
                     raw = await _read_bounded(resp, MAX_SOAP_RESPONSE_BYTES)
                     return parse_soap_response(
                         raw, operation=operation, http_status=resp.status,
                         content_encoding=resp.headers.get("Content-Encoding"))
+
+
+def _via(proxy: Proxy | None) -> dict[str, Any]:
+    """aiohttp's request arguments for ``proxy``."""
+    if proxy is None:
+        return {}
+    return {"proxy": proxy.url, "proxy_headers": dict(proxy.headers) or None}
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_BYTES) -> bytes:

@@ -42,6 +42,7 @@ from bulkup.errors import ConfigError
 from bulkup.protocol.enums import EmailSetting
 from bulkup.protocol.namespaces import KNOWN_NAMESPACES, NS_2014_04_03
 from bulkup.protocol.options import UploadPostJob
+from bulkup.proxy import DIRECT, parse_proxy
 
 __all__ = [
     "ENV_PREFIX",
@@ -158,6 +159,10 @@ class UploadConfig:
         post_timeout_s: Deadline of one whole POST, from its first byte to the end of its
             answer; None sets it per POST to ``read_timeout_s`` plus the body's size at
             32 KiB/s (:func:`bulkup.client.post_deadline_s`). An expired POST is retried.
+        proxy: HTTP proxy URL for every request (``http://[user:password@]host:port``), or
+            ``direct`` for none; None takes it from the environment as curl does
+            (``https_proxy``, ``http_proxy``, ``all_proxy``, ``no_proxy``; see
+            :mod:`bulkup.proxy`).
         stop_grace_s: After the first SIGINT or SIGTERM, how long the POSTs in flight may take
             to finish before they are abandoned (their files stay unacknowledged).
         max_attempts: Attempts per POST for retryable failures (1 = no retry).
@@ -221,6 +226,7 @@ class UploadConfig:
     stall_timeout_s: float = 120.0
     post_timeout_s: float | None = None
     stop_grace_s: float = 30.0
+    proxy: str | None = field(default=None, repr=False)
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
@@ -280,6 +286,7 @@ class UploadConfig:
         if self.post_timeout_s is not None:
             check_seconds(self, "post_timeout_s")
         check_seconds(self, "stop_grace_s")
+        _check_proxy(self)
         check_int(self, "max_attempts", 1)
         check_seconds(self, "backoff_base_s")
         check_seconds(self, "backoff_cap_s")
@@ -385,6 +392,16 @@ def _check_password(obj: UploadConfig) -> None:
     value = obj.password
     if value is not None and not (isinstance(value, str) and value):
         fail("password", "must be a non-empty string")
+
+
+def _check_proxy(obj: UploadConfig) -> None:
+    # Never echoed: a proxy URL may hold a password.
+    value = obj.proxy
+    if value is None or value == DIRECT:
+        return
+    if not isinstance(value, str) or not value.strip():
+        fail("proxy", f"must be a proxy URL (http://host:port) or {DIRECT!r}")
+    parse_proxy(value, "proxy")
 
 
 def _check_source_ip(obj: UploadConfig) -> None:

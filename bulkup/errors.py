@@ -12,7 +12,8 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │   └── TargetNameError               a name the server would refuse      fails that file
     ├── TransportError                    no usable HTTP response             retryable
     │   ├── ConnectError                  cannot connect                      retryable
-    │   │   └── CertificateError          TLS certificate not trusted         fatal
+    │   │   ├── CertificateError          TLS certificate not trusted         fatal
+    │   │   └── ProxyRefused              the proxy refused (407, 403)        fatal
     │   └── RequestTimeout                connect or read timeout             retryable
     ├── ApiError                          the server answered a failure       .http_status
     │   ├── ServerUnavailable             5xx/429/408 without a fault body    retryable
@@ -26,6 +27,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │   ├── HandleMismatch                an answer naming another job        retryable once
     │   └── RedirectRefused               a 3xx (never followed)              fails the POST
     ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
+    ├── ReportError                       the --report file cannot be written exit 2 (at least)
     ├── JobStopped                        the job was stopped on the server   fatal
     ├── SourceAddressChanged              the job refuses this machine's address  fatal
     ├── RunStopping                       stop asked: no new POST or retry    files unsent
@@ -54,7 +56,9 @@ __all__ = [
     "JournalError",
     "ProtocolError",
     "ProtocolValueError",
+    "ProxyRefused",
     "RedirectRefused",
+    "ReportError",
     "RequestRejected",
     "RequestTimeout",
     "RunStopping",
@@ -122,6 +126,14 @@ class ConnectError(TransportError):
 
 class CertificateError(ConnectError):
     """The server's TLS certificate is not trusted: retrying cannot help."""
+
+    retryable = False
+    fatal = True
+
+
+class ProxyRefused(ConnectError):
+    """The HTTP proxy refused to carry the request (407 without valid credentials, 403):
+    retrying cannot help."""
 
     retryable = False
     fatal = True
@@ -226,6 +238,12 @@ class JournalError(BulkupError):
     """The run journal cannot be used: locked by another run, damaged, or from a newer bulkup."""
 
     fatal = True
+
+
+class ReportError(BulkupError):
+    """The JSON report cannot be written (its directory missing or read-only, the disk full);
+    the message names the path. The run itself is over: the CLI says so and exits 2, or with
+    the run's own code when that is worse (3, 130)."""
 
 
 class JobStopped(BulkupError):

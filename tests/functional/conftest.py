@@ -113,3 +113,4 @@ def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
 
 
 from .scripted import scripted  # noqa: E402, F401  (a fixture: a scripted servlet)
+from .tls_fixtures import ca, tls_emulator  # noqa: E402, F401  (fixtures: TLS)
