@@ -25,3 +25,15 @@ def _private_state_dir(tmp_path_factory: pytest.TempPathFactory,
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
     return state
+
+
+PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
+                   "ALL_PROXY", "no_proxy", "NO_PROXY", "BULKUP_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback tests talk to loopback: a proxy set on the developer's machine is not used
+    (tests about proxies set their own)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
