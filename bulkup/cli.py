@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bulkup import __version__
-from bulkup.errors import ConfigError, JournalError
+from bulkup.errors import ConfigError, JournalError, ReportError
 from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
 UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
@@ -306,7 +306,11 @@ def _finish(report: UploadReport, config: Any, progress: Any) -> int:
     for line in report.summary_lines():
         print(line)
     if config.report is not None:
-        report.write_json(config.report)
+        try:
+            report.write_json(config.report)
+        except ReportError as exc:  # the run is over; say so, and never exit 0 or 1
+            print(f"bulkup: {exc}", file=sys.stderr)
+            return max(report.exit_code, EXIT_USAGE)
     return report.exit_code
 
 

@@ -27,7 +27,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │   ├── HandleMismatch                an answer naming another job        retryable once
     │   └── RedirectRefused               a 3xx (never followed)              fails the POST
     ├── JournalError                      journal locked, damaged or newer    fatal, exit 2
-    ├── ReportError                       the --report file cannot be written exit 2 (at least)
+    ├── ReportError                       --report file cannot be written     exit 2 (or 3, 130)
     ├── JobStopped                        the job was stopped on the server   fatal
     ├── SourceAddressChanged              the job refuses this machine's address  fatal
     ├── RunStopping                       stop asked: no new POST or retry    files unsent

@@ -64,10 +64,15 @@ class RunRecorder:
 
     async def posted(self, entries: Sequence[FileEntry], job_handle: str,
                      hashes: dict[str, str]) -> None:
-        """The POST carrying ``entries`` was acknowledged: one transaction."""
-        await self.journal.call(Journal.record_posted, self.run_id, entries, job_handle, hashes)
+        """The POST carrying ``entries`` was acknowledged: one transaction, the last step.
+
+        The buffered failures are written first: when anything here raises, the receipt is
+        not in the journal and the caller does not count the files, so the report and the
+        journal agree (a receipt written, then an error, made the report count 0 uploaded
+        while the journal held them)."""
         if self._failures:
             await self.flush_failures()
+        await self.journal.call(Journal.record_posted, self.run_id, entries, job_handle, hashes)
 
     async def flush_failures(self) -> None:
         """Write the buffered failures."""

@@ -2,16 +2,26 @@
 
 Exit codes: 0 everything uploaded (or nothing to do), 1 some files failed, 2 usage or config
 error, 3 fatal (authentication, authorization, server unreachable), 130 interrupted.
+
+Every string of the JSON report and of the summary goes through
+:func:`~bulkup.targets.escaped`, so a name that is not valid UTF-8 (or holds control characters)
+is shown as ``caf\\xe9.jpg`` and never breaks the JSON, the journal's run summary or the
+terminal. The report file is written whole or not at all (a temporary file, then
+``os.replace``); when it cannot be written, :class:`~bulkup.errors.ReportError` names the path.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bulkup.errors import ReportError
 from bulkup.models import FileFailure
+from bulkup.targets import escaped
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -64,7 +74,7 @@ class UploadReport:
         return self.files_uploaded / self.duration_s if self.duration_s > 0 else 0.0
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON report (keys are part of the CLI contract)."""
+        """The JSON report (keys are part of the CLI contract), every string escaped."""
         data = asdict(self)
         data["job_handles"] = list(self.job_handles)
         data["gone"] = list(self.gone)
@@ -74,15 +84,33 @@ class UploadReport:
         data["duration_s"] = round(self.duration_s, 3)
         data["mb_per_s"] = round(self.mb_per_s, 3)
         data["files_per_s"] = round(self.files_per_s, 1)
-        return data
+        return {escaped(key): _escaped_strings(value) for key, value in data.items()}
 
     def write_json(self, path: Path) -> None:
-        """Write the JSON report (UTF-8)."""
-        path.write_text(json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
+        """Write the JSON report (UTF-8) atomically: a temporary file beside ``path``, flushed
+        to disk, then renamed over it; a reader sees the old file or the whole new one.
+
+        Raises:
+            ReportError: the report cannot be written (the message names the path and why);
+                ``path`` is then left as it was.
+        """
+        text = json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n"
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as out:
+                out.write(text.encode("utf-8"))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(temporary)
+            reason = exc.strerror or type(exc).__name__
+            raise ReportError(f"cannot write the report to {escaped(str(path))}: {reason}") \
+                from exc
 
     def summary_lines(self) -> list[str]:
-        """The human summary printed at the end of a run."""
+        """The human summary printed at the end of a run (escaped: safe for any terminal)."""
         if self.dry_run:
             return [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
                     f"{self.planned_posts} POSTs planned; nothing was sent"]
@@ -107,7 +135,7 @@ class UploadReport:
             lines.append(f"  ... and {self.files_failed - len(self.failures)} more")
         if self.emulator_root:
             lines.append(f"files landed under {self.emulator_root}")
-        return lines
+        return [escaped(line) for line in lines]
 
 
     def _verdict_line(self) -> str:
@@ -121,6 +149,17 @@ class UploadReport:
         if self.jobs_stopped:
             line += f"; {self.jobs_stopped} job(s) were stopped on the server"
         return line
+
+
+def _escaped_strings(value: Any) -> Any:
+    """``value`` with every string in it (keys included) passed through ``escaped``."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, dict):
+        return {escaped(k): _escaped_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped_strings(item) for item in value]
+    return value
 
 
 def _size(n: int) -> str:

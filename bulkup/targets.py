@@ -4,6 +4,11 @@ A target is ``<company_root>/<dest_folder>/<rel_path>``, ``/``-separated and NFC
 :func:`target_problem` says why the server would refuse one (D-16 step 5, D-25),
 :func:`needs_file_name_param` whether it must travel in ``uploadPostParam/fileName`` (D-17), and
 :func:`header_file_name` the placeholder ``filename`` sent in the part header in that case.
+
+Names read from disk are ``str`` with surrogate escapes where their bytes were not UTF-8.
+:func:`undecodable_problem` says which segment of a path is such a name, and :func:`escaped`
+turns any text into one that is safe to store, write as JSON and print: every undecodable byte
+shown as ``\\xNN`` (``caf\\xe9.jpg``), every control character as ``\\xNN``.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ __all__ = [
     "MAX_PATH_BYTES",
     "MAX_SEGMENT_BYTES",
     "build_target",
+    "escaped",
     "header_file_name",
     "name_warnings",
     "needs_file_name_param",
     "target_problem",
+    "undecodable_problem",
 ]
 
 MAX_SEGMENT_BYTES = 255
@@ -34,6 +41,8 @@ _PROBLEM_IN_NAME = re.compile(r'[^\x20-\x7e]|[\\:*?"<>|]')  # what the name chec
 _URL_TROUBLE_IN_NAME = re.compile("[#%&+,;= ]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc exactly
+_UNSHOWABLE = re.compile("[\ud800-\udfff\x00-\x1f\x7f-\x9f]")
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)  # surrogateescape's stand-ins for bytes 0x80-0xFF
 
 
 def build_target(rel_path: str, *, company_root: str | None, dest_folder: str | None) -> str:
@@ -130,6 +139,45 @@ def header_file_name(index: int, target: str) -> str:
     if dot and stem and _HEADER_EXTENSION.fullmatch(extension):
         return f"file{index}.{extension}"
     return f"file{index}"
+
+
+def escaped(text: str) -> str:
+    """``text`` safe for SQLite, JSON and a terminal: an undecodable byte (a surrogate escape)
+    becomes ``\\xNN`` with the byte's value, another lone surrogate ``\\uNNNN``, a control
+    character ``\\xNN``; everything else, backslashes included, is kept as it is."""
+    if text.isascii() and text.isprintable():
+        return text  # the usual name: one C-speed check
+    return _UNSHOWABLE.sub(_escape_char, text)
+
+
+def undecodable_problem(path: str, sep: str = "/") -> str | None:
+    """Why a path read from disk cannot be sent or recorded: its first segment whose bytes
+    are not UTF-8, shown escaped; None when every segment decodes.
+
+    Args:
+        path: a path as ``os`` returns it (surrogate escapes for undecodable bytes).
+        sep: the separator of ``path``'s segments.
+
+    Returns:
+        ``"file name is not valid UTF-8: caf\\xe9.jpg"`` when the last segment is the bad one,
+        ``"directory name is not valid UTF-8: caf\\xe9"`` when a directory above it is.
+    """
+    if path.isascii() or _SURROGATE.search(path) is None:
+        return None
+    *folders, name = path.split(sep)
+    bad = next((segment for segment in folders if _SURROGATE.search(segment)), None)
+    if bad is None:
+        return f"file name is not valid UTF-8: {escaped(name)}"
+    return f"directory name is not valid UTF-8: {escaped(bad)}"
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code in _ESCAPED_BYTES:
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
 
 
 def _encoding_problem(target: str) -> str | None:

@@ -7,6 +7,20 @@ exactly one ``asyncio.to_thread`` hop, which returns a list of small records; ev
 walker holds one directory listing at a time and a stack of pending directory paths, never the
 tree. When following symlinks it also remembers the ``(st_dev, st_ino)`` of every directory walked
 under the current root, to detect loops.
+
+Two kinds of name never leave the walker raw:
+
+* A path that is not valid UTF-8 (a file's name, a directory's name anywhere above it, the root's
+  own path included) fails that file alone, with the bad segment shown escaped
+  (``file name is not valid UTF-8: caf\\xe9.jpg``); a directory with such a name is walked, and
+  every file under it fails with ``directory name is not valid UTF-8: ...``, so the counts say
+  how many files were not sent. Every path and target in a failure or a log event goes through
+  :func:`~bulkup.targets.escaped`: nothing with surrogate escapes or control characters reaches
+  the journal, the report or the terminal.
+* With ``follow_symlinks``, a link is followed only when it resolves (``os.path.realpath``, the
+  whole chain) inside a source root, or to a root itself; a link out of the roots is skipped
+  like a FIFO (counted in ``skipped``, a ``walk_skipped`` event, at warning level, with reason
+  ``symlink out of the source roots`` and where it leads), unless ``follow_external_symlinks``.
 """
 
 from __future__ import annotations
@@ -26,10 +40,12 @@ import structlog
 from bulkup.models import FileEntry, FileFailure
 from bulkup.targets import (
     build_target,
+    escaped,
     folder_problem,
     name_problem,
     name_warnings,
     needs_file_name_param,
+    undecodable_problem,
 )
 
 __all__ = ["WalkStats", "Walker"]
@@ -92,6 +108,7 @@ class _Dir(NamedTuple):
 class _Skip(NamedTuple):
     path: str
     reason: str
+    leads_to: str | None = None  # for a link refused because it leads out of the roots
 
 
 class _Fail(NamedTuple):
@@ -143,8 +160,10 @@ class Walker:
             ``/`` also matches the base name. Empty: every file. Applies to files only.
         exclude: globs in the same form; they win over include, and an excluded directory is
             not descended into.
-        follow_symlinks: follow links to files and directories (loops are detected); when False,
-            links below a root are skipped.
+        follow_symlinks: follow links to files and directories that resolve inside a source
+            root (loops are detected); when False, links below a root are skipped.
+        follow_external_symlinks: with ``follow_symlinks``, also follow links that lead out
+            of the source roots (otherwise they are skipped with a reason).
         company_root: the company root folder put in front of every target.
         dest_folder: the folder under the company root that receives the tree.
         max_file_size: files larger than this (in bytes) are reported as failed, not queued.
@@ -161,6 +180,7 @@ class Walker:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         follow_symlinks: bool = False,
+        follow_external_symlinks: bool = False,
         company_root: str | None = None,
         dest_folder: str | None = None,
         max_file_size: int,
@@ -171,6 +191,8 @@ class Walker:
         self._roots = tuple(roots)
         self._filter = _PathFilter(include, exclude)
         self._follow = follow_symlinks
+        self._links = _Links(self._roots, follow=follow_symlinks,
+                             external=follow_external_symlinks)
         self._company_root = company_root
         self._dest_folder = dest_folder
         self._max_file_size = max_file_size
@@ -205,7 +227,7 @@ class Walker:
         if end_markers < 0:
             raise ValueError(f"end_markers must be 0 or more, got {end_markers}")
         may_wait = True
-        log.info("walk_started", roots=list(self._roots))
+        log.info("walk_started", roots=[escaped(root) for root in self._roots])
         try:
             for root in self._roots:
                 await self._walk_root(root, queue)
@@ -218,7 +240,7 @@ class Walker:
             await _put_end_markers(queue, end_markers, may_wait=may_wait)
 
     async def _walk_root(self, root: str, queue: asyncio.Queue[FileEntry | None]) -> None:
-        record, listing = await asyncio.to_thread(_open_root, root, self._follow)
+        record, listing = await asyncio.to_thread(_open_root, root, self._links)
         if listing is None:
             await self._handle_root_record(record, queue)
             return
@@ -227,7 +249,7 @@ class Walker:
         stack = list(reversed(await self._consume(listing, "", seen, queue)))
         while stack:
             directory = stack.pop()
-            listing = await asyncio.to_thread(_scan_dir, directory.path, self._follow)
+            listing = await asyncio.to_thread(_scan_dir, directory.path, self._links)
             subdirs = await self._consume(listing, directory.rel_path, seen, queue)
             stack.extend(reversed(subdirs))
 
@@ -237,7 +259,7 @@ class Walker:
         if isinstance(record, _File):
             await self._offer(record, _nfc(record.name), queue)
         elif isinstance(record, _Skip):
-            self._skip(record.path, record.reason)
+            self._skip(record)
         elif isinstance(record, _Fail):
             self._fail(record.path, record.reason)
 
@@ -262,7 +284,7 @@ class Walker:
                 if self._admit_dir(record, rel_path, seen):
                     subdirs.append(_Pending(record.path, rel_path))
             elif isinstance(record, _Skip):
-                self._skip(record.path, record.reason)
+                self._skip(record)
             else:
                 self._fail(record.path, record.reason)
         return subdirs
@@ -274,7 +296,7 @@ class Walker:
         if seen is None:
             return True
         if record.key in seen:
-            self._skip(record.path, "symlink loop")
+            self._skip(_Skip(record.path, "symlink loop"))
             return False
         seen.add(record.key)
         return True
@@ -288,8 +310,8 @@ class Walker:
         folder_target, folder_problem_found = self._folder_of(rel_path)
         name = rel_path.rpartition("/")[2]
         target = f"{folder_target}/{name}" if folder_target else name
-        problem = (folder_problem_found or name_problem(name, target)
-                   or self._size_problem(record.size))
+        problem = (undecodable_problem(record.path, os.sep) or folder_problem_found
+                   or name_problem(name, target) or self._size_problem(record.size))
         if problem is not None:
             self._fail(record.path, problem, target)
             return
@@ -325,19 +347,51 @@ class Walker:
             return f"file too large: {size} bytes > max_file_size {self._max_file_size}"
         return None
 
-    def _skip(self, path: str, reason: str) -> None:
+    def _skip(self, record: _Skip) -> None:
         self._counts.skipped += 1
-        log.info("walk_skipped", path=path, reason=reason)
+        if record.leads_to is None:
+            log.info("walk_skipped", path=escaped(record.path), reason=record.reason)
+        else:
+            log.warning("walk_skipped", path=escaped(record.path), reason=record.reason,
+                        leads_to=escaped(record.leads_to))
 
     def _fail(self, path: str, reason: str, target: str | None = None) -> None:
+        """Report a failure with every name in it escaped (see the module's notes)."""
         self._counts.failed += 1
-        log.warning("walk_failed", path=path, reason=reason, target=target)
+        failure = FileFailure(escaped(path), escaped(reason),
+                              None if target is None else escaped(target))
+        log.warning("walk_failed", path=failure.path, reason=failure.reason,
+                    target=failure.target)
         if self._on_failure is not None:
-            self._on_failure(FileFailure(path, reason, target))
+            self._on_failure(failure)
+
+
+class _Links:
+    """Which symlinks below a root the walk follows (used in the walker's thread only).
+
+    The roots' real paths are worked out when the first link is met, so a walk without links
+    costs nothing more."""
+
+    def __init__(self, roots: tuple[str, ...], *, follow: bool, external: bool) -> None:
+        self.follow = follow
+        self._roots = roots
+        self._external = external
+        self._inside: tuple[str, ...] | None = None
+
+    def refusal(self, path: str) -> _Skip | None:
+        """None when the link at ``path`` may be followed, else why it is skipped."""
+        if self._external:
+            return None
+        real = os.path.realpath(path)
+        if self._inside is None:
+            self._inside = tuple(_with_sep(os.path.realpath(root)) for root in self._roots)
+        if any(real == root[:-1] or real.startswith(root) for root in self._inside):
+            return None
+        return _Skip(path, "symlink out of the source roots", leads_to=real)
 
 
 
-def _open_root(root: str, follow_symlinks: bool) -> tuple[_Record, _Listing | None]:
+def _open_root(root: str, links: _Links) -> tuple[_Record, _Listing | None]:
     """Stat a root (following a link) and, when it is a directory, list it (one thread hop)."""
     try:
         st = os.stat(root)
@@ -347,22 +401,22 @@ def _open_root(root: str, follow_symlinks: bool) -> tuple[_Record, _Listing | No
         return _stat_error(root, exc), None
     record = _from_stat(root, os.path.basename(os.path.normpath(root)), st)
     if isinstance(record, _Dir):
-        return record, _scan_dir(root, follow_symlinks)
+        return record, _scan_dir(root, links)
     return record, None
 
 
-def _scan_dir(path: str, follow_symlinks: bool) -> _Listing:
+def _scan_dir(path: str, links: _Links) -> _Listing:
     """List a directory and stat every entry (runs in a worker thread)."""
     try:
         with os.scandir(path) as entries:
             names = sorted(entry.name for entry in entries)
     except OSError as exc:
         return _Listing((), _Fail(path, f"cannot read directory: {_os_reason(exc)}"))
-    records = tuple(_classify(os.path.join(path, name), name, follow_symlinks) for name in names)
+    records = tuple(_classify(os.path.join(path, name), name, links) for name in names)
     return _Listing(records)
 
 
-def _classify(path: str, name: str, follow_symlinks: bool) -> _Record:
+def _classify(path: str, name: str, links: _Links) -> _Record:
     try:
         st = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
@@ -371,14 +425,15 @@ def _classify(path: str, name: str, follow_symlinks: bool) -> _Record:
         return _stat_error(path, exc)
     if not stat.S_ISLNK(st.st_mode):
         return _from_stat(path, name, st)
-    if not follow_symlinks:
+    if not links.follow:
         return _Skip(path, "symlink")
     try:
-        return _from_stat(path, name, os.stat(path))
+        st = os.stat(path)
     except FileNotFoundError:
         return _Fail(path, "broken symlink")
     except OSError as exc:
         return _stat_error(path, exc)
+    return links.refusal(path) or _from_stat(path, name, st)
 
 
 def _from_stat(path: str, name: str, st: os.stat_result) -> _Record:
@@ -451,6 +506,10 @@ def _matches(rel_path: str, patterns: tuple[str, ...]) -> bool:
         fnmatchcase(rel_path, pattern) or ("/" not in pattern and fnmatchcase(base, pattern))
         for pattern in patterns
     )
+
+
+def _with_sep(path: str) -> str:
+    return path if path.endswith(os.sep) else path + os.sep
 
 
 def _rel_join(rel_dir: str, name: str) -> str:

@@ -235,7 +235,8 @@ class TestNames:
         assert b"bad\xff.jpg" in os.listdir(os.fsencode(tmp_path))
         failures: list[FileFailure] = []
         assert await _walk(_walker([tmp_path], failures)) == []
-        assert [failure.reason for failure in failures] == ["path is not valid UTF-8"]
+        assert [failure.reason for failure in failures] == [
+            "file name is not valid UTF-8: bad\\xff.jpg"]
 
     async def test_name_warning_logged(self, tmp_path: Path) -> None:
         """A URL-troublesome name is queued, with a warning event."""
@@ -303,7 +304,8 @@ class TestSymlinks:
         _write(tmp_path / "elsewhere" / "real.jpg", b"abc")
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "link.jpg").symlink_to(tmp_path / "elsewhere" / "real.jpg")
-        (entry,) = await _walk(_walker([tmp_path / "src"], follow_symlinks=True))
+        (entry,) = await _walk(_walker([tmp_path / "src"], follow_symlinks=True,
+                                       follow_external_symlinks=True))
         assert (entry.rel_path, entry.size) == ("link.jpg", 3)
 
     async def test_dir_link_followed(self, tmp_path: Path) -> None:
@@ -311,7 +313,8 @@ class TestSymlinks:
         _write(tmp_path / "elsewhere" / "a.jpg")
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "d").symlink_to(tmp_path / "elsewhere")
-        entries = await _walk(_walker([tmp_path / "src"], follow_symlinks=True))
+        entries = await _walk(_walker([tmp_path / "src"], follow_symlinks=True,
+                                      follow_external_symlinks=True))
         assert _rels(entries) == ["d/a.jpg"]
 
     async def test_root_link_always_followed(self, tmp_path: Path) -> None:
@@ -340,7 +343,7 @@ class TestSymlinks:
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "l1").symlink_to(tmp_path / "shared")
         (tmp_path / "src" / "l2").symlink_to(tmp_path / "shared")
-        walker = _walker([tmp_path / "src"], follow_symlinks=True)
+        walker = _walker([tmp_path / "src"], follow_symlinks=True, follow_external_symlinks=True)
         assert _rels(await _walk(walker)) == ["l1/a.jpg"]
         assert walker.stats.skipped == 1
 
