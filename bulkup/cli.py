@@ -66,7 +66,10 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--include", action="append", metavar="GLOB", help="only matching paths")
     what.add_argument("--exclude", action="append", metavar="GLOB",
                       help="leave matching paths out (wins over --include)")
-    what.add_argument("--follow-symlinks", action="store_true", default=None)
+    what.add_argument("--follow-symlinks", action="store_true", default=None,
+                      help="follow links that resolve inside a source root")
+    what.add_argument("--follow-external-symlinks", action="store_true", default=None,
+                      help="with --follow-symlinks, follow links out of the roots too")
     what.add_argument("--max-file-size", metavar="SIZE", help="per-file limit (default 2GiB)")
     how = p.add_argument_group("how")
     how.add_argument("--concurrency", type=int, help="POSTs in flight (default 8)")
@@ -236,7 +239,8 @@ def _config_from(args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {
         key: getattr(args, key) for key in (
             "server_url", "region", "staging", "user", "company_handle", "company_root",
-            "dest_folder", "job_name", "follow_symlinks", "concurrency", "max_files_per_post",
+            "dest_folder", "job_name", "follow_symlinks",
+            "follow_external_symlinks", "concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
             "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",

@@ -151,7 +151,10 @@ class UploadConfig:
         address_family: ``ipv4``, ``ipv6`` or ``any``: which addresses of the host are used.
         include: Glob patterns; when given, only matching files are sent.
         exclude: Glob patterns of files never sent.
-        follow_symlinks: Follow symbolic links while walking.
+        follow_symlinks: Follow symbolic links while walking, only those that resolve inside a
+            source root (a link out of the roots is skipped with a reason).
+        follow_external_symlinks: With ``follow_symlinks``, follow links out of the source
+            roots too.
         connect_timeout_s: Connect timeout, seconds.
         read_timeout_s: Timeout waiting for the answer once a body is sent, seconds.
         stall_timeout_s: Seconds a connection may take no bytes of a body before it is dropped
@@ -221,6 +224,7 @@ class UploadConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
+    follow_external_symlinks: bool = False
     connect_timeout_s: float = 30.0
     read_timeout_s: float = 300.0
     stall_timeout_s: float = 120.0
@@ -280,6 +284,7 @@ class UploadConfig:
         check_patterns(self, "include")
         check_patterns(self, "exclude")
         check_bool(self, "follow_symlinks")
+        check_bool(self, "follow_external_symlinks")
         check_seconds(self, "connect_timeout_s")
         check_seconds(self, "read_timeout_s")
         check_seconds(self, "stall_timeout_s")

@@ -200,7 +200,9 @@ def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
 
 def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures) -> Walker:
     return Walker(roots=sources, include=config.include, exclude=config.exclude,
-                  follow_symlinks=config.follow_symlinks, company_root=config.company_root,
+                  follow_symlinks=config.follow_symlinks,
+                  follow_external_symlinks=config.follow_external_symlinks,
+                  company_root=config.company_root,
                   dest_folder=config.dest_folder, max_file_size=config.max_file_size,
                   on_failure=failures.add)
 
