@@ -17,12 +17,14 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from bulkup import __version__
 from bulkup.errors import ConfigError, JournalError, ReportError
 from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a program whose reader went away."""
 UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
 
 
@@ -122,8 +124,22 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--dry-run", action="store_true", default=None,
                      help="print the plan (files, bytes, POSTs); send nothing")
     out.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
-    out.add_argument("--log-format", choices=("auto", "console", "json"))
+    out.add_argument("--log-format", choices=("auto", "console", "json"),
+                     help="log lines as console text or JSON (auto: console on a terminal)")
+    _add_log_level_arguments(out)
     out.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+
+
+def _add_log_level_arguments(group: Any) -> None:
+    loudness = group.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                          const="debug", help="log debug events too")
+    loudness.add_argument("-q", "--quiet", dest="log_level", action="store_const",
+                          const="warning", help="log warnings and errors only")
+    loudness.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                          help="least severe events logged (default info)")
+    group.add_argument("--log-file", type=Path, metavar="PATH",
+                       help="append the log to PATH as JSON lines instead of stderr")
 
 
 def run() -> NoReturn:
@@ -133,7 +149,10 @@ def run() -> NoReturn:
     report file), so the interpreter's teardown of every module and object, about 40 ms after
     an upload, is skipped: output is flushed and the process ends with ``os._exit``.
     """
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # e.g. ``bulkup status | head``: the reader has what it wanted
+        code = EXIT_BROKEN_PIPE
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
             stream.flush()
@@ -183,7 +202,7 @@ def _job_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(path=args.config, environ=os.environ, overrides=overrides)
     except ConfigError as exc:
-        print(f"bulkup: {exc}", file=sys.stderr)
+        _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(config.log_format)
     return _run_loop(run_job_command(config, args.action, args.handle, as_json=args.json))
@@ -208,15 +227,15 @@ def _upload_command(args: argparse.Namespace) -> int:
 
     try:
         config = _config_from(args)
+        configure_logging(config.log_format, level=config.log_level, log_file=config.log_file)
     except ConfigError as exc:
-        print(f"bulkup: {exc}", file=sys.stderr)
+        _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(config.log_format)
     if not args.sources and not args.emulator:
-        print("bulkup: give at least one SRC (or --emulator for a sample run)", file=sys.stderr)
+        _say("bulkup: give at least one SRC (or --emulator for a sample run)", file=sys.stderr)
         return EXIT_USAGE
     if config.insecure:
-        print("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
+        _say("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
     from bulkup.lean_import import import_aiohttp
     from bulkup.malloc_tuning import tune_malloc
 
@@ -244,7 +263,7 @@ def _config_from(args: argparse.Namespace) -> Any:
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
             "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",
-            "proxy")
+            "proxy", "log_level", "log_file")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None
@@ -280,7 +299,7 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
         report = await run_upload(config, args.sources, stop=stop, abort=abort, hooks=hooks)
     except (ConfigError, JournalError) as exc:
         progress.finish()
-        print(f"bulkup: {exc}", file=sys.stderr)
+        _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return _finish(report, config, progress)
 
@@ -293,7 +312,7 @@ async def _upload_to_embedded(config: Any, args: argparse.Namespace,
 
     sources = args.sources or [str(make_sample_tree())]
     async with embedded_emulator() as server:
-        print(f"embedded emulator: {server.url} (files land under {server.root})",
+        _say(f"embedded emulator: {server.url} (files land under {server.root})",
               file=sys.stderr)
         config = config.with_overrides(
             server_url=server.url, region=None, staging=False, user=server.user,
@@ -308,14 +327,21 @@ async def _upload_to_embedded(config: Any, args: argparse.Namespace,
 def _finish(report: UploadReport, config: Any, progress: Any) -> int:
     progress.finish()
     for line in report.summary_lines():
-        print(line)
+        _say(line)
     if config.report is not None:
         try:
             report.write_json(config.report)
         except ReportError as exc:  # the run is over; say so, and never exit 0 or 1
-            print(f"bulkup: {exc}", file=sys.stderr)
+            _say(f"bulkup: {exc}", file=sys.stderr)
             return max(report.exit_code, EXIT_USAGE)
     return report.exit_code
+
+
+def _say(*parts: object, file: TextIO | None = None) -> None:
+    """``print``, except that a reader gone away (``| head``) or a closed stream is no error:
+    the run's own exit code stands."""
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        print(*parts, file=file or sys.stdout, flush=True)
 
 
 def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:
@@ -330,10 +356,10 @@ def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:
         if abort.is_set() and main_task is not None:
             main_task.cancel()
         elif stop.is_set():
-            print("\nbulkup: leaving now; POSTs in flight are abandoned", file=sys.stderr)
+            _say("\nbulkup: leaving now; POSTs in flight are abandoned", file=sys.stderr)
             abort.set()
         else:
-            print("\nbulkup: interrupted; no new POSTs, those in flight get stop_grace_s to "
+            _say("\nbulkup: interrupted; no new POSTs, those in flight get stop_grace_s to "
                   "finish, then the job is closed (again to leave at once)", file=sys.stderr)
             stop.set()
 

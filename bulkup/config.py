@@ -65,11 +65,13 @@ GiB = 1024**3
 Region = Literal["na", "emea", "apac"]
 AddressFamily = Literal["ipv4", "ipv6", "any"]
 LogFormat = Literal["auto", "console", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 
 _REGIONS: tuple[str, ...] = get_args(Region)
 _ADDRESS_FAMILIES: tuple[str, ...] = get_args(AddressFamily)
 _LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 # Spec §1.1: (region, staging) -> upload servlet URL, and -> SOAP API base.
 _UPLOAD_URLS: dict[tuple[str, bool], str] = {
@@ -183,6 +185,9 @@ class UploadConfig:
         dry_run: Walk and plan the batches, but send nothing.
         report: Where to write the JSON report; None writes none.
         log_format: ``auto`` (console on a terminal, else JSON), ``console`` or ``json``.
+        log_level: The least severe events logged: ``debug``, ``info``, ``warning`` or
+            ``error`` (``-v`` is debug, ``-q`` warning).
+        log_file: Append the log to this file as JSON lines instead of writing it to stderr.
         journal: The run journal (SQLite) to use; None picks one per upload target under
             ``$XDG_STATE_HOME/bulkup/`` (else ``~/.local/state/bulkup/``).
         no_journal: Keep no journal: no resume, no skipping of unchanged files.
@@ -245,6 +250,8 @@ class UploadConfig:
     dry_run: bool = False
     report: Path | None = None
     log_format: LogFormat = "auto"
+    log_level: LogLevel = "info"
+    log_file: Path | None = None
     journal: Path | None = None
     no_journal: bool = False
     checksum: bool = False
@@ -306,6 +313,8 @@ class UploadConfig:
         check_bool(self, "dry_run")
         check_path(self, "report")
         check_choice(self, "log_format", _LOG_FORMATS)
+        check_choice(self, "log_level", _LOG_LEVELS)
+        check_path(self, "log_file")
         check_path(self, "journal")
         for name in ("no_journal", "checksum", "force", "retry_failed", "no_wait",
                      "require_confirmation", "read_helper"):

@@ -1,23 +1,50 @@
 """The one place that configures structlog: console lines on a terminal, JSON lines otherwise.
 
 Library modules only call ``structlog.get_logger()``; events are fixed snake_case names with
-key-value fields. Log output goes to stderr so stdout stays free for the summary.
+key-value fields. Log output goes to stderr so stdout stays free for the summary, or to
+``log_file`` (JSON lines, appended). A reader that went away (``bulkup ... 2>&1 | head``) or a
+closed stream never stops a run: such a line is dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import structlog
 
+from bulkup.errors import ConfigError
 
-def configure_logging(log_format: str = "auto", *, level: int = logging.INFO,
-                      stream: TextIO | None = None) -> None:
-    """Set up structlog for the CLI: ``auto`` picks console on a TTY, JSON elsewhere."""
-    stream = stream or sys.stderr
-    json_lines = log_format == "json" or (log_format == "auto" and not stream.isatty())
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+
+class TolerantPrintLogger:
+    """structlog's print logger, except that a write to a gone reader is dropped."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        try:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader left; the stream was closed
+            pass
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+def configure_logging(log_format: str = "auto", *, level: str | int = logging.INFO,
+                      stream: TextIO | None = None, log_file: Path | None = None) -> None:
+    """Set up structlog for the CLI: ``auto`` picks console on a TTY, JSON elsewhere; with
+    ``log_file``, JSON lines appended to that file."""
+    stream = _open_log_file(log_file) if log_file is not None else stream or sys.stderr
+    json_lines = log_file is not None or log_format == "json" or (
+        log_format == "auto" and not stream.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_lines
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -29,7 +56,23 @@ def configure_logging(log_format: str = "auto", *, level: int = logging.INFO,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            LEVELS[level] if isinstance(level, str) else level),
+        logger_factory=_factory(stream),
         cache_logger_on_first_use=True,
     )
+
+
+def _factory(stream: TextIO) -> Any:
+    def make(*_: Any) -> TolerantPrintLogger:
+        return TolerantPrintLogger(stream)
+
+    return make
+
+
+def _open_log_file(path: Path) -> TextIO:
+    try:
+        return path.open("a", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise ConfigError(f"log_file: cannot write {path} ({exc.strerror}); give a writable "
+                          "file with --log-file") from None

@@ -40,6 +40,7 @@ from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.outcome import find_monitor, server_verdicts
 from bulkup.packing import BatchPacker
+from bulkup.preflight import check_before_upload
 from bulkup.reader import HelperReader
 from bulkup.recorder import JournalLedger, RunRecorder
 from bulkup.report import UploadReport
@@ -73,9 +74,11 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
 
     ``stop`` asks for a graceful stop (see the module's notes), ``abort`` for leaving at once.
 
-    Raises only ConfigError (no server) and JournalError (journal locked, damaged or newer);
-    everything else that goes wrong is in the report.
+    Raises only ConfigError (no server, or a mistake found before the first POST: see
+    :mod:`bulkup.preflight`) and JournalError (journal locked, damaged or newer); everything
+    else that goes wrong is in the report.
     """
+    check_before_upload(config, sources)
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
     if config.dry_run:
