@@ -176,36 +176,65 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_job_commands(commands: Any) -> None:
-    job = commands.add_parser("job", help="look at or stop a job on the server")
+    job = commands.add_parser("job", help="look at or stop jobs on the server")
     actions = job.add_subparsers(dest="action", required=True)
-    for action, text in (("status", "the job's state (getActiveJobs)"),
+    for action, text in (("list", "the company's active jobs (getActiveJobs)"),
+                         ("status", "the job's state (getActiveJobs)"),
                          ("log", "the job's log, every line (getJobLogDetails)"),
                          ("stop", "stop the job (stopJob)")):
-        sub = actions.add_parser(action, help=text)
-        sub.add_argument("handle", metavar="HANDLE", help="the job handle")
+        sub = actions.add_parser(action, help=text, description=text)
+        if action != "list":
+            sub.add_argument("handle", metavar="HANDLE", help="the job handle")
         sub.add_argument("--json", action="store_true", help="JSON for scripts")
-        for flag, kwargs in (("--config", {"type": Path}), ("--server", {"dest": "server_url"}),
-                             ("--region", {"choices": ("na", "emea", "apac")}),
-                             ("--api-url", {}), ("--user", {}), ("--company-handle", {}),
-                             ("--log-format", {"choices": ("auto", "console", "json")})):
-            sub.add_argument(flag, **kwargs)
-        sub.add_argument("--staging", action="store_true", default=None)
+        _add_job_connection_arguments(sub)
+
+
+def _add_job_connection_arguments(sub: argparse.ArgumentParser) -> None:
+    """Where the server is and how to reach it: the same flags as ``upload``."""
+    sub.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    sub.add_argument("--server", dest="server_url", metavar="URL",
+                     help="the UploadFile servlet URL (the API is on its origin)")
+    sub.add_argument("--region", choices=("na", "emea", "apac"),
+                     help="use the region's production servers")
+    sub.add_argument("--staging", action="store_true", default=None,
+                     help="with --region: the staging servers")
+    sub.add_argument("--api-url", metavar="URL", help="SOAP IpsApiService URL")
+    sub.add_argument("--user", help="IPS user e-mail (password: BULKUP_PASSWORD)")
+    sub.add_argument("--company-handle", help="company handle, e.g. 'c|42'")
+    sub.add_argument("--source-ip", metavar="ADDR", help="bind every connection to ADDR")
+    sub.add_argument("--ca-bundle", type=Path, help="trust this CA bundle for TLS")
+    sub.add_argument("--insecure", action="store_true", default=None,
+                     help="do not verify TLS certificates (warns)")
+    sub.add_argument("--proxy", metavar="URL", help="HTTP proxy, http://[user:pass@]host:port")
+    sub.add_argument("--no-proxy", dest="proxy", action="store_const", const="direct",
+                     help="connect directly, whatever the proxy variables say")
+    sub.add_argument("--log-format", choices=("auto", "console", "json"),
+                     help="log lines as console text or JSON")
+
+
+JOB_OVERRIDES = ("server_url", "region", "staging", "api_url", "user", "company_handle",
+                 "log_format", "source_ip", "ca_bundle", "insecure", "proxy")
 
 
 def _job_command(args: argparse.Namespace) -> int:
     from bulkup.config_load import load_config
     from bulkup.job_cli import run_job_command
     from bulkup.log import configure_logging
+    from bulkup.preflight import check_ca_bundle, check_source_ip
 
-    overrides = {key: getattr(args, key) for key in (
-        "server_url", "region", "staging", "api_url", "user", "company_handle", "log_format")}
+    overrides = {key: getattr(args, key) for key in JOB_OVERRIDES}
     try:
         config = load_config(path=args.config, environ=os.environ, overrides=overrides)
+        check_ca_bundle(config.ca_bundle)
+        check_source_ip(config.source_ip)
     except ConfigError as exc:
         _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(config.log_format)
-    return _run_loop(run_job_command(config, args.action, args.handle, as_json=args.json))
+    if config.insecure:
+        _say("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
+    handle = getattr(args, "handle", None)
+    return _run_loop(run_job_command(config, args.action, handle, as_json=args.json))
 
 
 def _add_journal_commands(commands: Any) -> None:

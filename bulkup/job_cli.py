@@ -1,4 +1,6 @@
-"""``bulkup job status|log|stop HANDLE``: the operators' view of a job on the server."""
+"""``bulkup job list`` and ``bulkup job status|log|stop HANDLE``: the operators' view of jobs
+on the server. Exit codes: 0 done, 1 no such job, 2 usage, 3 the API failed. ``--json`` gives
+numbers as numbers."""
 
 from __future__ import annotations
 
@@ -12,15 +14,19 @@ from bulkup.errors import BulkupError
 from bulkup.monitor import JobMonitor
 from bulkup.protocol.soap import as_list
 
-EXIT_OK, EXIT_USAGE, EXIT_FATAL = 0, 2, 3
+EXIT_OK, EXIT_NO_SUCH_JOB, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 SUMMARY_FIELDS = ("jobName", "originalJobName", "logType", "startDate", "endDate",
                   "totalFileCount", "fileSuccessCount", "fileUpdateCount", "fileDuplicateCount",
                   "fileErrorCount", "fileWarningCount", "fatalError")
+NUMBER_FIELDS = frozenset(("totalFileCount", "fileSuccessCount", "fileUpdateCount",
+                           "fileDuplicateCount", "fileErrorCount", "fileWarningCount",
+                           "detailTotalRows", "progress"))
 
 
-async def run_job_command(config: UploadConfig, action: str, handle: str, *,
+async def run_job_command(config: UploadConfig, action: str, handle: str | None, *,
                           as_json: bool) -> int:
-    """Run one job command; 2 without an API URL, 3 when the API fails."""
+    """Run one job command; 1 for an unknown job, 2 without an API URL, 3 when the API
+    fails."""
     api_url = config.resolved_api_url
     if api_url is None or not config.company_handle:
         print("bulkup: give --server, --region or --api-url, and --company-handle",
@@ -29,6 +35,8 @@ async def run_job_command(config: UploadConfig, action: str, handle: str, *,
     try:
         async with UploadClient(config, config.upload_url or api_url) as client:
             monitor = JobMonitor(client=client, config=config, api_url=api_url)
+            if action == "list" or handle is None:
+                return await _list(monitor, as_json)
             if action == "status":
                 return await _status(monitor, handle, as_json)
             if action == "stop":
@@ -41,13 +49,32 @@ async def run_job_command(config: UploadConfig, action: str, handle: str, *,
         return EXIT_FATAL
 
 
+async def _list(monitor: JobMonitor, as_json: bool) -> int:
+    jobs = await monitor.active_jobs()
+    if as_json:
+        print(json.dumps([{"handle": j.handle, "name": j.name, "state": j.state,
+                           "progress": _number(j.progress)} for j in jobs], indent=2))
+        return EXIT_OK
+    if not jobs:
+        print("no active job")
+    for job in jobs:
+        progress = f" {job.progress}%" if job.progress not in (None, "") else ""
+        print(f"{job.handle}  {job.state}{progress}  {job.name or ''}".rstrip())
+    return EXIT_OK
+
+
 async def _status(monitor: JobMonitor, handle: str, as_json: bool) -> int:
     job = await monitor.active_job(handle)
     summary = await _summary(monitor, handle)
+    if job is None and not summary:
+        print(f"bulkup: no job {handle} on the server (job list shows the active ones)",
+              file=sys.stderr)
+        return EXIT_NO_SUCH_JOB
     state = job.state if job else ("Done" if summary.get("endDate") else "not active")
     if as_json:
         print(json.dumps({"handle": handle, "state": state,
-                          "progress": job.progress if job else None, "log": summary}, indent=2))
+                          "progress": _number(job.progress) if job else None,
+                          "log": _numbers(summary)}, indent=2))
         return EXIT_OK
     print(f"job {handle}: {state}" + (f", progress {job.progress}%" if job and job.progress
                                        else ""))
@@ -77,9 +104,20 @@ async def _log(monitor: JobMonitor, handle: str, as_json: bool) -> int:
         for line in page:
             if isinstance(line, dict):
                 print(f"{line.get('logType', '?'):>18}  {line.get('logMessage', '')}")
+    if not summary:
+        print(f"bulkup: no log for job {handle} on the server", file=sys.stderr)
+        return EXIT_NO_SUCH_JOB
     if as_json:
-        print(json.dumps({"handle": handle, "log": summary, "details": details}, indent=2,
-                         ensure_ascii=False))
-    elif not summary:
-        print(f"no log for job {handle}")
+        print(json.dumps({"handle": handle, "log": _numbers(summary), "details": details},
+                         indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _numbers(fields: dict[str, Any]) -> dict[str, Any]:
+    """The job log's counts as numbers (the XML gives every value as text)."""
+    return {k: _number(v) if k in NUMBER_FIELDS else v for k, v in fields.items()}
+
+
+def _number(value: Any) -> Any:
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.lstrip("-").isdigit() else value

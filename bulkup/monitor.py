@@ -36,6 +36,7 @@ class ActiveJob:
     handle: str
     state: str
     progress: str | None
+    name: str | None = None
 
     @property
     def done(self) -> bool:
@@ -94,13 +95,19 @@ class JobMonitor:
 
     async def active_job(self, handle: str) -> ActiveJob | None:
         """The job as ``getActiveJobs`` shows it; None once it has left the list."""
+        jobs = await self.active_jobs(handle)
+        return next((job for job in jobs if job.handle == handle), None)
+
+    async def active_jobs(self, handle: str | None = None) -> list[ActiveJob]:
+        """The company's jobs ``getActiveJobs`` lists (only ``handle``'s, when given)."""
+        params: dict[str, Any] = {"jobHandle": handle} if handle is not None else {}
         answer = await self.call("getActiveJobs", companyHandle=self._config.company_handle,
-                                 jobHandle=handle)
-        for item in as_list(answer.get("jobArray")):
-            if isinstance(item, dict) and item.get("jobHandle") == handle:
-                return ActiveJob(handle=handle, state=str(item.get("state") or "Unknown"),
-                                 progress=item.get("progress"))
-        return None
+                                 **params)
+        return [ActiveJob(handle=str(item.get("jobHandle")),
+                          state=str(item.get("state") or "Unknown"),
+                          progress=item.get("progress"), name=item.get("name"))
+                for item in as_list(answer.get("jobArray"))
+                if isinstance(item, dict) and item.get("jobHandle")]
 
     async def wait_until_done(self, handle: str, *, first_wait_s: float = 0.5,
                               max_wait_s: float = 30.0) -> ActiveJob | None:
