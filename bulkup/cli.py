@@ -23,6 +23,7 @@ from bulkup import __version__
 from bulkup.errors import ConfigError, JournalError, ReportError
 from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
+REPORT_TO_STDOUT = "-"
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a program whose reader went away."""
 UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
@@ -123,7 +124,9 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--dry-run", action="store_true", default=None,
                      help="print the plan (files, bytes, POSTs); send nothing")
-    out.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+    out.add_argument("--report", type=Path, metavar="FILE",
+                     help="write a JSON report to FILE (- for stdout; the summary then goes "
+                          "to stderr)")
     out.add_argument("--log-format", choices=("auto", "console", "json"),
                      help="log lines as console text or JSON (auto: console on a terminal)")
     _add_log_level_arguments(out)
@@ -354,10 +357,15 @@ async def _upload_to_embedded(config: Any, args: argparse.Namespace,
 
 
 def _finish(report: UploadReport, config: Any, progress: Any) -> int:
+    """The summary, and the JSON report: into its file, or on stdout for ``--report -``
+    (the summary then goes to stderr)."""
     progress.finish()
+    json_on_stdout = config.report is not None and str(config.report) == REPORT_TO_STDOUT
     for line in report.summary_lines():
-        _say(line)
-    if config.report is not None:
+        _say(line, file=sys.stderr if json_on_stdout else None)
+    if json_on_stdout:
+        _say(report.json_text(), end="")
+    elif config.report is not None:
         try:
             report.write_json(config.report)
         except ReportError as exc:  # the run is over; say so, and never exit 0 or 1
@@ -366,11 +374,11 @@ def _finish(report: UploadReport, config: Any, progress: Any) -> int:
     return report.exit_code
 
 
-def _say(*parts: object, file: TextIO | None = None) -> None:
+def _say(*parts: object, file: TextIO | None = None, end: str = "\n") -> None:
     """``print``, except that a reader gone away (``| head``) or a closed stream is no error:
     the run's own exit code stands."""
     with contextlib.suppress(BrokenPipeError, ValueError):
-        print(*parts, file=file or sys.stdout, flush=True)
+        print(*parts, file=file or sys.stdout, end=end, flush=True)
 
 
 def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:

@@ -333,6 +333,9 @@ class UploadConfig:
             fail("staging", "applies to a region's URLs, not to server_url", "server_url")
         if self.insecure and self.ca_bundle is not None:
             fail("insecure", "and ca_bundle contradict each other: give one", "ca_bundle")
+        if self.follow_external_symlinks and not self.follow_symlinks:
+            fail("follow_external_symlinks", "needs follow_symlinks too (no link is followed "
+                 "without it)", "follow_symlinks")
         if self.keepalive_after_s >= self.job_idle_timeout_s:
             fail(
                 "keepalive_after_s",

@@ -86,6 +86,10 @@ class UploadReport:
         data["files_per_s"] = round(self.files_per_s, 1)
         return {escaped(key): _escaped_strings(value) for key, value in data.items()}
 
+    def json_text(self) -> str:
+        """The JSON report, as ``write_json`` writes it."""
+        return json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n"
+
     def write_json(self, path: Path) -> None:
         """Write the JSON report (UTF-8) atomically: a temporary file beside ``path``, flushed
         to disk, then renamed over it; a reader sees the old file or the whole new one.
@@ -94,7 +98,7 @@ class UploadReport:
             ReportError: the report cannot be written (the message names the path and why);
                 ``path`` is then left as it was.
         """
-        text = json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n"
+        text = self.json_text()
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(temporary, "wb") as out:

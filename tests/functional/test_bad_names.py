@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bulkup.errors import ReportError
+from bulkup.errors import ConfigError, ReportError
 from bulkup.journal import Journal
 from bulkup.models import FileFailure
 from bulkup.report import UploadReport
@@ -255,9 +255,13 @@ class TestLinksStayInside:
         config_file = tmp_path / "bulkup.toml"
         config_file.write_text("follow_symlinks = true\nfollow_external_symlinks = true\n")
         assert load_config(path=config_file, environ={}, overrides={}).follow_external_symlinks
-        from_env = load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes"},
+        from_env = load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes",
+                                                   "BULKUP_FOLLOW_SYMLINKS": "yes"},
                                overrides={})
         assert from_env.follow_external_symlinks
+        with pytest.raises(ConfigError, match="follow_external_symlinks needs follow_symlinks"):
+            load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes"},
+                        overrides={})
         src, _ = self._tree(tmp_path)
         report = await run_upload(emulator.config(follow_symlinks=True, no_journal=True),
                                   [str(src)])

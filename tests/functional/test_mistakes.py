@@ -136,3 +136,14 @@ def closed_stdout(*args: str) -> tuple[int, str]:
     with proc.stderr:
         err = proc.stderr.read().decode()
     return proc.wait(timeout=60), err
+
+
+def test_report_dash_is_stdout_and_the_summary_goes_to_stderr(tmp_path: Path) -> None:
+    """``--report -`` prints the JSON report on stdout (nothing named ``-`` is written); the
+    human summary moves to stderr."""
+    done = bulkup("upload", "--emulator", "--no-journal", "--report", "-", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["exit_code"] == 0 and report["files_uploaded"] == 7
+    assert "uploaded 7 files" in done.stderr
+    assert not (tmp_path / "-").exists()
