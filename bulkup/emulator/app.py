@@ -117,6 +117,20 @@ def peer_of(request: web.Request, settings: EmulatorSettings) -> str:
 
 async def handle_upload(request: web.Request) -> web.StreamResponse:
     """``POST /scene7/UploadFile``: one POST of an upload job."""
+    try:
+        return await _handle_upload(request)
+    except ConnectionError as exc:
+        return client_gone(request, exc)
+
+
+def client_gone(request: web.Request, exc: BaseException) -> web.Response:
+    """The client went away mid-request: one log line, no traceback, nobody to answer."""
+    log.info("client_gone", peer=request.remote, path=request.path,
+             reason=str(exc) or type(exc).__name__)
+    return web.Response(status=400)  # never delivered; aiohttp drops it quietly
+
+
+async def _handle_upload(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     injected = state.faults.next()
     if state.faults.latency_ms:
@@ -158,7 +172,7 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
             response.force_close()
         return response
     except ConnectionError:
-        raise  # the client went away mid-body: nobody to answer
+        raise  # the client went away mid-body: handle_upload logs it
     except Exception as exc:  # D-21 row 21: an unexpected internal error is a 30000 fault
         log.exception("post_failed")
         return _fault_response(request, Fault.ips(30000, f"{type(exc).__name__}: {exc}"), seen)
@@ -243,7 +257,10 @@ async def _cut_mid_body(request: web.Request) -> web.StreamResponse:
 async def handle_soap(request: web.Request) -> web.Response:
     """``POST /scene7/services/IpsApiService``: one SOAP call (spec §5)."""
     state = request.app[STATE]
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except ConnectionError as exc:
+        return client_gone(request, exc)
     reply = answer_soap(state, raw, request.headers)
     return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 

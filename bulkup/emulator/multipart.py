@@ -20,7 +20,6 @@ from enum import Enum, auto
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BOUNDARY_CHARS = 200
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
-_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
 
 class MultipartError(ValueError):
@@ -216,16 +215,17 @@ def parse_part_headers(raw: bytes) -> PartHeaders:
 def _params(value: str) -> dict[str, str]:
     """Parameters of a header value such as ``form-data; name="a"; filename="b"``.
 
-    Quoted values honour backslash escapes (RFC 2616 quoted-pair); nothing is percent-decoded
-    (the servlet takes ``filename`` literally) and ``filename*`` is not interpreted.
+    A backslash inside a quoted value keeps the next character from ending the value but is
+    itself kept, as a Java servlet's parser does (Apache Commons FileUpload's
+    ``ParameterParser``): ``filename="A\\b\\c.jpg"`` is ``A\\b\\c.jpg``, which D-16 step 3 then
+    turns into ``A/b/c.jpg``. Nothing is percent-decoded (the servlet takes ``filename``
+    literally) and ``filename*`` is not interpreted.
     """
     found: dict[str, str] = {}
     for key, raw in _PARAM.findall(value):
         raw = raw.strip()
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             raw = raw[1:-1]
-            if "\\" in raw:
-                raw = _QUOTED_PAIR.sub(r"\1", raw)
         found.setdefault(key.lower(), raw)
     return found
 
