@@ -153,6 +153,7 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
     reader = BodyReader(
         staging_dir=state.staging_dir, max_file_size=state.settings.max_file_size,
         drain_limit_bytes=state.settings.drain_limit_bytes,
+        max_parts=state.settings.max_parts_per_post,
         strict_part_order=state.settings.strict_part_order,
         keep_files=lambda post: _early_verdict(post, state, peer, tracked),
     )
@@ -198,6 +199,9 @@ def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
 def _checked(post: ReceivedPost, state: EmulatorState, peer: str,
              seen: AuthOutcome) -> PostContext:
     """Every check of the POST (framing, auth, parameters, file parts); faults raised."""
+    if post.too_many_parts:
+        raise Fault.ips(30001, "Invalid multipart request: more than "
+                               f"{state.settings.max_parts_per_post} parts")
     if post.framing_error or post.duplicate_part or post.drained_past_limit:
         raise Fault.ips(30001, "Invalid multipart request")
     context: PostContext = check_post(post.xml, state.settings, state.store, peer, seen)

@@ -2,8 +2,13 @@
 
 File bytes go to a staging file as they arrive, hashed and counted on the way; nothing holds a
 whole file or body in memory. Once a fault is certain the rest of the body is read and dropped
-(up to ``drain_limit_bytes``), so the client gets its answer on a healthy connection. The caller
-owns the staged files and must call :meth:`ReceivedPost.discard` in a ``finally``.
+(up to ``drain_limit_bytes``), so the client gets its answer on a healthy connection.
+
+Memory per POST is bounded whatever the body holds: at most ``max_parts`` parts are recorded
+(one more is a 30001 fault, and the records kept so far are dropped), and every byte read while
+no file is being kept (before the first file part, or once a fault is certain) counts toward
+the drain limit, part headers and delimiters included. The caller owns the staged files and
+must call :meth:`ReceivedPost.discard` in a ``finally``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -40,14 +46,14 @@ class StagedFile:
     temp_path: str | None  # None when the bytes are not kept, or once handed on
     size: int = 0
     sha256: str = ""
-    _hash: object = field(default_factory=hashlib.sha256, repr=False)
+    _hash: Any = field(default=None, repr=False)  # a sha256 only while the bytes are kept
     _fd: int | None = field(default=None, repr=False)
 
     def write(self, chunk: Chunk) -> None:
         self.size += len(chunk)
         if self._fd is None:
             return
-        self._hash.update(chunk)  # type: ignore[attr-defined]
+        self._hash.update(chunk)
         view = memoryview(chunk)
         while view:
             view = view[os.write(self._fd, view):]
@@ -56,7 +62,8 @@ class StagedFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-            self.sha256 = self._hash.hexdigest()  # type: ignore[attr-defined]
+            self.sha256 = self._hash.hexdigest()
+            self._hash = None
 
     def stop_keeping(self) -> None:
         """Drop what was staged; further bytes are only counted."""
@@ -99,6 +106,7 @@ class ReceivedPost:
     oversize: StagedFile | None = None
     framing_error: str | None = None
     drained_past_limit: bool = False
+    too_many_parts: bool = False
 
     def discard(self) -> None:
         """Remove every staging file not moved into place."""
@@ -107,16 +115,20 @@ class ReceivedPost:
 
 
 Verdict = Callable[["ReceivedPost"], bool]
+# Called as each body chunk arrives (the body idle watchdog).
+Touch = Callable[[], None]
 
 
 class BodyReader:
     """Drives the parser over a request body and routes each part."""
 
     def __init__(self, *, staging_dir: Path, max_file_size: int, drain_limit_bytes: int,
-                 strict_part_order: bool, keep_files: Verdict) -> None:
+                 max_parts: int, strict_part_order: bool, keep_files: Verdict) -> None:
         self._staging_prefix = os.path.join(staging_dir, _STAGING_NAME)
         self._max_file_size = max_file_size
         self._drain_limit = drain_limit_bytes
+        self._max_parts = max_parts
+        self._parts = 0
         self._strict = strict_part_order
         self._keep_files_verdict = keep_files
         self._keeping: bool | None = None
@@ -124,11 +136,17 @@ class BodyReader:
         self.post = ReceivedPost()
         self._current: XmlPart | StagedFile | None = None
 
-    async def read(self, request: web.Request, boundary: str) -> ReceivedPost:
-        """Read the whole body (or up to the drain limit once a fault is certain)."""
+    async def read(self, request: web.Request, boundary: str,
+                   touch: Touch | None = None) -> ReceivedPost:
+        """Read the whole body (or up to the drain limit once a fault is certain); ``touch``
+        is called as each chunk arrives."""
         parser = MultipartParser(boundary)
         try:
             async for chunk in request.content.iter_any():
+                if touch is not None:
+                    touch()
+                if self._keeping is not True:
+                    self._dropped_bytes += len(chunk)
                 for event in parser.feed(chunk):
                     self._on_event(event)
                 if self._past_drain_limit():
@@ -140,7 +158,7 @@ class BodyReader:
         return self.post
 
     def _past_drain_limit(self) -> bool:
-        return self._keeping is False and self._dropped_bytes > self._drain_limit
+        return self._keeping is not True and self._dropped_bytes > self._drain_limit
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, (bytes, memoryview)):
@@ -154,18 +172,22 @@ class BodyReader:
 
     def _on_data(self, chunk: Chunk) -> None:
         current = self._current
-        if isinstance(current, StagedFile) and current.temp_path is None:
-            self._dropped_bytes += len(chunk)
         if current is not None:
             current.write(chunk)
             if isinstance(current, StagedFile) and current.size > self._max_file_size:
                 self._on_oversize(current)
 
     def _on_part(self, headers: PartHeaders) -> None:
+        self._parts += 1
+        if self._parts > self._max_parts:
+            self._on_too_many_parts()
+            return
         name = headers.name or ""
         if name in XML_PARTS:
             if name in self.post.xml:
                 self.post.duplicate_part = self.post.duplicate_part or name
+                self._keeping = False  # 30001 is certain: from now on only drained
+                self.post.discard()
                 self._current = XmlPart()  # read and ignored
                 return
             self._current = self.post.xml[name] = XmlPart(charset=headers.charset)
@@ -179,7 +201,8 @@ class BodyReader:
             staged = StagedFile(part_name=name, filename=filename, temp_path=None)
         else:
             path = f"{self._staging_prefix}{next(_STAGING_SEQ)}"
-            staged = StagedFile(part_name=name, filename=filename, temp_path=path)
+            staged = StagedFile(part_name=name, filename=filename, temp_path=path,
+                                _hash=hashlib.sha256())
             staged._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.post.files.append(staged)
         return staged
@@ -193,6 +216,16 @@ class BodyReader:
     def _on_part_end(self) -> None:
         if isinstance(self._current, StagedFile):
             self._current.finish()
+        self._current = None
+
+    def _on_too_many_parts(self) -> None:
+        """One part too many: a 30001 fault; every record so far is dropped, the rest drained."""
+        if not self.post.too_many_parts:
+            self.post.too_many_parts = True
+            self._keeping = False
+            self.post.discard()
+            self.post.files.clear()
+            self.post.oversize = None
         self._current = None
 
     def _on_oversize(self, staged: StagedFile) -> None:

@@ -94,6 +94,10 @@ class EmulatorSettings:
     tls_key: Path | None = None
     faults: str = ""
     drain_limit_bytes: int = 64 * 1024**2
+    max_parts_per_post: int = 10_000
+    header_timeout_s: float = 30.0
+    body_idle_timeout_s: float = 60.0
+    max_connections: int = 1_000
     demo: bool = False
 
     def company(self, handle: str) -> Company | None:
@@ -164,7 +168,8 @@ _SCALAR_KEYS: dict[str, type] = {
     "host": str, "port": int, "idle_timeout_s": float, "max_file_size": int,
     "done_linger_s": float, "processing_delay_s": float, "strict_part_order": bool,
     "strict_element_order": bool, "trust_forwarded_for": bool, "faults": str,
-    "drain_limit_bytes": int, "tls_cert": str, "tls_key": str,
+    "drain_limit_bytes": int, "tls_cert": str, "tls_key": str, "max_parts_per_post": int,
+    "header_timeout_s": float, "body_idle_timeout_s": float, "max_connections": int,
 }
 
 
@@ -266,3 +271,18 @@ def _check_consistency(settings: EmulatorSettings) -> None:
         raise SettingsError("--processing-delay-s must not be negative")
     if not settings.done_linger_s >= 0:
         raise SettingsError("--done-linger-s must not be negative")
+    _check_network_limits(settings)
+
+
+def _check_network_limits(settings: EmulatorSettings) -> None:
+    """The knobs that keep a hostile client from holding memory or connections (rule 9)."""
+    for flag, value in (("--max-parts-per-post", settings.max_parts_per_post),
+                        ("--max-connections", settings.max_connections)):
+        if value < 1:
+            raise SettingsError(f"{flag} must be at least 1")
+    for flag, seconds in (("--header-timeout-s", settings.header_timeout_s),
+                          ("--body-idle-timeout-s", settings.body_idle_timeout_s)):
+        if not 0 < seconds < float("inf"):  # also refuses NaN
+            raise SettingsError(f"{flag} must be a positive number of seconds")
+    if settings.drain_limit_bytes < 0:
+        raise SettingsError("drain_limit_bytes must not be negative")
