@@ -3,7 +3,9 @@
 Library modules only call ``structlog.get_logger()``; events are fixed snake_case names with
 key-value fields. Log output goes to stderr so stdout stays free for the summary, or to
 ``log_file`` (JSON lines, appended). A reader that went away (``bulkup ... 2>&1 | head``) or a
-closed stream never stops a run: such a line is dropped.
+closed stream never stops a run: such a line is dropped. On a console every value is shown
+with control characters escaped (a file name or a server's message cannot retitle or recolour
+the terminal); JSON lines carry them exactly (the encoder escapes them).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TextIO
 import structlog
 
 from bulkup.errors import ConfigError
+from bulkup.targets import escaped
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
@@ -54,6 +57,7 @@ def configure_logging(log_format: str = "auto", *, level: str | int = logging.IN
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *(() if json_lines else (escape_for_terminal,)),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -61,6 +65,20 @@ def configure_logging(log_format: str = "auto", *, level: str | int = logging.IN
         logger_factory=_factory(stream),
         cache_logger_on_first_use=True,
     )
+
+
+def escape_for_terminal(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Every string value (and the strings inside lists) with control characters and
+    undecodable bytes escaped."""
+    return {key: _terminal_safe(value) for key, value in event.items()}
+
+
+def _terminal_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, list | tuple):
+        return [_terminal_safe(item) for item in value]
+    return value
 
 
 def _factory(stream: TextIO) -> Any:

@@ -3,11 +3,12 @@
 Exit codes: 0 everything uploaded (or nothing to do), 1 some files failed, 2 usage or config
 error, 3 fatal (authentication, authorization, server unreachable), 130 interrupted.
 
-Every string of the JSON report and of the summary goes through
-:func:`~bulkup.targets.escaped`, so a name that is not valid UTF-8 (or holds control characters)
-is shown as ``caf\\xe9.jpg`` and never breaks the JSON, the journal's run summary or the
-terminal. The report file is written whole or not at all (a temporary file, then
-``os.replace``); when it cannot be written, :class:`~bulkup.errors.ReportError` names the path.
+Every line of the summary goes through :func:`~bulkup.targets.escaped`, so a name that is not
+valid UTF-8 or holds control characters is shown as ``caf\\xe9.jpg`` and never reaches the
+terminal raw. The JSON report keeps names exact (its encoder escapes control characters); only
+bytes that are not UTF-8 are shown as ``\\xNN`` there (:func:`~bulkup.targets.storable`).
+The report file is written whole or not at all (a temporary file, then ``os.replace``); when
+it cannot be written, :class:`~bulkup.errors.ReportError` names the path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from bulkup.errors import ReportError
 from bulkup.models import FileFailure
-from bulkup.targets import escaped
+from bulkup.targets import escaped, storable
 
 EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -51,6 +52,8 @@ class UploadReport:
     files_confirmed: int = 0
     files_skipped_by_server: int = 0
     files_unconfirmed: int = 0
+    files_refused: int = 0
+    files_failed_locally: int = 0
     confirmation: str = "not waited for"
     jobs_stopped: int = 0
 
@@ -84,7 +87,7 @@ class UploadReport:
         data["duration_s"] = round(self.duration_s, 3)
         data["mb_per_s"] = round(self.mb_per_s, 3)
         data["files_per_s"] = round(self.files_per_s, 1)
-        return {escaped(key): _escaped_strings(value) for key, value in data.items()}
+        return {storable(key): _storable_strings(value) for key, value in data.items()}
 
     def json_text(self) -> str:
         """The JSON report, as ``write_json`` writes it."""
@@ -119,15 +122,18 @@ class UploadReport:
             return [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
                     f"{self.planned_posts} POSTs planned; nothing was sent"]
         lines = [
-            f"uploaded {self.files_uploaded} files ({_size(self.bytes_uploaded)}) in "
-            f"{self.duration_s:.2f} s: {self.mb_per_s:.1f} MB/s, {self.files_per_s:.0f} files/s",
-            f"failed {self.files_failed}, skipped {self.files_skipped} unchanged; "
-            f"{self.posts} POSTs, {self.retries} retries; "
-            f"job {', '.join(self.job_handles) or '(none opened)'}",
+            f"found {_count(self.files_found, 'file')}; sent {self.files_uploaded:,} "
+            f"({_size(self.bytes_uploaded)}) in {self.duration_s:.2f} s: "
+            f"{self.mb_per_s:.1f} MB/s, {self.files_per_s:.0f} files/s",
+            f"failed locally {self.files_failed_locally:,}, skipped "
+            f"{self.files_skipped:,} unchanged; {_count(self.posts, 'POST')}, "
+            f"{_count(self.retries, 'retry', 'retries')}; "
+            f"{'job' if len(self.job_handles) < 2 else 'jobs'} "
+            f"{', '.join(self.job_handles) or '(none opened)'}",
         ]
         lines.append(self._verdict_line())
         if self.files_gone:
-            lines.append(f"{self.files_gone} files uploaded before are gone from disk "
+            lines.append(f"{_count(self.files_gone, 'file')} uploaded before are gone from disk "
                          "(listed in the JSON report; nothing was deleted on the server)")
         if self.interrupted:
             lines.append("interrupted: files not yet sent were left out")
@@ -136,7 +142,7 @@ class UploadReport:
         for failure in self.failures:
             lines.append(f"  FAILED {failure.path}: {failure.reason}")
         if self.files_failed > len(self.failures):
-            lines.append(f"  ... and {self.files_failed - len(self.failures)} more")
+            lines.append(f"  ... and {self.files_failed - len(self.failures):,} more")
         if self.emulator_root:
             lines.append(f"files landed under {self.emulator_root}")
         return [escaped(line) for line in lines]
@@ -144,26 +150,33 @@ class UploadReport:
 
     def _verdict_line(self) -> str:
         if self.confirmation == "complete":
-            line = (f"server verdict: {self.files_confirmed} confirmed "
-                    f"({self.files_skipped_by_server} kept as duplicates)")
+            line = (f"server verdict: {self.files_confirmed:,} confirmed "
+                    f"({self.files_skipped_by_server:,} kept as duplicates), "
+                    f"{self.files_refused:,} refused")
             if self.files_unconfirmed:
-                line += f", {self.files_unconfirmed} without a job log line"
+                line += f", {self.files_unconfirmed:,} without a job log line"
         else:
-            line = f"server verdict {self.confirmation}; {self.files_unconfirmed} files unconfirmed"
+            line = (f"server verdict {self.confirmation}; {self.files_refused:,} refused, "
+                    f"{_count(self.files_unconfirmed, 'file')} unconfirmed")
         if self.jobs_stopped:
-            line += f"; {self.jobs_stopped} job(s) were stopped on the server"
+            line += f"; {_count(self.jobs_stopped, 'job')} stopped on the server"
         return line
 
 
-def _escaped_strings(value: Any) -> Any:
-    """``value`` with every string in it (keys included) passed through ``escaped``."""
+def _storable_strings(value: Any) -> Any:
+    """``value`` with every string in it (keys included) passed through ``storable``."""
     if isinstance(value, str):
-        return escaped(value)
+        return storable(value)
     if isinstance(value, dict):
-        return {escaped(k): _escaped_strings(v) for k, v in value.items()}
+        return {storable(k): _storable_strings(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_escaped_strings(item) for item in value]
+        return [_storable_strings(item) for item in value]
     return value
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1,234 files``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _size(n: int) -> str:

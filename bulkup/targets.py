@@ -42,6 +42,7 @@ _URL_TROUBLE_IN_NAME = re.compile("[#%&+,;= ]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc exactly
 _UNSHOWABLE = re.compile("[\ud800-\udfff\x00-\x1f\x7f-\x9f]")
+_UNSTORABLE = re.compile("[\ud800-\udfff]")
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)  # surrogateescape's stand-ins for bytes 0x80-0xFF
 
 
@@ -148,6 +149,15 @@ def escaped(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text  # the usual name: one C-speed check
     return _UNSHOWABLE.sub(_escape_char, text)
+
+
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can carry it, exact wherever it can be: only an undecodable byte (a
+    surrogate escape) becomes ``\\xNN`` (another lone surrogate ``\\uNNNN``). For JSON, whose
+    encoder escapes control characters itself, so that they stay exact."""
+    if text.isascii():
+        return text
+    return _UNSTORABLE.sub(_escape_char, text)
 
 
 def undecodable_problem(path: str, sep: str = "/") -> str | None:

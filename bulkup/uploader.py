@@ -181,7 +181,8 @@ def _with_verdicts(report: UploadReport, outcome: Outcome | None, confirmation: 
         report, files_failed=failed, files_confirmed=outcome.confirmed,
         files_skipped_by_server=outcome.skipped_by_server,
         files_unconfirmed=outcome.unconfirmed, confirmation=confirmation,
-        jobs_stopped=outcome.stopped_jobs)
+        jobs_stopped=outcome.stopped_jobs, files_refused=outcome.failed,
+        files_failed_locally=max(report.files_failed - outcome.failed, 0))
 
 
 def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
@@ -372,5 +373,6 @@ def _report(stats: Stats, failures: Failures, handles: list[str], interrupted: b
         files_uploaded=snap.files_uploaded, files_failed=snap.files_failed,
         files_skipped=snap.files_skipped, bytes_uploaded=snap.bytes_uploaded,
         posts=snap.posts, retries=snap.retries, duration_s=snap.elapsed_s,
-        failures=tuple(failures.kept), interrupted=interrupted, fatal_error=fatal, **extra,
+        failures=tuple(failures.kept), interrupted=interrupted, fatal_error=fatal,
+        files_failed_locally=snap.files_failed, **extra,
     )

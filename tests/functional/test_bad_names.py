@@ -100,7 +100,7 @@ class TestBadNameFailsAlone:
             "target": "Acme/caf\\xe9.jpg"}]
         assert (report["files_uploaded"], report["files_failed"], report["exit_code"],
                 report["fatal_error"]) == (3, 1, 1, None)
-        assert "uploaded 3 files" in stdout and "failed 1, skipped 0" in stdout
+        assert "sent 3 (" in stdout and "failed locally 1, skipped 0" in stdout
         assert f"FAILED {src}/caf\\xe9.jpg: file name is not valid UTF-8" in stdout
 
         status = await _cli("status", "--json", "--journal", str(journal))
@@ -209,7 +209,7 @@ class TestReportFile:
         stderr = done.stderr.decode()
         assert done.returncode == 2 and "Traceback" not in stderr, stderr
         assert f"bulkup: cannot write the report to {target}: File too large" in stderr
-        assert "uploaded 1 files" in done.stdout.decode()
+        assert "sent 1 (" in done.stdout.decode()
         assert emulator.stored_files() == {"a.jpg": b"a"}
         assert target.read_text() == '{"old": true}\n'
         assert sorted(os.listdir(tmp_path)) == ["r.json", "server0", "src"]  # no temporary

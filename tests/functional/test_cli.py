@@ -28,7 +28,7 @@ class TestMainCommand:
         """`bulkup upload --emulator` uploads the sample tree and prints the summary; exit 0."""
         done = run_cli("upload", "--emulator", "--report", str(tmp_path / "r.json"))
         assert done.returncode == 0, done.stderr
-        assert "uploaded 7 files" in done.stdout and "files landed under" in done.stdout
+        assert "found 7 files; sent 7 (" in done.stdout and "files landed under" in done.stdout
         report = json.loads((tmp_path / "r.json").read_text())
         landed = Path(report["emulator_root"])
         assert len([p for p in landed.rglob("*") if p.is_file()]) == 7

@@ -145,5 +145,5 @@ def test_report_dash_is_stdout_and_the_summary_goes_to_stderr(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["exit_code"] == 0 and report["files_uploaded"] == 7
-    assert "uploaded 7 files" in done.stderr
+    assert "sent 7 (" in done.stderr
     assert not (tmp_path / "-").exists()
