@@ -69,6 +69,8 @@ class WalkStats(NamedTuple):
         excluded: files and directories left out by the include/exclude patterns.
         failed: files and directories reported through ``on_failure``.
         done: True once every root has been walked to the end.
+        name_warnings: files sent whose target name the server may treat oddly (each one
+            logged at debug level, the count once at the end of the walk).
     """
 
     dirs_walked: int = 0
@@ -78,6 +80,7 @@ class WalkStats(NamedTuple):
     excluded: int = 0
     failed: int = 0
     done: bool = False
+    name_warnings: int = 0
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class _Counts:
     excluded: int = 0
     failed: int = 0
     done: bool = False
+    name_warnings: int = 0
 
 
 class _File(NamedTuple):
@@ -233,6 +237,9 @@ class Walker:
                 await self._walk_root(root, queue)
             self._counts.done = True
             log.info("walk_finished", **self.stats._asdict())
+            if self._counts.name_warnings:
+                log.warning("target_names_warned", files=self._counts.name_warnings,
+                            details="each file's warning is logged at debug level (-v)")
         except BaseException as exc:
             may_wait = isinstance(exc, Exception)
             raise
@@ -324,7 +331,7 @@ class Walker:
             inode=record.inode,
             needs_file_name_param=needs_file_name_param(target),
         )
-        _warn_about_name(entry)
+        self._counts.name_warnings += _warn_about_name(entry)
         if queue.full():
             await queue.put(entry)
         else:
@@ -360,8 +367,8 @@ class Walker:
         self._counts.failed += 1
         failure = FileFailure(escaped(path), escaped(reason),
                               None if target is None else escaped(target))
-        log.warning("walk_failed", path=failure.path, reason=failure.reason,
-                    target=failure.target)
+        log.debug("walk_failed", path=failure.path, reason=failure.reason,
+                  target=failure.target)  # the failure's one warning is file_failed
         if self._on_failure is not None:
             self._on_failure(failure)
 
@@ -494,10 +501,13 @@ async def _put_late_markers(queue: asyncio.Queue[FileEntry | None], count: int) 
         await queue.put(None)
 
 
-def _warn_about_name(entry: FileEntry) -> None:
+def _warn_about_name(entry: FileEntry) -> bool:
+    """Whether the target's name may be treated oddly by the server (said at debug level;
+    the walk's end says how many)."""
     warnings = name_warnings(entry.target)
     if warnings:
-        log.warning("target_name_warning", path=entry.path, target=entry.target, warnings=warnings)
+        log.debug("target_name_warning", path=entry.path, target=entry.target, warnings=warnings)
+    return bool(warnings)
 
 
 def _matches(rel_path: str, patterns: tuple[str, ...]) -> bool:
