@@ -26,7 +26,12 @@ from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 REPORT_TO_STDOUT = "-"
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a program whose reader went away."""
-UPLOAD_PARAM_FLAGS = ("overwrite", "ready_for_publish", "create_mask", "preserve_publish_state")
+UPLOAD_PARAM_FLAGS = {
+    "overwrite": "replace an asset of the same name (default on)",
+    "ready_for_publish": "mark the uploaded assets ready for publishing (default off)",
+    "create_mask": "generate a mask for each image (default off)",
+    "preserve_publish_state": "keep an overwritten asset's publish state (default on)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upload every file under SRC as one UploadFile job."))
     _add_journal_commands(commands)
     _add_job_commands(commands)
+    completion = commands.add_parser("completion", help="print a shell completion script",
+                                     description="Print a completion script: "
+                                     "eval \"$(bulkup completion bash)\" in ~/.bashrc, or "
+                                     "bulkup completion zsh > a file named _bulkup on $fpath.")
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     serve = commands.add_parser("serve", help="run the UploadFile emulator")
     from bulkup.emulator.cli import add_serve_arguments  # the emulator loads only for serve
 
@@ -96,12 +106,13 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--insecure", action="store_true", default=None,
                      help="do not verify TLS certificates (warns)")
     params = p.add_argument_group("job options (uploadParams; more in the config file)")
-    for name in UPLOAD_PARAM_FLAGS:
+    for name, text in UPLOAD_PARAM_FLAGS.items():
         flag = name.replace("_", "-")
         params.add_argument(f"--{flag}", dest=name, action=argparse.BooleanOptionalAction,
-                            default=None)
+                            default=None, help=text)
     params.add_argument("--email-setting",
-                        choices=("All", "Error", "ErrorAndWarning", "JobCompletion", "None"))
+                        choices=("All", "Error", "ErrorAndWarning", "JobCompletion", "None"),
+                        help="which job e-mails the server sends to the user")
     sync = p.add_argument_group("journal (resume after a crash; skip unchanged files)")
     sync.add_argument("--journal", type=Path, metavar="PATH",
                       help="journal file (default: one per upload target in the state dir)")
@@ -175,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_journal_command(args)
     if args.command == "job":
         return _job_command(args)
+    if args.command == "completion":
+        import shtab
+
+        _say(shtab.complete(build_parser(), shell=args.shell), end="")
+        return 0
     return _upload_command(args)
 
 

@@ -1,0 +1,44 @@
+"""Every flag of every command says what it does; completion scripts come from the parser."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bulkup.cli import build_parser
+
+
+def flags_without_help(parser: argparse.ArgumentParser, where: str) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += flags_without_help(sub, f"{where} {name}")
+        elif not action.help and action.dest != "help":
+            missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_flag_has_help() -> None:
+    assert flags_without_help(build_parser(), "bulkup") == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to check the script")
+def test_bash_completion_is_valid_bash_and_knows_the_flags() -> None:
+    done = subprocess.run([sys.executable, "-m", "bulkup", "completion", "bash"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "--follow-symlinks" in done.stdout and "upload" in done.stdout
+    syntax = subprocess.run(["bash", "-n"], input=done.stdout, capture_output=True, text=True,
+                            timeout=60)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def test_zsh_completion() -> None:
+    done = subprocess.run([sys.executable, "-m", "bulkup", "completion", "zsh"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("#compdef bulkup")
