@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bulkup.emulator.authorize import AuthOutcome, PostContext, check_post
 from bulkup.emulator.faultplan import FaultPlan, Injected
+from bulkup.emulator.guard import IdleWatchdog
 from bulkup.emulator.ingest import check_file_parts, commit
 from bulkup.emulator.jobs import Clock, Job, JobStore
 from bulkup.emulator.multipart import boundary_of
@@ -39,6 +40,7 @@ SOAP_ROUTE = "/scene7/services/IpsApiService"
 JOBS_ROUTE = "/_emulator/jobs"
 STAGING = ".bulkup-emulator/staging"
 SWEEP_INTERVAL_S = 5.0
+MAX_SMALL_BODY_BYTES = 1024**2  # a SOAP call's body
 
 
 STATE = web.AppKey("state", EmulatorState)
@@ -59,7 +61,7 @@ def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
         processor=Processor(delay_s=settings.processing_delay_s, staging_dir=staging,
                             sleep=sleep),
     )
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=MAX_SMALL_BODY_BYTES)
     app[STATE] = state
     app.router.add_post(UPLOAD_ROUTE, handle_upload)
     app.router.add_post(SOAP_ROUTE, handle_soap)
@@ -117,36 +119,47 @@ def peer_of(request: web.Request, settings: EmulatorSettings) -> str:
 
 async def handle_upload(request: web.Request) -> web.StreamResponse:
     """``POST /scene7/UploadFile``: one POST of an upload job."""
-    try:
-        return await _handle_upload(request)
-    except ConnectionError as exc:
-        return client_gone(request, exc)
+    with _watchdog(request) as watchdog:
+        try:
+            return await _handle_upload(request, watchdog)
+        except ConnectionError as exc:
+            return client_gone(request, exc, watchdog)
 
 
-def client_gone(request: web.Request, exc: BaseException) -> web.Response:
-    """The client went away mid-request: one log line, no traceback, nobody to answer."""
-    log.info("client_gone", peer=request.remote, path=request.path,
-             reason=str(exc) or type(exc).__name__)
+def _watchdog(request: web.Request) -> IdleWatchdog:
+    """Drops the connection when the request body stalls (``body_idle_timeout_s``)."""
+    timeout = request.app[STATE].settings.body_idle_timeout_s
+    return IdleWatchdog(request.transport, timeout, request.remote)
+
+
+def client_gone(request: web.Request, exc: BaseException,
+                watchdog: IdleWatchdog) -> web.Response:
+    """The client went away mid-request (or stalled and was cut, already logged): one log
+    line, no traceback, nobody to answer."""
+    if not watchdog.expired:
+        log.info("client_gone", peer=request.remote, path=request.path,
+                 reason=str(exc) or type(exc).__name__)
     return web.Response(status=400)  # never delivered; aiohttp drops it quietly
 
 
-async def _handle_upload(request: web.Request) -> web.StreamResponse:
+async def _handle_upload(request: web.Request, watchdog: IdleWatchdog) -> web.StreamResponse:
     state = request.app[STATE]
     injected = state.faults.next()
     if state.faults.latency_ms:
         await asyncio.sleep(state.faults.latency_ms / 1000)
     if injected is Injected.DROP:
-        return await _cut_mid_body(request)
+        return await _cut_mid_body(request, watchdog)
     boundary = boundary_of(request.headers.get("Content-Type", ""))
     seen = AuthOutcome()
     if boundary is None:
-        await _drain(request, state.settings.drain_limit_bytes)
+        await _drain(request, state.settings.drain_limit_bytes, watchdog)
         return _fault_response(request, Fault.ips(30001, "Invalid multipart request"), seen)
-    return await _upload(request, state, boundary, injected, seen)
+    return await _upload(request, state, boundary, injected, seen, watchdog)
 
 
 async def _upload(request: web.Request, state: EmulatorState, boundary: str,
-                  injected: Injected, seen: AuthOutcome) -> web.StreamResponse:
+                  injected: Injected, seen: AuthOutcome,
+                  watchdog: IdleWatchdog) -> web.StreamResponse:
     peer = peer_of(request, state.settings)
     received_ns = time.monotonic_ns()
     tracked: list[Job] = []
@@ -158,7 +171,7 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
         keep_files=lambda post: _early_verdict(post, state, peer, tracked),
     )
     try:
-        post = await reader.read(request, boundary)
+        post = await reader.read(request, boundary, watchdog.touch)
         if injected is Injected.HTTP_503:
             return web.Response(status=503, text="Service Unavailable (injected)")
         context = _checked(post, state, peer, seen)
@@ -236,19 +249,21 @@ def _xml_response(request: web.Request, body: bytes, status: int,
     return web.Response(body=body, status=status, headers=headers)
 
 
-async def _drain(request: web.Request, limit: int) -> None:
+async def _drain(request: web.Request, limit: int, watchdog: IdleWatchdog) -> None:
     read = 0
     async for chunk in request.content.iter_any():
+        watchdog.touch()
         read += len(chunk)
         if read > limit:
             break
 
 
-async def _cut_mid_body(request: web.Request) -> web.StreamResponse:
+async def _cut_mid_body(request: web.Request, watchdog: IdleWatchdog) -> web.StreamResponse:
     """Injected fault: read about half the body, then drop the connection without answering."""
     length = request.content_length or 0
     read = 0
     async for chunk in request.content.iter_any():
+        watchdog.touch()
         read += len(chunk)
         if read >= length // 2:
             break
@@ -261,12 +276,25 @@ async def _cut_mid_body(request: web.Request) -> web.StreamResponse:
 async def handle_soap(request: web.Request) -> web.Response:
     """``POST /scene7/services/IpsApiService``: one SOAP call (spec §5)."""
     state = request.app[STATE]
-    try:
-        raw = await request.read()
-    except ConnectionError as exc:
-        return client_gone(request, exc)
+    with _watchdog(request) as watchdog:
+        try:
+            raw = await _read_whole(request, watchdog)
+        except ConnectionError as exc:
+            return client_gone(request, exc, watchdog)
     reply = answer_soap(state, raw, request.headers)
     return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
+
+
+async def _read_whole(request: web.Request, watchdog: IdleWatchdog) -> bytes:
+    """The whole (small) body, as ``request.read`` would read it, with the idle watchdog."""
+    limit = MAX_SMALL_BODY_BYTES
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        watchdog.touch()
+        raw += chunk
+        if len(raw) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    return bytes(raw)
 
 
 async def handle_jobs(request: web.Request) -> web.Response:

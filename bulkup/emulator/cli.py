@@ -32,6 +32,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long a Done job stays in getActiveJobs (default 60)")
     parser.add_argument("--max-file-size", type=int, default=None,
                         help="largest file part in bytes (default 2147483648)")
+    parser.add_argument("--max-parts-per-post", type=int, default=None,
+                        help="most parts (XML and file parts together) in one POST; one more "
+                             "is answered with fault 30001 (default 10000)")
+    parser.add_argument("--header-timeout-s", type=float, default=None,
+                        help="drop a connection whose request head is not complete this long "
+                             "after it opened or after its previous answer (default 30)")
+    parser.add_argument("--body-idle-timeout-s", type=float, default=None,
+                        help="drop a connection whose request body sends nothing for this "
+                             "long (default 60)")
+    parser.add_argument("--max-connections", type=int, default=None,
+                        help="most connections open at once; more are answered 503 and "
+                             "closed (default 1000)")
     parser.add_argument("--faults", default=None,
                         help="seeded fault plan, e.g. seed=7,http503=0.05,drop=0.02,"
                              "fault30000=0.01,latency_ms=20")
@@ -59,6 +71,9 @@ def run_serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, idle_timeout_s=args.idle_timeout_s,
             processing_delay_s=args.processing_delay_s, done_linger_s=args.done_linger_s,
             max_file_size=args.max_file_size, faults=args.faults,
+            max_parts_per_post=args.max_parts_per_post, header_timeout_s=args.header_timeout_s,
+            body_idle_timeout_s=args.body_idle_timeout_s,
+            max_connections=args.max_connections,
             trust_forwarded_for=args.trust_forwarded_for,
             strict_part_order=args.strict_part_order,
             tls_cert=args.tls_cert, tls_key=args.tls_key,

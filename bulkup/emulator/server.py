@@ -1,4 +1,10 @@
-"""Running the emulator as a server: bind, announce, serve until SIGINT or SIGTERM."""
+"""Running the emulator as a server: bind, announce, serve until SIGINT or SIGTERM.
+
+The listening socket is guarded (issue 13 rule 9): at most ``max_connections`` connections at
+once (guard.ConnectionCap), a request head must be complete ``header_timeout_s`` after the
+connection opened or after its previous answer (aiohttp's keep-alive timer, see guard.py); the
+body idle timeout is enforced where bodies are read (app.py).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ import ipaddress
 import signal
 import ssl
 import sys
+from dataclasses import dataclass
 from typing import TextIO
 
 from aiohttp import web
 
 from bulkup.emulator.app import JOBS_ROUTE, SOAP_ROUTE, UPLOAD_ROUTE, make_app
+from bulkup.emulator.guard import ConnectionCap
 from bulkup.emulator.settings import DEMO_PASSWORD, EmulatorSettings
 
 
@@ -24,19 +32,58 @@ def tls_context(settings: EmulatorSettings) -> ssl.SSLContext | None:
     return context
 
 
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A started emulator: its runner (``cleanup`` stops it), bound port and connection cap."""
+
+    runner: web.AppRunner
+    port: int
+    connections: ConnectionCap
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections pass through a :class:`ConnectionCap`."""
+
+    def __init__(self, runner: web.AppRunner, settings: EmulatorSettings) -> None:
+        super().__init__(runner, ssl_context=tls_context(settings))
+        assert runner.server is not None  # the runner is set up
+        self.connections = ConnectionCap(runner.server, settings.max_connections)
+        self._host, self._port = settings.host, settings.port
+
+    @property
+    def name(self) -> str:
+        return f"{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self.connections, self._host, self._port, ssl=self._ssl_context,
+            backlog=self._backlog, reuse_address=True)
+
+
+async def start(settings: EmulatorSettings, app: web.Application | None = None) -> Running:
+    """Set up the app (``make_app(settings)`` unless given) and listen, guarded."""
+    runner = web.AppRunner(app or make_app(settings), access_log=None, handle_signals=False,
+                           keepalive_timeout=settings.header_timeout_s)
+    await runner.setup()
+    try:
+        site = GuardedSite(runner, settings)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return Running(runner, _bound_port(runner, settings.port), site.connections)
+
+
 async def serve(settings: EmulatorSettings, out: TextIO = sys.stdout) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    runner = web.AppRunner(make_app(settings), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True,
-                       ssl_context=tls_context(settings))
+    running = await start(settings)
     try:
-        await site.start()
-        port = _bound_port(runner, settings.port)
-        announce(settings, port, out)
+        announce(settings, running.port, out)
         await _wait_for_stop_signal()
     finally:
-        await runner.cleanup()
+        await running.runner.cleanup()
     print("bulkup emulator stopped", file=out, flush=True)
 
 

@@ -8,8 +8,9 @@ folder/asset name space per company (D-15). Everything on loopback, with sub-sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,8 +20,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from bulkup.emulator import app as emulator_app
-from bulkup.emulator import build_settings
+from bulkup.emulator import build_settings, guard, server
 from bulkup.emulator.receive import BodyReader
+from bulkup.emulator.server import Running
 
 from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator, wait_until
 from .wire import BOUNDARY, auth_xml, body, file_part, params_xml, xml_part
@@ -170,3 +172,160 @@ class TestBoundedParts:
         assert emu.stored() == named_files
         _, code, _ = (await emu.upload(handle, {**named_files, "f3.jpg": b"x"})).fault()
         assert code == 30001
+
+
+Start = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def guarded(tmp_path: Path) -> AsyncIterator[Start]:
+    """Factory: the emulator as ``bulkup serve`` runs it (guarded site), on 127.0.0.1:0."""
+    started: list[Running] = []
+
+    async def begin(**knobs: Any) -> Running:
+        settings = build_settings(root=tmp_path / "root", host="127.0.0.1", port=0, **knobs)
+        started.append(await server.start(settings))
+        return started[-1]
+
+    yield begin
+    for running in started:
+        await running.runner.cleanup()
+
+
+@pytest.fixture
+def guard_events(events: Events, monkeypatch: pytest.MonkeyPatch) -> Events:
+    monkeypatch.setattr(guard, "log", structlog.get_logger("bulkup.emulator"))
+    return events
+
+
+async def connect(running: Running) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", running.port)
+
+
+async def closed_by_server(reader: asyncio.StreamReader, within: float = 3.0) -> bytes:
+    """Everything the server sent until it closed the connection (EOF or reset); fails if it
+    is still open after ``within`` seconds."""
+    got = bytearray()
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), within):
+            got += chunk
+    return bytes(got)
+
+
+async def trickle(writer: asyncio.StreamWriter, pieces: list[bytes], pause: float) -> None:
+    """Send ``pieces`` one by one, ``pause`` seconds apart, until the server hangs up."""
+    with contextlib.suppress(ConnectionError):
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause)
+
+
+def head(content_length: int, *, host: str = "127.0.0.1") -> bytes:
+    return (f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {content_length}\r\n\r\n").encode("ascii")
+
+
+class TestSlowClients:
+    """Row 13: slowloris and an unfulfilled Content-Length are dropped."""
+
+    async def test_slowloris_headers_dropped(self, guarded: Start) -> None:
+        """A head trickled one header every 50 ms (each well inside any idle timer) is cut
+        at the 0.2 s header deadline: the server closes the connection without an answer."""
+        running = await guarded(header_timeout_s=0.2)
+        reader, writer = await connect(running)
+        pieces = [b"POST /scene7/UploadFile HTTP/1.1\r\n"] + [b"X-Slow: 1\r\n"] * 200
+        sender = asyncio.create_task(trickle(writer, pieces, 0.05))
+        try:
+            assert await closed_by_server(reader) == b""
+        finally:
+            sender.cancel()
+            writer.close()
+        await wait_until(lambda: running.connections.open == 0)
+
+    async def test_silent_connection_dropped(self, guarded: Start) -> None:
+        """A connection that never sends a byte is closed at the header deadline."""
+        running = await guarded(header_timeout_s=0.2)
+        reader, writer = await connect(running)
+        assert await closed_by_server(reader) == b""
+        writer.close()
+
+    async def test_keep_alive_within_the_deadline(self, guarded: Start) -> None:
+        """Two requests on one connection, each head sent at once, are both answered."""
+        running = await guarded(header_timeout_s=0.5)
+        reader, writer = await connect(running)
+        request = b"GET /_emulator/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        for _ in range(2):
+            writer.write(request)
+            status = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+            assert status.startswith(b"HTTP/1.1 200 ")
+            length = int(status.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        writer.close()
+
+    async def test_unfulfilled_content_length_dropped(self, guarded: Start,
+                                                      guard_events: Events) -> None:
+        """Content-Length 10 GB, 1 KB sent, then silence: cut after the 0.2 s body idle
+        timeout, one ``body_idle_timeout`` line, nothing staged, no job."""
+        running = await guarded(body_idle_timeout_s=0.2)
+        reader, writer = await connect(running)
+        writer.write(head(10 * 1024**3) + body([xml_part("auth", auth_xml(USER, PASSWORD))])
+                     + b"x" * 1024)
+        await writer.drain()
+        assert await closed_by_server(reader) == b""
+        writer.close()
+        await wait_until(lambda: bool(named(guard_events, "body_idle_timeout")))
+        assert named(guard_events, "client_gone") == []
+        staging = running.runner.app[emulator_app.STATE].staging_dir
+        assert list(staging.iterdir()) == []
+        assert running.runner.app[emulator_app.STATE].store.jobs() == []
+
+    async def test_slow_but_steady_body_is_served(self, guarded: Start,
+                                                  guard_events: Events) -> None:
+        """The body timeout is an idle timeout: a body sent in 12 pieces 50 ms apart (0.6 s
+        in all, three times the 0.2 s timeout) is answered normally."""
+        running = await guarded(body_idle_timeout_s=0.2)
+        reader, writer = await connect(running)
+        data = body([xml_part("auth", auth_xml("demo@example.com", "demo")),
+                     xml_part("uploadParams", params_xml("c|1", job_name="steady"))])
+        writer.write(head(len(data)))
+        step = -(-len(data) // 12)
+        await trickle(writer, [data[at:at + step] for at in range(0, len(data), step)], 0.05)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+        assert named(guard_events, "body_idle_timeout") == []
+
+
+class TestConnectionCap:
+    """Row 13: at most ``max_connections`` at once; the next are answered 503 and closed."""
+
+    async def test_sixth_connection_refused_then_room_again(self, guarded: Start,
+                                                            guard_events: Events) -> None:
+        running = await guarded(max_connections=5)
+        held = [await connect(running) for _ in range(5)]
+        await wait_until(lambda: running.connections.open == 5)
+        reader, writer = await connect(running)
+        assert (await closed_by_server(reader)).startswith(b"HTTP/1.1 503 ")
+        writer.close()
+        reached = named(guard_events, "connection_limit_reached")
+        assert [(e["max_connections"], e["log_level"]) for e in reached] == [(5, "warning")]
+        assert running.connections.open == 5
+        for _, held_writer in held[:2]:
+            held_writer.close()
+        await wait_until(lambda: running.connections.open == 3)
+        assert [e["refused"] for e in named(guard_events, "connection_limit_cleared")] == [1]
+        reader, writer = await connect(running)
+        writer.write(b"GET /_emulator/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+        for _, held_writer in held[2:]:
+            held_writer.close()
+
+    def test_defaults(self, tmp_path: Path) -> None:
+        """Rule 9's defaults: 1,000 connections, 30 s for a head, 60 s of body silence."""
+        settings = build_settings(root=tmp_path)
+        assert (settings.max_connections, settings.header_timeout_s,
+                settings.body_idle_timeout_s) == (1000, 30.0, 60.0)
