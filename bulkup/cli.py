@@ -15,6 +15,7 @@ import dataclasses
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -69,6 +70,9 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--emulator", action="store_true",
                        help="start the embedded emulator on a free loopback port and upload "
                             "to it (a sample tree when no SRC is given)")
+    where.add_argument("--emulator-root", type=Path, metavar="DIR",
+                       help="with --emulator: keep the emulator's files (and the run's "
+                            "journal) in DIR instead of a folder removed at exit")
     where.add_argument("--user", help="IPS user e-mail (password: BULKUP_PASSWORD or "
                                       "password_file in the config)")
     where.add_argument("--company-handle", help="company handle, e.g. 'c|42'")
@@ -279,6 +283,9 @@ def _upload_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.emulator_root is not None and not args.emulator:
+        _say("bulkup: --emulator-root goes with --emulator", file=sys.stderr)
+        return EXIT_USAGE
     if not args.sources and not args.emulator:
         _say("bulkup: give at least one SRC (or --emulator for a sample run)", file=sys.stderr)
         return EXIT_USAGE
@@ -358,18 +365,25 @@ async def _upload_to_embedded(config: Any, args: argparse.Namespace,
     from bulkup.embedded import embedded_emulator, make_sample_tree
     from bulkup.uploader import run_upload
 
-    sources = args.sources or [str(make_sample_tree())]
-    async with embedded_emulator() as server:
-        _say(f"embedded emulator: {server.url} (files land under {server.root})",
-              file=sys.stderr)
-        config = config.with_overrides(
-            server_url=server.url, region=None, staging=False, user=server.user,
-            password=server.password, company_handle=server.company_handle,
-            company_root=server.company_root)
-        report = await run_upload(config, sources, stop=signals[0], abort=signals[1],
-                                  hooks=hooks)
-    report = dataclasses.replace(report, emulator_root=str(server.root / server.company_root))
-    return _finish(report, config, progress)
+    with contextlib.ExitStack() as temporary:
+        root = args.emulator_root or Path(temporary.enter_context(
+            tempfile.TemporaryDirectory(prefix="bulkup-emulator-")))
+        sources = args.sources or [str(make_sample_tree(Path(temporary.enter_context(
+            tempfile.TemporaryDirectory(prefix="bulkup-sample-")))))]
+        async with embedded_emulator(root) as server:
+            _say(f"embedded emulator: {server.url} (files land under {server.root}"
+                 f"{'' if args.emulator_root else ', removed at exit'})", file=sys.stderr)
+            config = config.with_overrides(
+                server_url=server.url, region=None, staging=False, user=server.user,
+                password=server.password, company_handle=server.company_handle,
+                company_root=server.company_root,
+                journal=config.journal or (None if config.no_journal else root / "journal"))
+            report = await run_upload(config, sources, stop=signals[0], abort=signals[1],
+                                      hooks=hooks)
+        if args.emulator_root:
+            report = dataclasses.replace(
+                report, emulator_root=str(server.root / server.company_root))
+        return _finish(report, config, progress)
 
 
 def _finish(report: UploadReport, config: Any, progress: Any) -> int:

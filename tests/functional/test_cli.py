@@ -26,7 +26,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
 class TestMainCommand:
     def test_emulator_sample_run(self, tmp_path: Path) -> None:
         """`bulkup upload --emulator` uploads the sample tree and prints the summary; exit 0."""
-        done = run_cli("upload", "--emulator", "--report", str(tmp_path / "r.json"))
+        done = run_cli("upload", "--emulator", "--report", str(tmp_path / "r.json"),
+                       "--emulator-root", str(tmp_path / "kept"))
         assert done.returncode == 0, done.stderr
         assert "found 7 files; sent 7 (" in done.stdout and "files landed under" in done.stdout
         report = json.loads((tmp_path / "r.json").read_text())
@@ -35,6 +36,17 @@ class TestMainCommand:
         for key in ("job_handles", "files_uploaded", "files_failed", "files_skipped",
                     "bytes_uploaded", "posts", "retries", "duration_s", "failures"):
             assert key in report
+
+    def test_emulator_run_leaves_no_temporary_folder(self, tmp_path: Path) -> None:
+        """Without --emulator-root the sample tree, the emulator's files and the demo's
+        journal live in temporary folders removed at exit (nothing in the state dir)."""
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        done = run_cli("upload", "--emulator", env={"TMPDIR": str(scratch)})
+        assert done.returncode == 0, done.stderr
+        assert "removed at exit" in done.stderr and "files landed under" not in done.stdout
+        assert list(scratch.iterdir()) == []
+        assert not list(Path(os.environ["XDG_STATE_HOME"]).rglob("*"))
 
     def test_dry_run_sends_nothing(self, tmp_path: Path) -> None:
         """--dry-run prints files, bytes and POSTs and opens no job."""

@@ -105,8 +105,9 @@ class TestLogLevels:
 class TestBrokenPipes:
     def test_status_into_a_closed_pipe_ends_quietly(self, tmp_path: Path) -> None:
         """``bulkup status | head`` with head gone: exit 141 as a shell says it, quietly."""
-        assert bulkup("upload", "--emulator", cwd=tmp_path).returncode == 0  # a journal
-        code, err = closed_stdout("status")
+        journal = str(tmp_path / "j.journal")
+        assert bulkup("upload", "--emulator", "--journal", journal).returncode == 0
+        code, err = closed_stdout("status", "--journal", journal)
         assert code == 141
         assert "Traceback" not in err and "BrokenPipe" not in err
 
