@@ -1,8 +1,10 @@
 """A company's assets on disk and the overwrite rules (spec D-15).
 
 Asset names (file name without its last extension) are unique in a company and compared
-case-insensitively; the company's ``overwrite_mode`` says what counts as "the same file". The
-index is built once from the company folder, then kept in step with every commit.
+case-insensitively; the company's ``overwrite_mode`` says what counts as "the same file". Folder
+names share that name space (the vendor's single folder/asset name space): an asset may not take
+the name of a folder, nor a folder the name of an asset, anywhere in the company. The index is
+built once from the company folder, then kept in step with every commit.
 """
 
 from __future__ import annotations
@@ -48,15 +50,19 @@ class CompanyAssets:
         self._number = company_number
         self._seq = itertools.count(1)
         self._by_asset: dict[str, list[Asset]] = {}
+        # folder name (case-folded) -> one folder of that name, as stored ("a/b/")
+        self._folders: dict[str, str] = {}
         # target folder -> its absolute path ("/" ended), checked and created once, not per file
         self._ready_folders: dict[str, str] = {}
         self._scan()
 
     def _scan(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for dirpath, _dirs, names in os.walk(self.folder):
+        for dirpath, dirs, names in os.walk(self.folder):
             rel = os.path.relpath(dirpath, self.folder)
             prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            for name in dirs:
+                self._folders.setdefault(name.casefold(), f"{prefix}{name}/")
             for name in names:
                 target = Target(folder=prefix, name=name)
                 self._add(target, published=False)
@@ -87,6 +93,9 @@ class CompanyAssets:
         """Apply D-15 to one received file; moves ``staged`` into place or leaves it."""
         matches, same_name = self._matches(target)
         shown = root_prefix + target.path
+        clash = self._name_space_clash(target, root_prefix)
+        if clash is not None:
+            return Outcome("UploadError", f"{shown}: name conflict: {clash}")
         if matches and not overwrite:
             return Outcome("DuplicateSkipped", f"{shown}: already exists; not overwritten",
                            matches[0].handle)
@@ -102,6 +111,18 @@ class CompanyAssets:
         asset = self._add(target, published=publish)
         return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle,
                        moved=True)
+
+    def _name_space_clash(self, target: Target, root_prefix: str) -> str | None:
+        """Why ``target`` would put a folder and an asset under one name (D-15), or None."""
+        folder = self._folders.get(target.asset_name.casefold())
+        if folder is not None:
+            return (f"asset {target.asset_name!r} has the name of folder "
+                    f"{root_prefix}{folder}")
+        for segment in target.folder.split("/")[:-1]:
+            same = self._by_asset.get(segment.casefold())
+            if same:
+                return f"folder {segment!r} has the name of asset {root_prefix}{same[0].path}"
+        return None
 
     def _replace(self, matches: list[Asset], target: Target, destination: str, publish: bool,
                  keep_publish_state: bool, shown: str) -> Outcome:
@@ -136,6 +157,9 @@ class CompanyAssets:
         os.makedirs(folder, exist_ok=True)
         folder = folder if folder.endswith("/") else folder + "/"
         self._ready_folders[relative] = folder
+        segments = relative.split("/")[:-1]
+        for end, segment in enumerate(segments, 1):
+            self._folders.setdefault(segment.casefold(), "".join(s + "/" for s in segments[:end]))
         return folder
 
 

@@ -329,3 +329,46 @@ class TestConnectionCap:
         settings = build_settings(root=tmp_path)
         assert (settings.max_connections, settings.header_timeout_s,
                 settings.body_idle_timeout_s) == (1000, 30.0, 60.0)
+
+
+class TestOneNameSpace:
+    """D-15 as written: folders and assets share one name space per company."""
+
+    async def outcomes(self, emu: Emulator, named_files: dict[str, bytes]) -> list[str]:
+        handle = await emu.open_job()
+        await emu.upload(handle, named_files)
+        files = (await emu.job(handle))["files"]
+        return [f"{f['outcome']}: {f['message']}" for f in files]
+
+    async def test_asset_may_not_take_a_folder_name(self, emu: Emulator) -> None:
+        """``shoes/a.jpg`` then ``Shoes.png``: the asset would be named like the folder."""
+        got = await self.outcomes(emu, {"shoes/a.jpg": b"a", "Shoes.png": b"p"})
+        assert got[0].startswith("UploadSuccess")
+        assert got[1] == ("UploadError: Acme/Shoes.png: name conflict: asset 'Shoes' has the "
+                          "name of folder Acme/shoes/")
+        assert emu.stored() == {"shoes/a.jpg": b"a"}
+
+    async def test_folder_may_not_take_an_asset_name(self, emu: Emulator) -> None:
+        """``boots.jpg`` then ``x/BOOTS/b.jpg``: the new folder would be named like the asset;
+        neither the file nor the folder is created."""
+        got = await self.outcomes(emu, {"boots.jpg": b"b", "x/BOOTS/b.jpg": b"c"})
+        assert got[1] == ("UploadError: Acme/x/BOOTS/b.jpg: name conflict: folder 'BOOTS' has "
+                          "the name of asset Acme/boots.jpg")
+        assert emu.stored() == {"boots.jpg": b"b"}
+        assert not (emu.company_dir() / "x").exists()
+
+    async def test_folders_on_disk_count(self, start_emulator: StartEmulator,
+                                         tmp_path: Path) -> None:
+        """A folder already in the company folder at start-up is in the name space too."""
+        (tmp_path / "root" / "Acme" / "old" / "gifs").mkdir(parents=True)
+        emu = await start_emulator()
+        got = await self.outcomes(emu, {"new/gifs.gif": b"g"})
+        assert got == ["UploadError: Acme/new/gifs.gif: name conflict: asset 'gifs' has the "
+                       "name of folder Acme/old/gifs/"]
+
+    async def test_unrelated_names_unaffected(self, emu: Emulator) -> None:
+        """Same-named folders in two places, and assets beside them, are fine."""
+        payload = {"a/2025/x.jpg": b"1", "b/2025/y.jpg": b"2", "a/z.jpg": b"3"}
+        got = await self.outcomes(emu, payload)
+        assert [g.split(":")[0] for g in got] == ["UploadSuccess"] * 3
+        assert emu.stored() == payload
