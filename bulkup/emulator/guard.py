@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
+from typing import cast
 
 import structlog
 
@@ -78,8 +79,8 @@ class _Counted(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._inner = self._cap.admit()
         if self._inner is None:
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.write(BUSY)
+            # a stream transport (uvloop's is not an asyncio.WriteTransport subclass)
+            cast(asyncio.Transport, transport).write(BUSY)
             transport.close()
             return
         self._inner.connection_made(transport)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -372,3 +375,39 @@ class TestOneNameSpace:
         got = await self.outcomes(emu, payload)
         assert [g.split(":")[0] for g in got] == ["UploadSuccess"] * 3
         assert emu.stored() == payload
+
+
+class TestServeCommandGuards:
+    """The same guards in ``bulkup serve`` itself (a subprocess, on uvloop when installed)."""
+
+    @pytest.mark.timeout(60)
+    async def test_cap_and_header_timeout_in_the_real_command(self, tmp_path: Path) -> None:
+        """``--max-connections 1 --header-timeout-s 0.3``: a second connection is answered
+        503 and closed (logged once on stderr); the first, silent, is closed at its header
+        deadline."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bulkup", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--root", str(tmp_path / "served"), "--max-connections", "1",
+            "--header-timeout-s", "0.3",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+            port = int(re.search(r"127\.0\.0\.1:(\d+)/", line).group(1))  # type: ignore[union-attr]
+            first_reader, first = await asyncio.open_connection("127.0.0.1", port)
+            first.write(b"GET /_emulator/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert (await asyncio.wait_for(first_reader.readline(), 5)).startswith(
+                b"HTTP/1.1 200 ")  # admitted and served: it holds the one slot now
+            second_reader, second = await asyncio.open_connection("127.0.0.1", port)
+            assert (await closed_by_server(second_reader)).startswith(b"HTTP/1.1 503 ")
+            second.close()
+            assert await closed_by_server(first_reader, 5) != b""  # rest of its answer, then EOF
+            first.close()
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+            log = (await proc.stderr.read()).decode()
+            assert log.count("connection_limit_reached") == 1, log
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
