@@ -56,7 +56,8 @@ async def with_reader(reader: SmallFileReader, paths: list[Path], size: int) -> 
     """Whole groups laid out as form parts, as the body asks for them."""
     per_group = max(1, GROUP_BYTES // size)
     parts = [FilePart(FileEntry(path=str(p), rel_path=p.name, target=p.name, size=size,
-                                mtime_ns=0), file_part_header("b", 1, p.name)) for p in paths]
+                                mtime_ns=p.stat().st_mtime_ns),
+                      file_part_header("b", 1, p.name)) for p in paths]
     total = 0
     for i in range(0, len(parts), per_group):
         group = parts[i:i + per_group]

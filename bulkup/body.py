@@ -19,6 +19,13 @@ costs a thread round trip per read call, which is the very cost this module avoi
 A file whose size differs from what the walker saw fails the POST with
 :class:`SourceChangedError`, recorded in :attr:`BatchBody.source_failure` (aiohttp may wrap
 exceptions raised while it writes a body).
+
+What is sent is what was walked: once a file's last byte is read (small files by the reader,
+large ones here, whichever way they travel), one ``fstat`` on the descriptor read from checks
+its size, ``mtime_ns`` and inode against the walk's. A file that no longer matches, or that grew
+or shrank while it was sent, raises :class:`SourceChangedWhileSent` before the closing boundary:
+the POST is cut short of its Content-Length, which the servlet drops whole (spec D-13), and the
+sender resends the batch.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from typing import Any
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-from bulkup.errors import SourceChangedError, SourceError
+from bulkup import read_helper
+from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
 from bulkup.models import FileEntry
 from bulkup.reader import FilePart, InProcessReader, SmallFileReader
 
@@ -174,8 +182,8 @@ class BatchBody(Payload):
         """Zero-copy from the page cache to the socket (plain HTTP on asyncio's loop)."""
         sent = await asyncio.get_running_loop().sendfile(transport, handle, 0, entry.size)
         if sent != entry.size:
-            self.source_failure = SourceChangedError(entry.path, "file shrank while it was "
-                                                                 "being sent")
+            self.source_failure = SourceChangedWhileSent(entry.path, "file shrank while it was "
+                                                                     "being sent")
             raise self.source_failure
 
     async def _guarded(self, work: Any) -> Any:
@@ -300,14 +308,19 @@ def _read_exact(handle: Any, size: int, entry: FileEntry) -> bytes:
     while data is not None and len(data) < size:
         more = handle.read(size - len(data))
         if not more:
-            raise SourceChangedError(entry.path, "file shrank while it was being sent")
+            raise SourceChangedWhileSent(entry.path, "file shrank while it was being sent")
         data += more
     return bytes(data or b"")
 
 
 def _check_at_end(handle: Any, entry: FileEntry) -> None:
+    """After the last byte: nothing more to read, and the file still is what the walk saw."""
     if handle.read(1):
-        raise SourceChangedError(entry.path, "file grew while it was being sent")
+        raise SourceChangedWhileSent(entry.path, "file grew while it was being sent")
+    changed = read_helper.changed_since_walk(os.fstat(handle.fileno()), entry.size,
+                                             entry.mtime_ns, entry.inode)
+    if changed:
+        raise SourceChangedWhileSent(entry.path, changed)
 
 
 def _consume_outcome(task: asyncio.Task[bytes | bytearray]) -> None:

@@ -9,6 +9,7 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     ├── ProtocolValueError(ValueError)    a value the wire cannot carry       fatal
     ├── SourceError                       a local file cannot be sent         fails that file
     │   ├── SourceChangedError            size changed since the walk         fails that file
+    │   │   └── SourceChangedWhileSent    changed by its last byte's read     POST cut, resent
     │   └── TargetNameError               a name the server would refuse      fails that file
     ├── TransportError                    no usable HTTP response             retryable
     │   ├── ConnectError                  cannot connect                      retryable
@@ -66,6 +67,7 @@ __all__ = [
     "ServerUnavailable",
     "SourceAddressChanged",
     "SourceChangedError",
+    "SourceChangedWhileSent",
     "SourceError",
     "TargetNameError",
     "TransportError",
@@ -108,6 +110,16 @@ class SourceError(BulkupError):
 
 class SourceChangedError(SourceError):
     """A file's size changed between the walk and the send."""
+
+
+class SourceChangedWhileSent(SourceChangedError):
+    """A file no longer matched the walk (size, ``mtime_ns`` or inode) once its last byte was
+    read, or it grew or shrank while it was sent: the bytes read may mix old and new content.
+
+    Raised from the body before the POST's closing boundary, so the POST is cut (the servlet
+    drops a cut POST whole, spec D-13). The sender stats the file again and resends the batch
+    with it (at most twice more), then fails it with "changed while being sent".
+    """
 
 
 class TargetNameError(SourceError):

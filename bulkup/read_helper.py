@@ -15,12 +15,17 @@ file data itself.
 
 Protocol, all integers little-endian:
 
-- request: ``u32`` count, ``u8`` mode, then per file ``u64`` expected size, ``u32`` path
-  length, ``u32`` part header length, the path bytes, the part header bytes;
+- request: ``u32`` count, ``u8`` mode, then per file ``u64`` expected size, ``i64`` expected
+  ``mtime_ns``, ``u64`` expected inode (0: not checked), ``u32`` path length, ``u32`` part header
+  length, the path bytes, the part header bytes;
 - reply, one per request: ``u8`` status, ``u32`` index of the file it is about, ``u64``
   payload length, payload. Status ``OK`` carries the parts still to be sent; the others stop at
   the first file that cannot be sent (before any byte of the group went anywhere) and carry a
   UTF-8 reason.
+
+A file is checked once its last byte is read, on the descriptor it was read from (one
+``fstat``): a size, ``mtime_ns`` or inode other than the walk's means the bytes may mix old and
+new content, and the group is answered ``MODIFIED`` (nothing of it written anywhere).
 
 Mode ``TO_PIPE`` answers with all of the group's parts. Mode ``TO_SOCKET`` (only when started
 with ``--fd-channel N``, a Unix datagram socket) first takes a connection's descriptor from that
@@ -45,18 +50,20 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 REQUEST = struct.Struct("<IB")
-FILE = struct.Struct("<QII")
+FILE = struct.Struct("<QqQII")
 REPLY = struct.Struct("<BIQ")
 CRLF = b"\r\n"
-OK, VANISHED, CANNOT_OPEN, CHANGED = 0, 1, 2, 3
+OK, VANISHED, CANNOT_OPEN, CHANGED, MODIFIED = 0, 1, 2, 3, 4
 TO_PIPE, TO_SOCKET = 0, 1
 MAX_IOV = 512
+FileRequest = tuple[bytes, int, int, int, bytes]  # path, size, mtime_ns, inode, part header
 PIPE_BYTES = 1024 * 1024
 
 
-def read_whole(path: bytes, size: int) -> tuple[int, bytes]:
+def read_whole(path: bytes, size: int, mtime_ns: int, inode: int = 0) -> tuple[int, bytes]:
     """The file's bytes, or a status and reason: one read of size + 1 bytes tells a file that
-    grew from one of the expected size."""
+    grew from one of the expected size; an ``fstat`` after the last byte tells one that was
+    rewritten (same size, another ``mtime_ns``) or replaced (another inode; 0: not checked)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -70,14 +77,26 @@ def read_whole(path: bytes, size: int) -> tuple[int, bytes]:
             if not more:
                 break
             data += more
+        if len(data) != size:
+            now = "more" if len(data) > size else str(len(data))
+            return CHANGED, f"size changed from {size} to {now} bytes since the walk".encode()
+        changed = changed_since_walk(os.fstat(fd), size, mtime_ns, inode)
     except OSError as exc:
         return CANNOT_OPEN, f"cannot read: {exc.strerror or exc}".encode()
     finally:
         os.close(fd)
-    if len(data) != size:
-        now = "more" if len(data) > size else str(len(data))
-        return CHANGED, f"size changed from {size} to {now} bytes since the walk".encode()
-    return OK, data
+    return (MODIFIED, changed.encode()) if changed else (OK, data)
+
+
+def changed_since_walk(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> str:
+    """Empty when the file still is what the walk saw, else what changed (for the reason)."""
+    if st.st_size == size and st.st_mtime_ns == mtime_ns and (not inode or st.st_ino == inode):
+        return ""
+    if st.st_ino != inode and inode:
+        return "changed while being read: replaced by another file (another inode)"
+    if st.st_size != size:
+        return f"changed while being read: size {size} -> {st.st_size} bytes"
+    return f"changed while being read: mtime_ns {mtime_ns} -> {st.st_mtime_ns}"
 
 
 def write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
@@ -108,22 +127,22 @@ def serve(requests: BinaryIO, out_fd: int, fd_channel: socket.socket | None = No
             return  # a request this helper was not started for: stop answering
 
 
-def read_file_request(requests: BinaryIO) -> tuple[bytes, int, bytes] | None:
+def read_file_request(requests: BinaryIO) -> FileRequest | None:
     head = read_exactly(requests, FILE.size)
     if head is None:
         return None
-    size, path_length, header_length = FILE.unpack(head)
+    size, mtime_ns, inode, path_length, header_length = FILE.unpack(head)
     path = read_exactly(requests, path_length)
     header = read_exactly(requests, header_length)
-    return None if path is None or header is None else (path, size, header)
+    return None if path is None or header is None else (path, size, mtime_ns, inode, header)
 
 
-def answer(files: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+def answer(files: list[FileRequest]) -> list[bytes]:
     """The reply to one request: every part, or why the first bad file cannot be sent."""
     parts: list[bytes] = []
     total = 0
-    for index, (path, size, header) in enumerate(files):
-        status, data = read_whole(path, size)
+    for index, (path, size, mtime_ns, inode, header) in enumerate(files):
+        status, data = read_whole(path, size, mtime_ns, inode)
         if status != OK:
             return [REPLY.pack(status, index, len(data)), data]
         parts += (header, data, CRLF)

@@ -6,7 +6,10 @@ per group of files, in process or by the read helper.
 :meth:`HelperReader.start` has started the helper, and for good if it dies, it builds the parts
 in process with :func:`small_parts`. Both read a file with the same function
 (:func:`bulkup.read_helper.read_whole`), so a file that vanished, cannot be opened or changed size
-since the walk raises the same :class:`~bulkup.errors.SourceError`, naming it, either way.
+since the walk raises the same :class:`~bulkup.errors.SourceError`, naming it, either way. Both
+check each file once its last byte is read (one ``fstat`` on the descriptor read from): a size,
+``mtime_ns`` or inode other than the walk's raises
+:class:`~bulkup.errors.SourceChangedWhileSent`, and nothing of the group is sent.
 
 With ``direct_to`` (a connection's descriptor, plain TCP only), the helper writes the group's
 parts straight into the connection, as much as it takes without waiting, and only the rest comes
@@ -22,6 +25,7 @@ import asyncio
 import collections
 import os
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +34,7 @@ from typing import NamedTuple, Protocol
 import structlog
 
 from bulkup import read_helper as wire
-from bulkup.errors import SourceChangedError, SourceError
+from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
 from bulkup.models import FileEntry
 
 log = structlog.get_logger("bulkup.reader")
@@ -167,8 +171,9 @@ class HelperReader:
         parts = [wire.REQUEST.pack(len(group), wire.TO_SOCKET if direct else wire.TO_PIPE)]
         for part in group:
             path = os.fsencode(part.entry.path)
-            parts += (wire.FILE.pack(part.entry.size, len(path), len(part.header)), path,
-                      part.header)
+            entry = part.entry
+            parts += (wire.FILE.pack(entry.size, entry.mtime_ns, entry.inode, len(path),
+                                     len(part.header)), path, part.header)
         future: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
         self._waiting.append((future, group))  # replies come in request order
         self._arrived.set()
@@ -273,18 +278,39 @@ def _source_error(status: int, entry: FileEntry, reason: bytes | bytearray) -> S
     text = reason.decode("utf-8", "replace")
     if status == wire.CHANGED:
         return SourceChangedError(entry.path, text)
+    if status == wire.MODIFIED:
+        return SourceChangedWhileSent(entry.path, text)
     return SourceError(entry.path, text)
+
+
+def restat(entry: FileEntry, max_file_size: int) -> FileEntry | str:
+    """The entry as its file is now (size, ``mtime_ns``, inode), for sending it again, or why
+    it cannot be sent any more. A path that is now a link is not followed (it may lead out of
+    the source roots, which only the walker can tell)."""
+    try:
+        st = os.stat(entry.path, follow_symlinks=False)
+    except FileNotFoundError:
+        return "file vanished before it was sent"
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "changed while being sent: no longer a regular file"
+    if st.st_size > max_file_size:
+        return f"file too large: {st.st_size} bytes > max_file_size {max_file_size}"
+    return entry._replace(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
 
 
 def small_parts(group: Sequence[FilePart]) -> bytes:
     """Read a group of small files whole, in process, and lay them out as form parts.
 
-    Three system calls a file: open, one read of size + 1 bytes (a longer answer means the file
-    grew, a shorter one that it shrank), close.
+    Four system calls a file: open, one read of size + 1 bytes (a longer answer means the file
+    grew, a shorter one that it shrank), fstat (the file still is what the walk saw), close.
     """
     pieces: list[bytes] = []
     for part in group:
-        status, data = wire.read_whole(os.fsencode(part.entry.path), part.entry.size)
+        entry = part.entry
+        status, data = wire.read_whole(os.fsencode(entry.path), entry.size, entry.mtime_ns,
+                                       entry.inode)
         if status != wire.OK:
             raise _source_error(status, part.entry, data)
         pieces += (part.header, data, wire.CRLF)

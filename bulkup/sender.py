@@ -2,9 +2,11 @@
 every file of the batch as uploaded or failed.
 
 A file is counted as uploaded only when the POST that carried it was acknowledged. A file that
-changed on disk fails alone and the rest of its batch is sent again; a job the server lost is
-replaced and the batch resent there (D-14); anything fatal (authentication, authorization)
-propagates and stops the run.
+changed on disk fails alone and the rest of its batch is sent again; one that changed while its
+POST was being sent (the body cut that POST short) is stat'ed again and the batch resent with
+it, at most MAX_CHANGED_RESENDS times, before it fails with "changed while being sent". A job
+the server lost is replaced and the batch resent there (D-14); anything fatal (authentication,
+authorization) propagates and stops the run.
 
 An answer counts as the acknowledgement only when it names the job the POST was sent into
 (:class:`~bulkup.errors.HandleMismatch` otherwise). Once the run is asked to stop, no new POST
@@ -24,16 +26,25 @@ import structlog
 from bulkup.body import BatchBody, file_part_header, new_boundary
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
-from bulkup.errors import HandleMismatch, IpsApiFault, RunStopping, SourceError, is_fatal
+from bulkup.errors import (
+    HandleMismatch,
+    IpsApiFault,
+    RunStopping,
+    SourceChangedWhileSent,
+    SourceError,
+    is_fatal,
+)
 from bulkup.job import JobCoordinator, policy_of
 from bulkup.models import Batch, FileEntry, FileFailure
-from bulkup.reader import FilePart, SmallFileReader
+from bulkup.reader import FilePart, SmallFileReader, restat
 from bulkup.retry import Attempts, Sleep, call_with_retry
 from bulkup.stats import MAX_FAILURES_KEPT, Stats
-from bulkup.targets import header_file_name
+from bulkup.targets import escaped, header_file_name
 
 log = structlog.get_logger("bulkup.sender")
 OnPosted = Callable[[list[FileEntry], str], Awaitable[None]]
+MAX_CHANGED_RESENDS = 2  # a file that changed while sent: sent at most this many times more
+CHANGED_WHILE_SENT = "changed while being sent"
 
 
 @dataclass(slots=True)
@@ -69,6 +80,7 @@ class BatchSender:
         self._stats, self._failures = stats, failures
         self._sleep, self._rng = sleep, rng
         self._on_posted = on_posted
+        self._resends: dict[str, int] = {}  # path: resends after it changed while being sent
 
     async def send(self, batch: Batch) -> None:
         """Deliver ``batch``; every file ends up uploaded or in the failures, unless the run
@@ -78,6 +90,9 @@ class BatchSender:
             await self._deliver(entries)
         except RunStopping as exc:
             log.warning("batch_abandoned", files=len(entries), reason=describe(exc)[:200])
+        finally:
+            for entry in batch.entries:
+                self._resends.pop(entry.path, None)
 
     async def _deliver(self, entries: list[FileEntry]) -> None:
         while entries:
@@ -151,9 +166,31 @@ class BatchSender:
                     error=type(exc).__name__, reason=describe(exc)[:200])
 
     def _drop_source(self, entries: list[FileEntry], exc: SourceError) -> list[FileEntry]:
+        """The entries to send again: without the file ``exc`` names (failed), or with it
+        stat'ed again when it changed while being sent and may be resent."""
         bad = [e for e in entries if e.path == exc.path]
-        self._fail(bad or entries, exc.reason)
+        reason = exc.reason
+        if bad and isinstance(exc, SourceChangedWhileSent):
+            fresh = self._changed_while_sent(bad[0], exc)
+            if isinstance(fresh, FileEntry):
+                return [fresh if e.path == exc.path else e for e in entries]
+            reason = fresh
+        self._fail(bad or entries, reason)
         return [e for e in entries if e.path != exc.path] if bad else []
+
+    def _changed_while_sent(self, entry: FileEntry,
+                            exc: SourceChangedWhileSent) -> FileEntry | str:
+        """The file as it is now, to be resent; or, after MAX_CHANGED_RESENDS resends (or
+        when it cannot be sent any more), the reason it fails."""
+        resends = self._resends.get(entry.path, 0)
+        if resends >= MAX_CHANGED_RESENDS:
+            return f"{CHANGED_WHILE_SENT} ({resends + 1} times; last: {exc.reason})"
+        fresh = restat(entry, self._config.max_file_size)
+        if isinstance(fresh, FileEntry):
+            self._resends[entry.path] = resends + 1
+            log.info("file_changed_while_sent", path=escaped(entry.path), resend=resends + 1,
+                     reason=exc.reason, size=fresh.size)
+        return fresh
 
     def _fail(self, entries: list[FileEntry], reason: str) -> None:
         for entry in entries:

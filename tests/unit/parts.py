@@ -18,9 +18,12 @@ def file_parts(folder: Path, sizes: list[int], prefix: str = "f",
     parts = []
     for i, size in enumerate(sizes, 1):
         path = folder / f"{prefix}{i}.bin"
-        path.write_bytes(bytes([i % 256]) * size)
+        data = bytes([i % 256]) * size
+        if not path.is_file() or path.read_bytes() != data:  # a second body: files as they are
+            path.write_bytes(data)
+        st = path.stat()  # as the walker saw it: the body checks size, mtime and inode
         entry = FileEntry(path=str(path), rel_path=path.name, target=f"Acme/{path.name}",
-                          size=size, mtime_ns=0)
+                          size=size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
         parts.append(FilePart(entry, file_part_header(boundary, i, entry.target)))
     return parts
 

@@ -264,7 +264,9 @@ class TestHelperScript:
         data.write_bytes(b"abc")
         path = os.fsencode(data)
         header = b"H:"
+        st = data.stat()
         request = ((1).to_bytes(4, "little") + bytes([TO_PIPE]) + (3).to_bytes(8, "little")
+                   + st.st_mtime_ns.to_bytes(8, "little") + st.st_ino.to_bytes(8, "little")
                    + len(path).to_bytes(4, "little") + len(header).to_bytes(4, "little")
                    + path + header)
         done = subprocess.run([sys.executable, "-I", "-S", str(HELPER_SCRIPT)],
