@@ -80,12 +80,14 @@ def read_whole(path: bytes, size: int, mtime_ns: int, inode: int = 0) -> tuple[i
         if len(data) != size:
             now = "more" if len(data) > size else str(len(data))
             return CHANGED, f"size changed from {size} to {now} bytes since the walk".encode()
-        changed = changed_since_walk(os.fstat(fd), size, mtime_ns, inode)
+        st = os.fstat(fd)
     except OSError as exc:
         return CANNOT_OPEN, f"cannot read: {exc.strerror or exc}".encode()
     finally:
         os.close(fd)
-    return (MODIFIED, changed.encode()) if changed else (OK, data)
+    if st.st_mtime_ns == mtime_ns and st.st_size == size and (st.st_ino == inode or not inode):
+        return OK, data  # the common case, without a call (this runs once a file)
+    return MODIFIED, changed_since_walk(st, size, mtime_ns, inode).encode()
 
 
 def changed_since_walk(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> str:
