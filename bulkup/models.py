@@ -22,7 +22,10 @@ class FileEntry(NamedTuple):
         target: the full target path sent to the server (company root, dest folder, rel_path).
         size: size in bytes at walk time.
         mtime_ns: modification time at walk time.
-        inode: inode number at walk time (0 where the platform has none).
+        inode: inode number at walk time (0 where the platform has none: not checked).
+            Once a file's last byte is read, its size, mtime_ns and inode are checked against
+            these (what is sent is what was walked); a file that changed is stat'ed again and
+            resent with its new values.
         needs_file_name_param: True when the target must travel in ``uploadPostParam/fileName``
             (spec D-17: not printable ASCII, or contains ``"``, ``\\``, ``;``); such a file
             travels alone in its POST.
