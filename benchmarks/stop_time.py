@@ -63,7 +63,8 @@ async def one_round(scenario: str, tree: Path, stop_grace: str | None) -> tuple[
         env = {**os.environ, "BULKUP_PASSWORD": "pw", "XDG_STATE_HOME": state}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bulkup", "upload", str(tree), "--server", url,
-            "--user", "u@x.y", "--company-handle", "c|1", "--no-wait", *extra,
+            "--user", "u@x.y", "--company-handle", "c|1", "--company-root", "Acme/",
+            "--no-wait", *extra,
             "--log-format", "json", stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, env=env)
         await asyncio.wait_for(held.wait(), 60)

@@ -101,8 +101,8 @@ def client_commands(corpus: Corpus, url: str, tls: bool, args: argparse.Namespac
     def bulkup(*extra: str) -> list[str]:
         journal = work / f"journal-{time.monotonic_ns()}.journal"  # a first run, every time
         return [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
-                "--user", "bench@example.com", "--company-handle", "c|1", "--journal",
-                str(journal), "--log-format", "json",
+                "--user", "bench@example.com", "--company-handle", "c|1",
+                "--company-root", "Bench/", "--journal", str(journal), "--log-format", "json",
                 *(["--ca-bundle", str(sink.ca)] if tls else []), *extra]
 
     commands = {

@@ -277,17 +277,17 @@ def _add_journal_commands(commands: Any) -> None:
 def _upload_command(args: argparse.Namespace) -> int:
     from bulkup.log import configure_logging
 
-    try:
-        config = _config_from(args)
-        configure_logging(config.log_format, level=config.log_level, log_file=config.log_file)
-    except ConfigError as exc:
-        _say(f"bulkup: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     if args.emulator_root is not None and not args.emulator:
         _say("bulkup: --emulator-root goes with --emulator", file=sys.stderr)
         return EXIT_USAGE
     if not args.sources and not args.emulator:
         _say("bulkup: give at least one SRC (or --emulator for a sample run)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = _config_from(args)
+        configure_logging(config.log_format, level=config.log_level, log_file=config.log_file)
+    except ConfigError as exc:
+        _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if config.insecure:
         _say("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)

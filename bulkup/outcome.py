@@ -10,7 +10,14 @@ import structlog
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, Outcome, confirm_job
-from bulkup.errors import BulkupError
+from bulkup.errors import (
+    BulkupError,
+    ConfigError,
+    RequestRejected,
+    UploadFailed,
+    is_fatal,
+    is_retryable,
+)
 from bulkup.monitor import JobMonitor
 from bulkup.retry import Sleep, unless_stopped
 from bulkup.sender import Failures
@@ -21,25 +28,70 @@ PROBE_ATTEMPTS = 2
 
 async def find_monitor(client: UploadClient, config: UploadConfig, sleep: Sleep,
                        stop: asyncio.Event) -> tuple[JobMonitor | None, UploadConfig]:
-    """The monitoring API if it answers, and the config capped to the server's file limit.
+    """The monitoring API if it answers, and the config capped to the server's file limit,
+    with the company root the server names when none is given (:func:`with_company_root`).
 
     An API that cannot be reached is said once; the upload goes on without it. A stop ends
     the probe (the run then sends nothing anyway).
+
+    Raises:
+        ConfigError: no company root given and the API cannot tell it (unless the API refused
+            our credentials: then the opening POST will say so, exit 3, before any file).
     """
     api_url = config.resolved_api_url
-    if api_url is None:
-        return None, config
-    monitor = JobMonitor(client=client, config=config, api_url=api_url, sleep=sleep)
+    monitor = None if api_url is None else JobMonitor(client=client, config=config,
+                                                      api_url=api_url, sleep=sleep)
+    limit: int | None = None
     try:
-        limit = await unless_stopped(monitor.max_file_size(attempts=PROBE_ATTEMPTS), stop)
+        limit = None if monitor is None else await unless_stopped(
+            monitor.max_file_size(attempts=PROBE_ATTEMPTS), stop)
     except BulkupError as exc:  # even a fault: the upload itself will say what is wrong
         log.warning("job_monitoring_unavailable", api_url=api_url, reason=describe(exc),
                     consequence="files stay posted, not confirmed by the job log")
-        return None, config
+        if stop.is_set() or (is_fatal(exc) and not isinstance(exc, RequestRejected)):
+            return None, config  # credentials or TLS: the opening POST fails the same way
+        if is_retryable(exc) and config.company_root is None:
+            raise UploadFailed(f"cannot look up the company root (getCompanyInfo): "
+                               f"{describe(exc)}; give --company-root to go without",
+                               [exc]) from exc
+        monitor = None
     if limit is not None and limit < config.max_file_size:
         log.info("server_file_limit", max_file_size=limit)
         config = config.with_overrides(max_file_size=limit)
-    return monitor, config
+    return monitor, await with_company_root(monitor, config)
+
+
+async def with_company_root(monitor: JobMonitor | None,
+                            config: UploadConfig) -> UploadConfig:
+    """The config with ``company_root``: as given, else the server's (``getCompanyInfo``'s
+    ``rootPath``). Without it every target would land outside the company's folders.
+
+    Raises:
+        ConfigError: not given, and the API cannot tell it (it answered without one, refused
+            the call, or is not there).
+        UploadFailed: not given, and the server could not be asked right now (unreachable,
+            5xx): like a server that cannot open a job, exit 3.
+    """
+    if config.company_root is not None:
+        return config
+    advice = "give --company-root (the company's root folder, e.g. 'Acme/')"
+    if monitor is None:
+        raise ConfigError(f"company_root: not given, and the server's API cannot be asked "
+                          f"for it (getCompanyInfo: see job_monitoring_unavailable); {advice}")
+    try:
+        answer = await monitor.call("getCompanyInfo", companyHandle=config.company_handle)
+    except BulkupError as exc:
+        if is_retryable(exc):
+            raise UploadFailed(f"cannot look up the company root (getCompanyInfo): "
+                               f"{describe(exc)}; {advice} to go without", [exc]) from exc
+        raise ConfigError(f"company_root: not given, and getCompanyInfo failed "
+                          f"({describe(exc)}); {advice}") from None
+    info = answer.get("companyInfo")
+    root = info.get("rootPath") if isinstance(info, dict) else None
+    if not isinstance(root, str) or not root.strip("/"):
+        raise ConfigError(f"company_root: not given, and getCompanyInfo named none; {advice}")
+    log.info("company_root_found", company_root=root, source="getCompanyInfo")
+    return config.with_overrides(company_root=root)
 
 
 async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,

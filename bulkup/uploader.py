@@ -35,7 +35,7 @@ import structlog
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, MemoryLedger, Outcome
-from bulkup.errors import ConfigError, JournalError, RunStopping, is_fatal
+from bulkup.errors import ConfigError, JournalError, RunStopping, UploadFailed, is_fatal
 from bulkup.job import JobCoordinator
 from bulkup.models import FileEntry
 from bulkup.outcome import find_monitor, server_verdicts
@@ -103,7 +103,12 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
     async with UploadClient(config, url) as client:
-        monitor, config = await find_monitor(client, config, hooks.sleep, stop)
+        try:
+            monitor, config = await find_monitor(client, config, hooks.sleep, stop)
+            setup_failure = None
+        except UploadFailed as exc:
+            log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
+            monitor, setup_failure = None, describe(exc)
         walker = _walker(config, sources, failures)
         planner = SyncPlanner(config=config, stats=stats,
                               journal=recorder.journal if recorder else None,
@@ -112,16 +117,16 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
             rng=hooks.rng, recorder=recorder, status=monitor, stop=stop,
             resume=(resume.handle, resume.name) if resume else None)
-        reader = HelperReader() if config.read_helper else None
+        reader = HelperReader() if config.read_helper and not setup_failure else None
         if reader is not None:
             await reader.start()
         sender = BatchSender(client=client, coordinator=coordinator, config=config,
                              stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
                              on_posted=_receipts(recorder, planner, ledger), reader=reader,
                              stop=stop)
-        work = _send_and_close(config, walker, planner, sender, coordinator, stats, stop,
-                               hooks, reader)
-        fatal = await _unless_aborted(work, abort, stop)
+        fatal = setup_failure or await _unless_aborted(
+            _send_and_close(config, walker, planner, sender, coordinator, stats, stop, hooks,
+                            reader), abort, stop)
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():
             handles += await recorder.earlier_unconfirmed_jobs(handles)

@@ -20,7 +20,8 @@ from .scripted import JOB, OTHER_JOB, answer
 
 def config(url: str, **changes: Any) -> UploadConfig:
     base: dict[str, Any] = dict(server_url=url, user="u@x.y", password=PASSWORD,
-                                company_handle="c|1", backoff_base_s=0.001, backoff_cap_s=0.01,
+                                company_handle="c|1", company_root="Acme/",
+                                backoff_base_s=0.001, backoff_cap_s=0.01,
                                 max_attempts=4, no_journal=True, no_wait=True, concurrency=1)
     base.update(changes)
     return UploadConfig(**base)

@@ -23,7 +23,8 @@ async def _upload_until_held(server_url: str, tmp_path: Path, held: asyncio.Even
     env = {**os.environ, "BULKUP_PASSWORD": PASSWORD, "XDG_STATE_HOME": str(tmp_path / "st")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bulkup", "upload", str(src), "--server", server_url,
-        "--user", "u@x.y", "--company-handle", "c|1", "--no-wait", "--concurrency", "1",
+        "--user", "u@x.y", "--company-handle", "c|1", "--company-root", "Acme/", "--no-wait",
+        "--concurrency", "1",
         "--report", str(tmp_path / "report.json"), "--log-format", "json", *extra,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     async with asyncio.timeout(60):

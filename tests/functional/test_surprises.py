@@ -42,7 +42,8 @@ async def serve(unused_tcp_port_factory: Any) -> AsyncIterator[Callable[[Handler
 
 def config(url: str, **changes: Any) -> UploadConfig:
     base: dict[str, Any] = dict(server_url=url, user="u@x.y", password=PASSWORD,
-                                company_handle="c|1", backoff_base_s=0.001, backoff_cap_s=0.01,
+                                company_handle="c|1", company_root="Acme/",
+                                backoff_base_s=0.001, backoff_cap_s=0.01,
                                 max_attempts=3, no_journal=True, no_wait=True)
     base.update(changes)
     return UploadConfig(**base)

@@ -156,8 +156,8 @@ class TestFaults:
 
         make_tree(tmp_path / "src", {"a.jpg": b"a"})
         config = UploadConfig(server_url="http://127.0.0.1:9/scene7/UploadFile", user="u",
-                              password=PASSWORD, company_handle="c|1", max_attempts=2,
-                              backoff_base_s=0.001, backoff_cap_s=0.01)
+                              password=PASSWORD, company_handle="c|1", company_root="Acme/",
+                              max_attempts=2, backoff_base_s=0.001, backoff_cap_s=0.01)
         report = await run_upload(config, [str(tmp_path / "src")])
         assert report.exit_code == 3 and "cannot open an upload job" in report.fatal_error
 

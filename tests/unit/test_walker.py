@@ -239,13 +239,17 @@ class TestNames:
             "file name is not valid UTF-8: bad\\xff.jpg"]
 
     async def test_name_warning_logged(self, tmp_path: Path) -> None:
-        """A URL-troublesome name is queued, with a warning event."""
+        """A URL-troublesome name is queued, with a debug event; the walk's end counts them
+        in one warning."""
         _write(tmp_path / "a b.jpg")
         with capture_logs() as logs:
             entries = await _walk(_walker([tmp_path]))
         assert _rels(entries) == ["a b.jpg"]
-        (warning,) = _events(logs, "target_name_warning")
-        assert warning["warnings"] == ["file name contains a space"]
+        (detail,) = _events(logs, "target_name_warning")
+        assert detail["warnings"] == ["file name contains a space"]
+        assert detail["log_level"] == "debug"
+        (counted,) = _events(logs, "target_names_warned")
+        assert counted["files"] == 1 and counted["log_level"] == "warning"
 
 
 class TestSpecialFiles:
