@@ -40,7 +40,7 @@ SOAP_ROUTE = "/scene7/services/IpsApiService"
 JOBS_ROUTE = "/_emulator/jobs"
 STAGING = ".bulkup-emulator/staging"
 SWEEP_INTERVAL_S = 5.0
-MAX_SMALL_BODY_BYTES = 1024**2  # a SOAP call's body
+MAX_SMALL_BODY_BYTES = 64 * 1024  # a SOAP call's body (a few KiB); bounds memory per connection
 
 
 STATE = web.AppKey("state", EmulatorState)

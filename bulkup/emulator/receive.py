@@ -27,7 +27,9 @@ from aiohttp import web
 
 from bulkup.emulator.multipart import DONE, PART_END, Event, MultipartParser, PartHeaders
 
-MAX_XML_PART_BYTES = 1024 * 1024
+# A real auth or uploadParams part is a few KiB; 1,000 connections x 2 parts x 48 KiB stay
+# well inside the 200 MiB rule 9 allows at the connection cap.
+MAX_XML_PART_BYTES = 48 * 1024
 XML_PARTS = ("auth", "uploadParams")
 # Staging names: a counter (uuid4 cost a getrandom call and a Path per file), made unique per
 # process and run by a random prefix; O_EXCL refuses a clash rather than write into another file.
@@ -89,10 +91,13 @@ class XmlPart:
     too_large: bool = False
 
     def write(self, chunk: Chunk) -> None:
-        room = MAX_XML_PART_BYTES - len(self.raw)
-        if len(chunk) > room:
-            self.too_large = True
-        self.raw += chunk[: max(room, 0)]
+        if self.too_large:
+            return
+        if len(chunk) > MAX_XML_PART_BYTES - len(self.raw):
+            self.too_large = True  # a 30003 fault: nothing of it is read, so nothing is kept
+            self.raw = bytearray()
+            return
+        self.raw += chunk
 
 
 @dataclass(slots=True)
@@ -147,8 +152,8 @@ class BodyReader:
                     touch()
                 if self._keeping is not True:
                     self._dropped_bytes += len(chunk)
-                for event in parser.feed(chunk):
-                    self._on_event(event)
+                self._feed(parser, chunk)
+                del chunk  # a stalled body must not hold its last chunk while we wait
                 if self._past_drain_limit():
                     self.post.drained_past_limit = True
                     return self.post
@@ -156,6 +161,10 @@ class BodyReader:
         except ValueError as exc:
             self.post.framing_error = str(exc)
         return self.post
+
+    def _feed(self, parser: MultipartParser, chunk: bytes) -> None:
+        for event in parser.feed(chunk):
+            self._on_event(event)
 
     def _past_drain_limit(self) -> bool:
         return self._keeping is not True and self._dropped_bytes > self._drain_limit

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from bulkup.emulator import app as emulator_app
 from bulkup.emulator import build_settings, guard, server
-from bulkup.emulator.receive import BodyReader
+from bulkup.emulator.receive import MAX_XML_PART_BYTES, BodyReader, XmlPart
 from bulkup.emulator.server import Running
 
 from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator, wait_until
@@ -146,6 +146,16 @@ class TestBoundedParts:
         assert post.drained_past_limit
         assert content.read <= 1024**2 + 2 * content.chunk < len(content.data)
         assert len(post.files) < 100_000
+
+    def test_oversized_xml_part_keeps_nothing(self) -> None:
+        """An XML part over the cap is a 30003 fault and is never parsed, so none of it is
+        held while the rest arrives (1,000 stalled POSTs cost at most 2 x 48 KiB each)."""
+        part = XmlPart()
+        for _ in range(40):
+            part.write(b"a" * 4096)
+        assert part.too_large
+        assert len(part.raw) == 0
+        assert MAX_XML_PART_BYTES == 48 * 1024
 
     async def test_too_many_parts_is_30001(self, start_emulator: StartEmulator) -> None:
         """On the wire: 20,000 empty file parts in one follow-up POST are answered 30001
