@@ -56,6 +56,7 @@ class JobRecorder(Protocol):
 
     async def job_opened(self, handle: str, name: str) -> None: ...
     async def job_active(self, handle: str) -> None: ...
+    async def job_closing(self, handle: str) -> None: ...
     async def job_closed(self, handle: str) -> None: ...
 MAX_JOB_REPLACEMENTS = 5
 
@@ -288,11 +289,15 @@ class JobCoordinator:
             log.info("job_kept_alive", job_handle=handle)
 
     async def end_job(self) -> None:
-        """The closing POST (``endJob=true``), once every other POST has returned."""
+        """The closing POST (``endJob=true``), once every other POST has returned. The journal
+        records the job closed *before* it is sent (D-07: never a POST into a closed job,
+        whatever happens to this one); a journal that cannot record it stops the close."""
         handle = self.handle
         if handle is None:
             return
         params = self._encode(job_handle=handle, end_job=True)
+        if self._recorder is not None:  # before sending: a crash then never POSTs into it
+            await self._recorder.job_closing(handle)
         try:
             await self._post_without_files(lambda boundary: xml_part(
                 boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params),

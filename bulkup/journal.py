@@ -14,6 +14,7 @@ The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one 
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
@@ -90,10 +91,15 @@ class Journal:
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
         self.path = path
         self._clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_folder(path, exc) from None
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._prepare()
+        except sqlite3.OperationalError as exc:  # cannot open or write: not damage
+            raise unusable_folder(path, _as_os_error(exc)) from None
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"journal {path} is damaged ({exc}); move it aside to start "
                                "afresh (every file would then be sent again)") from exc
@@ -359,3 +365,21 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def unusable_folder(path: Path, exc: OSError) -> JournalError:
+    """The error for a journal or lock ``path`` whose folder cannot be used, and what to do."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        advice = "free some space, or give --journal PATH on another disk"
+    else:
+        advice = ("give --journal PATH in a writable folder, set XDG_STATE_HOME to one, or "
+                  "--no-journal (no resume, no skipping of unchanged files)")
+    return JournalError(f"cannot use {path} ({reason}); {advice}")
+
+
+def _as_os_error(exc: sqlite3.OperationalError) -> OSError:
+    """SQLite's reason as an OSError for :func:`unusable_folder` (a full disk as ENOSPC)."""
+    text = str(exc)
+    full = "full" in text.lower()
+    return OSError(errno.ENOSPC if full else errno.EIO, "disk full" if full else text)

@@ -1,9 +1,22 @@
-"""Using the journal from a run: where it lives, the lock that keeps two runs apart, and an
-async front that runs every journal call on one dedicated thread (SQLite calls block)."""
+"""Using the journal from a run: where it lives, the locks that keep two runs apart, and an
+async front that runs every journal call on one dedicated thread (SQLite calls block).
+
+Two locks are taken: one beside the journal file, and one per upload target (server, company,
+destination, sources) in the state folder's ``locks/``, so two runs on the same target are
+kept apart even when one of them keeps its journal elsewhere (``--journal``). When the state
+folder cannot be written, the target locks live in a per-user folder of the temporary
+directory instead. A lock file's content names its holder while it is held; on
+release the file is removed, so only a holder that died leaves one behind
+(``journal_lock_taken_over``).
+
+A folder that cannot hold the journal (read-only, missing and not creatable, a file in the
+way, a full disk) is a :class:`~bulkup.errors.JournalError` naming the path and what to do.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -11,6 +24,7 @@ import os
 import re
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +35,7 @@ import structlog
 
 from bulkup.config import UploadConfig
 from bulkup.errors import JournalError
-from bulkup.journal import Journal
+from bulkup.journal import Journal, unusable_folder
 
 log = structlog.get_logger("bulkup.journal")
 T = TypeVar("T")
@@ -41,49 +55,114 @@ def target_description(config: UploadConfig, sources: Sequence[str]) -> dict[str
             "sources": sorted(str(Path(s).resolve()) for s in sources)}
 
 
+def target_digest(config: UploadConfig, sources: Sequence[str]) -> str:
+    """A short digest of :func:`target_description`."""
+    description = target_description(config, sources)
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def target_lock_path(config: UploadConfig, sources: Sequence[str],
+                     environ: dict[str, str] | None = None) -> Path:
+    """The target's lock file: in the state folder, else (unwritable) in a per-user folder
+    of the temporary directory."""
+    name = f"{target_digest(config, sources)}.lock"
+    for folder in (state_dir(environ) / "locks",
+                   Path(tempfile.gettempdir()) / f"bulkup-{os.getuid()}-locks"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder / name
+    raise JournalError(f"no folder for the upload target's lock: {state_dir(environ)} and "
+                       "the temporary directory cannot be written; set XDG_STATE_HOME to a "
+                       "writable folder")
+
+
 def default_journal_path(config: UploadConfig, sources: Sequence[str],
                          environ: dict[str, str] | None = None) -> Path:
     """One journal per upload target, named readably and made unique by a digest."""
-    description = target_description(config, sources)
-    digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+    digest = target_digest(config, sources)
     hint = "-".join(filter(None, (config.company_root, config.dest_folder))) or "upload"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", hint).strip("-")[:40] or "upload"
     return state_dir(environ) / f"{slug}-{digest}.journal"
 
 
 class RunLock:
-    """An exclusive lock beside the journal; the kernel drops it when its process dies."""
+    """An exclusive lock; the kernel drops it when its process dies. By default the one
+    beside the journal; ``lock_path`` and ``what`` make it another (the target's)."""
 
-    def __init__(self, journal_path: Path) -> None:
-        self.path = journal_path.with_name(journal_path.name + ".lock")
+    def __init__(self, journal_path: Path, *, lock_path: Path | None = None,
+                 what: str | None = None) -> None:
+        self.path = lock_path or journal_path.with_name(journal_path.name + ".lock")
+        self._journal_path = journal_path
+        self._what = what or f"journal {journal_path}"
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock or raise JournalError naming the holder's PID and start time."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        for _ in range(MAX_LOCK_TRIES):
+            fd = self._open()
+            self._lock(fd)
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder removed the file as we opened it: take the new one
+        else:
+            raise JournalError(f"cannot lock {self.path}: it keeps being replaced")
+        self._take(fd)
+
+    def _lock(self, fd: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise JournalError(f"journal {self.path.with_suffix('')} is in use by another run "
+            raise JournalError(f"{self._what} is in use by another run "
                                f"(PID {holder.get('pid', '?')}, started "
-                               f"{holder.get('started', '?')}); try again when it ends") from None
+                               f"{holder.get('started', '?')}, journal "
+                               f"{holder.get('journal', '?')}); try again when it ends") \
+                from None
+
+    def _take(self, fd: int) -> None:
         previous = _read_holder(fd)
         if previous.get("pid") and previous.get("pid") != os.getpid():
-            log.info("journal_lock_taken_over", dead_pid=previous.get("pid"))
+            log.info("journal_lock_taken_over", dead_pid=previous.get("pid"), lock=str(self.path))
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  "journal": str(self._journal_path)}).encode(), 0)
         self._fd = fd
 
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise unusable_folder(self.path, exc) from None
+
     def release(self) -> None:
-        """Drop the lock (the lock file stays; its content names the last holder)."""
+        """Remove the lock file, then drop the lock (a run that opened the file meanwhile
+        sees it replaced and takes the new one); a file left behind names a holder that
+        died."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+MAX_LOCK_TRIES = 5
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

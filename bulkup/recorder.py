@@ -17,7 +17,13 @@ import structlog
 from bulkup.config import UploadConfig
 from bulkup.errors import JournalError
 from bulkup.journal import Journal, ResumableJob
-from bulkup.journal_run import AsyncJournal, RunLock, default_journal_path, target_description
+from bulkup.journal_run import (
+    AsyncJournal,
+    RunLock,
+    default_journal_path,
+    target_description,
+    target_lock_path,
+)
 from bulkup.models import FileEntry, FileFailure
 from bulkup.report import UploadReport
 
@@ -32,28 +38,36 @@ def params_digest(config: UploadConfig) -> str:
 class RunRecorder:
     """Everything a run writes to its journal."""
 
-    def __init__(self, journal: AsyncJournal, lock: RunLock, config: UploadConfig) -> None:
+    def __init__(self, journal: AsyncJournal, locks: Sequence[RunLock],
+                 config: UploadConfig) -> None:
         self.journal = journal
-        self._lock = lock
+        self._locks = locks
         self._config = config
         self.run_id = 0
         self._failures: list[FileFailure] = []
 
     @classmethod
     async def start(cls, config: UploadConfig, sources: Sequence[str]) -> RunRecorder:
-        """Lock the journal of this upload target, open it, and begin a run."""
+        """Lock the upload target and its journal, open the journal, and begin a run."""
         path = config.journal or default_journal_path(config, sources)
-        lock = RunLock(path)
-        lock.acquire()
+        locks = [RunLock(path, lock_path=target_lock_path(config, sources),
+                         what="the upload target (same server, company, destination and "
+                              "sources)"),
+                 RunLock(path)]
+        taken: list[RunLock] = []
         journal = AsyncJournal(path)
         try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
             await journal.open()
             await journal.call(Journal.describe, target_description(config, sources))
-            recorder = cls(journal, lock, config)
+            recorder = cls(journal, locks, config)
             recorder.run_id = await journal.call(Journal.begin_run, os.getpid())
         except BaseException:
             await journal.close()
-            lock.release()
+            for lock in reversed(taken):
+                lock.release()
             raise
         log.info("journal_opened", path=str(path), run=recorder.run_id)
         return recorder
@@ -102,6 +116,10 @@ class RunRecorder:
         """A file-less POST of the job was acknowledged."""
         await self.journal.call(Journal.record_job_active, handle)
 
+    async def job_closing(self, handle: str) -> None:
+        """endJob is about to be sent: from now on the job is closed for every run (D-07)."""
+        await self.journal.call(Journal.record_job_closed, handle)
+
     async def job_closed(self, handle: str) -> None:
         """The job is closed."""
         await self.journal.call(Journal.record_job_closed, handle)
@@ -123,7 +141,8 @@ class RunRecorder:
         except JournalError as exc:
             log.error("journal_close_failed", reason=str(exc))
         finally:
-            self._lock.release()
+            for lock in reversed(self._locks):
+                lock.release()
 
 
 class JournalLedger:

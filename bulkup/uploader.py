@@ -35,9 +35,18 @@ import structlog
 from bulkup.client import UploadClient, describe
 from bulkup.config import UploadConfig
 from bulkup.confirm import Ledger, MemoryLedger, Outcome
-from bulkup.errors import ConfigError, JournalError, RunStopping, UploadFailed, is_fatal
+from bulkup.errors import (
+    BulkupError,
+    ConfigError,
+    JournalError,
+    RunStopping,
+    UploadFailed,
+    is_fatal,
+)
 from bulkup.job import JobCoordinator
+from bulkup.journal import ResumableJob
 from bulkup.models import FileEntry
+from bulkup.monitor import OPEN_STATES, JobMonitor
 from bulkup.outcome import find_monitor, server_verdicts
 from bulkup.packing import BatchPacker
 from bulkup.preflight import check_before_upload
@@ -109,6 +118,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         except UploadFailed as exc:
             log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
             monitor, setup_failure = None, describe(exc)
+        resume = await _still_open(resume, monitor, recorder)
         walker = _walker(config, sources, failures)
         planner = SyncPlanner(config=config, stats=stats,
                               journal=recorder.journal if recorder else None,
@@ -143,6 +153,27 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         log.error("journal_finish_failed", reason=str(exc))
         return dataclasses.replace(report, fatal_error=report.fatal_error or str(exc))
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
+
+
+async def _still_open(resume: ResumableJob | None, monitor: JobMonitor | None,
+                      recorder: RunRecorder | None) -> ResumableJob | None:
+    """The earlier run's open job, if the server still lists it as taking POSTs
+    (``getActiveJobs``; when the API cannot say, the journal's word stands and a 30001 on the
+    first POST would still show a lost job). A job the server no longer has open is recorded
+    closed and never POSTed into (D-07)."""
+    if resume is None or monitor is None or recorder is None:
+        return resume
+    try:
+        job = await monitor.active_job(resume.handle)
+    except BulkupError as exc:
+        log.info("job_status_unavailable", job_handle=resume.handle, reason=describe(exc))
+        return resume
+    if job is not None and job.state in OPEN_STATES:
+        return resume
+    log.info("job_not_resumed", job_handle=resume.handle,
+             state=job.state if job is not None else "not listed")
+    await recorder.job_closed(resume.handle)
+    return None
 
 
 async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPlanner,
