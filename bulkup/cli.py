@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         from bulkup.emulator.cli import run_serve
 
         return run_serve(args)
-    if args.command in ("status", "report"):
+    if args.command in ("status", "report", "journal"):
         from bulkup.journal_cli import run_journal_command
 
         return run_journal_command(args)
@@ -207,7 +207,12 @@ def _add_job_commands(commands: Any) -> None:
                          ("stop", "stop the job (stopJob)")):
         sub = actions.add_parser(action, help=text, description=text)
         if action != "list":
-            sub.add_argument("handle", metavar="HANDLE", help="the job handle")
+            sub.add_argument("handle", metavar="HANDLE", nargs="?",
+                             help="the job handle (or --last)")
+            sub.add_argument("--last", action="store_true",
+                             help="the newest job of the last run in the journal")
+            sub.add_argument("--journal", type=Path, metavar="PATH",
+                             help="with --last: this journal (default: the newest one)")
         sub.add_argument("--json", action="store_true", help="JSON for scripts")
         _add_job_connection_arguments(sub)
 
@@ -256,8 +261,25 @@ def _job_command(args: argparse.Namespace) -> int:
     configure_logging(config.log_format)
     if config.insecure:
         _say("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
-    handle = getattr(args, "handle", None)
+    try:
+        handle = _job_handle_of(args)
+    except (ConfigError, JournalError) as exc:
+        _say(f"bulkup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return _run_loop(run_job_command(config, args.action, handle, as_json=args.json))
+
+
+def _job_handle_of(args: argparse.Namespace) -> str | None:
+    """HANDLE, or with ``--last`` the newest job the journal recorded; None for ``list``."""
+    if args.action == "list":
+        return None
+    if args.last == (args.handle is not None):
+        raise ConfigError("give a HANDLE or --last (one of them)")
+    if args.handle is not None:
+        return str(args.handle)
+    from bulkup.journal_cli import last_job_handle
+
+    return last_job_handle(args.journal)
 
 
 def _add_journal_commands(commands: Any) -> None:
@@ -272,6 +294,14 @@ def _add_journal_commands(commands: Any) -> None:
     report.add_argument("--journal", type=Path, metavar="PATH",
                         help="the journal (default: the most recently used one)")
     report.add_argument("--json", action="store_true", help="JSON for scripts")
+    journal = commands.add_parser("journal", help="tidy the journals in the state folder")
+    tidy = journal.add_subparsers(dest="action", required=True)
+    prune = tidy.add_parser("prune", help="remove journals not used for a while",
+                            description="Remove the state folder's journals (and their "
+                            "files) not written for --older-than; one in use is kept.")
+    prune.add_argument("--older-than", required=True, metavar="AGE",
+                       help="e.g. 30d, 12h, 2w: journals not written for that long")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed")
 
 
 def _upload_command(args: argparse.Namespace) -> int:

@@ -146,6 +146,16 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)",
                              (json.dumps(description, sort_keys=True),))
 
+    def target(self) -> dict[str, Any]:
+        """What this journal is for, as :meth:`describe` recorded it (empty if never)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='target'").fetchone()
+        found = json.loads(row[0]) if row else {}
+        return found if isinstance(found, dict) else {}
+
+    def file_counts(self) -> dict[str, int]:
+        """How many files the journal holds in each state (posted, confirmed, failed...)."""
+        return dict(self._db.execute("SELECT state, count(*) FROM files GROUP BY state"))
+
     def begin_run(self, pid: int) -> int:
         """A new run; returns its id."""
         with self._transaction():

@@ -1,26 +1,33 @@
-"""``bulkup status`` and ``bulkup report --failed``: reading journals for people and scripts."""
+"""``bulkup status``, ``bulkup report --failed`` and ``bulkup journal prune``: reading (and
+tidying) journals for people and scripts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bulkup.errors import JournalError
 from bulkup.journal import Journal
-from bulkup.journal_run import state_dir
+from bulkup.journal_run import RunLock, state_dir
+from bulkup.targets import escaped
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def run_journal_command(args: argparse.Namespace) -> int:
-    """Run ``status`` or ``report``; 2 when there is no journal or it cannot be read."""
+    """Run ``status``, ``report`` or ``journal prune``; 2 when there is no journal or it
+    cannot be read."""
     try:
         if args.command == "status":
             return _status(args)
+        if args.command == "journal":
+            return _prune(args)
         return _report_failed(args)
     except JournalError as exc:
         print(f"bulkup: {exc}", file=sys.stderr)
@@ -44,17 +51,88 @@ def _status(args: argparse.Namespace) -> int:
     for path in _journals(args.journal):
         journal = Journal(path)
         try:
-            listing.append({"journal": str(path), "runs": journal.recent_runs(args.runs)})
+            listing.append({"journal": str(path), "target": journal.target(),
+                            "files": journal.file_counts(),
+                            "runs": journal.recent_runs(args.runs)})
         finally:
             journal.close()
     if args.json:
-        print(json.dumps(listing, indent=2))
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
         return EXIT_OK
     for item in listing:
-        print(item["journal"])
+        print(escaped(item["journal"]))
+        print("  " + escaped(_target_line(item["target"])))
+        print("  files: " + (", ".join(f"{n} {state}" for state, n in
+                                       sorted(item["files"].items())) or "none yet"))
         for run in item["runs"]:
             print("  " + _run_line(run))
     return EXIT_OK
+
+
+def _target_line(target: dict[str, Any]) -> str:
+    where = "".join(filter(None, (target.get("company_root"), target.get("dest_folder"))))
+    sources = ", ".join(target.get("sources") or []) or "?"
+    return (f"{target.get('server') or '?'} company {target.get('company') or '?'} "
+            f"into {where or '(company root)'} from {sources}")
+
+
+def last_job_handle(journal_path: Path | None) -> str:
+    """The newest job handle of the newest finished run (``bulkup job ... --last``)."""
+    path = _journals(journal_path)[0]
+    journal = Journal(path)
+    try:
+        for run in journal.recent_runs(KEEP_LOOKBACK):
+            handles = run.get("job_handles") or []
+            if handles:
+                return str(handles[-1])
+    finally:
+        journal.close()
+    raise JournalError(f"no run in {path} opened a job")
+
+
+KEEP_LOOKBACK = 50
+DURATION = re.compile(r"^(\d+)([smhdw])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``2w``, ``90m``, ``45s`` in seconds."""
+    found = DURATION.match(text.strip())
+    if found is None:
+        raise JournalError(f"--older-than: {text!r} is not a duration like 30d, 12h or 2w")
+    return int(found.group(1)) * SECONDS[found.group(2)]
+
+
+def _prune(args: argparse.Namespace, now: float | None = None) -> int:
+    """Remove the state folder's journals not used for ``--older-than`` (never one in use)."""
+    cutoff = (now if now is not None else time.time()) - parse_age(args.older_than)
+    removed = 0
+    for path in sorted(state_dir().glob("*.journal")):
+        if _last_used(path) >= cutoff:
+            continue
+        lock = RunLock(path)
+        try:
+            lock.acquire()
+        except JournalError:
+            print(f"kept {escaped(str(path))}: in use", file=sys.stderr)
+            continue
+        try:
+            if not args.dry_run:
+                for part in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+                    part.unlink(missing_ok=True)
+        finally:
+            lock.release()
+        removed += 1
+        print(f"{'would remove' if args.dry_run else 'removed'} {escaped(str(path))}")
+    print(f"{removed} journal(s) {'to remove' if args.dry_run else 'removed'}")
+    return EXIT_OK
+
+
+def _last_used(path: Path) -> float:
+    """When the journal was last written (its WAL's time counts too)."""
+    times = [p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal"))
+             if p.exists()]
+    return max(times)
 
 
 def _run_line(run: dict[str, Any]) -> str:
