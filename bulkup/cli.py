@@ -61,12 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="*", metavar="SRC", help="folders or files to upload")
     where = p.add_argument_group("where to")
-    where.add_argument("--server", dest="server_url", metavar="URL",
-                       help="the UploadFile servlet URL")
-    where.add_argument("--region", choices=("na", "emea", "apac"),
-                       help="use the region's production servlet")
-    where.add_argument("--staging", action="store_true", default=None,
-                       help="with --region: the staging servlet")
+    _add_server_arguments(where)
     where.add_argument("--emulator", action="store_true",
                        help="start the embedded emulator on a free loopback port and upload "
                             "to it (a sample tree when no SRC is given)")
@@ -217,15 +212,20 @@ def _add_job_commands(commands: Any) -> None:
         _add_job_connection_arguments(sub)
 
 
+def _add_server_arguments(group: Any) -> None:
+    """--server, --region and --staging (upload and job alike)."""
+    group.add_argument("--server", dest="server_url", metavar="URL",
+                       help="the UploadFile servlet URL (the API is on its origin)")
+    group.add_argument("--region", choices=("na", "emea", "apac"),
+                       help="use the region's production servers")
+    group.add_argument("--staging", action="store_true", default=None,
+                       help="with --region: the staging servers")
+
+
 def _add_job_connection_arguments(sub: argparse.ArgumentParser) -> None:
     """Where the server is and how to reach it: the same flags as ``upload``."""
     sub.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
-    sub.add_argument("--server", dest="server_url", metavar="URL",
-                     help="the UploadFile servlet URL (the API is on its origin)")
-    sub.add_argument("--region", choices=("na", "emea", "apac"),
-                     help="use the region's production servers")
-    sub.add_argument("--staging", action="store_true", default=None,
-                     help="with --region: the staging servers")
+    _add_server_arguments(sub)
     sub.add_argument("--api-url", metavar="URL", help="SOAP IpsApiService URL")
     sub.add_argument("--user", help="IPS user e-mail (password: BULKUP_PASSWORD)")
     sub.add_argument("--company-handle", help="company handle, e.g. 'c|42'")

@@ -44,21 +44,32 @@ async def _held_server(scripted: Any) -> tuple[Any, asyncio.Event, asyncio.Event
     return await scripted(reply), held, release
 
 
-async def test_one_sigterm_stops_closes_the_job_and_reports(scripted: Any,
-                                                            tmp_path: Path) -> None:
-    """A POST held by the server when SIGTERM comes: after stop_grace_s it is abandoned,
-    endJob is sent, the report is written (interrupted), exit 130."""
+async def _signalled(scripted: Any, tmp_path: Path, grace_s: str,
+                     signals: int) -> tuple[int, bytes, Any, dict[str, Any]]:
+    """Upload until the server holds a follow-up POST, send SIGTERM ``signals`` times (0.2 s
+    apart); the exit code, stderr, the server and the JSON report."""
     server, held, release = await _held_server(scripted)
     try:
-        proc = await _upload_until_held(server.url, tmp_path, held, "--stop-grace", "0.3")
-        proc.send_signal(signal.SIGTERM)
+        proc = await _upload_until_held(server.url, tmp_path, held, "--stop-grace", grace_s)
+        for sent in range(signals):
+            if sent:
+                await asyncio.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             _, err = await proc.communicate()
     finally:
         release.set()
-    assert proc.returncode == 130, err.decode()[-2000:]
-    assert server.kinds() == ["open", "follow-up", "end"]
     report = json.loads((tmp_path / "report.json").read_text())
+    return proc.returncode or 0, err, server, report
+
+
+async def test_one_sigterm_stops_closes_the_job_and_reports(scripted: Any,
+                                                            tmp_path: Path) -> None:
+    """A POST held by the server when SIGTERM comes: after stop_grace_s it is abandoned,
+    endJob is sent, the report is written (interrupted), exit 130."""
+    code, err, server, report = await _signalled(scripted, tmp_path, "0.3", signals=1)
+    assert code == 130, err.decode()[-2000:]
+    assert server.kinds() == ["open", "follow-up", "end"]
     assert report["interrupted"] is True and report["files_uploaded"] == 0
     assert b"Traceback" not in err and b"posts_abandoned" in err
 
@@ -67,18 +78,8 @@ async def test_second_sigterm_leaves_without_end_job_and_still_reports(
         scripted: Any, tmp_path: Path) -> None:
     """The second signal leaves at once (stop_grace_s is 120 s here), without endJob; the
     report is still written."""
-    server, held, release = await _held_server(scripted)
-    try:
-        proc = await _upload_until_held(server.url, tmp_path, held, "--stop-grace", "120")
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            _, err = await proc.communicate()
-    finally:
-        release.set()
-    assert proc.returncode == 130, err.decode()[-2000:]
+    code, err, server, report = await _signalled(scripted, tmp_path, "120", signals=2)
+    assert code == 130, err.decode()[-2000:]
     assert server.kinds() == ["open", "follow-up"]
-    report = json.loads((tmp_path / "report.json").read_text())
     assert report["interrupted"] is True
     assert b"Traceback" not in err and b"run_aborted" in err
