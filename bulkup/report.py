@@ -43,6 +43,7 @@ class UploadReport:
     failures: tuple[FileFailure, ...] = ()
     interrupted: bool = False
     fatal_error: str | None = None
+    fatal_exit_code: int | None = None  # 2 when the surroundings stopped it (the journal)
     emulator_root: str | None = None
     dry_run: bool = False
     planned_posts: int = 0
@@ -61,7 +62,7 @@ class UploadReport:
     def exit_code(self) -> int:
         """The process exit code this outcome maps to."""
         if self.fatal_error is not None:
-            return EXIT_FATAL
+            return self.fatal_exit_code or EXIT_FATAL
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FILES_FAILED if self.files_failed else EXIT_OK

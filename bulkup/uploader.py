@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -52,7 +52,7 @@ from bulkup.packing import BatchPacker
 from bulkup.preflight import check_before_upload
 from bulkup.reader import HelperReader
 from bulkup.recorder import JournalLedger, RunRecorder
-from bulkup.report import UploadReport
+from bulkup.report import EXIT_FATAL, EXIT_USAGE, UploadReport
 from bulkup.retry import Sleep, unless_stopped
 from bulkup.sender import BatchSender, Failures, OnPosted
 from bulkup.stats import Stats, StatsSnapshot
@@ -117,7 +117,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             setup_failure = None
         except UploadFailed as exc:
             log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
-            monitor, setup_failure = None, describe(exc)
+            monitor, setup_failure = None, Fatal(describe(exc))
         resume = await _still_open(resume, monitor, recorder)
         walker = _walker(config, sources, failures)
         planner = SyncPlanner(config=config, stats=stats,
@@ -151,7 +151,9 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
     except JournalError as exc:
         log.error("journal_finish_failed", reason=str(exc))
-        return dataclasses.replace(report, fatal_error=report.fatal_error or str(exc))
+        if report.fatal_error is not None:
+            return report
+        return dataclasses.replace(report, fatal_error=str(exc), fatal_exit_code=EXIT_USAGE)
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
 
 
@@ -179,9 +181,9 @@ async def _still_open(resume: ResumableJob | None, monitor: JobMonitor | None,
 async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPlanner,
                           sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
                           stop: asyncio.Event, hooks: RunHooks,
-                          reader: HelperReader | None) -> str | None:
+                          reader: HelperReader | None) -> Fatal | None:
     """The pipeline, then endJob; returns why the run failed, if it did."""
-    fatal: str | None = None
+    fatal: Fatal | None = None
     try:
         await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
     except BaseExceptionGroup as group:  # from the TaskGroup
@@ -192,8 +194,8 @@ async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPla
     return await _close_job(coordinator, fatal, stop.is_set())
 
 
-async def _unless_aborted(work: Coroutine[Any, Any, str | None], abort: asyncio.Event | None,
-                          stop: asyncio.Event) -> str | None:
+async def _unless_aborted(work: Coroutine[Any, Any, Fatal | None],
+                          abort: asyncio.Event | None, stop: asyncio.Event) -> Fatal | None:
     """``work``'s outcome; when ``abort`` fires first, ``work`` is cancelled (and awaited:
     receipts being written finish first) and the run counts as interrupted."""
     if abort is None:
@@ -343,7 +345,15 @@ def _copy_walk_stats(walker: Walker, stats: Stats) -> None:
     stats.walk_done = walked.done
 
 
-def _fatal_reason(group: BaseExceptionGroup[BaseException]) -> str:
+class Fatal(NamedTuple):
+    """Why the run stopped, and the exit code that says so (2 for the surroundings: a
+    journal that cannot be written; else 3)."""
+
+    reason: str
+    exit_code: int = EXIT_FATAL
+
+
+def _fatal_reason(group: BaseExceptionGroup[BaseException]) -> Fatal:
     """Why the run stopped: the first fatal error, else the first unexpected one.
 
     Cancellation and KeyboardInterrupt (not ``Exception``) propagate unchanged.
@@ -354,10 +364,11 @@ def _fatal_reason(group: BaseExceptionGroup[BaseException]) -> str:
     chosen = next((exc for exc in leaves if is_fatal(exc)), leaves[0])
     if is_fatal(chosen):
         log.error("run_failed", error=type(chosen).__name__, reason=describe(chosen))
-        return describe(chosen)
+        return Fatal(describe(chosen),
+                     EXIT_USAGE if isinstance(chosen, JournalError) else EXIT_FATAL)
     log.error("run_failed_unexpectedly", error=type(chosen).__name__, reason=describe(chosen),
               exc_info=chosen)
-    return f"internal error: {type(chosen).__name__}: {describe(chosen)}"
+    return Fatal(f"internal error: {type(chosen).__name__}: {describe(chosen)}")
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -368,8 +379,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield exc
 
 
-async def _close_job(coordinator: JobCoordinator, fatal: str | None,
-                     stopping: bool) -> str | None:
+async def _close_job(coordinator: JobCoordinator, fatal: Fatal | None,
+                     stopping: bool) -> Fatal | None:
     """endJob for an opened job, whatever happened before; a failure here is reported (when
     stopping, only logged: the server closes an idle job itself, and the run exits 130)."""
     await coordinator.settled()
@@ -382,7 +393,7 @@ async def _close_job(coordinator: JobCoordinator, fatal: str | None,
         log.error("job_close_failed", job_handle=coordinator.handle, reason=describe(exc))
         if stopping:
             return fatal
-        return fatal or f"could not close job {coordinator.handle}: {describe(exc)}"
+        return fatal or Fatal(f"could not close job {coordinator.handle}: {describe(exc)}")
     return fatal
 
 
@@ -402,13 +413,15 @@ async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
 
 
 def _report(stats: Stats, failures: Failures, handles: list[str], interrupted: bool,
-            fatal: str | None, **extra: Any) -> UploadReport:
+            fatal: Fatal | None, **extra: Any) -> UploadReport:
     snap = stats.snapshot()
     return UploadReport(
         job_handles=tuple(handles), files_found=snap.files_found,
         files_uploaded=snap.files_uploaded, files_failed=snap.files_failed,
         files_skipped=snap.files_skipped, bytes_uploaded=snap.bytes_uploaded,
         posts=snap.posts, retries=snap.retries, duration_s=snap.elapsed_s,
-        failures=tuple(failures.kept), interrupted=interrupted, fatal_error=fatal,
+        failures=tuple(failures.kept), interrupted=interrupted,
+        fatal_error=fatal.reason if fatal else None,
+        fatal_exit_code=fatal.exit_code if fatal else None,
         files_failed_locally=snap.files_failed, **extra,
     )

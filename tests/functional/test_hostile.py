@@ -139,15 +139,16 @@ sys.exit(main(sys.argv[2:]))
 
 class TestFullDisk:
     async def test_full_disk_under_the_journal(self, emulator: Any, tmp_path: Path) -> None:
-        """The journal's disk fills mid-run: exit 3 with a clear message, no traceback, and
-        the journal opens cleanly afterwards; the same command then completes."""
+        """The journal's disk fills mid-run: exit 2 (the surroundings, not the server) with
+        a clear message, no traceback, and the journal opens cleanly afterwards; the same
+        command then completes."""
         src = make_tree(tmp_path / "src", {f"d{i % 9}/f{i:04d}.jpg": b"x" for i in range(600)})
         journal = tmp_path / "j.journal"
         args = ["upload", str(src), "--server", emulator.url, "--user", USER,
                 "--company-handle", "c|42", "--company-root", "Acme/", "--journal", str(journal),
                 "--max-files-per-post", "5", "--no-wait"]
         code, output = await _run(LIMITED_RUN, str(256 * 1024), *args)
-        assert code == 3, output
+        assert code == 2, output
         assert "cannot be written" in output and "Traceback" not in output
         check = Journal(journal)  # opens: schema and integrity check pass
         posted = check._db.execute("SELECT count(*) FROM files WHERE state='posted'").fetchone()
