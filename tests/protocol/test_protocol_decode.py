@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import socket
-import time
 import tracemalloc
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -357,19 +356,17 @@ class TestCompression:
         with pytest.raises(ProtocolError, match="Content-Encoding"):
             parse_upload_response(b"\x00\x01", http_status=200, content_encoding="br")
 
-    def test_gzip_bomb_is_refused_quickly_and_cheaply(self) -> None:
+    def test_gzip_bomb_is_refused_cheaply(self) -> None:
         """50 MB of zeros, gzipped: ProtocolError fast, without inflating it all."""
         bomb = gzip_bomb(50 * 1024 * 1024)
         tracemalloc.start()
-        started = time.perf_counter()
         try:
             with pytest.raises(ProtocolError, match="inflates beyond") as caught:
                 parse_upload_response(bomb, http_status=200, content_encoding="gzip")
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert time.perf_counter() - started < 2.0
-        assert peak < 8 * 1024 * 1024
+        assert peak < 8 * 1024 * 1024  # not inflated: its memory says so, not a stopwatch
         assert len(str(caught.value)) < 500
 
     def test_limit_boundary(self) -> None:
@@ -522,18 +519,16 @@ class TestHostileXml:
         monkeypatch.setattr(socket.socket, "connect", refuse)
         monkeypatch.setattr(socket, "create_connection", refuse)
 
-    def test_billion_laughs_is_refused_quickly(self) -> None:
+    def test_billion_laughs_is_refused_cheaply(self) -> None:
         """Nested entity declarations are refused, not expanded."""
         tracemalloc.start()
-        started = time.perf_counter()
         try:
             with pytest.raises(ProtocolError, match="DTD") as caught:
                 parse_upload_response(BILLION_LAUGHS, http_status=200)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert time.perf_counter() - started < 1.0
-        assert peak < 4 * 1024 * 1024
+        assert peak < 4 * 1024 * 1024  # not expanded
         assert "lollollol" not in str(caught.value)
 
     def test_billion_laughs_under_500_follows_the_status_rule(self) -> None:
