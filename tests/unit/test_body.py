@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
-from collections.abc import AsyncIterator
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -24,19 +23,9 @@ from bulkup.body import (
     xml_part,
 )
 from bulkup.errors import SourceChangedError, SourceError
-from bulkup.reader import HelperReader, InProcessReader, SmallFileReader
+from bulkup.reader import HelperReader, SmallFileReader
 
-from .parts import file_parts, started_helper
-
-
-@pytest.fixture(params=["in_process", "helper"])
-async def reader(request: pytest.FixtureRequest) -> AsyncIterator[SmallFileReader]:
-    """Both ways small files are read: on the loop's thread, and by the read helper process."""
-    if request.param == "in_process":
-        yield InProcessReader()
-        return
-    async with started_helper() as helper:
-        yield helper
+from .parts import file_parts
 
 
 class Writer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +19,11 @@ from bulkup.body import BatchBody, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceChangedWhileSent
 from bulkup.models import FileEntry
 from bulkup.read_helper import MODIFIED, OK, read_whole
-from bulkup.reader import FilePart, HelperReader, InProcessReader, SmallFileReader, restat
+from bulkup.reader import FilePart, HelperReader, SmallFileReader, restat
 
 from .parts import file_parts, started_helper
 
 SECOND = 1_000_000_000
-
-
-@pytest.fixture(params=["in_process", "helper"])
-async def reader(request: pytest.FixtureRequest) -> AsyncIterator[SmallFileReader]:
-    if request.param == "in_process":
-        yield InProcessReader()
-        return
-    async with started_helper() as helper:
-        yield helper
 
 
 def rewrite_in_place(path: str, fill: int) -> None:
