@@ -75,9 +75,26 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--dest-folder", help="folder under the company root")
     where.add_argument("--job-name", help="job name (default bulkup-<UTC time>-<random>)")
     what = p.add_argument_group("what")
-    what.add_argument("--include", action="append", metavar="GLOB", help="only matching paths")
+    what.add_argument("--include", action="append", metavar="GLOB",
+                      help="only files matching GLOB (rclone rules: * stays within a folder, "
+                           "** crosses folders, /GLOB anchors to SRC, {a,b}); repeatable")
     what.add_argument("--exclude", action="append", metavar="GLOB",
-                      help="leave matching paths out (wins over --include)")
+                      help="leave matching files out (wins over --include); DIR/ leaves out "
+                           "a folder and everything below; repeatable")
+    what.add_argument("--include-from", type=Path, metavar="FILE",
+                      help="include patterns from FILE, one a line (# comments)")
+    what.add_argument("--exclude-from", type=Path, metavar="FILE",
+                      help="exclude patterns from FILE, one a line (# comments)")
+    what.add_argument("--ignore-case", action="store_true", default=None,
+                      help="match every include/exclude pattern case-insensitively")
+    what.add_argument("--min-size", metavar="SIZE", help="leave out files smaller than SIZE")
+    what.add_argument("--max-size", metavar="SIZE", help="leave out files larger than SIZE")
+    what.add_argument("--min-age", metavar="AGE",
+                      help="leave out files modified less than AGE ago (30s, 10m, 2h, 7d, 1w "
+                           "or an ISO date)")
+    what.add_argument("--max-age", metavar="AGE",
+                      help="leave out files modified more than AGE ago (or before an ISO "
+                           "date)")
     what.add_argument("--follow-symlinks", action="store_true", default=None,
                       help="follow links that resolve inside a source root")
     what.add_argument("--follow-external-symlinks", action="store_true", default=None,
@@ -134,6 +151,8 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--dry-run", action="store_true", default=None,
                      help="print the plan (files, bytes, POSTs); send nothing")
+    out.add_argument("--list", dest="list_files", action="store_true", default=None,
+                     help="with --dry-run: one line per file: POST number, target, size")
     out.add_argument("--report", type=Path, metavar="FILE",
                      help="write a JSON report to FILE (- for stdout; the summary then goes "
                           "to stderr)")
@@ -348,11 +367,12 @@ def _config_from(args: argparse.Namespace) -> Any:
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
             "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",
-            "proxy", "log_level", "log_file")
+            "proxy", "log_level", "log_file", "include_from", "exclude_from", "ignore_case",
+            "min_age", "max_age", "list_files")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None
-    for key in ("max_post_bytes", "max_file_size"):
+    for key in ("max_post_bytes", "max_file_size", "min_size", "max_size"):
         value = getattr(args, key)
         overrides[key] = parse_size(value) if value is not None else None
     config = load_config(path=args.config, environ=os.environ, overrides=overrides)

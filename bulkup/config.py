@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -39,6 +40,7 @@ from bulkup.config_checks import (
     shown,
 )
 from bulkup.errors import ConfigError
+from bulkup.filters import AGE_HELP, age_seconds_before
 from bulkup.protocol.enums import EmailSetting
 from bulkup.protocol.namespaces import KNOWN_NAMESPACES, NS_2014_04_03
 from bulkup.protocol.options import UploadPostJob
@@ -151,8 +153,20 @@ class UploadConfig:
         queue_size: Walked files buffered between the walker and the workers.
         source_ip: Local address every connection binds to (the same-IP rule, D-10).
         address_family: ``ipv4``, ``ipv6`` or ``any``: which addresses of the host are used.
-        include: Glob patterns; when given, only matching files are sent.
-        exclude: Glob patterns of files never sent.
+        include: Glob patterns; when given, only matching files are sent (rclone's rules, see
+            :mod:`bulkup.filters`).
+        exclude: Glob patterns of files never sent; ``dir/`` leaves out a directory and
+            everything below it (not descended into). Exclude wins over include.
+        include_from: File of include patterns, one a line (``#`` comments, blank lines).
+        exclude_from: File of exclude patterns, one a line.
+        ignore_case: Match every include/exclude pattern case-insensitively.
+        min_size: Files smaller than this (bytes) are left out; None for no limit.
+        max_size: Files larger than this (bytes) are left out; None for no limit (a file over
+            ``max_file_size`` fails instead: the server would refuse it).
+        min_age: Files modified less than this long before the run's start are left out
+            (``30s``, ``10m``, ``2h``, ``7d``, ``1w``, or an ISO date); None for no limit.
+        max_age: Files modified more than this long before the run's start (or before this
+            ISO date) are left out; None for no limit.
         follow_symlinks: Follow symbolic links while walking, only those that resolve inside a
             source root (a link out of the roots is skipped with a reason).
         follow_external_symlinks: With ``follow_symlinks``, follow links out of the source
@@ -183,6 +197,8 @@ class UploadConfig:
         fault_http_status_code: HTTP status the server should use for faults (200..599);
             None leaves the server's default (500).
         dry_run: Walk and plan the batches, but send nothing.
+        list_files: With ``dry_run``, print every file planned: its POST number, target path
+            and size, in packing order.
         report: Where to write the JSON report; None writes none.
         log_format: ``auto`` (console on a terminal, else JSON), ``console`` or ``json``.
         log_level: The least severe events logged: ``debug``, ``info``, ``warning`` or
@@ -228,6 +244,13 @@ class UploadConfig:
     address_family: AddressFamily = "ipv4"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    include_from: Path | None = None
+    exclude_from: Path | None = None
+    ignore_case: bool = False
+    min_size: int | None = None
+    max_size: int | None = None
+    min_age: str | None = None
+    max_age: str | None = None
     follow_symlinks: bool = False
     follow_external_symlinks: bool = False
     connect_timeout_s: float = 30.0
@@ -248,6 +271,7 @@ class UploadConfig:
     auth_namespace: str = NS_2014_04_03
     fault_http_status_code: int | None = None
     dry_run: bool = False
+    list_files: bool = False
     report: Path | None = None
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
@@ -290,6 +314,13 @@ class UploadConfig:
         check_choice(self, "address_family", _ADDRESS_FAMILIES)
         check_patterns(self, "include")
         check_patterns(self, "exclude")
+        check_path(self, "include_from")
+        check_path(self, "exclude_from")
+        check_bool(self, "ignore_case")
+        check_int(self, "min_size", 0, optional=True)
+        check_int(self, "max_size", 0, optional=True)
+        _check_age(self, "min_age")
+        _check_age(self, "max_age")
         check_bool(self, "follow_symlinks")
         check_bool(self, "follow_external_symlinks")
         check_seconds(self, "connect_timeout_s")
@@ -311,6 +342,7 @@ class UploadConfig:
         check_choice(self, "auth_namespace", KNOWN_NAMESPACES)
         check_int(self, "fault_http_status_code", 200, 599, optional=True)
         check_bool(self, "dry_run")
+        check_bool(self, "list_files")
         check_path(self, "report")
         check_choice(self, "log_format", _LOG_FORMATS)
         check_choice(self, "log_level", _LOG_LEVELS)
@@ -343,6 +375,7 @@ class UploadConfig:
                 f"({self.job_idle_timeout_s:g})",
                 "job_idle_timeout_s",
             )
+        self._check_filter_combinations()
         if self.no_journal and self.journal is not None:
             fail("no_journal", "and journal contradict each other: give one", "journal")
         if self.no_wait and self.require_confirmation:
@@ -357,6 +390,19 @@ class UploadConfig:
                 f"({self.backoff_base_s:g})",
                 "backoff_base_s",
             )
+
+    def _check_filter_combinations(self) -> None:
+        if self.list_files and not self.dry_run:
+            fail("list_files", "goes with dry_run (--dry-run --list)", "dry_run")
+        if (self.min_size is not None and self.max_size is not None
+                and self.min_size > self.max_size):
+            fail("min_size", f"({self.min_size}) must be at most max_size ({self.max_size})",
+                 "max_size")
+        if self.min_age is not None and self.max_age is not None:
+            now = time.time()  # a plausibility check only; the run measures from its start
+            if age_seconds_before(self.min_age, now) < age_seconds_before(self.max_age, now):
+                fail("min_age", f"({self.min_age}) must be younger than max_age "
+                     f"({self.max_age}): no file could pass both", "max_age")
 
     @property
     def upload_url(self) -> str | None:
@@ -409,6 +455,18 @@ def _check_password(obj: UploadConfig) -> None:
     value = obj.password
     if value is not None and not (isinstance(value, str) and value):
         fail("password", "must be a non-empty string")
+
+
+def _check_age(obj: UploadConfig, name: str) -> None:
+    value = getattr(obj, name)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        fail(name, f"must be {AGE_HELP}, got {shown(value)}")
+    try:
+        age_seconds_before(value, 0.0)
+    except ValueError:
+        fail(name, f"must be {AGE_HELP}, got {shown(value)}")
 
 
 def _check_proxy(obj: UploadConfig) -> None:

@@ -3,13 +3,19 @@
 A batch holds at most ``max_files_per_post`` files and at most ``max_post_bytes`` in the sum of
 its file sizes. Two kinds of file travel alone: one larger than the byte cap, and one whose target
 must go in ``uploadPostParam/fileName`` (spec D-17, one file per POST).
+
+:class:`PlanListing` numbers the batches of a dry run and prints ``--list``'s lines.
 """
 
 from __future__ import annotations
 
-from bulkup.models import Batch, FileEntry
+from collections.abc import Iterable
+from typing import TextIO
 
-__all__ = ["BatchPacker"]
+from bulkup.models import Batch, FileEntry
+from bulkup.targets import escaped
+
+__all__ = ["BatchPacker", "PlanListing"]
 
 
 class BatchPacker:
@@ -74,3 +80,30 @@ class BatchPacker:
     def _take_open(self) -> list[Batch]:
         batch = self.flush()
         return [] if batch is None else [batch]
+
+
+class PlanListing:
+    """Counts a plan's POSTs and, given a stream, writes one line per file as each batch is
+    complete: ``<POST number>\t<target>\t<size in bytes>\t<source path>``, the names escaped
+    for a terminal (a tab or newline in a name shows as ``\x09``/``\x0a``, so a line is
+    always four fields). Nothing is kept: memory is the packer's one open batch.
+
+    Args:
+        out: where the lines go; None counts only.
+    """
+
+    def __init__(self, out: TextIO | None) -> None:
+        self._out = out
+        self.posts = 0
+
+    def add(self, batches: Iterable[Batch | None]) -> None:
+        """Number the batches (a None, from an empty flush, is skipped) and list their files."""
+        for batch in batches:
+            if batch is None:
+                continue
+            self.posts += 1
+            if self._out is not None:
+                post = self.posts
+                self._out.write("".join(
+                    f"{post}\t{escaped(e.target)}\t{e.size}\t{escaped(e.path)}\n"
+                    for e in batch.entries))

@@ -65,6 +65,8 @@ class UploadReport:
             return self.fatal_exit_code or EXIT_FATAL
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if self.dry_run:  # files that would fail are listed; the run itself went well
+            return EXIT_OK
         return EXIT_FILES_FAILED if self.files_failed else EXIT_OK
 
     @property
@@ -120,8 +122,7 @@ class UploadReport:
     def summary_lines(self) -> list[str]:
         """The human summary printed at the end of a run (escaped: safe for any terminal)."""
         if self.dry_run:
-            return [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
-                    f"{self.planned_posts} POSTs planned; nothing was sent"]
+            return [escaped(line) for line in self._dry_run_lines()]
         lines = [
             f"found {_count(self.files_found, 'file')}; sent {self.files_uploaded:,} "
             f"({_size(self.bytes_uploaded)}) in {self.duration_s:.2f} s: "
@@ -148,6 +149,16 @@ class UploadReport:
             lines.append(f"files landed under {self.emulator_root}")
         return [escaped(line) for line in lines]
 
+
+    def _dry_run_lines(self) -> list[str]:
+        lines = [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
+                 f"{self.planned_posts} POSTs planned; nothing was sent"]
+        if self.files_failed:
+            lines.append(f"{_count(self.files_failed, 'file')} would fail:")
+        lines.extend(f"  FAILED {failure.path}: {failure.reason}" for failure in self.failures)
+        if self.files_failed > len(self.failures):
+            lines.append(f"  ... and {self.files_failed - len(self.failures):,} more")
+        return lines
 
     def _verdict_line(self) -> str:
         if self.confirmation == "complete":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,12 +44,13 @@ from bulkup.errors import (
     UploadFailed,
     is_fatal,
 )
+from bulkup.filters import FileFilter
 from bulkup.job import JobCoordinator
 from bulkup.journal import ResumableJob
 from bulkup.models import FileEntry
 from bulkup.monitor import OPEN_STATES, JobMonitor
 from bulkup.outcome import find_monitor, server_verdicts
-from bulkup.packing import BatchPacker
+from bulkup.packing import BatchPacker, PlanListing
 from bulkup.preflight import check_before_upload
 from bulkup.reader import HelperReader
 from bulkup.recorder import JournalLedger, RunRecorder
@@ -88,10 +90,12 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     else that goes wrong is in the report.
     """
     check_before_upload(config, sources)
+    file_filter = FileFilter.from_config(config, now=time.time())  # ages from the run's start
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
     if config.dry_run:
-        return await _dry_run(config, _walker(config, sources, failures), stats, failures)
+        return await _dry_run(config, _walker(config, sources, failures, file_filter), stats,
+                              failures)
     url = config.upload_url
     if not url:
         raise ConfigError("no server: give --server URL, --region or --emulator")
@@ -100,7 +104,7 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
         if recorder is not None:
             failures.sink = recorder.failed
         return await _run(config, url, sources, stats, failures, recorder,
-                          stop or asyncio.Event(), abort, hooks)
+                          stop or asyncio.Event(), abort, hooks, file_filter)
     finally:
         if recorder is not None:
             await recorder.close()
@@ -108,7 +112,8 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
 
 async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: Stats,
                failures: Failures, recorder: RunRecorder | None, stop: asyncio.Event,
-               abort: asyncio.Event | None, hooks: RunHooks) -> UploadReport:
+               abort: asyncio.Event | None, hooks: RunHooks,
+               file_filter: FileFilter) -> UploadReport:
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
     async with UploadClient(config, url) as client:
@@ -119,7 +124,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             log.error("run_failed", error=type(exc).__name__, reason=describe(exc))
             monitor, setup_failure = None, Fatal(describe(exc))
         resume = await _still_open(resume, monitor, recorder)
-        walker = _walker(config, sources, failures)
+        walker = _walker(config, sources, failures, file_filter)
         planner = SyncPlanner(config=config, stats=stats,
                               journal=recorder.journal if recorder else None,
                               run_id=recorder.run_id if recorder else 0)
@@ -240,8 +245,9 @@ def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
     return on_posted
 
 
-def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures) -> Walker:
-    return Walker(roots=sources, include=config.include, exclude=config.exclude,
+def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures,
+            file_filter: FileFilter) -> Walker:
+    return Walker(roots=sources, file_filter=file_filter,
                   follow_symlinks=config.follow_symlinks,
                   follow_external_symlinks=config.follow_external_symlinks,
                   company_root=config.company_root,
@@ -399,13 +405,17 @@ async def _close_job(coordinator: JobCoordinator, fatal: Fatal | None,
 
 async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
                    failures: Failures) -> UploadReport:
+    """Walk and pack, send nothing. With ``list_files``, each batch's files are printed as
+    the batch is complete (POST number, target, size; memory stays one open batch)."""
     queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
-    packer, posts, total = _packer(config), 0, 0
+    plan = PlanListing(sys.stdout if config.list_files else None)
+    packer, total = _packer(config), 0
     walking = asyncio.create_task(walker.run(queue, end_markers=1))
     while (entry := await queue.get()) is not None:
-        posts += len(packer.add(entry))
+        plan.add(packer.add(entry))
         total += entry.size
-    posts += packer.flush() is not None
+    plan.add([packer.flush()])
+    posts = plan.posts
     await walking
     _copy_walk_stats(walker, stats)
     return _report(stats, failures, [], False, None, dry_run=True, planned_posts=posts,

@@ -32,11 +32,11 @@ import stat
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 import structlog
 
+from bulkup.filters import FileFilter
 from bulkup.models import FileEntry, FileFailure
 from bulkup.targets import (
     build_target,
@@ -133,37 +133,19 @@ class _Pending(NamedTuple):
     rel_path: str
 
 
-class _PathFilter:
-    """Include/exclude globs on the ``/``-separated, NFC relative path."""
-
-    def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
-        self._include = tuple(_nfc(pattern) for pattern in include)
-        self._exclude = tuple(_nfc(pattern) for pattern in exclude)
-        self._all = not self._include and not self._exclude
-
-    def prunes(self, rel_path: str) -> bool:
-        """Whether a directory is excluded (and not descended into)."""
-        return _matches(rel_path, self._exclude)
-
-    def accepts(self, rel_path: str) -> bool:
-        """Whether a file passes: not excluded, and included (when include patterns exist)."""
-        if self._all:
-            return True
-        if _matches(rel_path, self._exclude):
-            return False
-        return not self._include or _matches(rel_path, self._include)
-
-
 class Walker:
     """Walks source roots and feeds a bounded queue with the files to upload.
 
     Args:
         roots: directories or single files. A file root's ``rel_path`` is its base name. A root
             that is a symlink is always followed (it was named explicitly).
-        include: fnmatch globs (``*`` also crosses ``/``) on the relative path; a pattern without
-            ``/`` also matches the base name. Empty: every file. Applies to files only.
-        exclude: globs in the same form; they win over include, and an excluded directory is
-            not descended into.
+        include: shorthand for ``file_filter=FileFilter(include=...)``: patterns in rclone's
+            rules (:mod:`bulkup.filters`) on the NFC, ``/``-separated relative path.
+        exclude: shorthand likewise; exclude wins over include, and a directory an exclude
+            rule (``dir/``) matches is not descended into.
+        file_filter: the whole filter (patterns, size and age limits); when given, ``include``
+            and ``exclude`` must be empty. A pattern that matched nothing by the end of a
+            complete walk is named in a ``filter_matched_nothing`` warning.
         follow_symlinks: follow links to files and directories that resolve inside a source
             root (loops are detected); when False, links below a root are skipped.
         follow_external_symlinks: with ``follow_symlinks``, also follow links that lead out
@@ -174,7 +156,8 @@ class Walker:
         on_failure: called with each :class:`FileFailure` (file or directory that cannot be sent).
 
     Raises:
-        ValueError: when ``max_file_size`` is negative.
+        ValueError: when ``max_file_size`` is negative, or ``file_filter`` is given with
+            ``include`` or ``exclude``.
     """
 
     def __init__(
@@ -183,6 +166,7 @@ class Walker:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        file_filter: FileFilter | None = None,
         follow_symlinks: bool = False,
         follow_external_symlinks: bool = False,
         company_root: str | None = None,
@@ -193,7 +177,9 @@ class Walker:
         if max_file_size < 0:
             raise ValueError(f"max_file_size must be 0 or more, got {max_file_size}")
         self._roots = tuple(roots)
-        self._filter = _PathFilter(include, exclude)
+        if file_filter is not None and (include or exclude):
+            raise ValueError("give file_filter or include/exclude, not both")
+        self._filter = file_filter or FileFilter(include=include, exclude=exclude)
         self._follow = follow_symlinks
         self._links = _Links(self._roots, follow=follow_symlinks,
                              external=follow_external_symlinks)
@@ -237,6 +223,7 @@ class Walker:
                 await self._walk_root(root, queue)
             self._counts.done = True
             log.info("walk_finished", **self.stats._asdict())
+            self._filter.warn_unmatched()
             if self._counts.name_warnings:
                 log.warning("target_names_warned", files=self._counts.name_warnings,
                             details="each file's warning is logged at debug level (-v)")
@@ -311,7 +298,7 @@ class Walker:
     async def _offer(
         self, record: _File, rel_path: str, queue: asyncio.Queue[FileEntry | None]
     ) -> None:
-        if not self._filter.accepts(rel_path):
+        if not self._filter.accepts(rel_path, record.size, record.mtime_ns):
             self._counts.excluded += 1
             return
         folder_target, folder_problem_found = self._folder_of(rel_path)
@@ -508,14 +495,6 @@ def _warn_about_name(entry: FileEntry) -> bool:
     if warnings:
         log.debug("target_name_warning", path=entry.path, target=entry.target, warnings=warnings)
     return bool(warnings)
-
-
-def _matches(rel_path: str, patterns: tuple[str, ...]) -> bool:
-    base = rel_path.rpartition("/")[2]
-    return any(
-        fnmatchcase(rel_path, pattern) or ("/" not in pattern and fnmatchcase(base, pattern))
-        for pattern in patterns
-    )
 
 
 def _with_sep(path: str) -> str:

@@ -179,16 +179,18 @@ class TestFilters:
         assert "a.jpg" in _rels(entries)
 
     async def test_directory_pruned(self, tree: Path) -> None:
-        """An excluded directory is not descended into (its name matches at any depth)."""
-        walker = _walker([tree], include=["*.jpg"], exclude=["raw"])
+        """An excluded directory (``raw/``: a directory rule, rclone's trailing slash) is not
+        descended into; its name matches at any depth."""
+        walker = _walker([tree], include=["*.jpg"], exclude=["raw/"])
         entries = await _walk(walker)
         assert _rels(entries) == ["a.jpg", "secret.jpg", "sub/b.jpg"]
         assert walker.stats.dirs_walked == 3
         assert walker.stats.excluded == 6  # four non-jpg files, two raw directories
 
     async def test_pattern_with_slash_matches_whole_path(self, tree: Path) -> None:
-        """A pattern with '/' matches the relative path, not the base name."""
-        entries = await _walk(_walker([tree], exclude=["sub/*.tmp", "sub/raw"]))
+        """A pattern with '/' matches whole segments at the end of the relative path, not the
+        base name; ``sub/raw/`` is the directory and everything below."""
+        entries = await _walk(_walker([tree], exclude=["sub/*.tmp", "sub/raw/"]))
         rels = _rels(entries)
         assert "sub/b.tmp" not in rels
         assert "sub/raw/d.jpg" not in rels
