@@ -103,12 +103,18 @@ def read_patterns(path: Path, key: str) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     pattern: str  # as given (NFC), for the warning
-    file: re.Pattern[str]  # matched on a file's path
-    dir_rule: bool  # ends with / or /**: matched on a directory's path plus "/"
+    regex: re.Pattern[str]  # matched on the base name (on_base) or the relative path
+    on_base: bool  # no "/" at all: matched on the base name alone (the cheap, usual case)
+    dir_rule: bool  # ends with / or /**: matched on a directory's path plus "/" too
+
+    def matches(self, path: str) -> bool:
+        subject = path.rpartition("/")[2] if self.on_base else path
+        return self.regex.match(subject) is not None
 
 
 class PatternSet:
-    """One list of patterns: one combined regex on the hot path, and which ones matched.
+    """One list of patterns: two combined regexes on the hot path (one on the base name for
+    the patterns without ``/``, one on the whole path for the others), and which ones matched.
 
     Args:
         patterns: glob patterns in the rules of the module's notes.
@@ -120,8 +126,10 @@ class PatternSet:
 
     def __init__(self, patterns: Sequence[str], *, ignore_case: bool) -> None:
         self._compiled = tuple(_compile(_nfc(p), ignore_case) for p in dict.fromkeys(patterns))
-        self._files = _union(c.file for c in self._compiled)
-        self._dirs = _union(c.file for c in self._compiled if c.dir_rule)
+        self._base = _union(c.regex for c in self._compiled if c.on_base)
+        self._paths = _union(c.regex for c in self._compiled if not c.on_base)
+        self._any_base = any(c.on_base for c in self._compiled)
+        self._dirs = _union(c.regex for c in self._compiled if c.dir_rule)
         self._unused = list(range(len(self._compiled)))
         self._dir_hints: dict[int, str] = {}
 
@@ -130,7 +138,8 @@ class PatternSet:
 
     def matches_file(self, rel_path: str) -> bool:
         """Whether any pattern matches this file's relative path."""
-        if self._files.match(rel_path) is None:
+        if ((not self._any_base or self._base.match(rel_path.rpartition("/")[2]) is None)
+                and self._paths.match(rel_path) is None):
             return False
         if self._unused:
             self._note_used(rel_path, dir_rules_only=False)
@@ -156,7 +165,7 @@ class PatternSet:
         self._unused = [
             i for i in self._unused
             if (dir_rules_only and not self._compiled[i].dir_rule)
-            or self._compiled[i].file.match(path) is None
+            or not self._compiled[i].matches(path)
         ]
 
     def _note_dir_hint(self, rel_path: str) -> None:
@@ -164,8 +173,7 @@ class PatternSet:
         the directory (rclone needs ``dir/``)."""
         for i in self._unused:
             compiled = self._compiled[i]
-            if (not compiled.dir_rule and i not in self._dir_hints
-                    and compiled.file.match(rel_path) is not None):
+            if not compiled.dir_rule and i not in self._dir_hints and compiled.matches(rel_path):
                 self._dir_hints[i] = (f"it matches the directory {escaped(rel_path)}, but a "
                                       f"pattern without a trailing / matches files only; for "
                                       f"the directory and everything below write "
@@ -263,10 +271,12 @@ def _compile(pattern: str, ignore_case: bool) -> _Compiled:
     from wcmatch import glob  # here: only a run with patterns pays for the import
 
     body = pattern
+    on_base = "/" not in body and body != "**"  # on the base name: as "**/" + body, cheaper
     dir_rule = body.endswith("/") or body.endswith("/**") or body == "**"
     if body.endswith("/"):
         body = body.rstrip("/") + "/**"
-    body = body[1:] if body.startswith("/") else "**/" + body
+    if not on_base:
+        body = body[1:] if body.startswith("/") else "**/" + body
     flags = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB | glob.FORCEUNIX
     if ignore_case:
         flags |= glob.IGNORECASE
@@ -274,7 +284,8 @@ def _compile(pattern: str, ignore_case: bool) -> _Compiled:
         regexes, _ = glob.translate(body, flags=flags)
     except Exception as exc:  # wcmatch's limit on {} expansions, say
         raise ConfigError(f"filter pattern {escaped(pattern)!r}: {exc}") from None
-    return _Compiled(pattern, re.compile("|".join(f"(?:{r})" for r in regexes)), dir_rule)
+    return _Compiled(pattern, re.compile("|".join(f"(?:{r})" for r in regexes)), on_base,
+                     dir_rule)
 
 
 _NEVER = re.compile(r"(?!)")
