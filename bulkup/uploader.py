@@ -153,7 +153,9 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
     if recorder is None:
         return report
     try:
-        gone = await recorder.finish(report, walker.stats.done and not stop.is_set())
+        # Gone files only after a walk that saw everything: a filtered-out file is not gone.
+        saw_all = walker.stats.done and not stop.is_set() and not walker.stats.excluded
+        gone = await recorder.finish(report, saw_all)
     except JournalError as exc:
         log.error("journal_finish_failed", reason=str(exc))
         if report.fatal_error is not None:

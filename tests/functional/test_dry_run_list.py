@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,21 @@ def test_the_listing_streams_batch_by_batch() -> None:
     assert out.getvalue().splitlines()[-1] == "2\tA/2.jpg\t2\t/s/2.jpg"
     assert plan.posts == 2
     assert vars(plan).keys() == {"_out", "posts"}  # no entry is kept
+
+
+async def test_a_file_left_out_by_a_filter_is_not_reported_gone(emulator: Any,
+                                                                tmp_path: Path) -> None:
+    """Uploaded once, then left out by --exclude (or --max-age): still on disk, so the journal
+    must not call it gone; a file really deleted is reported again once no filter hides any."""
+    from bulkup.uploader import run_upload
+
+    from .conftest import make_tree
+
+    src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.tif": b"b", "c.jpg": b"c"})
+    config = emulator.config(journal=tmp_path / "j.journal")
+    await run_upload(config, [str(src)])
+    filtered = await run_upload(config.with_overrides(exclude=("*.tif",)), [str(src)])
+    assert (filtered.files_gone, filtered.gone) == (0, ())
+    (src / "c.jpg").unlink()
+    unfiltered = await run_upload(config, [str(src)])
+    assert unfiltered.gone == (str(src / "c.jpg"),)
