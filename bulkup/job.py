@@ -290,7 +290,7 @@ class JobCoordinator:
 
     async def end_job(self) -> None:
         """The closing POST (``endJob=true``), once every other POST has returned. The journal
-        records the job closed *before* it is sent (D-07: never a POST into a closed job,
+        records the job closing *before* it is sent (D-07: never a POST into a closed job,
         whatever happens to this one); a journal that cannot record it stops the close."""
         handle = self.handle
         if handle is None:

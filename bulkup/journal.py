@@ -9,6 +9,15 @@ States of a file: ``posted`` (a POST that carried it was acknowledged), ``confir
 log says it became an asset), ``failed`` (with the reason). A file gets its row when it is
 first posted or fails; a walk only marks the rows it passes as seen by the run.
 
+States of a job (``jobs.closed``): ``0`` open, ``2`` closing (its endJob was sent; whether the
+server took it is not known), ``1`` closed (endJob answered, or the server said so). Only an
+open job is ever resumed (spec D-07: never a POST into a closed job); a closing or closed job's
+files stay acknowledged and its job log still gives their verdicts.
+
+Schema versions: 1 had no closing state; 2 adds it (the values of 1 keep their meaning, so a
+version 1 journal is migrated by recording the new version; bulkup of schema 1 refuses a
+version 2 journal rather than misread a closing job).
+
 The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one thread.
 """
 
@@ -26,7 +35,8 @@ from typing import Any
 from bulkup.errors import JournalError
 from bulkup.models import FileEntry, FileFailure
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+JOB_OPEN, JOB_CLOSED, JOB_CLOSING = 0, 1, 2
 KEEP_RUNS = 200
 ACKNOWLEDGED = ("posted", "confirmed")
 
@@ -120,6 +130,15 @@ class Journal:
         if found is None:  # executescript commits first, so the script is its own transaction
             db.executescript(f"BEGIN; {_SCHEMA} INSERT OR IGNORE INTO meta VALUES "
                              f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        elif found < SCHEMA_VERSION:
+            self._migrate(found)
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older journal to :data:`SCHEMA_VERSION` in one transaction (1 → 2: the
+        closing state is new, existing values keep their meaning)."""
+        with self._transaction():
+            self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                             (str(SCHEMA_VERSION),))
 
     def _schema_version(self) -> int | None:
         has_meta = self._db.execute(
@@ -176,7 +195,8 @@ class Journal:
         if row is not None:
             self._db.execute("DELETE FROM runs WHERE id <= ?", (row[0],))
             self._db.execute("DELETE FROM failures WHERE run_id <= ?", (row[0],))
-            self._db.execute("DELETE FROM jobs WHERE run_id <= ? AND closed=1", (row[0],))
+            self._db.execute("DELETE FROM jobs WHERE run_id <= ? AND closed<>?",
+                             (row[0], JOB_OPEN))
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         """The latest runs, newest first, with their summaries."""
@@ -322,17 +342,28 @@ class Journal:
             self._db.execute("UPDATE jobs SET last_activity=? WHERE handle=?",
                              (self._clock(), handle))
 
+    def record_job_closing(self, handle: str) -> None:
+        """The job's endJob POST is about to be sent: from now on it is never resumed."""
+        with self._transaction():
+            self._db.execute("UPDATE jobs SET closed=? WHERE handle=?", (JOB_CLOSING, handle))
+
     def record_job_closed(self, handle: str) -> None:
         """The job's endJob POST was acknowledged (or the job is known closed)."""
         with self._transaction():
-            self._db.execute("UPDATE jobs SET closed=1 WHERE handle=?", (handle,))
+            self._db.execute("UPDATE jobs SET closed=? WHERE handle=?", (JOB_CLOSED, handle))
+
+    def job_state(self, handle: str) -> int | None:
+        """The job's state (:data:`JOB_OPEN`, :data:`JOB_CLOSING`, :data:`JOB_CLOSED`), or
+        None when the journal does not know the job."""
+        row = self._db.execute("SELECT closed FROM jobs WHERE handle=?", (handle,)).fetchone()
+        return None if row is None else int(row[0])
 
     def resumable_job(self, *, source_ip: str | None, params_digest: str,
                       within_s: float) -> ResumableJob | None:
         """The newest open job with the same source address and options, active recently."""
         row = self._db.execute(
             "SELECT handle, name, last_activity, source_ip, params_digest FROM jobs "
-            "WHERE closed=0 ORDER BY last_activity DESC LIMIT 1").fetchone()
+            "WHERE closed=? ORDER BY last_activity DESC LIMIT 1", (JOB_OPEN,)).fetchone()
         if row is None or row[3] != source_ip or row[4] != params_digest:
             return None
         if self._clock() - row[2] >= within_s:

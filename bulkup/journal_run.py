@@ -127,11 +127,15 @@ class RunLock:
         previous = _read_holder(fd)
         if previous.get("pid") and previous.get("pid") != os.getpid():
             log.info("journal_lock_taken_over", dead_pid=previous.get("pid"), lock=str(self.path))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                  "journal": str(self._journal_path)}).encode(), 0)
         self._fd = fd
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                             "journal": str(self._journal_path)}).encode()
+        try:  # the note only names the holder; the lock itself is the flock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder, 0)
+        except OSError as exc:  # a full disk: the journal's own error will say so
+            log.warning("lock_holder_not_written", lock=str(self.path), reason=exc.strerror)
 
     def _open(self) -> int:
         try:

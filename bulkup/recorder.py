@@ -118,7 +118,7 @@ class RunRecorder:
 
     async def job_closing(self, handle: str) -> None:
         """endJob is about to be sent: from now on the job is closed for every run (D-07)."""
-        await self.journal.call(Journal.record_job_closed, handle)
+        await self.journal.call(Journal.record_job_closing, handle)
 
     async def job_closed(self, handle: str) -> None:
         """The job is closed."""

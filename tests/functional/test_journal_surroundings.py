@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from structlog.testing import capture_logs
 
 from bulkup.emulator import app as app_module
 from bulkup.errors import JournalError
+from bulkup.journal import Journal
+from bulkup.models import FileEntry
 from bulkup.recorder import RunRecorder
 from bulkup.uploader import run_upload
 
@@ -131,6 +134,93 @@ class TestJournalSurroundings:
             env={**os.environ, "BULKUP_PASSWORD": PASSWORD, "XDG_STATE_HOME": str(blocker)})
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "XDG_STATE_HOME" in done.stderr
+
+
+def _can_mount() -> bool:
+    """Whether ``unshare -m`` may mount here (root, or a user namespace)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs unshare -m and mount")
+
+
+def upload_in_mount(tmp_path: Path, setup: str, journal: Path, *, copy_out: Path) -> Any:
+    """``bulkup upload`` (to a closed port: the journal is opened before any POST) inside a
+    private mount namespace prepared by the ``setup`` shell line; the journal is copied out
+    afterwards to ``copy_out`` (the mount vanishes with the namespace)."""
+    src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
+    script = (f"{setup} || exit 99; \"$@\"; rc=$?; "
+              f"cp {journal} {copy_out} 2>/dev/null; exit $rc")
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "bulkup", "upload",
+         str(src), "--server", "http://127.0.0.1:9/scene7/UploadFile", "--user", USER,
+         "--company-handle", "c|1", "--company-root", "Acme/", "--journal", str(journal)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BULKUP_PASSWORD": PASSWORD})
+
+
+def a_journal(path: Path) -> bytes:
+    """A real journal with one acknowledged file and one run, checkpointed into one file."""
+    journal = Journal(path)
+    run = journal.begin_run(1)
+    journal.record_posted(run, [FileEntry(path="/s/a.jpg", rel_path="a.jpg",
+                                          target="Acme/a.jpg", size=1, mtime_ns=1, inode=1)],
+                          "j|1", {})
+    journal.end_run(run, {}, True)
+    journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    journal._db.execute("PRAGMA journal_mode=DELETE")
+    journal.close()
+    return path.read_bytes()
+
+
+@needs_mount
+class TestMountedSurroundings:
+    """Real read-only and full file systems (root ignores permission bits, not these)."""
+
+    def test_read_only_folder_with_a_journal(self, tmp_path: Path) -> None:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        before = a_journal(folder / "j.journal")
+        done = upload_in_mount(tmp_path, f"mount --bind -o ro {folder} {folder}",
+                               folder / "j.journal", copy_out=tmp_path / "after.journal")
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
+        assert "Read-only file system" in done.stderr and "--journal" in done.stderr
+        assert (tmp_path / "after.journal").read_bytes() == before
+
+    def test_full_disk_before_the_journal_exists(self, tmp_path: Path) -> None:
+        folder = tmp_path / "full"
+        folder.mkdir()
+        done = upload_in_mount(
+            tmp_path, f"mount -t tmpfs -o size=64k none {folder} && "
+            f"(dd if=/dev/zero of={folder}/filler bs=4k 2>/dev/null; true)",
+            folder / "j.journal", copy_out=tmp_path / "after.journal")
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
+        assert "free some space" in done.stderr
+
+    def test_full_disk_with_a_journal_leaves_it_intact(self, tmp_path: Path) -> None:
+        folder = tmp_path / "full"
+        folder.mkdir()
+        before = a_journal(tmp_path / "saved.journal")
+        done = upload_in_mount(
+            tmp_path, f"mount -t tmpfs -o size=256k none {folder} && "
+            f"cp {tmp_path / 'saved.journal'} {folder}/j.journal && "
+            f"(dd if=/dev/zero of={folder}/filler bs=1k 2>/dev/null; true)",
+            folder / "j.journal", copy_out=tmp_path / "after.journal")
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
+        after = tmp_path / "after.journal"
+        with sqlite3.connect(after) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert db.execute("SELECT target, state FROM files").fetchall() == [
+                ("Acme/a.jpg", "posted")]
+        db.close()
+        assert before  # the journal copied in was a real one
 
 
 class TestOneRunPerTarget:
