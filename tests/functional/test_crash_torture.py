@@ -1,11 +1,13 @@
 """Crash torture: SIGKILL the client at 20 seeded points (mid-walk, mid-POST, after the server
 took a POST but before the client heard, during endJob, while waiting for the job log), then
-run the same command again. Nothing is lost, nothing acknowledged is sent twice, and the journal
-never claims a file the server lacks."""
+run the same command again. Nothing is lost, nothing acknowledged is sent twice, the journal
+never claims a file the server lacks, and no POST ever names a job that was already closed
+(spec D-07; the emulator refuses such a POST with 30001, which the client would survive)."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import random
 import signal
@@ -40,6 +42,7 @@ class Killer:
 
     def __init__(self, mode: str, at: int) -> None:
         self.mode, self.at, self.pid, self.posts, self.fired = mode, at, 0, 0, False
+        self.into_closed: list[str] = []  # the refusals of POSTs naming a closed job
 
     def fire(self) -> None:
         if not self.fired and self.pid:
@@ -64,12 +67,24 @@ class Killer:
                 self.mode == "mid-post" and number == self.at):
             self.fire()
         response = await handler(request)
+        self.note_post_into_closed_job(response)
         if self.mode == "after-post" and number == self.at:
             self.fire()
         if self.mode == "end-job" and any(j.closed_by == "endJob"
                                           for j in request.app[STATE].store.jobs()):
             self.fire()
         return response
+
+
+    def note_post_into_closed_job(self, response: Any) -> None:
+        body = getattr(response, "body", None)
+        if not isinstance(body, bytes):
+            return
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        text = body.decode("utf-8", "replace")
+        if "Invalid jobHandle" in text and "is closed" in text:
+            self.into_closed.append(text)
 
 
 @pytest.mark.parametrize(("seed", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
@@ -102,6 +117,7 @@ async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int,
     final = journal_claims(journal)  # every file confirmed, the crashed run's ones included
     assert set(final) == {f"Acme/{rel}" for rel in files}
     assert set(final.values()) == {"confirmed"}
+    assert killer.into_closed == []  # never a POST into a job already closed (D-07)
 
 
 async def _spawn(args: tuple[str, ...], killer: Killer) -> int:
