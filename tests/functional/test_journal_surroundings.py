@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from bulkup.emulator import app as app_module
@@ -55,12 +56,30 @@ class PostLog:
         return [p for p in self.posts[ends[0] + 1:] if p[0] == handle]
 
 
+class ApiSwitch:
+    """A middleware that, once ``down``, answers every IPS API call with 503."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> Any:
+        if self.down and request.path.endswith("IpsApiService"):
+            return web.Response(status=503, text="down for maintenance")
+        return await handler(request)
+
+
 class TestNeverIntoAClosedJob:
+    @pytest.mark.parametrize("api", ["answers", "down"])
     async def test_crash_while_end_job_is_answered_does_not_reopen_the_job(
-            self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, api: str, start_emulator: Any, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
         """Row 6: the server closes the job, but the run is gone before it hears the answer
         (as SIGKILL during endJob). The next run opens a new job; nothing is POSTed into the
-        closed one, not even a probe."""
+        closed one, not even a probe. With the API down (getActiveJobs cannot be asked), the
+        journal's closing record alone must keep the job closed."""
+        switch = ApiSwitch()
+        emulator = await start_emulator(middlewares=(switch.middleware,))
         posts = PostLog(monkeypatch)
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         journal = tmp_path / "j.journal"
@@ -75,6 +94,7 @@ class TestNeverIntoAClosedJob:
                                  stop=stop, abort=abort)
         [closed] = first.job_handles
         (src / "b.jpg").write_bytes(b"b")
+        switch.down = api == "down"
         second = await run_upload(emulator.config(journal=journal, no_wait=True), [str(src)])
         assert second.exit_code == 0 and second.files_uploaded == 1
         assert closed not in second.job_handles
