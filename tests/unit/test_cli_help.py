@@ -42,3 +42,28 @@ def test_zsh_completion() -> None:
     done = subprocess.run([sys.executable, "-m", "bulkup", "completion", "zsh"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("#compdef bulkup")
+
+
+def test_readme_names_every_flag() -> None:
+    """The README's sections and ``--help`` agree: every long flag of every command is in the
+    README (``--[no-]x`` stands for both forms)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, where: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{where} {name}")
+                continue
+            for flag in action.option_strings:
+                if not flag.startswith("--") or flag == "--help":
+                    continue
+                short = flag.replace("--no-", "--", 1)
+                if flag not in readme and f"--[no-]{short[2:]}" not in readme:
+                    missing.append(f"{where} {flag}")
+
+    walk(build_parser(), "bulkup")
+    assert missing == []
