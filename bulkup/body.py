@@ -26,6 +26,11 @@ its size, ``mtime_ns`` and inode against the walk's. A file that no longer match
 or shrank while it was sent, raises :class:`SourceChangedWhileSent` before the closing boundary:
 the POST is cut short of its Content-Length, which the servlet drops whole (spec D-13), and the
 sender resends the batch.
+
+Every byte handed to the connection is counted into :attr:`BatchBody.meter` (the run's
+:class:`~bulkup.stats.Stats`, set by the client) as it goes: one integer add per write, per
+group the helper wrote directly, per ``sendfile()`` piece (large files go in
+:data:`SENDFILE_PIECE` pieces so the count moves during them too).
 """
 
 from __future__ import annotations
@@ -44,8 +49,10 @@ from bulkup import read_helper
 from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
 from bulkup.models import FileEntry
 from bulkup.reader import FilePart, InProcessReader, SmallFileReader
+from bulkup.stats import Stats
 
 MERGE_BYTES = 64 * 1024
+SENDFILE_PIECE = 8 * 1024 * 1024
 CRLF = b"\r\n"
 _UNSAFE_IN_HEADER = re.compile('["\\\\;\r\n]')
 
@@ -91,6 +98,7 @@ class BatchBody(Payload):
         self._size = (len(head) + len(self._closing)
                       + sum(len(p.header) + p.entry.size + 2 for p in self._files))
         self.source_failure: SourceError | None = None
+        self.meter: Stats | None = None  # counts bytes_sent; set by the client per POST
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a streamed upload body cannot be decoded")
@@ -101,7 +109,7 @@ class BatchBody(Payload):
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         """Send the whole body; raises SourceChangedError if a file changed on disk."""
-        out = _MergingWriter(writer)
+        out = _MergingWriter(writer, self.meter)
         await out.write(self._head)
         groups = list(_groups(self._files, self._chunk_size))
         transport = out.sendfile_transport() if self._reader.writes_direct else None
@@ -137,7 +145,9 @@ class BatchBody(Payload):
                 continue
             await out.until_sent(transport)
             fd = _open_connection_fd(transport)  # read again after every await (see there)
-            await out.write(await self._guarded(self._reader.parts(group, direct_to=fd)))
+            rest = await self._guarded(self._reader.parts(group, direct_to=fd))
+            out.count(_group_bytes(group) - len(rest))  # what the helper wrote itself
+            await out.write(rest)
 
     def _is_large(self, group: list[FilePart]) -> bool:
         return len(group) == 1 and group[0].entry.size > self._chunk_size
@@ -154,7 +164,7 @@ class BatchBody(Payload):
             transport = out.sendfile_transport()
             if transport is not None:
                 await out.flush()
-                await self._sendfile(transport, handle, part.entry)
+                await self._sendfile(out, transport, handle, part.entry)
             else:
                 await self._copy_in_chunks(out, handle, part.entry)
             await self._guarded(asyncio.to_thread(_check_at_end, handle, part.entry))
@@ -177,14 +187,21 @@ class BatchBody(Payload):
             if reading is not None:  # the write failed: let the read end before the file closes
                 await asyncio.wait([reading])
 
-    async def _sendfile(self, transport: asyncio.Transport, handle: Any,
+    async def _sendfile(self, out: _MergingWriter, transport: asyncio.Transport, handle: Any,
                         entry: FileEntry) -> None:
-        """Zero-copy from the page cache to the socket (plain HTTP on asyncio's loop)."""
-        sent = await asyncio.get_running_loop().sendfile(transport, handle, 0, entry.size)
-        if sent != entry.size:
-            self.source_failure = SourceChangedWhileSent(entry.path, "file shrank while it was "
-                                                                     "being sent")
-            raise self.source_failure
+        """Zero-copy from the page cache to the socket (plain HTTP on asyncio's loop), in
+        :data:`SENDFILE_PIECE` pieces, each counted as sent once the kernel took it."""
+        loop = asyncio.get_running_loop()
+        offset = 0
+        while offset < entry.size:
+            piece = min(SENDFILE_PIECE, entry.size - offset)
+            sent = await loop.sendfile(transport, handle, offset, piece)
+            out.count(sent)
+            offset += sent
+            if sent != piece:
+                self.source_failure = SourceChangedWhileSent(entry.path, "file shrank while it "
+                                                                         "was being sent")
+                raise self.source_failure
 
     async def _guarded(self, work: Any) -> Any:
         try:
@@ -195,11 +212,18 @@ class BatchBody(Payload):
 
 
 class _MergingWriter:
-    """Merges small writes into ~64 KiB ones; passes big chunks through uncopied."""
+    """Merges small writes into ~64 KiB ones; passes big chunks through uncopied; counts what
+    it hands to the connection into ``meter``."""
 
-    def __init__(self, writer: AbstractStreamWriter) -> None:
+    def __init__(self, writer: AbstractStreamWriter, meter: Stats | None = None) -> None:
         self._writer = writer
         self._buffer = bytearray()
+        self._meter = meter
+
+    def count(self, size: int) -> None:
+        """``size`` more bytes went to the connection (not through :meth:`write`)."""
+        if self._meter is not None:
+            self._meter.bytes_sent += size
 
     def sendfile_transport(self) -> asyncio.Transport | None:
         """The socket transport when the loop can sendfile() on it (plain TCP on asyncio's
@@ -228,6 +252,8 @@ class _MergingWriter:
         if len(data) >= MERGE_BYTES:
             await self.flush()
             await self._writer.write(data)
+            if self._meter is not None:
+                self._meter.bytes_sent += len(data)
             return
         self._buffer += data
         if len(self._buffer) >= MERGE_BYTES:
@@ -239,6 +265,8 @@ class _MergingWriter:
             # keep a reference to what it was given, so a given buffer is never written again
             data, self._buffer = self._buffer, bytearray()
             await self._writer.write(data)
+            if self._meter is not None:
+                self._meter.bytes_sent += len(data)
 
 
 def _groups(files: Sequence[FilePart], chunk_size: int) -> Iterator[list[FilePart]]:
@@ -260,6 +288,11 @@ def _groups(files: Sequence[FilePart], chunk_size: int) -> Iterator[list[FilePar
         total += size
     if group:
         yield group
+
+
+def _group_bytes(group: list[FilePart]) -> int:
+    """The bytes of a group's parts: headers, data and each part's closing CRLF."""
+    return sum(len(p.header) + p.entry.size + 2 for p in group)
 
 
 def _open_checked(entry: FileEntry) -> Any:

@@ -159,6 +159,9 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--log-format", choices=("auto", "console", "json"),
                      help="log lines as console text or JSON (auto: console on a terminal)")
     _add_log_level_arguments(out)
+    out.add_argument("--stats", metavar="DURATION",
+                     help="log a 'stats' event every DURATION (30s, 1m; 0: never); default 1m "
+                          "when stderr is not a terminal, else none (the display shows them)")
     out.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
 
 
@@ -356,7 +359,7 @@ busy loop; with 0.5 ms it waits about 3 ms (see benchmarks/README.md)."""
 
 
 def _config_from(args: argparse.Namespace) -> Any:
-    from bulkup.config import parse_size
+    from bulkup.config import parse_duration, parse_size
     from bulkup.config_load import load_config
 
     overrides: dict[str, Any] = {
@@ -375,6 +378,7 @@ def _config_from(args: argparse.Namespace) -> Any:
     for key in ("max_post_bytes", "max_file_size", "min_size", "max_size"):
         value = getattr(args, key)
         overrides[key] = parse_size(value) if value is not None else None
+    overrides["stats_interval_s"] = parse_duration(args.stats) if args.stats else None
     config = load_config(path=args.config, environ=os.environ, overrides=overrides)
     return _with_upload_param_flags(config, args)
 
@@ -392,12 +396,11 @@ def _with_upload_param_flags(config: Any, args: argparse.Namespace) -> Any:
 
 
 async def _upload_main(config: Any, args: argparse.Namespace) -> int:
-    from bulkup.progress import TerminalProgress
     from bulkup.uploader import RunHooks, run_upload
 
     stop, abort = _install_interrupt_handlers()
-    progress = TerminalProgress()
-    hooks = RunHooks(progress=progress if progress.enabled else None)
+    progress = _progress_reporter(config)
+    hooks = RunHooks(progress=progress if progress.active else None)
     try:
         if args.emulator:
             return await _upload_to_embedded(config, args, (stop, abort), hooks, progress)
@@ -406,7 +409,29 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
         progress.finish()
         _say(f"bulkup: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        progress.finish()  # the terminal is given back whatever happened
     return _finish(report, config, progress)
+
+
+def _progress_reporter(config: Any) -> Any:
+    """The live display when stderr is a terminal (rich is imported only then) and the
+    ``stats`` events every ``stats_interval_s`` (default: 60 s off a terminal, else none)."""
+    from bulkup.progress import ProgressReporter
+
+    on_terminal = sys.stderr.isatty() and not config.dry_run
+    display = None
+    if on_terminal:
+        from bulkup.progress_display import LiveDisplay
+
+        display = LiveDisplay()
+    interval = config.stats_interval_s
+    if interval is None:
+        interval = 0.0 if on_terminal else DEFAULT_STATS_INTERVAL_S
+    return ProgressReporter(display=display, stats_interval_s=interval)
+
+
+DEFAULT_STATS_INTERVAL_S = 60.0
 
 
 async def _upload_to_embedded(config: Any, args: argparse.Namespace,

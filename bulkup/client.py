@@ -16,6 +16,10 @@ hold a POST for ever: every request also has a deadline for the whole exchange, 
 byte to the end of the answer (:func:`post_deadline_s`). Redirects are never followed: a 3xx
 is :class:`~bulkup.errors.RedirectRefused`, and the body (credentials included) goes nowhere
 but the configured URL.
+
+Progress is counted here, in one place: :meth:`UploadClient.post` keeps the run's
+``posts_in_flight`` and hands the body the run's :class:`~bulkup.stats.Stats` to count the bytes
+it writes (``bytes_sent``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from bulkup.errors import (
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
 from bulkup.proxy import Proxy, proxy_for
+from bulkup.stats import Stats
 
 log = structlog.get_logger("bulkup.client")
 USER_AGENT = f"bulkup/{__version__}"
@@ -153,8 +158,9 @@ class UploadClient:
     """Sends prepared bodies to the servlet and classifies the answers (spec §4.5)."""
 
     def __init__(self, config: UploadConfig, url: str,
-                 environ: Mapping[str, str] = os.environ) -> None:
+                 environ: Mapping[str, str] = os.environ, *, stats: Stats | None = None) -> None:
         self._config = config
+        self._stats = stats if stats is not None else Stats()
         self.url = url
         self._session: aiohttp.ClientSession | None = None
         self._environ = environ
@@ -194,8 +200,13 @@ class UploadClient:
         """POST one body; returns the handle or raises a classified error."""
         assert self._session is not None, "use 'async with UploadClient(...)'"
         headers = {"Content-Type": body.content_type}
-        async with deadline(self.url, post_deadline_s(self._config, body.size or 0)):
-            return await self._post(body, headers)
+        stats = body.meter = self._stats
+        stats.posts_in_flight += 1
+        try:
+            async with deadline(self.url, post_deadline_s(self._config, body.size or 0)):
+                return await self._post(body, headers)
+        finally:
+            stats.posts_in_flight -= 1
 
     async def _post(self, body: BatchBody, headers: dict[str, str]) -> UploadPostReturn:
         assert self._session is not None

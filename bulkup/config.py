@@ -18,6 +18,7 @@ shows in ``ps``), and never appears in a ``repr`` or a message.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -52,6 +53,7 @@ __all__ = [
     "PASSWORD_ENV",
     "UPLOAD_PARAMS_TABLE",
     "UploadConfig",
+    "parse_duration",
     "parse_size",
 ]
 
@@ -204,6 +206,9 @@ class UploadConfig:
         log_level: The least severe events logged: ``debug``, ``info``, ``warning`` or
             ``error`` (``-v`` is debug, ``-q`` warning).
         log_file: Append the log to this file as JSON lines instead of writing it to stderr.
+        stats_interval_s: Seconds between two ``stats`` events (the progress display's
+            figures as a log event; ``--stats 30s``); 0 for none; None: every 60 s when
+            stderr is not a terminal, none on a terminal (the display shows them).
         journal: The run journal (SQLite) to use; None picks one per upload target under
             ``$XDG_STATE_HOME/bulkup/`` (else ``~/.local/state/bulkup/``).
         no_journal: Keep no journal: no resume, no skipping of unchanged files.
@@ -276,6 +281,7 @@ class UploadConfig:
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
     log_file: Path | None = None
+    stats_interval_s: float | None = None
     journal: Path | None = None
     no_journal: bool = False
     checksum: bool = False
@@ -329,6 +335,7 @@ class UploadConfig:
         if self.post_timeout_s is not None:
             check_seconds(self, "post_timeout_s")
         check_seconds(self, "stop_grace_s")
+        _check_stats_interval(self)
         _check_proxy(self)
         check_int(self, "max_attempts", 1)
         check_seconds(self, "backoff_base_s")
@@ -455,6 +462,37 @@ def _check_password(obj: UploadConfig) -> None:
     value = obj.password
     if value is not None and not (isinstance(value, str) and value):
         fail("password", "must be a non-empty string")
+
+
+def parse_duration(text: str, name: str = "--stats") -> float:
+    """Seconds from ``30s``, ``1m``, ``1h30m``, ``500ms`` or a bare number of seconds.
+
+    Raises:
+        ConfigError: ``text`` is no such duration (the message names ``name``).
+    """
+    value = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + unit for n, unit in parts) != value:
+        raise ConfigError(f"{name}: expected a duration such as 30s, 1m or 1h30m (0: off), "
+                          f"got {shown(text)}")
+    return sum(float(n) * _DURATION_UNIT_S[unit] for n, unit in parts)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _check_stats_interval(obj: UploadConfig) -> None:
+    value = obj.stats_interval_s
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0):
+        fail("stats_interval_s", f"must be a number of seconds (0: no stats events), got "
+                                 f"{shown(value)}")
+    object.__setattr__(obj, "stats_interval_s", float(value))
 
 
 def _check_age(obj: UploadConfig, name: str) -> None:

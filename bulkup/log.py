@@ -6,12 +6,17 @@ key-value fields. Log output goes to stderr so stdout stays free for the summary
 closed stream never stops a run: such a line is dropped. On a console every value is shown
 with control characters escaped (a file name or a server's message cannot retitle or recolour
 the terminal); JSON lines carry them exactly (the encoder escapes them).
+
+While the progress display is on (:mod:`bulkup.progress_display`), console lines (not a log
+file's) go through :func:`route_console_output` to the display, which prints them above its
+live area: a log line never lands inside the progress lines.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,16 +27,31 @@ from bulkup.targets import escaped
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
+ConsoleSink = Callable[[str], None]
+_console_sink: ConsoleSink | None = None
+
+
+def route_console_output(sink: ConsoleSink | None) -> None:
+    """From now on, console log lines (one string each, no newline) go to ``sink`` instead of
+    the stream; ``None`` writes them to the stream again. A log file is never routed."""
+    global _console_sink
+    _console_sink = sink
 
 
 class TolerantPrintLogger:
-    """structlog's print logger, except that a write to a gone reader is dropped."""
+    """structlog's print logger, except that a write to a gone reader is dropped; a console
+    logger's lines go to the routed sink while there is one."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, console: bool = True) -> None:
         self._stream = stream
+        self._console = console
 
     def msg(self, message: str) -> None:
+        sink = _console_sink if self._console else None
         try:
+            if sink is not None:
+                sink(message)
+                return
             self._stream.write(message + "\n")
             self._stream.flush()
         except (BrokenPipeError, ValueError):  # the reader left; the stream was closed
@@ -62,7 +82,7 @@ def configure_logging(log_format: str = "auto", *, level: str | int = logging.IN
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             LEVELS[level] if isinstance(level, str) else level),
-        logger_factory=_factory(stream),
+        logger_factory=_factory(stream, console=log_file is None),
         cache_logger_on_first_use=True,
     )
 
@@ -81,9 +101,9 @@ def _terminal_safe(value: Any) -> Any:
     return value
 
 
-def _factory(stream: TextIO) -> Any:
+def _factory(stream: TextIO, *, console: bool) -> Any:
     def make(*_: Any) -> TolerantPrintLogger:
-        return TolerantPrintLogger(stream)
+        return TolerantPrintLogger(stream, console=console)
 
     return make
 

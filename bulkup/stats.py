@@ -1,6 +1,11 @@
 """One model of a run's progress: counters, updated by the pipeline, read through snapshots.
 
-The progress line, the log events and the final report only ever read :meth:`Stats.snapshot`.
+The progress display, the periodic ``stats`` event and the final report only ever read
+:meth:`Stats.snapshot`. Two counters move while a POST is under way, not when it is answered:
+``bytes_sent`` (every body byte handed to a connection, by :mod:`bulkup.body`; a retried POST's
+bytes count again, they were sent again) and ``posts_in_flight`` (by
+:meth:`bulkup.client.UploadClient.post`). What the server acknowledged is counted apart
+(``bytes_uploaded``). Each is one integer add on the event loop's thread: no lock.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ class StatsSnapshot:
     posts: int  # POSTs acknowledged, opening/keep-alive/closing included
     retries: int  # attempts beyond the first, over all POSTs
     elapsed_s: float  # since the run started
+    bytes_sent: int = 0  # body bytes handed to a connection, retried POSTs' again
+    posts_in_flight: int = 0  # POSTs started and not yet answered or failed
+    bytes_skipped: int = 0  # bytes of the files left out as unchanged
 
 
 @dataclass(slots=True)
@@ -43,6 +51,9 @@ class Stats:
     files_skipped: int = 0
     posts: int = 0
     retries: int = 0
+    bytes_sent: int = 0
+    posts_in_flight: int = 0
+    bytes_skipped: int = 0
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -54,5 +65,6 @@ class Stats:
             walk_done=self.walk_done, files_uploaded=self.files_uploaded,
             bytes_uploaded=self.bytes_uploaded, files_failed=self.files_failed,
             files_skipped=self.files_skipped, posts=self.posts, retries=self.retries,
-            elapsed_s=self.clock() - self.started,
+            elapsed_s=self.clock() - self.started, bytes_sent=self.bytes_sent,
+            posts_in_flight=self.posts_in_flight, bytes_skipped=self.bytes_skipped,
         )

@@ -76,6 +76,7 @@ class SyncPlanner:
             await journal.call(Journal.record_walked, self.run_id,
                                [e for e in chunk if e.target in known], hashes)
         self.stats.files_skipped += len(chunk) - len(send)
+        self.stats.bytes_skipped += sum(e.size for e in chunk) - sum(e.size for e in send)
         self.hashes.update((e.target, hashes[e.target]) for e in send if e.target in hashes)
         return send
 

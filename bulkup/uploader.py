@@ -116,7 +116,7 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
                file_filter: FileFilter) -> UploadReport:
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
-    async with UploadClient(config, url) as client:
+    async with UploadClient(config, url, stats=stats) as client:
         try:
             monitor, config = await find_monitor(client, config, hooks.sleep, stop)
             setup_failure = None
