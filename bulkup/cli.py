@@ -196,6 +196,9 @@ def run() -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    from bulkup.lean_import import import_structlog
+
+    import_structlog()  # before anything imports structlog: without rich
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         from bulkup.emulator.cli import run_serve

@@ -8,6 +8,8 @@ server. So the command line imports aiohttp with ``SSL_CERT_FILE`` pointing at a
 for the length of the import, and restores it at once: the module-level contexts come out with
 no CA certificates (useless, so never trusted by mistake), and every context built afterwards
 loads the real bundle as usual.
+
+structlog, likewise, is imported without rich (:func:`import_structlog`).
 """
 
 from __future__ import annotations
@@ -31,3 +33,17 @@ def import_aiohttp() -> None:
             del os.environ[CA_FILE_VARIABLE]
         else:
             os.environ[CA_FILE_VARIABLE] = saved
+
+
+def import_structlog() -> None:
+    """Import structlog (once) without rich, which it imports when installed (about 60 ms of
+    rich and pygments, for exception formatting bulkup does not use). rich is imported later
+    only for the progress display on a terminal (:mod:`bulkup.progress_display`)."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # "not installed" for this import
+    try:
+        import structlog  # noqa: F401
+    finally:
+        if sys.modules.get("rich", 0) is None:
+            del sys.modules["rich"]
