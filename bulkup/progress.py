@@ -108,7 +108,7 @@ def progress_lines(fig: Figures) -> tuple[str, str]:
     out of found, POSTs in flight, retries, failures)."""
     found = f"{fig.files_found:,}" + ("" if fig.walk_done else "+")
     wire = (f"sent {_mb(fig.bytes_sent)} MB, {_mb(fig.rate_bytes_per_s)} MB/s "
-            f"({RATE_WINDOW_S:.0f} s average), ETA {hms(fig.eta_s)}, "
+            f"({RATE_WINDOW_S:.0f} s avg), ETA {hms(fig.eta_s)}, "
             f"elapsed {hms(fig.elapsed_s)}")
     files = (f"acknowledged {fig.files_acknowledged:,}/{found} files, "
              f"{_mb(fig.bytes_acknowledged)}/{_mb(fig.bytes_found)} MB{_percent(fig)}; "

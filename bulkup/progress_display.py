@@ -26,7 +26,7 @@ from rich.text import Text
 from bulkup.log import route_console_output
 from bulkup.progress import Figures, progress_lines
 
-BAR_WIDTH = 30
+BAR_WIDTH = 20
 
 
 class LiveDisplay:
@@ -63,18 +63,19 @@ class LiveDisplay:
 
 def render(fig: Figures) -> Group:
     """The live area: two lines, each cut to the terminal's width (never wrapped, so the area's
-    height is what rich thinks it is), the bar beside the second once the walk is done."""
+    height is what rich thinks it is); once the walk is done, a bar of the bytes acknowledged
+    (or skipped) before the first."""
     wire, files = progress_lines(fig)
-    second: Text | Table = _line(files)
+    first: Text | Table = _line(wire)
     if fig.walk_done and fig.bytes_found:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=BAR_WIDTH)
         grid.add_column(no_wrap=True, overflow="ellipsis")
         done = fig.bytes_acknowledged + fig.bytes_skipped
         grid.add_row(ProgressBar(total=fig.bytes_found, completed=min(done, fig.bytes_found),
-                                 width=BAR_WIDTH), _line(files))
-        second = grid
-    return Group(_line(wire), second)
+                                 width=BAR_WIDTH), _line(wire))
+        first = grid
+    return Group(first, _line(files))
 
 
 def _line(text: str) -> Text:
