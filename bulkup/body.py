@@ -164,7 +164,7 @@ class BatchBody(Payload):
             transport = out.sendfile_transport()
             if transport is not None:
                 await out.flush()
-                await self._sendfile(out, transport, handle, part.entry)
+                await self._sendfile(transport, handle, part.entry)
             else:
                 await self._copy_in_chunks(out, handle, part.entry)
             await self._guarded(asyncio.to_thread(_check_at_end, handle, part.entry))
@@ -187,7 +187,7 @@ class BatchBody(Payload):
             if reading is not None:  # the write failed: let the read end before the file closes
                 await asyncio.wait([reading])
 
-    async def _sendfile(self, out: _MergingWriter, transport: asyncio.Transport, handle: Any,
+    async def _sendfile(self, transport: asyncio.Transport, handle: Any,
                         entry: FileEntry) -> None:
         """Zero-copy from the page cache to the socket (plain HTTP on asyncio's loop), in
         :data:`SENDFILE_PIECE` pieces, each counted as sent once the kernel took it."""
@@ -196,7 +196,8 @@ class BatchBody(Payload):
         while offset < entry.size:
             piece = min(SENDFILE_PIECE, entry.size - offset)
             sent = await loop.sendfile(transport, handle, offset, piece)
-            out.count(sent)
+            if self.meter is not None:
+                self.meter.bytes_sent += sent
             offset += sent
             if sent != piece:
                 self.source_failure = SourceChangedWhileSent(entry.path, "file shrank while it "
