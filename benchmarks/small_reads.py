@@ -1,6 +1,6 @@
 """Reading many small files from an event loop: aiofiles (a thread round trip per call) beside
 one ``asyncio.to_thread`` hop per group of files, reads on the loop's own thread, and bulkup's
-read helper process (what ``bulkup/body.py`` uses by default).
+read helper process (what ``bulkup/transport/body.py`` uses by default).
 
 All read the same 10,000 files of 16 KiB from the page cache, interleaved, several rounds; the
 report gives medians and ratios. The loop has nothing else to do here, so this measures the cost
@@ -21,9 +21,9 @@ from pathlib import Path
 import aiofiles
 import uvloop
 
-from bulkup.body import file_part_header
 from bulkup.models import FileEntry
-from bulkup.reader import FilePart, HelperReader, InProcessReader, SmallFileReader
+from bulkup.transport.body import file_part_header
+from bulkup.transport.reader import FilePart, HelperReader, InProcessReader, SmallFileReader
 
 GROUP_BYTES = 1024 * 1024
 

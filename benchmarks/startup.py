@@ -31,7 +31,7 @@ def commands(empty: Path, kit: Path) -> dict[str, list[str]]:
         "python: import asyncio": [python, "-c", "import asyncio"],
         "python: import asyncio, aiohttp": [python, "-c", "import asyncio, aiohttp"],
         "python: asyncio + aiohttp as bulkup imports it": [
-            python, "-c", "import asyncio; from bulkup.lean_import import import_aiohttp; "
+            python, "-c", "import asyncio; from bulkup.cli.runtime import import_aiohttp; "
                           "import_aiohttp()"],
         "bulkup upload --dry-run (empty folder)": [
             python, "-m", "bulkup", "upload", str(empty), "--dry-run", "--server",

@@ -1,5 +1,5 @@
 """`python -m bulkup` runs the command line."""
 
-from bulkup.cli import run
+from bulkup.cli.main import run
 
 run()

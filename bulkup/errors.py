@@ -293,3 +293,9 @@ def is_retryable(exc: BaseException) -> bool:
 def is_fatal(exc: BaseException) -> bool:
     """Whether the whole run must stop."""
     return bool(getattr(exc, "fatal", False))
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a report, without any credential."""
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:500]

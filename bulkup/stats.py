@@ -2,9 +2,10 @@
 
 The progress display, the periodic ``stats`` event and the final report only ever read
 :meth:`Stats.snapshot`. Two counters move while a POST is under way, not when it is answered:
-``bytes_sent`` (every body byte handed to a connection, by :mod:`bulkup.body`; a retried POST's
+``bytes_sent`` (every body byte handed to a connection, by
+:mod:`bulkup.transport.body`; a retried POST's
 bytes count again, they were sent again) and ``posts_in_flight`` (by
-:meth:`bulkup.client.UploadClient.post`). What the server acknowledged is counted apart
+:meth:`bulkup.transport.client.UploadClient.post`). What the server acknowledged is counted apart
 (``bytes_uploaded``). Each is one integer add on the event loop's thread: no lock.
 """
 
@@ -13,6 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import structlog
+
+from bulkup.models import FileFailure
+
+log = structlog.get_logger("bulkup.stats")
 
 MAX_FAILURES_KEPT = 10_000
 
@@ -68,3 +75,21 @@ class Stats:
             elapsed_s=self.clock() - self.started, bytes_sent=self.bytes_sent,
             posts_in_flight=self.posts_in_flight, bytes_skipped=self.bytes_skipped,
         )
+
+
+@dataclass(slots=True)
+class Failures:
+    """Every file that will not be delivered; the first MAX_FAILURES_KEPT are kept in full
+    (the journal, when there is one, gets every one through ``sink``)."""
+
+    stats: Stats
+    kept: list[FileFailure] = field(default_factory=list)
+    sink: Callable[[FileFailure], None] | None = None
+
+    def add(self, failure: FileFailure) -> None:
+        self.stats.files_failed += 1
+        if len(self.kept) < MAX_FAILURES_KEPT:
+            self.kept.append(failure)
+        if self.sink is not None:
+            self.sink(failure)
+        log.warning("file_failed", path=failure.path, reason=failure.reason)

@@ -1,4 +1,5 @@
-"""Import boundaries: the emulator shares no code with the client, and vice versa."""
+"""Import boundaries: each wing imports only the wings below it; the emulator shares no code
+with the client, and vice versa; no module imports itself round a cycle."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bulkup"
 EMULATOR = PACKAGE / "emulator"
-# the command line launches ``bulkup serve``; embedded.py starts it for ``upload --emulator``
-ALLOWED_EMULATOR_IMPORTERS = {PACKAGE / "cli.py", PACKAGE / "embedded.py"}
 
 
 def module_of(path: Path) -> str:
@@ -61,32 +60,108 @@ def within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-EMULATOR_FILES = sorted(EMULATOR.rglob("*.py"))
-OTHER_FILES = sorted(p for p in PACKAGE.rglob("*.py") if not p.is_relative_to(EMULATOR))
+# The wings of the package and the wings each may import (besides itself). Arrows run one way:
+# cli -> pipeline -> monitoring / journal -> transport -> config -> protocol -> core. The
+# emulator imports only itself; only the cli reaches it (``serve`` and ``upload --emulator``).
+CORE_MODULES = {"errors", "models", "stats", "targets", "report", "retry"}
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "protocol": {"core"},
+    "config": {"core", "protocol"},
+    "transport": {"core", "protocol", "config"},
+    "journal": {"core", "config"},
+    "monitoring": {"core", "protocol", "config", "transport"},
+    "pipeline": {"core", "protocol", "config", "transport", "journal", "monitoring"},
+    "cli": {"core", "protocol", "config", "transport", "journal", "monitoring", "pipeline",
+            "emulator"},
+    "emulator": set(),
+}
+ALL_FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+def wing_of(module: str) -> str:
+    """The wing a ``bulkup.*`` module belongs to (``bulkup`` itself and the core modules are
+    ``core``; ``bulkup.__main__`` is the command line's)."""
+    parts = module.split(".")
+    if parts[1:2] == ["__main__"]:
+        return "cli"
+    if len(parts) == 1 or parts[1] in CORE_MODULES or parts[1].startswith("__"):
+        return "core"  # bulkup, bulkup.errors..., bulkup.__version__
+    return parts[1]
+
+
+def test_every_wing_is_known() -> None:
+    """Every subpackage of bulkup is a wing with rules (a new one must be added here)."""
+    wings = {wing_of(module_of(p)) for p in ALL_FILES}
+    assert wings == set(ALLOWED), wings ^ set(ALLOWED)
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert top == CORE_MODULES, top ^ CORE_MODULES
 
 
 def test_files_found() -> None:
     """The walk sees the emulator and the rest of the package."""
-    assert EMULATOR / "app.py" in EMULATOR_FILES
-    assert PACKAGE / "cli.py" in OTHER_FILES
+    assert PACKAGE / "emulator" / "app.py" in ALL_FILES
+    assert PACKAGE / "cli" / "main.py" in ALL_FILES
 
 
-@pytest.mark.parametrize("path", EMULATOR_FILES, ids=lambda p: p.name)
-def test_emulator_imports_only_itself(path: Path) -> None:
-    """bulkup/emulator imports nothing from bulkup outside bulkup.emulator."""
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_wing_imports_only_what_it_may(path: Path) -> None:
+    """A module imports from its own wing and the wings below it, never up or sideways."""
+    wing = wing_of(module_of(path))
     bad = [(line, module) for line, module in imported_modules(path)
-           if within(module, "bulkup") and not within(module, "bulkup.emulator")]
-    assert bad == [], f"{path.relative_to(PACKAGE.parent)} imports {bad}"
+           if within(module, "bulkup") and wing_of(module) not in ALLOWED[wing] | {wing}]
+    assert bad == [], f"{path.relative_to(PACKAGE.parent)} ({wing}) imports {bad}"
 
 
-@pytest.mark.parametrize("path", OTHER_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_client_does_not_import_emulator(path: Path) -> None:
-    """No bulkup module outside the emulator imports it, except bulkup/cli.py."""
-    if path in ALLOWED_EMULATOR_IMPORTERS:
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_cli_reaches_the_emulator(path: Path) -> None:
+    """Outside the emulator, only the cli imports it, and only its two entry points."""
+    if wing_of(module_of(path)) == "emulator":
         return
-    bad = [(line, module) for line, module in imported_modules(path)
-           if within(module, "bulkup.emulator")]
-    assert bad == [], f"{path.relative_to(PACKAGE.parent)} imports {bad}"
+    reached = {module for _, module in imported_modules(path) if within(module, "bulkup.emulator")}
+    if wing_of(module_of(path)) == "cli":
+        reached -= {"bulkup.emulator", "bulkup.emulator.cli", "bulkup.emulator.embedded"}
+        reached = {m for m in reached if m.rpartition(".")[0] not in
+                   ("bulkup.emulator.cli", "bulkup.emulator.embedded")}
+    assert reached == set(), f"{path.relative_to(PACKAGE.parent)} imports {sorted(reached)}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    known = {module_of(p) for p in ALL_FILES}
+    graph: dict[str, set[str]] = {}
+    for path in ALL_FILES:
+        here = module_of(path)
+        graph[here] = {m for _, m in imported_modules(path)
+                       if m in known and m != here and not within(here, m)}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    """No module reaches itself through its imports (top-level or deferred)."""
+    graph = _module_graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                raise AssertionError(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_the_guard_catches_an_upward_import(tmp_path: Path) -> None:
+    """The wing rule flags a transport module importing the pipeline."""
+    source = "from bulkup.pipeline.run import run_upload\nfrom bulkup.errors import BulkupError\n"
+    probe = PACKAGE / "transport" / "probe.py"
+    found = [m for _, m in imports_in(source, probe)
+             if wing_of(m) not in ALLOWED["transport"] | {"transport"}]
+    assert "bulkup.pipeline.run" in found and "bulkup.errors" not in found
 
 
 def test_resolver_catches_relative_and_dynamic_imports() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.emulator import build_settings, make_app
 from bulkup.emulator.app import STATE
 
@@ -95,7 +95,7 @@ def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
     """``before_read(change)``: ``change(path)`` runs on each small file just before its
     group is read, whichever reader reads it (in process or the read helper), so a test can
     change a file between the walk and the send."""
-    from bulkup.reader import HelperReader, InProcessReader
+    from bulkup.transport.reader import HelperReader, InProcessReader
 
     def install(change: Callable[[Path], None]) -> None:
         for cls in (InProcessReader, HelperReader):

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from bulkup.errors import ConfigError, ReportError
-from bulkup.journal import Journal
+from bulkup.journal.store import Journal
 from bulkup.models import FileFailure
+from bulkup.pipeline.run import run_upload
 from bulkup.report import UploadReport
-from bulkup.uploader import run_upload
 
 from .conftest import PASSWORD, USER, make_tree
 
@@ -250,7 +250,7 @@ class TestLinksStayInside:
 
     async def test_config_key_and_environment(self, emulator: Any, tmp_path: Path) -> None:
         """follow_external_symlinks as a config key and as BULKUP_FOLLOW_EXTERNAL_SYMLINKS."""
-        from bulkup.config_load import load_config
+        from bulkup.config.load import load_config
 
         config_file = tmp_path / "bulkup.toml"
         config_file.write_text("follow_symlinks = true\nfollow_external_symlinks = true\n")

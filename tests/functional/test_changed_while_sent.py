@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from bulkup import body as body_module
-from bulkup import read_helper
-from bulkup import uploader as uploader_module
-from bulkup.reader import HELPER_SCRIPT, HelperReader
-from bulkup.uploader import run_upload
+from bulkup.pipeline import run as uploader_module
+from bulkup.pipeline.run import run_upload
+from bulkup.transport import body as body_module
+from bulkup.transport import read_helper
+from bulkup.transport.reader import HELPER_SCRIPT, HelperReader
 
 from .conftest import Emulator, make_tree
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bulkup.cli import main
+from bulkup.cli.main import main
 
 from .conftest import PASSWORD, USER, make_tree
 
@@ -126,7 +126,7 @@ class TestJournalCommands:
     async def test_second_run_on_a_locked_journal_exits_2(self, emulator: Any,
                                                          tmp_path: Path) -> None:
         """While another run holds the journal, a second run exits 2 naming its PID."""
-        from bulkup.journal_run import RunLock
+        from bulkup.journal.session import RunLock
 
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         lock = RunLock(tmp_path / "j.journal")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import ConfigError
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, make_tree
 from .scripted import answer

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from bulkup.emulator.app import STATE
-from bulkup.journal import Journal
+from bulkup.journal.store import Journal
 
 from .conftest import PASSWORD, USER, make_tree
 

@@ -138,7 +138,7 @@ def test_the_listing_streams_batch_by_batch() -> None:
     import io
 
     from bulkup.models import FileEntry
-    from bulkup.packing import BatchPacker, PlanListing
+    from bulkup.pipeline.packing import BatchPacker, PlanListing
 
     out = io.StringIO()
     plan, packer = PlanListing(out), BatchPacker(10**6, 2)
@@ -159,7 +159,7 @@ async def test_a_file_left_out_by_a_filter_is_not_reported_gone(emulator: Any,
                                                                 tmp_path: Path) -> None:
     """Uploaded once, then left out by --exclude (or --max-age): still on disk, so the journal
     must not call it gone; a file really deleted is reported again once no filter hides any."""
-    from bulkup.uploader import run_upload
+    from bulkup.pipeline.run import run_upload
 
     from .conftest import make_tree
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bulkup.journal import Journal
+from bulkup.journal.store import Journal
+from bulkup.pipeline.run import run_upload
 from bulkup.targets import escaped
-from bulkup.uploader import run_upload
 
 from .conftest import PASSWORD, USER, BeforeRead, make_tree
 
@@ -86,8 +86,7 @@ class TestChangingFiles:
         """The helper writes a group into the connection, then its answer never comes (as if
         it died): the POST fails with part of its body on the wire, is sent again, and every
         file arrives byte-exact, once."""
-        from bulkup import reader as reader_module
-
+        from bulkup.transport import reader as reader_module
         original = reader_module.HelperReader._request
         lost: list[bool] = []
 
@@ -132,7 +131,7 @@ LIMITED_RUN = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
-from bulkup.cli import main
+from bulkup.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -154,7 +153,7 @@ class TestFullDisk:
         posted = check._db.execute("SELECT count(*) FROM files WHERE state='posted'").fetchone()
         check.close()
         assert posted[0] < 600
-        code, output = await _run("import sys\nfrom bulkup.cli import main\n"
+        code, output = await _run("import sys\nfrom bulkup.cli.main import main\n"
                                   "sys.exit(main(sys.argv[2:]))", "0", *args)
         assert code == 0, output
         assert len(emulator.stored_files()) == 600

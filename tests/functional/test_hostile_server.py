@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup.config import UploadConfig
-from bulkup.uploader import run_upload
+from bulkup.config.model import UploadConfig
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, make_tree
 from .scripted import JOB, OTHER_JOB, answer
@@ -252,7 +252,7 @@ async def _trickle(request: web.Request) -> web.StreamResponse:
 
 def _real_sleep_with_min(seconds: float) -> Any:
     """Hooks whose sleep really waits (so a back-off would be felt) at least ``seconds``."""
-    from bulkup.uploader import RunHooks
+    from bulkup.pipeline.run import RunHooks
 
     async def sleep(wait_s: float) -> None:
         await asyncio.sleep(max(wait_s, seconds))

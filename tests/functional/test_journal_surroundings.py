@@ -20,10 +20,10 @@ from structlog.testing import capture_logs
 
 from bulkup.emulator import app as app_module
 from bulkup.errors import JournalError
-from bulkup.journal import Journal
+from bulkup.journal.recorder import RunRecorder
+from bulkup.journal.store import Journal
 from bulkup.models import FileEntry
-from bulkup.recorder import RunRecorder
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, USER, make_tree
 

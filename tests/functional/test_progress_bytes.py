@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup import body as body_module
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
+from bulkup.pipeline.run import RunHooks, run_upload
 from bulkup.report import UploadReport
 from bulkup.stats import StatsSnapshot
-from bulkup.uploader import RunHooks, run_upload
+from bulkup.transport import body as body_module
 
 from .conftest import make_tree
 from .scripted import answer

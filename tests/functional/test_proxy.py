@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import Emulator, make_tree
 

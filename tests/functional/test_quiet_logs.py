@@ -7,7 +7,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import make_tree
 

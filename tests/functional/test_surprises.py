@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup.client import stall_limited_sockets
-from bulkup.config import UploadConfig
-from bulkup.uploader import run_upload
+from bulkup.config.model import UploadConfig
+from bulkup.pipeline.run import run_upload
+from bulkup.transport.client import stall_limited_sockets
 
 from .conftest import PASSWORD, make_tree
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bulkup.journal import Journal
-from bulkup.uploader import run_upload
+from bulkup.journal.store import Journal
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, USER, make_tree
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkup.emulator import build_settings
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, USER, Emulator, make_tree
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from bulkup.emulator.app import STATE
-from bulkup.uploader import run_upload
+from bulkup.pipeline.run import run_upload
 
 from .conftest import PASSWORD, BeforeRead, make_tree
 
@@ -152,7 +152,7 @@ class TestFaults:
 
     async def test_unreachable_server_is_fatal(self, tmp_path: Path) -> None:
         """Nobody listening: the opening POST gives up after its retries; exit 3."""
-        from bulkup.config import UploadConfig
+        from bulkup.config.model import UploadConfig
 
         make_tree(tmp_path / "src", {"a.jpg": b"a"})
         config = UploadConfig(server_url="http://127.0.0.1:9/scene7/UploadFile", user="u",
@@ -249,7 +249,7 @@ class TestUnexpected:
     async def test_internal_error_is_reported_not_raised(self, emulator: Any, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
         """A bug inside the pipeline ends the run with exit 3 and a reason, not a traceback."""
-        from bulkup.walker import Walker
+        from bulkup.pipeline.walker import Walker
 
         async def broken(self: Any, queue: Any, *, end_markers: int) -> None:
             raise RuntimeError("walker bug")
@@ -264,7 +264,7 @@ class TestLargeFiles:
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
         """Files above the read chunk go out by sendfile() on asyncio's loop (plain HTTP) and
         arrive byte for byte, in one POST and across POSTs."""
-        from bulkup.body import BatchBody
+        from bulkup.transport.body import BatchBody
 
         sent: list[int] = []
         real = BatchBody._sendfile

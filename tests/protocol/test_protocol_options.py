@@ -255,8 +255,8 @@ class TestProcessingOptionsLoadOnUse:
         """The default config's job parameters are built and encoded without the module."""
         code = (
             "import sys\n"
-            "import bulkup.cli, bulkup.uploader\n"
-            "from bulkup.config import UploadConfig\n"
+            "import bulkup.cli.main, bulkup.pipeline.run\n"
+            "from bulkup.config.model import UploadConfig\n"
             "from bulkup.protocol import UploadPostParam, encode_upload_post_param\n"
             "job = UploadConfig().upload_params\n"
             "encode_upload_post_param(UploadPostParam(company_handle='c|1', job_name='j',\n"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bulkup.reader import InProcessReader, SmallFileReader
+from bulkup.transport.reader import InProcessReader, SmallFileReader
 
 from .parts import started_helper
 

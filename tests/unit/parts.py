@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from bulkup.body import file_part_header
 from bulkup.models import FileEntry
-from bulkup.reader import FilePart, HelperReader
+from bulkup.transport.body import file_part_header
+from bulkup.transport.reader import FilePart, HelperReader
 
 
 def file_parts(folder: Path, sizes: list[int], prefix: str = "f",

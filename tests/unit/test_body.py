@@ -15,15 +15,15 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkup.body import (
+from bulkup.errors import SourceChangedError, SourceError
+from bulkup.transport.body import (
     BatchBody,
     _open_connection_fd,
     file_part_header,
     new_boundary,
     xml_part,
 )
-from bulkup.errors import SourceChangedError, SourceError
-from bulkup.reader import HelperReader, SmallFileReader
+from bulkup.transport.reader import HelperReader, SmallFileReader
 
 from .parts import file_parts
 

@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkup import body as body_module
-from bulkup.body import BatchBody, new_boundary, xml_part
 from bulkup.errors import SourceChangedError, SourceChangedWhileSent
 from bulkup.models import FileEntry
-from bulkup.read_helper import MODIFIED, OK, read_whole
-from bulkup.reader import FilePart, HelperReader, SmallFileReader, restat
+from bulkup.transport import body as body_module
+from bulkup.transport.body import BatchBody, new_boundary, xml_part
+from bulkup.transport.read_helper import MODIFIED, OK, read_whole
+from bulkup.transport.reader import FilePart, HelperReader, SmallFileReader, restat
 
 from .parts import file_parts, started_helper
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bulkup.cli import build_parser
+from bulkup.cli.main import build_parser
 
 
 def flags_without_help(parser: argparse.ArgumentParser, where: str) -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkup.config import UploadConfig, parse_size
-from bulkup.config_load import load_config
+from bulkup.config.load import load_config
+from bulkup.config.model import UploadConfig, parse_size
 from bulkup.errors import ConfigError, is_fatal
 from bulkup.protocol import (
     Anchor,

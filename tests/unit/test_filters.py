@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bulkup.config import UploadConfig
+from bulkup.config.filters import FileFilter, age_seconds_before, read_patterns
+from bulkup.config.model import UploadConfig
 from bulkup.errors import ConfigError
-from bulkup.filters import FileFilter, age_seconds_before, read_patterns
 from bulkup.models import FileEntry
-from bulkup.walker import Walker
+from bulkup.pipeline.walker import Walker
 
 NOW = 1_700_000_000.0  # the run's start, fixed
 DAY = 86400.0
@@ -228,7 +228,7 @@ def test_size_limits(size: int, passes: bool) -> None:
 
 def test_sizes_from_config_text() -> None:
     """Sizes take the project's units (the loader parses "4KiB")."""
-    from bulkup.config_load import load_config
+    from bulkup.config.load import load_config
 
     config = load_config(path=None, environ={"BULKUP_MIN_SIZE": "1KiB"},
                          overrides={"max_size": 4096})

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from bulkup.body import BatchBody
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import AuthenticationFault, ConnectError, UploadFailed
-from bulkup.job import JobCoordinator, default_job_name
+from bulkup.pipeline.coordinator import JobCoordinator, default_job_name
 from bulkup.protocol import UploadPostReturn
 from bulkup.stats import Stats
+from bulkup.transport.body import BatchBody
 
 
 class FakeClient:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bulkup import journal as journal_module
 from bulkup.errors import JournalError
-from bulkup.journal import Journal
-from bulkup.journal_run import RunLock
+from bulkup.journal import store as journal_module
+from bulkup.journal.session import RunLock
+from bulkup.journal.store import Journal
 from bulkup.models import FileEntry, FileFailure
 
 
@@ -190,7 +190,7 @@ class TestRunsAndJobs:
 HOLDER = """
 import signal, sys
 from pathlib import Path
-from bulkup.journal_run import RunLock
+from bulkup.journal.session import RunLock
 lock = RunLock(Path(sys.argv[1]))
 lock.acquire()
 print("locked", flush=True)

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from bulkup import journal as journal_module
-from bulkup import journal_run
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import JournalError
-from bulkup.job import JobCoordinator
-from bulkup.journal import JOB_CLOSED, JOB_CLOSING, JOB_OPEN, Journal
-from bulkup.journal_run import RunLock
+from bulkup.journal import session as journal_run
+from bulkup.journal import store as journal_module
+from bulkup.journal.session import RunLock
+from bulkup.journal.store import JOB_CLOSED, JOB_CLOSING, JOB_OPEN, Journal
+from bulkup.pipeline.coordinator import JobCoordinator
 from bulkup.stats import Stats
 
 from .test_job import FakeClient, FakeTime

@@ -10,13 +10,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bulkup.client import ssl_context
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
+from bulkup.transport.client import ssl_context
 
 PROBE = textwrap.dedent("""
     import json, os, ssl, sys
     if sys.argv[1] == "lean":
-        from bulkup.lean_import import import_aiohttp
+        from bulkup.cli.runtime import import_aiohttp
         import_aiohttp()
     else:
         import aiohttp

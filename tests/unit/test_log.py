@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from bulkup.log import configure_logging
+from bulkup.cli.log import configure_logging
 
 NAME = "title\x1b]0;PWNED\x07.jpg"
 

@@ -1,4 +1,4 @@
-"""glibc's allocator settings for an upload (bulkup/malloc_tuning.py)."""
+"""glibc's allocator settings for an upload (bulkup/cli/malloc_tuning.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from bulkup import malloc_tuning
-from bulkup.malloc_tuning import tune_malloc
+from bulkup.cli import malloc_tuning
+from bulkup.cli.malloc_tuning import tune_malloc
 
 
 def test_glibc_accepts_every_setting() -> None:
     """On glibc each mallopt() call must succeed (0 would mean a wrong parameter or a value out
     of range); elsewhere nothing is tried. Run in a child so this process keeps its defaults."""
-    code = "from bulkup.malloc_tuning import tune_malloc; print(tune_malloc())"
+    code = "from bulkup.cli.malloc_tuning import tune_malloc; print(tune_malloc())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     expected = os.confstr("CS_GNU_LIBC_VERSION") if sys.platform.startswith("linux") else ""

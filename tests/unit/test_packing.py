@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkup.models import Batch, FileEntry
-from bulkup.packing import BatchPacker
+from bulkup.pipeline.packing import BatchPacker
 
 
 def _entry(index: int, size: int, *, alone: bool = False) -> FileEntry:

@@ -19,8 +19,8 @@ import pytest
 import structlog
 from rich.console import Console
 
-from bulkup.log import configure_logging, route_console_output
-from bulkup.progress import (
+from bulkup.cli.log import configure_logging, route_console_output
+from bulkup.cli.progress import (
     Figures,
     MovingRate,
     ProgressReporter,
@@ -30,7 +30,7 @@ from bulkup.progress import (
     progress_lines,
     stats_fields,
 )
-from bulkup.progress_display import LiveDisplay
+from bulkup.cli.progress_display import LiveDisplay
 from bulkup.stats import Stats, StatsSnapshot
 
 MB = 1_000_000
@@ -235,7 +235,7 @@ def test_closing_erases_the_area_for_the_summary() -> None:
 
 PROBE = textwrap.dedent("""
     import sys
-    from bulkup.cli import main
+    from bulkup.cli.main import main
     code = main(["upload", "--emulator", "--no-journal", "--stats", "0"])
     print("RICH", sorted(m for m in sys.modules if m == "rich" or m.startswith("rich.")))
     sys.exit(code)

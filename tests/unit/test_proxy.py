@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
+from bulkup.config.proxy import proxy_for
 from bulkup.errors import ConfigError
-from bulkup.proxy import proxy_for
 
 HTTPS = "https://s7sps1ssl.scene7.com/scene7/UploadFile"
 HTTP = "http://s7sps1.scene7.com/scene7/UploadFile"

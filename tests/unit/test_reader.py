@@ -17,8 +17,8 @@ import structlog
 
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
-from bulkup.read_helper import TO_PIPE
-from bulkup.reader import HELPER_SCRIPT, FilePart, HelperLost, HelperReader, small_parts
+from bulkup.transport.read_helper import TO_PIPE
+from bulkup.transport.reader import HELPER_SCRIPT, FilePart, HelperLost, HelperReader, small_parts
 
 from .parts import file_parts, started_helper
 

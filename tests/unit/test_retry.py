@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from bulkup.client import POST_MIN_RATE, post_deadline_s
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import (
     HandleMismatch,
     ProtocolError,
@@ -16,6 +15,7 @@ from bulkup.errors import (
     ServerUnavailable,
 )
 from bulkup.retry import Attempts, RetryPolicy, call_with_retry
+from bulkup.transport.client import POST_MIN_RATE, post_deadline_s
 
 
 def failing(exc: Exception, calls: list[int]) -> object:

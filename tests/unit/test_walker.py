@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkup.models import FileEntry, FileFailure
-from bulkup.walker import Walker, WalkStats
+from bulkup.pipeline.walker import Walker, WalkStats
 
 T = TypeVar("T")
 Queue = asyncio.Queue[FileEntry | None]

@@ -21,8 +21,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkup.models import FileEntry, FileFailure
+from bulkup.pipeline.walker import Walker
 from bulkup.targets import escaped, undecodable_problem
-from bulkup.walker import Walker
 
 
 def _write_bytes_name(path: bytes, data: bytes = b"x") -> None:

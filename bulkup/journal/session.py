@@ -33,11 +33,11 @@ from typing import Any, TypeVar
 
 import structlog
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import JournalError
-from bulkup.journal import Journal, unusable_folder
+from bulkup.journal.store import Journal, unusable_folder
 
-log = structlog.get_logger("bulkup.journal")
+log = structlog.get_logger("bulkup.journal.store")
 T = TypeVar("T")
 
 

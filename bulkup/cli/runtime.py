@@ -3,7 +3,7 @@
 aiohttp (3.10 and later) builds two default TLS contexts when it is imported, and each loads the
 system's CA bundle: about 40 ms, on every run, plain HTTP included (measured with
 ``python -X importtime``; see benchmarks/README.md). bulkup never uses those contexts: it passes
-its own to the connector (:func:`bulkup.client.ssl_context`), built only for an ``https://``
+its own to the connector (:func:`bulkup.transport.client.ssl_context`), built only for an ``https://``
 server. So the command line imports aiohttp with ``SSL_CERT_FILE`` pointing at an empty file
 for the length of the import, and restores it at once: the module-level contexts come out with
 no CA certificates (useless, so never trusted by mistake), and every context built afterwards
@@ -38,7 +38,7 @@ def import_aiohttp() -> None:
 def import_structlog() -> None:
     """Import structlog (once) without rich, which it imports when installed (about 60 ms of
     rich and pygments, for exception formatting bulkup does not use). rich is imported later
-    only for the progress display on a terminal (:mod:`bulkup.progress_display`)."""
+    only for the progress display on a terminal (:mod:`bulkup.cli.progress_display`)."""
     if "structlog" in sys.modules or "rich" in sys.modules:
         return
     sys.modules["rich"] = None  # type: ignore[assignment]  # "not installed" for this import

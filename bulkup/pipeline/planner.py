@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bulkup.config import UploadConfig
-from bulkup.journal import ACKNOWLEDGED, Journal, Known
-from bulkup.journal_run import AsyncJournal
+from bulkup.config.model import UploadConfig
+from bulkup.journal.session import AsyncJournal
+from bulkup.journal.store import ACKNOWLEDGED, Journal, Known
 from bulkup.models import FileEntry
 from bulkup.stats import Stats
 
-log = structlog.get_logger("bulkup.sync")
+log = structlog.get_logger("bulkup.pipeline.planner")
 CHUNK = 256
 HASH_BLOCK = 1024 * 1024
 Queue = asyncio.Queue[FileEntry | None]

@@ -19,50 +19,32 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import structlog
 
-from bulkup.body import BatchBody, file_part_header, new_boundary
-from bulkup.client import UploadClient, describe
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig, policy_of
 from bulkup.errors import (
     HandleMismatch,
     IpsApiFault,
     RunStopping,
     SourceChangedWhileSent,
     SourceError,
+    describe,
     is_fatal,
 )
-from bulkup.job import JobCoordinator, policy_of
 from bulkup.models import Batch, FileEntry, FileFailure
-from bulkup.reader import FilePart, SmallFileReader, restat
+from bulkup.pipeline.coordinator import JobCoordinator
 from bulkup.retry import Attempts, Sleep, call_with_retry
-from bulkup.stats import MAX_FAILURES_KEPT, Stats
+from bulkup.stats import Failures, Stats
 from bulkup.targets import escaped, header_file_name
+from bulkup.transport.body import BatchBody, file_part_header, new_boundary
+from bulkup.transport.client import UploadClient
+from bulkup.transport.reader import FilePart, SmallFileReader, restat
 
-log = structlog.get_logger("bulkup.sender")
+log = structlog.get_logger("bulkup.pipeline.sender")
 OnPosted = Callable[[list[FileEntry], str], Awaitable[None]]
 MAX_CHANGED_RESENDS = 2  # a file that changed while sent: sent at most this many times more
 CHANGED_WHILE_SENT = "changed while being sent"
-
-
-@dataclass(slots=True)
-class Failures:
-    """Every file that will not be delivered; the first MAX_FAILURES_KEPT are kept in full
-    (the journal, when there is one, gets every one through ``sink``)."""
-
-    stats: Stats
-    kept: list[FileFailure] = field(default_factory=list)
-    sink: Callable[[FileFailure], None] | None = None
-
-    def add(self, failure: FileFailure) -> None:
-        self.stats.files_failed += 1
-        if len(self.kept) < MAX_FAILURES_KEPT:
-            self.kept.append(failure)
-        if self.sink is not None:
-            self.sink(failure)
-        log.warning("file_failed", path=failure.path, reason=failure.reason)
 
 
 class BatchSender:

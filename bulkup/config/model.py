@@ -1,8 +1,8 @@
 """The uploader's configuration: one frozen dataclass.
 
 :class:`UploadConfig` holds every option, with units in the field names, and validates itself on
-construction (the checks are in :mod:`bulkup.config_checks`).
-:func:`bulkup.config_load.load_config` builds one from four layers, highest first:
+construction (the checks are in :mod:`bulkup.config.checks`).
+:func:`bulkup.config.load.load_config` builds one from four layers, highest first:
 
 1. flags (``overrides``, keyed by field name; None means "not given");
 2. the environment: ``BULKUP_<FIELD>`` (``BULKUP_CONCURRENCY=16``), ``BULKUP_PASSWORD``;
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from bulkup.config_checks import (
+from bulkup.config.checks import (
     check_bool,
     check_choice,
     check_int,
@@ -40,12 +40,13 @@ from bulkup.config_checks import (
     parse_size,
     shown,
 )
+from bulkup.config.filters import AGE_HELP, age_seconds_before
+from bulkup.config.proxy import DIRECT, parse_proxy
 from bulkup.errors import ConfigError
-from bulkup.filters import AGE_HELP, age_seconds_before
 from bulkup.protocol.enums import EmailSetting
 from bulkup.protocol.namespaces import KNOWN_NAMESPACES, NS_2014_04_03
 from bulkup.protocol.options import UploadPostJob
-from bulkup.proxy import DIRECT, parse_proxy
+from bulkup.retry import RetryPolicy
 
 __all__ = [
     "ENV_PREFIX",
@@ -156,7 +157,7 @@ class UploadConfig:
         source_ip: Local address every connection binds to (the same-IP rule, D-10).
         address_family: ``ipv4``, ``ipv6`` or ``any``: which addresses of the host are used.
         include: Glob patterns; when given, only matching files are sent (rclone's rules, see
-            :mod:`bulkup.filters`).
+            :mod:`bulkup.config.filters`).
         exclude: Glob patterns of files never sent; ``dir/`` leaves out a directory and
             everything below it (not descended into). Exclude wins over include.
         include_from: File of include patterns, one a line (``#`` comments, blank lines).
@@ -179,11 +180,11 @@ class UploadConfig:
             and the POST retried (Linux ``TCP_USER_TIMEOUT``; elsewhere no such limit).
         post_timeout_s: Deadline of one whole POST, from its first byte to the end of its
             answer; None sets it per POST to ``read_timeout_s`` plus the body's size at
-            32 KiB/s (:func:`bulkup.client.post_deadline_s`). An expired POST is retried.
+            32 KiB/s (:func:`bulkup.transport.client.post_deadline_s`). An expired POST is retried.
         proxy: HTTP proxy URL for every request (``http://[user:password@]host:port``), or
             ``direct`` for none; None takes it from the environment as curl does
             (``https_proxy``, ``http_proxy``, ``all_proxy``, ``no_proxy``; see
-            :mod:`bulkup.proxy`).
+            :mod:`bulkup.config.proxy`).
         stop_grace_s: After the first SIGINT or SIGTERM, how long the POSTs in flight may take
             to finish before they are abandoned (their files stay unacknowledged).
         max_attempts: Attempts per POST for retryable failures (1 = no retry).
@@ -539,3 +540,9 @@ def _check_source_ip(obj: UploadConfig) -> None:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(UploadConfig))
+
+
+def policy_of(config: UploadConfig) -> RetryPolicy:
+    """The retry policy the config asks for."""
+    return RetryPolicy(max_attempts=config.max_attempts, base_s=config.backoff_base_s,
+                       cap_s=config.backoff_cap_s, fault30000_retries=config.fault30000_retries)

@@ -209,7 +209,7 @@ class FileFilter:
 
     @classmethod
     def from_config(cls, config: Any, *, now: float) -> FileFilter:
-        """The filter of an :class:`~bulkup.config.UploadConfig`, ages measured from ``now``
+        """The filter of an :class:`~bulkup.config.model.UploadConfig`, ages measured from ``now``
         (epoch seconds: the run's start).
 
         Raises:

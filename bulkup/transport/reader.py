@@ -2,10 +2,12 @@
 per group of files, in process or by the read helper.
 
 :class:`HelperReader` sends groups of files to the read helper process
-(:mod:`bulkup.read_helper`), which answers each with the group's parts ready to send. Until
+(:mod:`bulkup.transport.read_helper`), which
+answers each with the group's parts ready to send. Until
 :meth:`HelperReader.start` has started the helper, and for good if it dies, it builds the parts
 in process with :func:`small_parts`. Both read a file with the same function
-(:func:`bulkup.read_helper.read_whole`), so a file that vanished, cannot be opened or changed size
+(:func:`bulkup.transport.read_helper.read_whole`), so a file that vanished, cannot be opened or
+changed size
 since the walk raises the same :class:`~bulkup.errors.SourceError`, naming it, either way. Both
 check each file once its last byte is read (one ``fstat`` on the descriptor read from): a size,
 ``mtime_ns`` or inode other than the walk's raises
@@ -33,11 +35,11 @@ from typing import NamedTuple, Protocol
 
 import structlog
 
-from bulkup import read_helper as wire
 from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
 from bulkup.models import FileEntry
+from bulkup.transport import read_helper as wire
 
-log = structlog.get_logger("bulkup.reader")
+log = structlog.get_logger("bulkup.transport.reader")
 HELPER_SCRIPT = Path(wire.__file__)
 CLOSE_TIMEOUT_S = 5.0
 # The helper pays off where per-file system calls dominate; for bigger files its extra copy

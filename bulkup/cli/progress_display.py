@@ -1,8 +1,8 @@
 """The live progress area on a terminal, drawn with rich; log lines print above it.
 
-A ``rich.live.Live`` on stderr holds the two lines of :func:`bulkup.progress.progress_lines`
+A ``rich.live.Live`` on stderr holds the two lines of :func:`bulkup.cli.progress.progress_lines`
 (and a bar of the bytes acknowledged once the walk is done). While it is open, the console log
-output is routed through the same rich Console (:func:`bulkup.log.route_console_output`), and
+output is routed through the same rich Console (:func:`bulkup.cli.log.route_console_output`), and
 anything else written to ``sys.stderr`` (or to ``sys.stdout`` when that is the same terminal)
 goes through rich's proxy: rich clears the live area, prints the line, and draws the area again
 below it, so a log line never starts on a progress line. The area is transient: on close it is
@@ -23,8 +23,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from bulkup.log import route_console_output
-from bulkup.progress import Figures, progress_lines
+from bulkup.cli.log import route_console_output
+from bulkup.cli.progress import Figures, progress_lines
 
 BAR_WIDTH = 20
 

@@ -196,7 +196,7 @@ def run() -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    from bulkup.lean_import import import_structlog
+    from bulkup.cli.runtime import import_structlog
 
     import_structlog()  # before anything imports structlog: without rich
     args = build_parser().parse_args(argv)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_serve(args)
     if args.command in ("status", "report", "journal"):
-        from bulkup.journal_cli import run_journal_command
+        from bulkup.cli.journals import run_journal_command
 
         return run_journal_command(args)
     if args.command == "job":
@@ -270,10 +270,10 @@ JOB_OVERRIDES = ("server_url", "region", "staging", "api_url", "user", "company_
 
 
 def _job_command(args: argparse.Namespace) -> int:
-    from bulkup.config_load import load_config
-    from bulkup.job_cli import run_job_command
-    from bulkup.log import configure_logging
-    from bulkup.preflight import check_ca_bundle, check_source_ip
+    from bulkup.cli.jobs import run_job_command
+    from bulkup.cli.log import configure_logging
+    from bulkup.config.load import load_config
+    from bulkup.pipeline.preflight import check_ca_bundle, check_source_ip
 
     overrides = {key: getattr(args, key) for key in JOB_OVERRIDES}
     try:
@@ -302,7 +302,7 @@ def _job_handle_of(args: argparse.Namespace) -> str | None:
         raise ConfigError("give a HANDLE or --last (one of them)")
     if args.handle is not None:
         return str(args.handle)
-    from bulkup.journal_cli import last_job_handle
+    from bulkup.cli.journals import last_job_handle
 
     return last_job_handle(args.journal)
 
@@ -330,7 +330,7 @@ def _add_journal_commands(commands: Any) -> None:
 
 
 def _upload_command(args: argparse.Namespace) -> int:
-    from bulkup.log import configure_logging
+    from bulkup.cli.log import configure_logging
 
     if args.emulator_root is not None and not args.emulator:
         _say("bulkup: --emulator-root goes with --emulator", file=sys.stderr)
@@ -346,8 +346,8 @@ def _upload_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if config.insecure:
         _say("bulkup: WARNING: TLS certificates are not verified (--insecure)", file=sys.stderr)
-    from bulkup.lean_import import import_aiohttp
-    from bulkup.malloc_tuning import tune_malloc
+    from bulkup.cli.malloc_tuning import tune_malloc
+    from bulkup.cli.runtime import import_aiohttp
 
     import_aiohttp()  # before anything else imports it
     sys.setswitchinterval(GIL_SWITCH_S)
@@ -362,8 +362,8 @@ busy loop; with 0.5 ms it waits about 3 ms (see benchmarks/README.md)."""
 
 
 def _config_from(args: argparse.Namespace) -> Any:
-    from bulkup.config import parse_duration, parse_size
-    from bulkup.config_load import load_config
+    from bulkup.config.load import load_config
+    from bulkup.config.model import parse_duration, parse_size
 
     overrides: dict[str, Any] = {
         key: getattr(args, key) for key in (
@@ -399,7 +399,7 @@ def _with_upload_param_flags(config: Any, args: argparse.Namespace) -> Any:
 
 
 async def _upload_main(config: Any, args: argparse.Namespace) -> int:
-    from bulkup.uploader import RunHooks, run_upload
+    from bulkup.pipeline.run import RunHooks, run_upload
 
     stop, abort = _install_interrupt_handlers()
     progress = _progress_reporter(config)
@@ -420,12 +420,12 @@ async def _upload_main(config: Any, args: argparse.Namespace) -> int:
 def _progress_reporter(config: Any) -> Any:
     """The live display when stderr is a terminal (rich is imported only then) and the
     ``stats`` events every ``stats_interval_s`` (default: 60 s off a terminal, else none)."""
-    from bulkup.progress import ProgressReporter
+    from bulkup.cli.progress import ProgressReporter
 
     on_terminal = sys.stderr.isatty() and not config.dry_run
     display = None
     if on_terminal:
-        from bulkup.progress_display import LiveDisplay
+        from bulkup.cli.progress_display import LiveDisplay
 
         display = LiveDisplay()
     interval = config.stats_interval_s
@@ -440,8 +440,8 @@ DEFAULT_STATS_INTERVAL_S = 60.0
 async def _upload_to_embedded(config: Any, args: argparse.Namespace,
                               signals: tuple[asyncio.Event, asyncio.Event], hooks: Any,
                               progress: Any) -> int:
-    from bulkup.embedded import embedded_emulator, make_sample_tree
-    from bulkup.uploader import run_upload
+    from bulkup.emulator.embedded import embedded_emulator, make_sample_tree
+    from bulkup.pipeline.run import run_upload
 
     with contextlib.ExitStack() as temporary:
         root = args.emulator_root or Path(temporary.enter_context(

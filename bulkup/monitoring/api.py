@@ -15,15 +15,14 @@ from typing import Any
 
 import structlog
 
-from bulkup.client import UploadClient
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig, policy_of
 from bulkup.errors import JobStopped
-from bulkup.job import policy_of
 from bulkup.protocol import AuthHeader
 from bulkup.protocol.soap import as_list, encode_soap_request
 from bulkup.retry import Sleep, call_with_retry
+from bulkup.transport.client import UploadClient
 
-log = structlog.get_logger("bulkup.monitor")
+log = structlog.get_logger("bulkup.monitoring.api")
 PAGE_ROWS = 1000
 OPEN_STATES = frozenset({"New", "WaitingClient", "WaitingCoordinator", "Running", "Unknown"})
 IDLE_OPEN_STATES = frozenset({"New", "WaitingClient"})  # open and waiting for POSTs

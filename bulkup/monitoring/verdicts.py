@@ -7,22 +7,23 @@ import asyncio
 
 import structlog
 
-from bulkup.client import UploadClient, describe
-from bulkup.config import UploadConfig
-from bulkup.confirm import Ledger, Outcome, confirm_job
+from bulkup.config.model import UploadConfig
 from bulkup.errors import (
     BulkupError,
     ConfigError,
     RequestRejected,
     UploadFailed,
+    describe,
     is_fatal,
     is_retryable,
 )
-from bulkup.monitor import JobMonitor
+from bulkup.monitoring.api import JobMonitor
+from bulkup.monitoring.confirm import Ledger, Outcome, confirm_job
 from bulkup.retry import Sleep, unless_stopped
-from bulkup.sender import Failures
+from bulkup.stats import Failures
+from bulkup.transport.client import UploadClient
 
-log = structlog.get_logger("bulkup.outcome")
+log = structlog.get_logger("bulkup.monitoring.verdicts")
 PROBE_ATTEMPTS = 2
 
 

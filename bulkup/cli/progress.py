@@ -3,7 +3,7 @@ go to the wire, what the server acknowledged, a moving-average rate, an ETA), th
 terminal display shows, and the periodic ``stats`` event.
 
 Pure functions and small classes, no terminal code: the display itself is
-:mod:`bulkup.progress_display` (rich), imported only when stderr is a terminal, so a run in a
+:mod:`bulkup.cli.progress_display` (rich), imported only when stderr is a terminal, so a run in a
 pipe or under a service manager never imports rich.
 
 Time is the snapshot's ``elapsed_s`` (the run's injected clock), so every figure is
@@ -22,7 +22,7 @@ import structlog
 
 from bulkup.stats import StatsSnapshot
 
-log = structlog.get_logger("bulkup.progress")
+log = structlog.get_logger("bulkup.cli.progress")
 RATE_WINDOW_S = 20.0
 """The rate is the bytes sent over about this many seconds (the whole run, while shorter)."""
 

@@ -39,8 +39,8 @@ import structlog
 import yarl
 
 from bulkup import __version__
-from bulkup.body import BatchBody
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
+from bulkup.config.proxy import Proxy, proxy_for
 from bulkup.errors import (
     CertificateError,
     ConnectError,
@@ -52,10 +52,10 @@ from bulkup.errors import (
 )
 from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_response
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
-from bulkup.proxy import Proxy, proxy_for
 from bulkup.stats import Stats
+from bulkup.transport.body import BatchBody
 
-log = structlog.get_logger("bulkup.client")
+log = structlog.get_logger("bulkup.transport.client")
 USER_AGENT = f"bulkup/{__version__}"
 POST_MIN_RATE = 32 * 1024
 """Bytes per second a POST's body is given at least when its deadline is not configured:
@@ -130,7 +130,7 @@ def refuse_redirect(url: str, resp: aiohttp.ClientResponse) -> None:
 
 def ssl_context(config: UploadConfig) -> ssl.SSLContext | bool:
     """Verified TLS by default (the system's CA bundle); a CA bundle if given; ``insecure``
-    turns checks off. Never aiohttp's own default context (see :mod:`bulkup.lean_import`)."""
+    turns checks off. Never aiohttp's own default context (see :mod:`bulkup.cli.runtime`)."""
     if config.insecure:
         return False
     if config.ca_bundle is not None:
@@ -256,9 +256,3 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = MAX_RESPONSE_
                 raise ProtocolError(f"response larger than {limit} bytes")
             break
     return bytes(data)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line reason for a report, without any credential."""
-    text: Any = str(exc) or type(exc).__name__
-    return str(text).splitlines()[0][:500]

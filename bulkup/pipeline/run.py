@@ -33,35 +33,36 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from bulkup.client import UploadClient, describe
-from bulkup.config import UploadConfig
-from bulkup.confirm import Ledger, MemoryLedger, Outcome
+from bulkup.config.filters import FileFilter
+from bulkup.config.model import UploadConfig
 from bulkup.errors import (
     BulkupError,
     ConfigError,
     JournalError,
     RunStopping,
     UploadFailed,
+    describe,
     is_fatal,
 )
-from bulkup.filters import FileFilter
-from bulkup.job import JobCoordinator
-from bulkup.journal import ResumableJob
+from bulkup.journal.recorder import JournalLedger, RunRecorder
+from bulkup.journal.store import ResumableJob
 from bulkup.models import FileEntry
-from bulkup.monitor import OPEN_STATES, JobMonitor
-from bulkup.outcome import find_monitor, server_verdicts
-from bulkup.packing import BatchPacker, PlanListing
-from bulkup.preflight import check_before_upload
-from bulkup.reader import HelperReader
-from bulkup.recorder import JournalLedger, RunRecorder
+from bulkup.monitoring.api import OPEN_STATES, JobMonitor
+from bulkup.monitoring.confirm import Ledger, MemoryLedger, Outcome
+from bulkup.monitoring.verdicts import find_monitor, server_verdicts
+from bulkup.pipeline.coordinator import JobCoordinator
+from bulkup.pipeline.packing import BatchPacker, PlanListing
+from bulkup.pipeline.planner import SyncPlanner
+from bulkup.pipeline.preflight import check_before_upload
+from bulkup.pipeline.sender import BatchSender, OnPosted
+from bulkup.pipeline.walker import Walker
 from bulkup.report import EXIT_FATAL, EXIT_USAGE, UploadReport
 from bulkup.retry import Sleep, unless_stopped
-from bulkup.sender import BatchSender, Failures, OnPosted
-from bulkup.stats import Stats, StatsSnapshot
-from bulkup.sync import SyncPlanner
-from bulkup.walker import Walker
+from bulkup.stats import Failures, Stats, StatsSnapshot
+from bulkup.transport.client import UploadClient
+from bulkup.transport.reader import HelperReader
 
-log = structlog.get_logger("bulkup.uploader")
+log = structlog.get_logger("bulkup.pipeline.run")
 END_JOB_TIMEOUT_S = 600.0
 END_JOB_ON_STOP_S = 10.0
 Progress = Callable[[StatsSnapshot], None]
@@ -86,7 +87,8 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     ``stop`` asks for a graceful stop (see the module's notes), ``abort`` for leaving at once.
 
     Raises only ConfigError (no server, or a mistake found before the first POST: see
-    :mod:`bulkup.preflight`) and JournalError (journal locked, damaged or newer); everything
+    :mod:`bulkup.pipeline.preflight`) and JournalError (journal locked, damaged or newer);
+    everything
     else that goes wrong is in the report.
     """
     check_before_upload(config, sources)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bulkup.errors import JournalError
-from bulkup.journal import Journal
-from bulkup.journal_run import RunLock, state_dir
+from bulkup.journal.session import RunLock, state_dir
+from bulkup.journal.store import Journal
 from bulkup.targets import escaped
 
 EXIT_OK, EXIT_USAGE = 0, 2

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import structlog
 
 from bulkup.models import FileFailure
-from bulkup.monitor import JobMonitor
+from bulkup.monitoring.api import JobMonitor
 
-log = structlog.get_logger("bulkup.confirm")
+log = structlog.get_logger("bulkup.monitoring.confirm")
 VERDICTS = {"uploadsuccess": "confirmed", "fileupdated": "confirmed",
             "duplicateskipped": "skipped", "uploaderror": "failed", "filecancel": "failed"}
 SUCCESS_SUFFIX = " was processed into IPS"

@@ -4,7 +4,7 @@ and a message naming the culprit, not with a traceback or after the whole upload
 Checked: the credentials (user, password, company), the CA bundle (exists and holds PEM
 certificates), the report's folder, ``source_ip`` (an address of this host) and the sources
 (each exists). The journal's folder is checked where the journal is opened
-(:mod:`bulkup.journal_run`).
+(:mod:`bulkup.journal.session`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import ConfigError
 
 STDOUT = "-"

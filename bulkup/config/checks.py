@@ -1,5 +1,5 @@
-"""Checks of configuration values, shared by :class:`~bulkup.config.UploadConfig` (which
-validates itself) and the loader (:mod:`bulkup.config_load`): each names the field it refuses
+"""Checks of configuration values, shared by :class:`~bulkup.config.model.UploadConfig` (which
+validates itself) and the loader (:mod:`bulkup.config.load`): each names the field it refuses
 and shows the rejected value briefly; sizes such as ``"64MiB"`` are parsed here.
 """
 

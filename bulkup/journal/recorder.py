@@ -14,20 +14,20 @@ from typing import Any
 
 import structlog
 
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig
 from bulkup.errors import JournalError
-from bulkup.journal import Journal, ResumableJob
-from bulkup.journal_run import (
+from bulkup.journal.session import (
     AsyncJournal,
     RunLock,
     default_journal_path,
     target_description,
     target_lock_path,
 )
+from bulkup.journal.store import Journal, ResumableJob
 from bulkup.models import FileEntry, FileFailure
 from bulkup.report import UploadReport
 
-log = structlog.get_logger("bulkup.recorder")
+log = structlog.get_logger("bulkup.journal.recorder")
 
 
 def params_digest(config: UploadConfig) -> str:
@@ -146,7 +146,7 @@ class RunRecorder:
 
 
 class JournalLedger:
-    """The journal as the ledger of verdicts (see :mod:`bulkup.confirm`)."""
+    """The journal as the ledger of verdicts (see :mod:`bulkup.monitoring.confirm`)."""
 
     def __init__(self, recorder: RunRecorder) -> None:
         self._recorder = recorder

@@ -18,7 +18,7 @@ Schema versions: 1 had no closing state; 2 adds it (the values of 1 keep their m
 version 1 journal is migrated by recording the new version; bulkup of schema 1 refuses a
 version 2 journal rather than misread a closing job).
 
-The API is synchronous; :class:`bulkup.journal_run.AsyncJournal` runs it on one thread.
+The API is synchronous; :class:`bulkup.journal.session.AsyncJournal` runs it on one thread.
 """
 
 from __future__ import annotations

@@ -5,16 +5,16 @@ Layout (spec §2.2, D-04): the ``auth`` part, the ``uploadParams`` part, then ``
 Content-Length (D-18) and no chunked encoding.
 
 How bytes move (measured in ``benchmarks/``): consecutive small files are grouped up to
-``chunk_size`` bytes, and a :class:`~bulkup.reader.SmallFileReader` hands back each group laid
-out as form parts in one buffer (by default the read helper process reads them on another core;
-see :mod:`bulkup.reader`), the next group read ahead while this one is sent. On plain TCP on
-asyncio's loop the helper writes each group into the connection itself and hands back only what
-did not fit; the body then waits until the connection has taken everything before each group,
-and reads no group ahead. A large file goes alone: ``sendfile()`` on plain HTTP on asyncio's
+``chunk_size`` bytes, and a :class:`~bulkup.transport.reader.SmallFileReader` hands back each group
+laid out as form parts in one buffer (by default the read helper process reads them on another
+core; see :mod:`bulkup.transport.reader`), the next group read ahead while this one is sent. On
+plain TCP on asyncio's loop the helper writes each group into the connection itself and hands back
+only what did not fit; the body then waits until the connection has taken everything before each
+group, and reads no group ahead. A large file goes alone: ``sendfile()`` on plain HTTP on asyncio's
 loop, else ``chunk_size`` chunks, one thread hop each. Part headers and other small writes are
-merged into ~64 KiB writes; big buffers pass through uncopied. aiofiles is not used here: it
-costs a thread round trip per read call, which is the very cost this module avoids (see README,
-"Why not aiofiles on the hot path").
+merged into ~64 KiB writes; big buffers pass through uncopied. aiofiles is not used here: it costs
+a thread round trip per read call, which is the very cost this module avoids (see README, "Why not
+aiofiles on the hot path").
 
 A file whose size differs from what the walker saw fails the POST with
 :class:`SourceChangedError`, recorded in :attr:`BatchBody.source_failure` (aiohttp may wrap
@@ -45,11 +45,11 @@ from typing import Any
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-from bulkup import read_helper
 from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
 from bulkup.models import FileEntry
-from bulkup.reader import FilePart, InProcessReader, SmallFileReader
 from bulkup.stats import Stats
+from bulkup.transport import read_helper
+from bulkup.transport.reader import FilePart, InProcessReader, SmallFileReader
 
 MERGE_BYTES = 64 * 1024
 SENDFILE_PIECE = 8 * 1024 * 1024

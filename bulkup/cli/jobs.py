@@ -8,11 +8,11 @@ import json
 import sys
 from typing import Any
 
-from bulkup.client import UploadClient, describe
-from bulkup.config import UploadConfig
-from bulkup.errors import BulkupError
-from bulkup.monitor import JobMonitor
+from bulkup.config.model import UploadConfig
+from bulkup.errors import BulkupError, describe
+from bulkup.monitoring.api import JobMonitor
 from bulkup.protocol.soap import as_list
+from bulkup.transport.client import UploadClient
 
 EXIT_OK, EXIT_NO_SUCH_JOB, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 SUMMARY_FIELDS = ("jobName", "originalJobName", "logType", "startDate", "endDate",

@@ -22,9 +22,7 @@ from typing import Protocol
 
 import structlog
 
-from bulkup.body import BatchBody, new_boundary, xml_part
-from bulkup.client import UploadClient
-from bulkup.config import UploadConfig
+from bulkup.config.model import UploadConfig, policy_of
 from bulkup.errors import (
     HandleMismatch,
     IpsApiFault,
@@ -39,14 +37,16 @@ from bulkup.protocol import (
     encode_auth_header,
     encode_upload_post_param,
 )
-from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
+from bulkup.retry import Attempts, Sleep, call_with_retry
 from bulkup.stats import Stats
+from bulkup.transport.body import BatchBody, new_boundary, xml_part
+from bulkup.transport.client import UploadClient
 
-log = structlog.get_logger("bulkup.job")
+log = structlog.get_logger("bulkup.pipeline.coordinator")
 
 
 class JobStatusSource(Protocol):
-    """What the monitoring API says of a job (see :class:`bulkup.monitor.JobMonitor`)."""
+    """What the monitoring API says of a job (see :class:`bulkup.monitoring.api.JobMonitor`)."""
 
     async def job_takes_posts(self, handle: str) -> bool: ...
 
@@ -65,12 +65,6 @@ def default_job_name(now: datetime | None = None) -> str:
     """``bulkup-<UTC yyyymmddThhmmssZ>-<8 hex>`` (D-06)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"bulkup-{stamp}-{secrets.token_hex(4)}"
-
-
-def policy_of(config: UploadConfig) -> RetryPolicy:
-    """The retry policy the config asks for."""
-    return RetryPolicy(max_attempts=config.max_attempts, base_s=config.backoff_base_s,
-                       cap_s=config.backoff_cap_s, fault30000_retries=config.fault30000_retries)
 
 
 class JobCoordinator:

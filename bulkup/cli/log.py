@@ -7,7 +7,7 @@ closed stream never stops a run: such a line is dropped. On a console every valu
 with control characters escaped (a file name or a server's message cannot retitle or recolour
 the terminal); JSON lines carry them exactly (the encoder escapes them).
 
-While the progress display is on (:mod:`bulkup.progress_display`), console lines (not a log
+While the progress display is on (:mod:`bulkup.cli.progress_display`), console lines (not a log
 file's) go through :func:`route_console_output` to the display, which prints them above its
 live area: a log line never lands inside the progress lines.
 """

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import structlog
 
-from bulkup.filters import FileFilter
+from bulkup.config.filters import FileFilter
 from bulkup.models import FileEntry, FileFailure
 from bulkup.targets import (
     build_target,
@@ -140,7 +140,7 @@ class Walker:
         roots: directories or single files. A file root's ``rel_path`` is its base name. A root
             that is a symlink is always followed (it was named explicitly).
         include: shorthand for ``file_filter=FileFilter(include=...)``: patterns in rclone's
-            rules (:mod:`bulkup.filters`) on the NFC, ``/``-separated relative path.
+            rules (:mod:`bulkup.config.filters`) on the NFC, ``/``-separated relative path.
         exclude: shorthand likewise; exclude wins over include, and a directory an exclude
             rule (``dir/``) matches is not descended into.
         file_filter: the whole filter (patterns, size and age limits); when given, ``include``

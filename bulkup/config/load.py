@@ -1,6 +1,6 @@
 """Loading the configuration: flags over environment over a TOML file over the defaults.
 
-:func:`load_config` builds an :class:`~bulkup.config.UploadConfig` from four layers, highest
+:func:`load_config` builds an :class:`~bulkup.config.model.UploadConfig` from four layers, highest
 first: flags (``overrides``), the environment (``BULKUP_<FIELD>``, ``BULKUP_PASSWORD``), a TOML
 file (top-level keys are field names, ``[upload_params]`` holds the job options, a ``[serve]``
 table belongs to the emulator), and the defaults. Every error names the key and where it came
@@ -19,13 +19,13 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from bulkup.config import (
+from bulkup.config.checks import FieldProblem, fail, shown, size_or_none
+from bulkup.config.model import (
     ENV_PREFIX,
     PASSWORD_ENV,
     UPLOAD_PARAMS_TABLE,
     UploadConfig,
 )
-from bulkup.config_checks import FieldProblem, fail, shown, size_or_none
 from bulkup.errors import ConfigError, ProtocolValueError
 from bulkup.protocol.options import UploadPostJob
 
