@@ -21,6 +21,7 @@ from bulkup.emulator.jobs import Clock, Job, JobStore
 from bulkup.emulator.multipart import boundary_of
 from bulkup.emulator.operations import answer_soap
 from bulkup.emulator.processing import Processor, Sleep
+from bulkup.emulator.pushback import Pushback, Slot
 from bulkup.emulator.receive import BodyReader, ReceivedPost
 from bulkup.emulator.responses import (
     XML_CONTENT_TYPE,
@@ -50,8 +51,9 @@ def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
              sleep: Sleep = asyncio.sleep) -> web.Application:
     """The emulator as an aiohttp application.
 
-    ``clock`` drives the idle timeout, the Done linger and the reported date-times; ``sleep``
-    paces background processing (``processing_delay_s``). Tests pass a fake pair.
+    ``clock`` drives the idle timeout, the Done linger, the reported date-times and the intake
+    bucket (``ingest_rate``); ``sleep`` paces background processing (``processing_delay_s``),
+    the answer delay (``response_delay_ms``) and the intake. Tests pass a fake pair.
     """
     root = settings.root.resolve()
     staging = root / STAGING
@@ -60,6 +62,7 @@ def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
         faults=FaultPlan.parse(settings.faults), staging_dir=staging,
         processor=Processor(delay_s=settings.processing_delay_s, staging_dir=staging,
                             sleep=sleep),
+        pushback=Pushback.from_settings(settings, clock=clock, sleep=sleep),
     )
     app = web.Application(client_max_size=MAX_SMALL_BODY_BYTES)
     app[STATE] = state
@@ -118,12 +121,19 @@ def peer_of(request: web.Request, settings: EmulatorSettings) -> str:
 
 
 async def handle_upload(request: web.Request) -> web.StreamResponse:
-    """``POST /scene7/UploadFile``: one POST of an upload job."""
-    with _watchdog(request) as watchdog:
+    """``POST /scene7/UploadFile``: one POST of an upload job.
+
+    The POST's slot among its company's POSTs in flight (``max_inflight``) is held until the
+    answer is ready to go, the answer delay included.
+    """
+    pushback = request.app[STATE].pushback
+    with _watchdog(request) as watchdog, pushback.inflight.slot() as slot:
         try:
-            return await _handle_upload(request, watchdog)
+            response = await _handle_upload(request, watchdog, slot)
         except ConnectionError as exc:
             return client_gone(request, exc, watchdog)
+        await pushback.delay_answer()
+        return response
 
 
 def _watchdog(request: web.Request) -> IdleWatchdog:
@@ -142,7 +152,8 @@ def client_gone(request: web.Request, exc: BaseException,
     return web.Response(status=400)  # never delivered; aiohttp drops it quietly
 
 
-async def _handle_upload(request: web.Request, watchdog: IdleWatchdog) -> web.StreamResponse:
+async def _handle_upload(request: web.Request, watchdog: IdleWatchdog,
+                         slot: Slot) -> web.StreamResponse:
     state = request.app[STATE]
     injected = state.faults.next()
     if state.faults.latency_ms:
@@ -154,12 +165,12 @@ async def _handle_upload(request: web.Request, watchdog: IdleWatchdog) -> web.St
     if boundary is None:
         await _drain(request, state.settings.drain_limit_bytes, watchdog)
         return _fault_response(request, Fault.ips(30001, "Invalid multipart request"), seen)
-    return await _upload(request, state, boundary, injected, seen, watchdog)
+    return await _upload(request, state, boundary, injected, seen, watchdog, slot)
 
 
 async def _upload(request: web.Request, state: EmulatorState, boundary: str,
                   injected: Injected, seen: AuthOutcome,
-                  watchdog: IdleWatchdog) -> web.StreamResponse:
+                  watchdog: IdleWatchdog, slot: Slot) -> web.StreamResponse:
     peer = peer_of(request, state.settings)
     received_ns = time.monotonic_ns()
     tracked: list[Job] = []
@@ -168,13 +179,17 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
         drain_limit_bytes=state.settings.drain_limit_bytes,
         max_parts=state.settings.max_parts_per_post,
         strict_part_order=state.settings.strict_part_order,
-        keep_files=lambda post: _early_verdict(post, state, peer, tracked),
+        keep_files=lambda post: _early_verdict(post, state, peer, tracked, slot),
     )
     try:
-        post = await reader.read(request, boundary, watchdog.touch)
+        post = await reader.read(request, boundary, watchdog.touch, state.pushback.pace)
         if injected is Injected.HTTP_503:
             return web.Response(status=503, text="Service Unavailable (injected)")
+        if slot.refused is not None:  # beyond max_inflight at its first file: read, dropped
+            return _refused(state, slot.refused, post)
         context = _checked(post, state, peer, seen)
+        if not slot.take(context.company.handle):  # a POST without files, beyond the limit
+            return _refused(state, context.company.handle, post)
         if injected is Injected.FAULT_30000:  # after the checks: faultHttpStatusCode applies
             raise Fault.ips(30000, "Internal error (injected fault)")
         job = commit(post, context, state.store, state.assets_of(context.company), peer=peer,
@@ -197,16 +212,27 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
 
 
 def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
-                   tracked: list[Job]) -> bool:
-    """Before the first file byte: keep the files only if no fault is already certain."""
+                   tracked: list[Job], slot: Slot) -> bool:
+    """Before the first file byte: keep the files only if no fault is already certain and
+    the company has room for one more POST in flight (its slot is taken here)."""
     try:
         context = check_post(post.xml, state.settings, state.store, peer, AuthOutcome())
     except Fault:
         return False
+    if not slot.take(context.company.handle):
+        return False  # refused once read to its end (``_upload``)
     if context.job is not None:
         context.job.in_flight += 1  # no idle expiry while this POST is being received
         tracked.append(context.job)
     return True
+
+
+def _refused(state: EmulatorState, company: str, post: ReceivedPost) -> web.Response:
+    """A POST beyond ``max_inflight``, read to its end: 503/429 with ``Retry-After``."""
+    response = state.pushback.refusal(company)
+    if post.drained_past_limit:
+        response.force_close()
+    return response
 
 
 def _checked(post: ReceivedPost, state: EmulatorState, peer: str,
@@ -249,11 +275,21 @@ def _xml_response(request: web.Request, body: bytes, status: int,
     return web.Response(body=body, status=status, headers=headers)
 
 
+async def _pace(request: web.Request, size: int, watchdog: IdleWatchdog) -> None:
+    """Pay the intake bucket (``ingest_rate``) for ``size`` bytes just read; the time spent
+    waiting on it is the server's, not idle time of the client's."""
+    pace = request.app[STATE].pushback.pace
+    if pace is not None:
+        await pace(size)
+        watchdog.touch()
+
+
 async def _drain(request: web.Request, limit: int, watchdog: IdleWatchdog) -> None:
     read = 0
     async for chunk in request.content.iter_any():
         watchdog.touch()
         read += len(chunk)
+        await _pace(request, len(chunk), watchdog)
         if read > limit:
             break
 
@@ -265,6 +301,7 @@ async def _cut_mid_body(request: web.Request, watchdog: IdleWatchdog) -> web.Str
     async for chunk in request.content.iter_any():
         watchdog.touch()
         read += len(chunk)
+        await _pace(request, len(chunk), watchdog)
         if read >= length // 2:
             break
     log.info("post_dropped", read_bytes=read)
@@ -274,7 +311,8 @@ async def _cut_mid_body(request: web.Request, watchdog: IdleWatchdog) -> web.Str
 
 
 async def handle_soap(request: web.Request) -> web.Response:
-    """``POST /scene7/services/IpsApiService``: one SOAP call (spec §5)."""
+    """``POST /scene7/services/IpsApiService``: one SOAP call (spec §5); never counted in
+    ``max_inflight``, but its answer waits ``response_delay_ms`` too."""
     state = request.app[STATE]
     with _watchdog(request) as watchdog:
         try:
@@ -282,6 +320,7 @@ async def handle_soap(request: web.Request) -> web.Response:
         except ConnectionError as exc:
             return client_gone(request, exc, watchdog)
     reply = answer_soap(state, raw, request.headers)
+    await state.pushback.delay_answer()
     return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 
 
@@ -292,6 +331,7 @@ async def _read_whole(request: web.Request, watchdog: IdleWatchdog) -> bytes:
     async for chunk in request.content.iter_any():
         watchdog.touch()
         raw += chunk
+        await _pace(request, len(chunk), watchdog)
         if len(raw) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
     return bytes(raw)

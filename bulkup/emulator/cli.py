@@ -44,6 +44,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, default=None,
                         help="most connections open at once; more are answered 503 and "
                              "closed (default 1000)")
+    parser.add_argument("--max-inflight", type=int, default=None, metavar="N",
+                        help="a server that pushes back: at most N upload POSTs in flight at "
+                             "once per company; one more is read to its end and answered 503 "
+                             "(or --pushback-status) with Retry-After; SOAP calls are not "
+                             "counted (default 0: no limit)")
+    parser.add_argument("--retry-after-s", type=int, default=None, metavar="S",
+                        help="the Retry-After of a --max-inflight refusal, whole seconds "
+                             "(default 1)")
+    parser.add_argument("--pushback-status", type=int, choices=(503, 429), default=None,
+                        help="the status of a --max-inflight refusal (default 503)")
+    parser.add_argument("--response-delay-ms", type=float, default=None, metavar="MS",
+                        help="every answer (upload POSTs and SOAP calls) waits MS before it "
+                             "is sent, as a far server does (default 0)")
+    parser.add_argument("--ingest-rate", default=None, metavar="RATE",
+                        help="the server's intake of body bytes per second, shared by every "
+                             "request at once, e.g. 50M or 512k (k, M, G: 1024 multiples; "
+                             "default: unpaced)")
     parser.add_argument("--faults", default=None,
                         help="seeded fault plan, e.g. seed=7,http503=0.05,drop=0.02,"
                              "fault30000=0.01,latency_ms=20")
@@ -63,9 +80,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Build the settings from the flags and serve; 2 on a settings error."""
     from bulkup.emulator.faultplan import FaultPlan, FaultPlanError  # only when serving
-    from bulkup.emulator.settings import SettingsError, build_settings
+    from bulkup.emulator.settings import SettingsError, build_settings, parse_rate
 
     try:
+        ingest_rate = None if args.ingest_rate is None else parse_rate(args.ingest_rate)
         settings = build_settings(
             root=args.root, config=args.config, users=args.user, companies=args.company,
             host=args.host, port=args.port, idle_timeout_s=args.idle_timeout_s,
@@ -77,6 +95,9 @@ def run_serve(args: argparse.Namespace) -> int:
             trust_forwarded_for=args.trust_forwarded_for,
             strict_part_order=args.strict_part_order,
             tls_cert=args.tls_cert, tls_key=args.tls_key,
+            max_inflight=args.max_inflight, retry_after_s=args.retry_after_s,
+            pushback_status=args.pushback_status, response_delay_ms=args.response_delay_ms,
+            ingest_rate=ingest_rate,
         )
         FaultPlan.parse(settings.faults)
     except (SettingsError, FaultPlanError) as exc:

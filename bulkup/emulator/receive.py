@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,8 @@ class ReceivedPost:
 Verdict = Callable[["ReceivedPost"], bool]
 # Called as each body chunk arrives (the body idle watchdog).
 Touch = Callable[[], None]
+# Awaited with each chunk's size once it is handled (the intake rate, ``ingest_rate``).
+Pace = Callable[[int], Awaitable[None]]
 
 
 class BodyReader:
@@ -142,18 +144,24 @@ class BodyReader:
         self._current: XmlPart | StagedFile | None = None
 
     async def read(self, request: web.Request, boundary: str,
-                   touch: Touch | None = None) -> ReceivedPost:
+                   touch: Touch | None = None, pace: Pace | None = None) -> ReceivedPost:
         """Read the whole body (or up to the drain limit once a fault is certain); ``touch``
-        is called as each chunk arrives."""
+        is called as each chunk arrives, ``pace`` awaited with its size once it is handled
+        (and ``touch`` called again: a paced wait is the server's, not the client's)."""
         parser = MultipartParser(boundary)
         try:
             async for chunk in request.content.iter_any():
                 if touch is not None:
                     touch()
+                size = len(chunk)
                 if self._keeping is not True:
-                    self._dropped_bytes += len(chunk)
+                    self._dropped_bytes += size
                 self._feed(parser, chunk)
                 del chunk  # a stalled body must not hold its last chunk while we wait
+                if pace is not None:
+                    await pace(size)
+                    if touch is not None:
+                        touch()
                 if self._past_drain_limit():
                     self.post.drained_past_limit = True
                     return self.post

@@ -5,6 +5,9 @@ emulator)::
 
     [serve]
     idle_timeout_s = 1800
+    max_inflight = 4           # a server that pushes back (all off by default)
+    response_delay_ms = 50
+    ingest_rate = "50M"        # bytes per second (k, M, G: 1024 multiples), or an integer
 
     [[serve.companies]]
     name = "Acme"              # root folder "Acme/" unless root_path is given
@@ -76,7 +79,24 @@ class User:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmulatorSettings:
-    """Everything the emulator needs; spec §6.1 lists the knobs and their defaults."""
+    """Everything the emulator needs; spec §6.1 lists the knobs and their defaults.
+
+    A server that pushes back (issue 17), all off by default:
+
+    - ``max_inflight``: upload POSTs (``/scene7/UploadFile``, never SOAP calls) in flight at
+      once per company; 0 = no limit. A POST counts from the moment its company is known (its
+      first file part's headers, or the end of a POST without files) until its answer is sent,
+      ``response_delay_ms`` included. One beyond the limit is read to its end and dropped (as a
+      fault is, up to ``drain_limit_bytes``, so the connection stays usable) and answered
+      ``pushback_status`` with ``Retry-After: retry_after_s`` and a plain-text body.
+    - ``retry_after_s``: the ``Retry-After`` of that answer, whole seconds (default 1).
+    - ``pushback_status``: 503 (default) or 429.
+    - ``response_delay_ms``: every answer of the upload servlet and the SOAP service waits
+      this long before it is sent (the injected sleep), as a far server does; 0 = none.
+    - ``ingest_rate``: the server's intake of request body bytes, in bytes per second, shared
+      by every request at once (one token bucket); 0 = unpaced. Reading from the socket is
+      paced, so TCP flow control slows the senders down to it.
+    """
 
     root: Path
     host: str = "127.0.0.1"
@@ -98,6 +118,11 @@ class EmulatorSettings:
     header_timeout_s: float = 30.0
     body_idle_timeout_s: float = 60.0
     max_connections: int = 1_000
+    max_inflight: int = 0
+    retry_after_s: int = 1
+    pushback_status: int = 503
+    response_delay_ms: float = 0.0
+    ingest_rate: int = 0
     demo: bool = False
 
     def company(self, handle: str) -> Company | None:
@@ -170,13 +195,29 @@ _SCALAR_KEYS: dict[str, type] = {
     "strict_element_order": bool, "trust_forwarded_for": bool, "faults": str,
     "drain_limit_bytes": int, "tls_cert": str, "tls_key": str, "max_parts_per_post": int,
     "header_timeout_s": float, "body_idle_timeout_s": float, "max_connections": int,
+    "max_inflight": int, "retry_after_s": int, "pushback_status": int,
+    "response_delay_ms": float,
 }
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
+_RATE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_rate(text: str, where: str = "--ingest-rate") -> int:
+    """``50M``, ``512k``, ``1.5G`` or ``100000`` → bytes per second (k, M, G are 1024
+    multiples, as curl's ``--limit-rate``; a trailing ``B``, ``iB`` or ``/s`` is allowed)."""
+    match = _RATE.match(text)
+    if not match:
+        raise SettingsError(f"{where}: {text!r} is not a rate such as 50M, 512k or 100000")
+    return int(float(match.group(1)) * _RATE_UNITS[match.group(2).lower()])
 
 
 def _settings_from_table(table: dict[str, Any], root: Path, path: Path) -> EmulatorSettings:
     knobs: dict[str, Any] = {}
     for key, value in table.items():
         if key in ("companies", "users", "root"):
+            continue
+        if key == "ingest_rate":
+            knobs[key] = _rate_value(value, f"{path}: serve.ingest_rate")
             continue
         kind = _SCALAR_KEYS.get(key)
         if kind is None:
@@ -189,6 +230,13 @@ def _settings_from_table(table: dict[str, Any], root: Path, path: Path) -> Emula
     users = tuple(_user(u, handles, path) for u in table.get("users", []))
     root = Path(table["root"]) if "root" in table else root
     return EmulatorSettings(root=root, companies=companies, users=users, **knobs)
+
+
+def _rate_value(value: Any, where: str) -> int:
+    """A rate from TOML: an integer (bytes per second) or a string such as ``"50M"``."""
+    if isinstance(value, str):
+        return parse_rate(value, where)
+    return int(_typed(value, int, where))
 
 
 def _typed(value: Any, kind: type, where: str) -> Any:
@@ -286,3 +334,17 @@ def _check_network_limits(settings: EmulatorSettings) -> None:
             raise SettingsError(f"{flag} must be a positive number of seconds")
     if settings.drain_limit_bytes < 0:
         raise SettingsError("drain_limit_bytes must not be negative")
+    _check_pushback(settings)
+
+
+def _check_pushback(settings: EmulatorSettings) -> None:
+    """The knobs of a server that pushes back (issue 17)."""
+    for flag, count in (("--max-inflight", settings.max_inflight),
+                        ("--retry-after-s", settings.retry_after_s),
+                        ("--ingest-rate", settings.ingest_rate)):
+        if count < 0:
+            raise SettingsError(f"{flag} must not be negative")
+    if settings.pushback_status not in (429, 503):
+        raise SettingsError("--pushback-status must be 503 or 429")
+    if not 0 <= settings.response_delay_ms < float("inf"):  # also refuses NaN
+        raise SettingsError("--response-delay-ms must be a non-negative number")

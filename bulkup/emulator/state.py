@@ -1,4 +1,5 @@
-"""What the emulator's handlers share: settings, jobs, asset indexes, the processor, faults."""
+"""What the emulator's handlers share: settings, jobs, asset indexes, the processor, faults,
+pushback."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ from bulkup.emulator.assets import CompanyAssets
 from bulkup.emulator.faultplan import FaultPlan
 from bulkup.emulator.jobs import JobStore
 from bulkup.emulator.processing import Processor
+from bulkup.emulator.pushback import Pushback
 from bulkup.emulator.settings import Company, EmulatorSettings
 
 
 @dataclass(slots=True)
 class EmulatorState:
-    """What the handlers share: settings, jobs, asset indexes, the processor, the fault plan."""
+    """What the handlers share: settings, jobs, asset indexes, the processor, the fault plan
+    and the pushback knobs (POSTs in flight, answer delay, intake rate)."""
 
     settings: EmulatorSettings
     store: JobStore
     faults: FaultPlan
     staging_dir: Path
     processor: Processor
+    pushback: Pushback
     assets: dict[str, CompanyAssets] = field(default_factory=dict)
 
     def assets_of(self, company: Company) -> CompanyAssets:

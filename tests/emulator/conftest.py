@@ -182,7 +182,8 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[StartEmulator]:
     runners: list[web.AppRunner] = []
 
     async def start(*, root: Path | None = None, acme_extra: str = "",
-                    config: Path | None | str = "default", **knobs: Any) -> Emulator:
+                    config: Path | None | str = "default", clock: FakeClock | None = None,
+                    **knobs: Any) -> Emulator:
         root = root or tmp_path / "root"
         if config == "default":
             config = tmp_path / f"emulator-{len(runners)}.toml"
@@ -190,7 +191,7 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[StartEmulator]:
         assert not isinstance(config, str)
         knobs.setdefault("idle_timeout_s", 60.0)
         settings = build_settings(root=root, config=config, **knobs)
-        clock = FakeClock()
+        clock = clock or FakeClock()
         app = make_app(settings, clock=clock, sleep=clock.sleep)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
