@@ -10,7 +10,7 @@ from typing import Any
 
 from bulkup.config.model import UploadConfig
 from bulkup.errors import BulkupError, describe
-from bulkup.monitoring.api import JobMonitor
+from bulkup.monitoring.api import JobMonitor, MonitorSettings
 from bulkup.protocol.soap import as_list
 from bulkup.transport.client import UploadClient
 
@@ -34,7 +34,7 @@ async def run_job_command(config: UploadConfig, action: str, handle: str | None,
         return EXIT_USAGE
     try:
         async with UploadClient(config, config.upload_url or api_url) as client:
-            monitor = JobMonitor(client=client, config=config, api_url=api_url)
+            monitor = JobMonitor(MonitorSettings.from_config(config, api_url), client=client)
             if action == "list" or handle is None:
                 return await _list(monitor, as_json)
             if action == "status":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,8 @@ from bulkup.config.model import UploadConfig, policy_of
 from bulkup.errors import JobStopped
 from bulkup.protocol import AuthHeader
 from bulkup.protocol.soap import as_list, encode_soap_request
-from bulkup.retry import Sleep, call_with_retry
-from bulkup.transport.client import UploadClient
+from bulkup.retry import RetryPolicy, Sleep, call_with_retry
+from bulkup.transport.protocols import SoapCaller
 
 log = structlog.get_logger("bulkup.monitoring.api")
 PAGE_ROWS = 1000
@@ -53,38 +54,57 @@ class ActiveJob:
         return self.state == "Stopping"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorSettings:
+    """What the monitor reads of the config: where the API is, whose jobs, the ``authHeader``
+    and the namespace of its calls, and the retry policy."""
+
+    api_url: str
+    company_handle: str | None
+    auth: AuthHeader
+    namespace: str
+    retry: RetryPolicy
+
+    @classmethod
+    def from_config(cls, config: UploadConfig, api_url: str) -> MonitorSettings:
+        """The settings for the API at ``api_url`` (the config's ``resolved_api_url``)."""
+        return cls(api_url=api_url, company_handle=config.company_handle,
+                   auth=AuthHeader(user=config.user or "", password=config.password or "",
+                                   locale=config.locale),
+                   namespace=config.namespace, retry=policy_of(config))
+
+
 class JobMonitor:
     """SOAP calls for one company, through the run's HTTP client."""
 
-    def __init__(self, *, client: UploadClient, config: UploadConfig, api_url: str,
-                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] | None = None) -> None:
-        self._client, self._config, self.api_url = client, config, api_url
-        self._sleep = sleep
-        self._rng = rng
-        self._auth = AuthHeader(user=config.user or "", password=config.password or "",
-                                locale=config.locale)
+    def __init__(self, settings: MonitorSettings, *, client: SoapCaller,
+                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random) -> None:
+        self._settings, self._client = settings, client
+        self._sleep, self._rng = sleep, rng
+
+    @property
+    def api_url(self) -> str:
+        """Where the API answers."""
+        return self._settings.api_url
 
     @property
     def company_handle(self) -> str | None:
         """The company whose jobs this monitor asks about."""
-        return self._config.company_handle
+        return self._settings.company_handle
 
     async def call(self, operation: str, *, attempts: int | None = None,
                    **params: Any) -> dict[str, Any]:
         """One operation, retried on transport failures; faults raise typed errors."""
-        envelope = encode_soap_request(operation, params, self._auth,
-                                       namespace=self._config.namespace)
+        envelope = encode_soap_request(operation, params, self._settings.auth,
+                                       namespace=self._settings.namespace)
 
         async def attempt() -> dict[str, Any]:
             return await self._client.soap(self.api_url, operation, envelope)
 
-        policy = policy_of(self._config)
+        policy = self._settings.retry
         if attempts is not None:
             policy = dataclasses.replace(policy, max_attempts=attempts)
-        kwargs: dict[str, Any] = {"sleep": self._sleep}
-        if self._rng is not None:
-            kwargs["rng"] = self._rng
-        return await call_with_retry(attempt, policy, **kwargs)
+        return await call_with_retry(attempt, policy, sleep=self._sleep, rng=self._rng)
 
     async def max_file_size(self, *, attempts: int | None = None) -> int | None:
         """The server's ``UploadPostMaxFileSize``, or None when it gives none."""
@@ -100,7 +120,7 @@ class JobMonitor:
     async def active_jobs(self, handle: str | None = None) -> list[ActiveJob]:
         """The company's jobs ``getActiveJobs`` lists (only ``handle``'s, when given)."""
         params: dict[str, Any] = {"jobHandle": handle} if handle is not None else {}
-        answer = await self.call("getActiveJobs", companyHandle=self._config.company_handle,
+        answer = await self.call("getActiveJobs", companyHandle=self.company_handle,
                                  **params)
         return [ActiveJob(handle=str(item.get("jobHandle")),
                           state=str(item.get("state") or "Unknown"),
@@ -129,7 +149,7 @@ class JobMonitor:
         page, seen = 1, 0
         while True:
             answer = await self.call(
-                "getJobLogDetails", companyHandle=self._config.company_handle,
+                "getJobLogDetails", companyHandle=self.company_handle,
                 jobHandle=handle, recordsPerPage=PAGE_ROWS, resultsPage=page)
             logs = as_list(answer.get("jobLogArray"))
             if not logs or not isinstance(logs[0], dict):
@@ -155,7 +175,7 @@ class JobMonitor:
 
     async def was_stopped(self, handle: str) -> bool:
         """Whether the job's log says it ended in a fatal error (``stopJob``, D-30)."""
-        answer = await self.call("getJobLogDetails", companyHandle=self._config.company_handle,
+        answer = await self.call("getJobLogDetails", companyHandle=self.company_handle,
                                  jobHandle=handle, recordsPerPage=1, resultsPage=1)
         logs = as_list(answer.get("jobLogArray"))
         return bool(logs) and isinstance(logs[0], dict) and \
@@ -163,7 +183,7 @@ class JobMonitor:
 
     async def stop(self, handle: str) -> None:
         """Ask the server to stop the job (``stopJob``)."""
-        await self.call("stopJob", companyHandle=self._config.company_handle, jobHandle=handle)
+        await self.call("stopJob", companyHandle=self.company_handle, jobHandle=handle)
 
 
 def _int(value: object, *, default: int) -> int:

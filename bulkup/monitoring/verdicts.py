@@ -4,6 +4,7 @@ server's verdict on every file of the run's jobs (spec §1.3, D-18, D-23)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import structlog
 
@@ -17,17 +18,30 @@ from bulkup.errors import (
     is_fatal,
     is_retryable,
 )
-from bulkup.monitoring.api import JobMonitor
+from bulkup.monitoring.api import JobMonitor, MonitorSettings
 from bulkup.monitoring.confirm import Ledger, Outcome, confirm_job
 from bulkup.retry import Sleep, unless_stopped
 from bulkup.stats import Failures
-from bulkup.transport.client import UploadClient
+from bulkup.transport.protocols import SoapCaller
 
 log = structlog.get_logger("bulkup.monitoring.verdicts")
 PROBE_ATTEMPTS = 2
 
 
-async def find_monitor(client: UploadClient, config: UploadConfig, sleep: Sleep,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitSettings:
+    """What waiting for the server's verdicts reads of the config."""
+
+    no_wait: bool
+    wait_timeout_s: float
+
+    @classmethod
+    def from_config(cls, config: UploadConfig) -> WaitSettings:
+        """Built once per run."""
+        return cls(no_wait=config.no_wait, wait_timeout_s=config.wait_timeout_s)
+
+
+async def find_monitor(client: SoapCaller, config: UploadConfig, sleep: Sleep,
                        stop: asyncio.Event) -> tuple[JobMonitor | None, UploadConfig]:
     """The monitoring API if it answers, and the config capped to the server's file limit,
     with the company root the server names when none is given (:func:`with_company_root`).
@@ -40,8 +54,8 @@ async def find_monitor(client: UploadClient, config: UploadConfig, sleep: Sleep,
             our credentials: then the opening POST will say so, exit 3, before any file).
     """
     api_url = config.resolved_api_url
-    monitor = None if api_url is None else JobMonitor(client=client, config=config,
-                                                      api_url=api_url, sleep=sleep)
+    monitor = None if api_url is None else JobMonitor(
+        MonitorSettings.from_config(config, api_url), client=client, sleep=sleep)
     limit: int | None = None
     try:
         limit = None if monitor is None else await unless_stopped(
@@ -95,14 +109,14 @@ async def with_company_root(monitor: JobMonitor | None,
     return config.with_overrides(company_root=root)
 
 
-async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
+async def server_verdicts(monitor: JobMonitor | None, settings: WaitSettings,
                           handles: list[str], ledger: Ledger, failures: Failures,
                           stop: asyncio.Event) -> tuple[Outcome | None, str]:
     """Wait for each job, read its log, settle its files; returns the outcome and a status.
 
     A Ctrl-C (``stop``) ends the wait: the files keep the state they have.
     """
-    if config.no_wait:
+    if settings.no_wait:
         return None, "not waited for (--no-wait)"
     if not handles:
         return None, "no job"
@@ -111,8 +125,8 @@ async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
     if stop.is_set():
         return None, "not waited for (interrupted)"
     outcome = Outcome()
-    waiting = asyncio.create_task(_wait_and_confirm(monitor, config, handles, ledger, failures,
-                                                    outcome))
+    waiting = asyncio.create_task(_wait_and_confirm(monitor, settings.wait_timeout_s, handles,
+                                                    ledger, failures, outcome))
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -125,11 +139,11 @@ async def server_verdicts(monitor: JobMonitor | None, config: UploadConfig,
     return outcome, waiting.result()
 
 
-async def _wait_and_confirm(monitor: JobMonitor, config: UploadConfig, handles: list[str],
+async def _wait_and_confirm(monitor: JobMonitor, timeout_s: float, handles: list[str],
                             ledger: Ledger, failures: Failures, outcome: Outcome) -> str:
     still_open: list[str] = []
     try:
-        async with asyncio.timeout(config.wait_timeout_s):
+        async with asyncio.timeout(timeout_s):
             for handle in handles:
                 job = await monitor.wait_until_done(handle)
                 if job is not None and job.idle_open:

@@ -17,6 +17,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,14 +34,15 @@ from bulkup.errors import (
 )
 from bulkup.protocol import (
     AuthHeader,
+    UploadPostJob,
     UploadPostParam,
     encode_auth_header,
     encode_upload_post_param,
 )
-from bulkup.retry import Attempts, Sleep, call_with_retry
+from bulkup.retry import Attempts, RetryPolicy, Sleep, call_with_retry
 from bulkup.stats import Stats
 from bulkup.transport.body import BatchBody, new_boundary, xml_part
-from bulkup.transport.client import UploadClient
+from bulkup.transport.protocols import UploadPoster
 
 log = structlog.get_logger("bulkup.pipeline.coordinator")
 
@@ -67,37 +69,84 @@ def default_job_name(now: datetime | None = None) -> str:
     return f"bulkup-{stamp}-{secrets.token_hex(4)}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSettings:
+    """What the coordinator reads of the config: the job's name and options, the ``auth``
+    part, the POSTs' shape, the keep-alive interval and the retry policy."""
+
+    job_name: str | None
+    company_handle: str
+    upload_params: UploadPostJob
+    locale: str | None
+    description: str | None
+    namespace: str
+    auth: AuthHeader
+    auth_namespace: str
+    chunk_size: int
+    keepalive_after_s: float
+    retry: RetryPolicy
+
+    @classmethod
+    def from_config(cls, config: UploadConfig) -> JobSettings:
+        """Built once per run (the retry policy with it)."""
+        return cls(
+            job_name=config.job_name, company_handle=config.company_handle or "",
+            upload_params=config.upload_params, locale=config.locale,
+            description=config.description, namespace=config.namespace,
+            auth=AuthHeader(user=config.user or "", password=config.password or "",
+                            locale=config.locale,
+                            fault_http_status_code=config.fault_http_status_code),
+            auth_namespace=config.auth_namespace, chunk_size=config.chunk_size,
+            keepalive_after_s=config.keepalive_after_s, retry=policy_of(config))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deps:
+    """The run's collaborators the coordinator and the sender share: the server, the run's
+    counters, its clock, sleep and randomness (injected by tests) and its stop."""
+
+    client: UploadPoster
+    stats: Stats
+    clock: Callable[[], float] = time.monotonic
+    sleep: Sleep = asyncio.sleep
+    rng: Callable[[], float] = random.random
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobLinks:
+    """Where the job's life cycle is recorded (the journal), who says whether the server
+    still has the job (the monitoring API), and the (handle, name) of an earlier run's open
+    job to continue."""
+
+    recorder: JobRecorder | None = None
+    status: JobStatusSource | None = None
+    resume: tuple[str, str] | None = None
+
+
 class JobCoordinator:
     """Owns the job handle(s) of one run."""
 
-    def __init__(self, *, client: UploadClient, config: UploadConfig, stats: Stats,
-                 clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 rng: Callable[[], float] = random.random, recorder: JobRecorder | None = None,
-                 resume: tuple[str, str] | None = None,
-                 status: JobStatusSource | None = None,
-                 stop: asyncio.Event | None = None) -> None:
-        """``resume`` = (handle, name) of an open job of an earlier run to continue; once
-        ``stop`` is set no job is opened or kept alive and no failed POST is retried."""
-        self._client, self._config, self._stats = client, config, stats
-        self._stop = stop or asyncio.Event()
-        self._clock, self._sleep, self._rng = clock, sleep, rng
-        self._recorder = recorder
-        self._status = status
+    def __init__(self, settings: JobSettings, *, deps: Deps,
+                 links: JobLinks = JobLinks()) -> None:
+        """Once ``deps.stop`` is set no job is opened or kept alive and no failed POST is
+        retried."""
+        self._settings = settings
+        self._client, self._stats, self._stop = deps.client, deps.stats, deps.stop
+        self._clock, self._sleep, self._rng = deps.clock, deps.sleep, deps.rng
+        self._recorder, self._status = links.recorder, links.status
         self._lock = asyncio.Lock()
-        self._base_name = config.job_name or default_job_name()
-        self._auth_xml = encode_auth_header(AuthHeader(
-            user=config.user or "", password=config.password or "", locale=config.locale,
-            fault_http_status_code=config.fault_http_status_code,
-        ), namespace=config.auth_namespace)
+        self._base_name = settings.job_name or default_job_name()
+        self._auth_xml = encode_auth_header(settings.auth, namespace=settings.auth_namespace)
         self._follow_up_xml: dict[str, bytes] = {}
         self.handle: str | None = None
         self.handles: list[str] = []
         self._opening: asyncio.Task[str] | None = None
-        self.last_activity = clock()
-        if resume is not None:
-            self.handle, self._base_name = resume
-            self.handles.append(resume[0])
-            log.info("job_resumed", job_handle=resume[0])
+        self.last_activity = self._clock()
+        if links.resume is not None:
+            self.handle, self._base_name = links.resume
+            self.handles.append(links.resume[0])
+            log.info("job_resumed", job_handle=links.resume[0])
 
     @property
     def opened(self) -> bool:
@@ -159,10 +208,10 @@ class JobCoordinator:
     def _encode(self, **fields: object) -> bytes:
         """An ``uploadPostParam``; every POST carries the job's same ``uploadParams`` options
         (the servlet takes them from the opening POST and ignores them afterwards)."""
-        param = UploadPostParam(company_handle=self._config.company_handle or "",
-                                upload_params=self._config.upload_params,
+        param = UploadPostParam(company_handle=self._settings.company_handle,
+                                upload_params=self._settings.upload_params,
                                 **fields)  # type: ignore[arg-type]
-        return encode_upload_post_param(param, namespace=self._config.namespace)
+        return encode_upload_post_param(param, namespace=self._settings.namespace)
 
     def touch(self) -> None:
         """A POST of the job was acknowledged now."""
@@ -170,8 +219,8 @@ class JobCoordinator:
         self._stats.posts += 1
 
     async def _open(self, name: str) -> None:
-        params = self._encode(job_name=name, locale=self._config.locale,
-                              description=self._config.description)
+        params = self._encode(job_name=name, locale=self._settings.locale,
+                              description=self._settings.description)
         result = await self._post_without_files(lambda boundary: xml_part(
             boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
         self.handle = result
@@ -189,7 +238,7 @@ class JobCoordinator:
         async def attempt() -> str:
             boundary = new_boundary()
             body = BatchBody(boundary=boundary, head=head_of(boundary), files=(),
-                             chunk_size=self._config.chunk_size)
+                             chunk_size=self._settings.chunk_size)
             answered = (await self._client.post(body)).job_handle
             if job is not None and answered != job:
                 raise HandleMismatch(f"the answer named job {answered!r}, not {job!r}: not "
@@ -197,7 +246,7 @@ class JobCoordinator:
             return answered
 
         try:
-            handle = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
+            handle = await call_with_retry(attempt, self._settings.retry, sleep=self._sleep,
                                            rng=self._rng, record=record,
                                            on_retry=self._on_retry, stop=self._stop)
         finally:
@@ -266,7 +315,7 @@ class JobCoordinator:
 
     async def keep_alive(self) -> None:
         """Send a file-less POST whenever the job has been idle for ``keepalive_after_s``."""
-        interval = self._config.keepalive_after_s
+        interval = self._settings.keepalive_after_s
         while not self._stop.is_set():
             wait = self.last_activity + interval - self._clock()
             if wait > 0 or self.handle is None:

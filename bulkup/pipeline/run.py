@@ -49,12 +49,12 @@ from bulkup.journal.store import ResumableJob
 from bulkup.models import FileEntry
 from bulkup.monitoring.api import OPEN_STATES, JobMonitor
 from bulkup.monitoring.confirm import Ledger, MemoryLedger, Outcome
-from bulkup.monitoring.verdicts import find_monitor, server_verdicts
-from bulkup.pipeline.coordinator import JobCoordinator
+from bulkup.monitoring.verdicts import WaitSettings, find_monitor, server_verdicts
+from bulkup.pipeline.coordinator import Deps, JobCoordinator, JobLinks, JobSettings
 from bulkup.pipeline.packing import BatchPacker, PlanListing
 from bulkup.pipeline.planner import SyncPlanner
 from bulkup.pipeline.preflight import check_before_upload
-from bulkup.pipeline.sender import BatchSender, OnPosted
+from bulkup.pipeline.sender import BatchSender, OnPosted, Outcomes, SenderSettings
 from bulkup.pipeline.walker import Walker
 from bulkup.report import EXIT_FATAL, EXIT_USAGE, UploadReport
 from bulkup.retry import Sleep, unless_stopped
@@ -130,25 +130,26 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         planner = SyncPlanner(config=config, stats=stats,
                               journal=recorder.journal if recorder else None,
                               run_id=recorder.run_id if recorder else 0)
-        coordinator = JobCoordinator(
-            client=client, config=config, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
-            rng=hooks.rng, recorder=recorder, status=monitor, stop=stop,
-            resume=(resume.handle, resume.name) if resume else None)
+        deps = Deps(client=client, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
+                    rng=hooks.rng, stop=stop)
+        coordinator = JobCoordinator(JobSettings.from_config(config), deps=deps, links=JobLinks(
+            recorder=recorder, status=monitor,
+            resume=(resume.handle, resume.name) if resume else None))
         reader = HelperReader() if config.read_helper and not setup_failure else None
         if reader is not None:
             await reader.start()
-        sender = BatchSender(client=client, coordinator=coordinator, config=config,
-                             stats=stats, failures=failures, sleep=hooks.sleep, rng=hooks.rng,
-                             on_posted=_receipts(recorder, planner, ledger), reader=reader,
-                             stop=stop)
+        sender = BatchSender(SenderSettings.from_config(config), deps=deps,
+                             coordinator=coordinator,
+                             outcomes=Outcomes(failures, _receipts(recorder, planner, ledger)),
+                             reader=reader)
         fatal = setup_failure or await _unless_aborted(
             _send_and_close(config, walker, planner, sender, coordinator, stats, stop, hooks,
                             reader), abort, stop)
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():
             handles += await recorder.earlier_unconfirmed_jobs(handles)
-        outcome, confirmation = await server_verdicts(monitor, config, handles, ledger,
-                                                      failures, stop)
+        outcome, confirmation = await server_verdicts(monitor, WaitSettings.from_config(config),
+                                                      handles, ledger, failures, stop)
     _copy_walk_stats(walker, stats)
     report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
                             outcome, confirmation, config)

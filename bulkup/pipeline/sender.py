@@ -17,8 +17,8 @@ nor failed), for the next run.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -33,12 +33,11 @@ from bulkup.errors import (
     is_fatal,
 )
 from bulkup.models import Batch, FileEntry, FileFailure
-from bulkup.pipeline.coordinator import JobCoordinator
-from bulkup.retry import Attempts, Sleep, call_with_retry
-from bulkup.stats import Failures, Stats
+from bulkup.pipeline.coordinator import Deps, JobCoordinator
+from bulkup.retry import Attempts, RetryPolicy, call_with_retry
+from bulkup.stats import Failures
 from bulkup.targets import escaped, header_file_name
 from bulkup.transport.body import BatchBody, file_part_header, new_boundary
-from bulkup.transport.client import UploadClient
 from bulkup.transport.reader import FilePart, SmallFileReader, restat
 
 log = structlog.get_logger("bulkup.pipeline.sender")
@@ -47,21 +46,43 @@ MAX_CHANGED_RESENDS = 2  # a file that changed while sent: sent at most this man
 CHANGED_WHILE_SENT = "changed while being sent"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderSettings:
+    """What the sender reads of the config: the retry policy, the read chunk, the file
+    limit a changed file is checked against again."""
+
+    retry: RetryPolicy
+    chunk_size: int
+    max_file_size: int
+
+    @classmethod
+    def from_config(cls, config: UploadConfig) -> SenderSettings:
+        """Built once per run (after the server's file limit is known)."""
+        return cls(retry=policy_of(config), chunk_size=config.chunk_size,
+                   max_file_size=config.max_file_size)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Where each file's fate goes: the failures, and ``on_posted`` for the files of an
+    acknowledged POST (the journal's receipt) before they are counted."""
+
+    failures: Failures
+    on_posted: OnPosted | None = None
+
+
 class BatchSender:
     """Delivers batches into the coordinator's job."""
 
-    def __init__(self, *, client: UploadClient, coordinator: JobCoordinator,
-                 config: UploadConfig, stats: Stats, failures: Failures,
-                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 on_posted: OnPosted | None = None,
-                 reader: SmallFileReader | None = None,
-                 stop: asyncio.Event | None = None) -> None:
-        self._client, self._coordinator, self._config = client, coordinator, config
+    def __init__(self, settings: SenderSettings, *, deps: Deps, coordinator: JobCoordinator,
+                 outcomes: Outcomes, reader: SmallFileReader | None = None) -> None:
+        """``reader`` reads the small files (None: on the loop's thread); once ``deps.stop``
+        is set no POST is started and no failed one retried."""
+        self._settings, self._coordinator = settings, coordinator
+        self._client, self._stats, self._stop = deps.client, deps.stats, deps.stop
+        self._sleep, self._rng = deps.sleep, deps.rng
+        self._failures, self._on_posted = outcomes.failures, outcomes.on_posted
         self._reader = reader
-        self._stop = stop or asyncio.Event()
-        self._stats, self._failures = stats, failures
-        self._sleep, self._rng = sleep, rng
-        self._on_posted = on_posted
         self._resends: dict[str, int] = {}  # path: resends after it changed while being sent
 
     async def send(self, batch: Batch) -> None:
@@ -121,7 +142,7 @@ class BatchSender:
             return handle
 
         try:
-            used = await call_with_retry(attempt, policy_of(self._config), sleep=self._sleep,
+            used = await call_with_retry(attempt, self._settings.retry, sleep=self._sleep,
                                          rng=self._rng, record=record, on_retry=self._on_retry,
                                          stop=self._stop)
         finally:
@@ -141,7 +162,7 @@ class BatchSender:
             parts = [FilePart(e, file_part_header(boundary, i, e.target))
                      for i, e in enumerate(entries, 1)]
         return BatchBody(boundary=boundary, head=head, files=parts,
-                         chunk_size=self._config.chunk_size, reader=self._reader)
+                         chunk_size=self._settings.chunk_size, reader=self._reader)
 
     def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
         log.warning("post_retry", attempt=attempt, wait_s=round(wait_s, 3),
@@ -167,7 +188,7 @@ class BatchSender:
         resends = self._resends.get(entry.path, 0)
         if resends >= MAX_CHANGED_RESENDS:
             return f"{CHANGED_WHILE_SENT} ({resends + 1} times; last: {exc.reason})"
-        fresh = restat(entry, self._config.max_file_size)
+        fresh = restat(entry, self._settings.max_file_size)
         if isinstance(fresh, FileEntry):
             self._resends[entry.path] = resends + 1
             log.info("file_changed_while_sent", path=escaped(entry.path), resend=resends + 1,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
 
 from bulkup.config.model import UploadConfig
 from bulkup.errors import AuthenticationFault, ConnectError, UploadFailed
-from bulkup.pipeline.coordinator import JobCoordinator, default_job_name
+from bulkup.monitoring.api import JobMonitor
+from bulkup.pipeline.coordinator import Deps, JobCoordinator, JobSettings, default_job_name
+from bulkup.pipeline.sender import BatchSender
 from bulkup.protocol import UploadPostReturn
+from bulkup.retry import RetryPolicy
 from bulkup.stats import Stats
 from bulkup.transport.body import BatchBody
 
@@ -54,8 +58,9 @@ class FakeTime:
 def coordinator(client: FakeClient, time: FakeTime, **changes: Any) -> JobCoordinator:
     config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
                           password="pw", company_handle="c|1", **changes)
-    return JobCoordinator(client=client, config=config, stats=Stats(clock=time), clock=time,
-                          sleep=time.sleep, rng=lambda: 0.5)  # type: ignore[arg-type]
+    deps = Deps(client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep,
+                rng=lambda: 0.5)
+    return JobCoordinator(JobSettings.from_config(config), deps=deps)
 
 
 class TestOpening:
@@ -193,3 +198,25 @@ class TestUploadParamsEverywhere:
         client.fail_with = [IpsApiFault(30001, "Invalid jobHandle: closed", http_status=500)]
         await job.end_job()
         assert job.handle is None
+
+
+class TestSettings:
+    def test_the_settings_hold_what_the_config_says_built_once(self) -> None:
+        """The coordinator reads its settings, not the config: the job's name, its options,
+        the keep-alive interval and the retry policy, taken from the config once."""
+        config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
+                              password="pw", company_handle="c|1", job_name="nightly",
+                              keepalive_after_s=30.0, max_attempts=7, backoff_base_s=0.5,
+                              backoff_cap_s=9.0, fault30000_retries=4)
+        settings = JobSettings.from_config(config)
+        assert (settings.job_name, settings.company_handle, settings.keepalive_after_s) == (
+            "nightly", "c|1", 30.0)
+        assert settings.retry == RetryPolicy(max_attempts=7, base_s=0.5, cap_s=9.0,
+                                             fault30000_retries=4)
+        assert settings.upload_params is config.upload_params
+        assert "pw" not in repr(settings)
+
+    def test_no_constructor_takes_more_than_five_parameters(self) -> None:
+        for component in (JobCoordinator, BatchSender, JobMonitor):
+            parameters = inspect.signature(component).parameters
+            assert len(parameters) <= 5, (component.__name__, list(parameters))

@@ -19,7 +19,7 @@ from bulkup.journal import session as journal_run
 from bulkup.journal import store as journal_module
 from bulkup.journal.session import RunLock
 from bulkup.journal.store import JOB_CLOSED, JOB_CLOSING, JOB_OPEN, Journal
-from bulkup.pipeline.coordinator import JobCoordinator
+from bulkup.pipeline.coordinator import Deps, JobCoordinator, JobLinks, JobSettings
 from bulkup.stats import Stats
 
 from .test_job import FakeClient, FakeTime
@@ -124,9 +124,10 @@ def coordinator_with(recorder: Recorder, client: FakeClient) -> JobCoordinator:
     time = FakeTime()
     config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
                           password="pw", company_handle="c|1")
-    return JobCoordinator(client=client, config=config, stats=Stats(clock=time),
-                          clock=time, sleep=time.sleep, rng=lambda: 0.5,  # type: ignore[arg-type]
-                          recorder=recorder)
+    deps = Deps(client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep,
+                rng=lambda: 0.5)
+    return JobCoordinator(JobSettings.from_config(config), deps=deps,
+                          links=JobLinks(recorder=recorder))
 
 
 class TestEndJobOrder:
