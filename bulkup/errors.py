@@ -15,7 +15,9 @@ through :func:`is_retryable` and :func:`is_fatal`, never the type::
     │   ├── ConnectError                  cannot connect                      retryable
     │   │   ├── CertificateError          TLS certificate not trusted         fatal
     │   │   └── ProxyRefused              the proxy refused (407, 403)        fatal
-    │   └── RequestTimeout                connect or read timeout             retryable
+    │   ├── RequestTimeout                connect or read timeout             retryable
+    │   └── HelperLost                    the read helper died mid-body       retryable
+    ├── HelperUnavailable                 the read helper cannot serve        reads in process
     ├── ApiError                          the server answered a failure       .http_status
     │   ├── ServerUnavailable             5xx/429/408 without a fault body    retryable
     │   ├── RequestRejected               other 4xx without a fault body      fatal
@@ -52,6 +54,8 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "HandleMismatch",
+    "HelperLost",
+    "HelperUnavailable",
     "IpsApiFault",
     "JobStopped",
     "JournalError",
@@ -153,6 +157,18 @@ class ProxyRefused(ConnectError):
 
 class RequestTimeout(TransportError):
     """The connect or read timeout ran out."""
+
+
+class HelperLost(TransportError):
+    """The read helper stopped while it was writing a POST's files into the connection: part
+    of the body may be on the wire, so the POST is sent again on a fresh connection (never
+    completed in process), and later reads are done in process."""
+
+
+class HelperUnavailable(BulkupError):
+    """The read helper could not start or stopped answering. Raised and caught inside
+    :mod:`bulkup.transport`: the files it was asked for are read in process instead, and it
+    only reaches a caller as :class:`HelperLost` when some bytes may already be on the wire."""
 
 
 class ApiError(BulkupError):

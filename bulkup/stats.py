@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import structlog
 
@@ -43,6 +44,30 @@ class StatsSnapshot:
     bytes_skipped: int = 0  # bytes of the files left out as unchanged
 
 
+class WalkStats(NamedTuple):
+    """The walker's share of the counters, at one instant (:meth:`Stats.walk_snapshot`).
+
+    Attributes:
+        dirs_walked: directories listed.
+        files_found: files handed on to the pipeline.
+        bytes_found: the sum of their sizes.
+        skipped: entries left out on purpose (FIFOs, sockets, devices, symlinks, loops).
+        excluded: files and directories left out by the include/exclude patterns.
+        failed: files and directories the walker reported failed.
+        done: True once every root has been walked to the end.
+        name_warnings: files sent whose target name the server may treat oddly.
+    """
+
+    dirs_walked: int = 0
+    files_found: int = 0
+    bytes_found: int = 0
+    skipped: int = 0
+    excluded: int = 0
+    failed: int = 0
+    done: bool = False
+    name_warnings: int = 0
+
+
 @dataclass(slots=True)
 class Stats:
     """Mutable counters of one run; ``clock`` is injected for tests."""
@@ -61,6 +86,11 @@ class Stats:
     bytes_sent: int = 0
     posts_in_flight: int = 0
     bytes_skipped: int = 0
+    dirs_walked: int = 0  # the walker's own counters (see WalkStats)
+    walk_skipped: int = 0
+    walk_excluded: int = 0
+    walk_failed: int = 0
+    name_warnings: int = 0
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -74,6 +104,15 @@ class Stats:
             files_skipped=self.files_skipped, posts=self.posts, retries=self.retries,
             elapsed_s=self.clock() - self.started, bytes_sent=self.bytes_sent,
             posts_in_flight=self.posts_in_flight, bytes_skipped=self.bytes_skipped,
+        )
+
+    def walk_snapshot(self) -> WalkStats:
+        """The walker's counters."""
+        return WalkStats(
+            dirs_walked=self.dirs_walked, files_found=self.files_found,
+            bytes_found=self.bytes_found, skipped=self.walk_skipped,
+            excluded=self.walk_excluded, failed=self.walk_failed, done=self.walk_done,
+            name_warnings=self.name_warnings,
         )
 
 

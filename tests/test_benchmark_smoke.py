@@ -51,6 +51,37 @@ def test_throughput_harness_smoke(tmp_path: Path) -> None:
     assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
 
 
+def test_throughput_corpora_cached(tmp_path: Path) -> None:
+    """Corpora are generated once into the cache, found again by their manifest (written
+    last), and generated again when the manifest does not match; the requests script's subset
+    is hard links to the first files."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import throughput
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    spec = throughput.CorpusSpec("small", (100,) * 30, per_folder=10, subset=12)
+    specs = {"smoke": {"small": spec}}
+    original = throughput.corpus_specs
+    throughput.corpus_specs = lambda scale: specs[scale]
+    try:
+        first, = throughput.make_corpora(tmp_path, ["small"], "smoke")
+        manifest = first.path.parent / "MANIFEST.json"
+        stamp = manifest.stat().st_mtime_ns
+        again, = throughput.make_corpora(tmp_path, ["small"], "smoke")
+        assert again == first and manifest.stat().st_mtime_ns == stamp
+        manifest.write_text("{}")  # as if interrupted, or another spec
+        throughput.make_corpora(tmp_path, ["small"], "smoke")
+        assert json.loads(manifest.read_text())["key"] == spec.key
+    finally:
+        throughput.corpus_specs = original
+    files = sorted(first.path.rglob("*.tif"))
+    assert len(files) == 30 and {f.parent.name for f in files} == {"d000", "d001", "d002"}
+    assert all(f.stat().st_size == 100 for f in files)
+    subset = sorted(p for p in first.subset.rglob("*.tif")) if first.subset else []
+    assert len(subset) == first.subset_files == 12 and all(p.stat().st_nlink == 2 for p in subset)
+
+
 def test_startup_runs() -> None:
     """The start-up cost table runs (one round) and lists bulkup's own start."""
     done = subprocess.run([sys.executable, str(BENCHMARKS / "startup.py"), "--rounds", "1"],

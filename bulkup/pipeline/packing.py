@@ -49,6 +49,11 @@ class BatchPacker:
         """How many entries the open batch holds."""
         return len(self._open)
 
+    def room(self) -> tuple[int, int]:
+        """How many more files, and bytes of them, the open batch takes (each at least 1)."""
+        return (max(self._max_files - len(self._open), 1),
+                max(self._max_bytes - self._open_bytes, 1))
+
     def add(self, entry: FileEntry) -> list[Batch]:
         """Add one entry.
 

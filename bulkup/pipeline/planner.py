@@ -10,7 +10,6 @@ failed before. Each chunk is recorded in one journal transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
@@ -20,12 +19,12 @@ from bulkup.config.model import UploadConfig
 from bulkup.journal.session import AsyncJournal
 from bulkup.journal.store import ACKNOWLEDGED, Journal, Known
 from bulkup.models import FileEntry
+from bulkup.pipeline.pipe import Pipe
 from bulkup.stats import Stats
 
 log = structlog.get_logger("bulkup.pipeline.planner")
 CHUNK = 256
 HASH_BLOCK = 1024 * 1024
-Queue = asyncio.Queue[FileEntry | None]
 
 
 @dataclass(slots=True)
@@ -39,25 +38,16 @@ class SyncPlanner:
     hashes: dict[str, str] = field(default_factory=dict)  # target → sha256, until posted
     first_run: bool | None = None  # the journal has no files: nothing to look up
 
-    async def run(self, walked: Queue, to_send: Queue, *, end_markers: int) -> None:
-        """Move files from ``walked`` to ``to_send``; end markers for the workers at the end."""
+    async def run(self, walked: Pipe[FileEntry], to_send: Pipe[FileEntry]) -> None:
+        """Move files from ``walked`` to ``to_send`` until ``walked`` ends; ``to_send`` is
+        closed however this ends (finished, failed, cancelled)."""
         try:
-            done = False
-            while not done:
-                chunk, done = await _take_chunk(walked, CHUNK)
-                if chunk:
-                    for entry in await self._plan(chunk):
-                        if to_send.full():
-                            await to_send.put(entry)
-                        else:
-                            to_send.put_nowait(entry)  # no coroutine per file while there is room
-        except BaseException:  # cancelled (Ctrl-C) or failed: wake idle workers, no waiting
-            for _ in range(end_markers):
-                with contextlib.suppress(asyncio.QueueFull):
-                    to_send.put_nowait(None)
-            raise
-        for _ in range(end_markers):
-            await to_send.put(None)
+            async for chunk in walked.chunks(CHUNK):
+                for entry in await self._plan(chunk):
+                    if not to_send.offer(entry):  # no coroutine per file while there is room
+                        await to_send.put(entry)
+        finally:
+            to_send.close()
 
     async def _plan(self, chunk: list[FileEntry]) -> list[FileEntry]:
         journal = self.journal
@@ -92,23 +82,6 @@ class SyncPlanner:
         if config.checksum and known.acked_sha256 is not None:
             return known.acked_sha256 != hashes.get(entry.target)
         return not known.unchanged_since_ack(entry)
-
-
-async def _take_chunk(queue: Queue, size: int) -> tuple[list[FileEntry], bool]:
-    """Up to ``size`` entries: wait for one, then take what is already there."""
-    first = await queue.get()
-    if first is None:
-        return [], True
-    chunk = [first]
-    while len(chunk) < size:
-        try:
-            item = queue.get_nowait()
-        except asyncio.QueueEmpty:
-            break
-        if item is None:
-            return chunk, True
-        chunk.append(item)
-    return chunk, False
 
 
 def _hash_chunk(chunk: list[FileEntry], known: dict[str, Known]) -> dict[str, str]:

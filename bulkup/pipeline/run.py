@@ -1,8 +1,8 @@
-"""The pipeline of one run: walker → bounded queue → workers (pack + send) → one job.
+"""The pipeline of one run: walker → bounded pipe → workers (pack + send) → one job.
 
 ::
 
-    sources ──walk──▶ [queue] ──plan──▶ [queue] ──▶ N workers ──pack──▶ Batch ──POST──▶
+    sources ──walk──▶ [pipe] ──plan──▶ [pipe] ──▶ N workers ──pack──▶ Batch ──POST──▶
                       (SyncPlanner: skip what the journal   (one BatchPacker each, BatchSender;
                        says is unchanged, in chunks)          a receipt per acknowledged POST)
     JobCoordinator: opens the job as soon as a worker has a file to send, keeps it alive, and
@@ -16,7 +16,11 @@ written. An abort (the second signal) cancels whatever is under way at once; the
 its last committed receipt and the report is still built. Worst case from the first signal to
 the end of the run: ``stop_grace_s`` + :data:`END_JOB_ON_STOP_S` + closing the journal.
 
-Memory is bounded by the two queues (``queue_size`` entries each) plus, per worker, one open
+Every task of a run is started in one ``asyncio.TaskGroup`` (:func:`_pipeline`) and ends with it;
+the stages are joined by :class:`~bulkup.pipeline.pipe.Pipe` s that their producers close, so an
+end, a failure or a stop reaches every consumer without end markers.
+
+Memory is bounded by the two pipes (``queue_size`` entries each) plus, per worker, one open
 batch of entries and about two read chunks of file data.
 """
 
@@ -52,6 +56,7 @@ from bulkup.monitoring.confirm import Ledger, MemoryLedger, Outcome
 from bulkup.monitoring.verdicts import WaitSettings, find_monitor, server_verdicts
 from bulkup.pipeline.coordinator import Deps, JobCoordinator, JobLinks, JobSettings
 from bulkup.pipeline.packing import BatchPacker, PlanListing
+from bulkup.pipeline.pipe import Pipe
 from bulkup.pipeline.planner import SyncPlanner
 from bulkup.pipeline.preflight import check_before_upload
 from bulkup.pipeline.sender import BatchSender, OnPosted, Outcomes, SenderSettings
@@ -150,7 +155,6 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             handles += await recorder.earlier_unconfirmed_jobs(handles)
         outcome, confirmation = await server_verdicts(monitor, WaitSettings.from_config(config),
                                                       handles, ledger, failures, stop)
-    _copy_walk_stats(walker, stats)
     report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
                             outcome, confirmation, config)
     if recorder is None:
@@ -257,25 +261,24 @@ def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures,
                   follow_external_symlinks=config.follow_external_symlinks,
                   company_root=config.company_root,
                   dest_folder=config.dest_folder, max_file_size=config.max_file_size,
-                  on_failure=failures.add)
+                  on_failure=failures.add, stats=failures.stats)
 
 
 async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
                     sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
                     stop: asyncio.Event, hooks: RunHooks) -> None:
-    walked: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
-    to_send: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+    walked: Pipe[FileEntry] = Pipe(config.queue_size)
+    to_send: Pipe[FileEntry] = Pipe(config.queue_size)
     async with asyncio.TaskGroup() as group:
-        walking = group.create_task(walker.run(walked, end_markers=1))
-        planning = group.create_task(planner.run(walked, to_send,
-                                                 end_markers=config.concurrency))
+        walking = walked.closes_with(group.create_task(walker.run(walked)))
+        planning = to_send.closes_with(group.create_task(planner.run(walked, to_send)))
         workers = [group.create_task(_worker(to_send, _packer(config), sender, coordinator,
                                                    stop))
                    for _ in range(config.concurrency)]
         helpers = [
             group.create_task(coordinator.keep_alive()),
             group.create_task(_cancel_on(stop, walking, planning)),
-            group.create_task(_report_progress(walker, stats, hooks)),
+            group.create_task(_report_progress(stats, hooks)),
         ]
         await _drain(workers, stop, config.stop_grace_s)
         for task in helpers:
@@ -286,7 +289,7 @@ async def _drain(workers: list[asyncio.Task[None]], stop: asyncio.Event, grace_s
     """Wait for the workers; once ``stop`` is set, for at most ``grace_s`` more, then cancel
     the ones still sending (their POSTs are abandoned, their files stay unacknowledged)."""
     pending: set[asyncio.Task[Any]] = set(workers)
-    stopping = asyncio.ensure_future(stop.wait())
+    stopping = asyncio.ensure_future(stop.wait())  # owned here: cancelled and awaited below
     try:
         while pending and not stop.is_set():
             _, pending = await asyncio.wait(pending | {stopping},
@@ -300,6 +303,7 @@ async def _drain(workers: list[asyncio.Task[None]], stop: asyncio.Event, grace_s
         log.warning("posts_abandoned", workers=len(pending), grace_s=grace_s)
         for task in pending:
             task.cancel()
+        await asyncio.wait({stopping})
         await asyncio.wait(pending)
 
 
@@ -307,31 +311,32 @@ def _packer(config: UploadConfig) -> BatchPacker:
     return BatchPacker(config.max_post_bytes, config.max_files_per_post)
 
 
-async def _worker(queue: asyncio.Queue[FileEntry | None], packer: BatchPacker,
-                  sender: BatchSender, coordinator: JobCoordinator,
-                  stop: asyncio.Event) -> None:
+async def _worker(pipe: Pipe[FileEntry], packer: BatchPacker, sender: BatchSender,
+                  coordinator: JobCoordinator, stop: asyncio.Event) -> None:
     """Pack entries into batches and send each as soon as it is full; the first entry starts
-    opening the job (so its round trip overlaps with packing)."""
-    entry = await _next_entry(queue)
-    if entry is not None and not stop.is_set():
-        coordinator.open_soon()
-    while entry is not None and not stop.is_set():
-        for batch in packer.add(entry):
-            if stop.is_set():
-                return
-            await sender.send(batch)
-        entry = await _next_entry(queue)
+    opening the job (so its round trip overlaps with packing). Each take is about what the
+    open batch still has room for, so the workers share the files out."""
+    opened = False
+    while not stop.is_set():
+        files, room = packer.room()
+        chunk = await pipe.take(files, weigh=_size_of, budget=room)
+        if not chunk or stop.is_set():
+            break
+        if not opened:
+            coordinator.open_soon()
+            opened = True
+        for entry in chunk:
+            for batch in packer.add(entry):
+                if stop.is_set():
+                    return
+                await sender.send(batch)
     last = packer.flush()
     if last is not None and not stop.is_set():
         await sender.send(last)
 
 
-async def _next_entry(queue: asyncio.Queue[FileEntry | None]) -> FileEntry | None:
-    """The next entry: taken at once while the queue has some (no suspension per file)."""
-    try:
-        return queue.get_nowait()
-    except asyncio.QueueEmpty:
-        return await queue.get()
+def _size_of(entry: FileEntry) -> int:
+    return entry.size
 
 
 async def _cancel_on(stop: asyncio.Event, *producers: asyncio.Task[None]) -> None:
@@ -341,19 +346,12 @@ async def _cancel_on(stop: asyncio.Event, *producers: asyncio.Task[None]) -> Non
         task.cancel()
 
 
-async def _report_progress(walker: Walker, stats: Stats, hooks: RunHooks) -> None:
+async def _report_progress(stats: Stats, hooks: RunHooks) -> None:
     if hooks.progress is None:
         return
     while True:
-        _copy_walk_stats(walker, stats)
         hooks.progress(stats.snapshot())
         await asyncio.sleep(hooks.progress_interval_s)
-
-
-def _copy_walk_stats(walker: Walker, stats: Stats) -> None:
-    walked = walker.stats
-    stats.files_found, stats.bytes_found = walked.files_found, walked.bytes_found
-    stats.walk_done = walked.done
 
 
 class Fatal(NamedTuple):
@@ -412,17 +410,17 @@ async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
                    failures: Failures) -> UploadReport:
     """Walk and pack, send nothing. With ``list_files``, each batch's files are printed as
     the batch is complete (POST number, target, size; memory stays one open batch)."""
-    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=config.queue_size)
+    walked: Pipe[FileEntry] = Pipe(config.queue_size)
     plan = PlanListing(sys.stdout if config.list_files else None)
     packer, total = _packer(config), 0
-    walking = asyncio.create_task(walker.run(queue, end_markers=1))
-    while (entry := await queue.get()) is not None:
-        plan.add(packer.add(entry))
-        total += entry.size
+    async with asyncio.TaskGroup() as group:
+        walked.closes_with(group.create_task(walker.run(walked)))
+        async for chunk in walked.chunks(config.queue_size):
+            for entry in chunk:
+                plan.add(packer.add(entry))
+                total += entry.size
     plan.add([packer.flush()])
     posts = plan.posts
-    await walking
-    _copy_walk_stats(walker, stats)
     return _report(stats, failures, [], False, None, dry_run=True, planned_posts=posts,
                    bytes_planned=total)
 

@@ -1,12 +1,19 @@
 """The walker: the producer that turns source roots into :class:`~bulkup.models.FileEntry` records.
 
-Each root is walked depth-first, files of a directory before its subdirectories, names in sorted
-order. Listing a directory and stat'ing its entries are blocking calls, so each directory costs
-exactly one ``asyncio.to_thread`` hop, which returns a list of small records; everything else
-(filters, targets, counters, logging, the queue) runs on the event loop. Memory stays flat: the
-walker holds one directory listing at a time and a stack of pending directory paths, never the
-tree. When following symlinks it also remembers the ``(st_dev, st_ino)`` of every directory walked
+Each root is walked depth-first, files of a directory before its subdirectories. Listing a
+directory and stat'ing its entries are blocking calls, so they run in ``asyncio.to_thread`` hops
+of at most :data:`SCAN_CHUNK` entries each, which return small records; everything else (filters,
+targets, counters, logging, the pipe) runs on the event loop. Memory stays flat whatever the
+tree's shape: the walker holds one chunk of one directory at a time, the subdirectories found so
+far in that directory, and a stack of pending directory paths, never the tree. A directory of up
+to :data:`SCAN_CHUNK` entries is walked in sorted name order; a bigger one in the order the file
+system lists it (sorting it would mean holding all its names: 1,000,000 names took 375 MB).
+Nothing downstream depends on the order: the journal and the reports are keyed by target. When
+following symlinks the walker also remembers the ``(st_dev, st_ino)`` of every directory walked
 under the current root, to detect loops.
+
+Counters go straight into the run's one :class:`~bulkup.stats.Stats` (read as
+:class:`~bulkup.stats.WalkStats` through :attr:`Walker.stats`).
 
 Two kinds of name never leave the walker raw:
 
@@ -29,15 +36,18 @@ import asyncio
 import errno
 import os
 import stat
+import threading
 import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from typing import NamedTuple
 
 import structlog
 
 from bulkup.config.filters import FileFilter
 from bulkup.models import FileEntry, FileFailure
+from bulkup.pipeline.pipe import Pipe
+from bulkup.stats import Stats, WalkStats
 from bulkup.targets import (
     build_target,
     escaped,
@@ -52,48 +62,9 @@ __all__ = ["WalkStats", "Walker"]
 
 log = structlog.get_logger(__name__)
 
+SCAN_CHUNK = 4096  # directory entries listed and stat'ed per thread hop
+
 FailureCallback = Callable[[FileFailure], None]
-
-# Strong references to the tasks that put deferred end markers (the loop keeps only weak ones).
-_LATE_MARKERS: set[asyncio.Task[None]] = set()
-
-
-class WalkStats(NamedTuple):
-    """A snapshot of the walker's counters.
-
-    Attributes:
-        dirs_walked: directories listed.
-        files_found: files handed to the queue.
-        bytes_found: the sum of their sizes.
-        skipped: entries left out on purpose (FIFOs, sockets, devices, symlinks, loops).
-        excluded: files and directories left out by the include/exclude patterns.
-        failed: files and directories reported through ``on_failure``.
-        done: True once every root has been walked to the end.
-        name_warnings: files sent whose target name the server may treat oddly (each one
-            logged at debug level, the count once at the end of the walk).
-    """
-
-    dirs_walked: int = 0
-    files_found: int = 0
-    bytes_found: int = 0
-    skipped: int = 0
-    excluded: int = 0
-    failed: int = 0
-    done: bool = False
-    name_warnings: int = 0
-
-
-@dataclass(slots=True)
-class _Counts:
-    dirs_walked: int = 0
-    files_found: int = 0
-    bytes_found: int = 0
-    skipped: int = 0
-    excluded: int = 0
-    failed: int = 0
-    done: bool = False
-    name_warnings: int = 0
-
 
 class _File(NamedTuple):
     path: str
@@ -126,6 +97,7 @@ _Record = _File | _Dir | _Skip | _Fail
 class _Listing(NamedTuple):
     records: tuple[_Record, ...]
     error: _Fail | None = None
+    more: bool = False  # more entries of the same directory follow
 
 
 class _Pending(NamedTuple):
@@ -154,6 +126,7 @@ class Walker:
         dest_folder: the folder under the company root that receives the tree.
         max_file_size: files larger than this (in bytes) are reported as failed, not queued.
         on_failure: called with each :class:`FileFailure` (file or directory that cannot be sent).
+        stats: the run's counters the walker adds to (a fresh one when not given).
 
     Raises:
         ValueError: when ``max_file_size`` is negative, or ``file_filter`` is given with
@@ -173,6 +146,7 @@ class Walker:
         dest_folder: str | None = None,
         max_file_size: int,
         on_failure: FailureCallback | None = None,
+        stats: Stats | None = None,
     ) -> None:
         if max_file_size < 0:
             raise ValueError(f"max_file_size must be 0 or more, got {max_file_size}")
@@ -187,71 +161,73 @@ class Walker:
         self._dest_folder = dest_folder
         self._max_file_size = max_file_size
         self._on_failure = on_failure
-        self._counts = _Counts()
+        self._counts = stats if stats is not None else Stats()
         self._folder_cache: tuple[str, str, str | None] | None = None
 
     @property
     def stats(self) -> WalkStats:
-        """An immutable snapshot of the counters."""
-        return WalkStats(**asdict(self._counts))
+        """An immutable snapshot of the walker's counters."""
+        return self._counts.walk_snapshot()
 
-    async def run(self, queue: asyncio.Queue[FileEntry | None], *, end_markers: int) -> None:
-        """Walk every root, put each file's entry into ``queue``, then ``end_markers`` Nones.
+    async def run(self, out: Pipe[FileEntry]) -> None:
+        """Walk every root and put each file's entry into ``out``, then close it.
 
-        ``await queue.put`` gives backpressure: the walk pauses while the queue is full. The end
-        markers (one per worker) are put whatever happens: after the walk, after it raised, and
-        after it was cancelled. On cancellation the walker must not wait: it puts with
-        ``put_nowait`` as many markers as the queue has room for, and hands the rest (only when
-        the queue is full) to a small background task that puts them as the consumers make
-        room. Entries already queued are never dropped. A ``walk_cancelled`` event says how many
-        markers were deferred. A run cancelled before it ever started puts nothing (its body
-        never ran).
-
-        Args:
-            queue: where entries go, bounded or not.
-            end_markers: how many Nones to put at the end (one per consumer).
-
-        Raises:
-            ValueError: when ``end_markers`` is negative.
+        ``await out.put`` gives backpressure: the walk pauses while the pipe is full. ``out``
+        is closed however the walk ends (finished, raised, cancelled), so its consumers always
+        see the end; entries already put are never dropped.
         """
-        if end_markers < 0:
-            raise ValueError(f"end_markers must be 0 or more, got {end_markers}")
-        may_wait = True
         log.info("walk_started", roots=[escaped(root) for root in self._roots])
         try:
             for root in self._roots:
-                await self._walk_root(root, queue)
-            self._counts.done = True
+                await self._walk_root(root, out)
+            self._counts.walk_done = True
             log.info("walk_finished", **self.stats._asdict())
             self._filter.warn_unmatched()
             if self._counts.name_warnings:
                 log.warning("target_names_warned", files=self._counts.name_warnings,
                             details="each file's warning is logged at debug level (-v)")
-        except BaseException as exc:
-            may_wait = isinstance(exc, Exception)
+        except asyncio.CancelledError:
+            log.warning("walk_cancelled", files_found=self._counts.files_found)
             raise
         finally:
-            await _put_end_markers(queue, end_markers, may_wait=may_wait)
+            out.close()
 
-    async def _walk_root(self, root: str, queue: asyncio.Queue[FileEntry | None]) -> None:
-        record, listing = await asyncio.to_thread(_open_root, root, self._links)
-        if listing is None:
-            await self._handle_root_record(record, queue)
+    async def _walk_root(self, root: str, out: Pipe[FileEntry]) -> None:
+        scan = _Scan(root, self._links)
+        record, first = await asyncio.to_thread(scan.open_root)
+        if first is None:
+            scan.close()
+            await self._handle_root_record(record, out)
             return
         assert isinstance(record, _Dir)
         seen = {record.key} if self._follow else None
-        stack = list(reversed(await self._consume(listing, "", seen, queue)))
+        stack = list(reversed(await self._walk_dir(scan, "", seen, out, first)))
         while stack:
             directory = stack.pop()
-            listing = await asyncio.to_thread(_scan_dir, directory.path, self._links)
-            subdirs = await self._consume(listing, directory.rel_path, seen, queue)
+            scan = _Scan(directory.path, self._links)
+            subdirs = await self._walk_dir(scan, directory.rel_path, seen, out)
             stack.extend(reversed(subdirs))
 
-    async def _handle_root_record(
-        self, record: _Record, queue: asyncio.Queue[FileEntry | None]
-    ) -> None:
+    async def _walk_dir(self, scan: _Scan, rel_dir: str, seen: set[tuple[int, int]] | None,
+                        out: Pipe[FileEntry], first: _Listing | None = None) -> list[_Pending]:
+        """Every chunk of one directory (``first`` already listed); returns its subdirectories
+        to walk."""
+        subdirs: list[_Pending] = []
+        try:
+            listing = first if first is not None else await asyncio.to_thread(scan.next_chunk)
+            if listing.error is None:
+                self._counts.dirs_walked += 1
+            while True:
+                subdirs += await self._consume(listing, rel_dir, seen, out)
+                if not listing.more:
+                    return subdirs
+                listing = await asyncio.to_thread(scan.next_chunk)
+        finally:
+            scan.close()
+
+    async def _handle_root_record(self, record: _Record, out: Pipe[FileEntry]) -> None:
         if isinstance(record, _File):
-            await self._offer(record, _nfc(record.name), queue)
+            await self._offer(record, _nfc(record.name), out)
         elif isinstance(record, _Skip):
             self._skip(record)
         elif isinstance(record, _Fail):
@@ -262,17 +238,16 @@ class Walker:
         listing: _Listing,
         rel_dir: str,
         seen: set[tuple[int, int]] | None,
-        queue: asyncio.Queue[FileEntry | None],
+        out: Pipe[FileEntry],
     ) -> list[_Pending]:
-        """Queue a directory's files, report its skips and failures, return its subdirs."""
+        """Pass on a chunk's files, report its skips and failures, return its subdirs."""
         if listing.error is not None:
             self._fail(listing.error.path, listing.error.reason)
             return []
-        self._counts.dirs_walked += 1
         subdirs: list[_Pending] = []
         for record in listing.records:
             if isinstance(record, _File):
-                await self._offer(record, _rel_join(rel_dir, record.name), queue)
+                await self._offer(record, _rel_join(rel_dir, record.name), out)
             elif isinstance(record, _Dir):
                 rel_path = _rel_join(rel_dir, record.name)
                 if self._admit_dir(record, rel_path, seen):
@@ -285,7 +260,7 @@ class Walker:
 
     def _admit_dir(self, record: _Dir, rel_path: str, seen: set[tuple[int, int]] | None) -> bool:
         if self._filter.prunes(rel_path):
-            self._counts.excluded += 1
+            self._counts.walk_excluded += 1
             return False
         if seen is None:
             return True
@@ -295,11 +270,9 @@ class Walker:
         seen.add(record.key)
         return True
 
-    async def _offer(
-        self, record: _File, rel_path: str, queue: asyncio.Queue[FileEntry | None]
-    ) -> None:
+    async def _offer(self, record: _File, rel_path: str, out: Pipe[FileEntry]) -> None:
         if not self._filter.accepts(rel_path, record.size, record.mtime_ns):
-            self._counts.excluded += 1
+            self._counts.walk_excluded += 1
             return
         folder_target, folder_problem_found = self._folder_of(rel_path)
         name = rel_path.rpartition("/")[2]
@@ -319,10 +292,8 @@ class Walker:
             needs_file_name_param=needs_file_name_param(target),
         )
         self._counts.name_warnings += _warn_about_name(entry)
-        if queue.full():
-            await queue.put(entry)
-        else:
-            queue.put_nowait(entry)  # no coroutine per file while there is room
+        if not out.offer(entry):  # no coroutine per file while there is room
+            await out.put(entry)
         self._counts.files_found += 1
         self._counts.bytes_found += entry.size
 
@@ -342,7 +313,7 @@ class Walker:
         return None
 
     def _skip(self, record: _Skip) -> None:
-        self._counts.skipped += 1
+        self._counts.walk_skipped += 1
         if record.leads_to is None:
             log.info("walk_skipped", path=escaped(record.path), reason=record.reason)
         else:
@@ -351,7 +322,7 @@ class Walker:
 
     def _fail(self, path: str, reason: str, target: str | None = None) -> None:
         """Report a failure with every name in it escaped (see the module's notes)."""
-        self._counts.failed += 1
+        self._counts.walk_failed += 1
         failure = FileFailure(escaped(path), escaped(reason),
                               None if target is None else escaped(target))
         log.debug("walk_failed", path=failure.path, reason=failure.reason,
@@ -385,29 +356,82 @@ class _Links:
 
 
 
-def _open_root(root: str, links: _Links) -> tuple[_Record, _Listing | None]:
-    """Stat a root (following a link) and, when it is a directory, list it (one thread hop)."""
-    try:
-        st = os.stat(root)
-    except FileNotFoundError:
-        return _Fail(root, "source not found"), None
-    except OSError as exc:
-        return _stat_error(root, exc), None
-    record = _from_stat(root, os.path.basename(os.path.normpath(root)), st)
-    if isinstance(record, _Dir):
-        return record, _scan_dir(root, links)
-    return record, None
+class _Scan:
+    """One directory being listed, :data:`SCAN_CHUNK` entries per call.
 
+    Its methods run in worker threads, one call at a time; :meth:`close` comes from the event
+    loop. A close that arrives while a chunk is being listed (the walk was cancelled) is left to
+    that call, which closes the listing when it is done: the OS handle is never closed under a
+    thread still reading it.
+    """
 
-def _scan_dir(path: str, links: _Links) -> _Listing:
-    """List a directory and stat every entry (runs in a worker thread)."""
-    try:
-        with os.scandir(path) as entries:
-            names = sorted(entry.name for entry in entries)
-    except OSError as exc:
-        return _Listing((), _Fail(path, f"cannot read directory: {_os_reason(exc)}"))
-    records = tuple(_classify(os.path.join(path, name), name, links) for name in names)
-    return _Listing(records)
+    def __init__(self, path: str, links: _Links) -> None:
+        self.path = path
+        self._links = links
+        self._entries: Iterator[os.DirEntry[str]] | None = None
+        self._busy = threading.Lock()
+        self._close_asked = False
+        self._first = True
+        self._ahead: str | None = None
+
+    def open_root(self) -> tuple[_Record, _Listing | None]:
+        """Stat the root (following a link) and, for a directory, list its first chunk: one
+        thread hop (runs in a worker thread)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return _Fail(self.path, "source not found"), None
+        except OSError as exc:
+            return _stat_error(self.path, exc), None
+        record = _from_stat(self.path, os.path.basename(os.path.normpath(self.path)), st)
+        return record, (self.next_chunk() if isinstance(record, _Dir) else None)
+
+    def next_chunk(self) -> _Listing:
+        """The next entries, stat'ed (runs in a worker thread)."""
+        with self._busy:
+            try:
+                return self._next_chunk()
+            finally:
+                if self._close_asked:
+                    self._close_now()
+
+    def close(self) -> None:
+        """Release the listing's handle now, or when the chunk under way is done."""
+        self._close_asked = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._close_now()
+            finally:
+                self._busy.release()
+
+    def _next_chunk(self) -> _Listing:
+        try:
+            names, more = self._names()
+        except OSError as exc:
+            self._close_now()
+            return _Listing((), _Fail(self.path, f"cannot read directory: {_os_reason(exc)}"))
+        records = tuple(_classify(os.path.join(self.path, n), n, self._links) for n in names)
+        return _Listing(records, more=more)
+
+    def _names(self) -> tuple[list[str], bool]:
+        """Up to SCAN_CHUNK names and whether more follow (one name is read ahead to know)."""
+        if self._entries is None:
+            self._entries = os.scandir(self.path)
+        names = [] if self._ahead is None else [self._ahead]
+        names += (entry.name for entry in islice(self._entries, SCAN_CHUNK + 1 - len(names)))
+        more = len(names) > SCAN_CHUNK
+        self._ahead = names.pop() if more else None
+        if not more:
+            self._close_now()
+            if self._first:
+                names.sort()  # the whole directory fits one chunk: sorted, as before
+        self._first = False
+        return names, more
+
+    def _close_now(self) -> None:
+        entries, self._entries = self._entries, None
+        if entries is not None:
+            entries.close()  # type: ignore[attr-defined]
 
 
 def _classify(path: str, name: str, links: _Links) -> _Record:
@@ -453,39 +477,6 @@ def _stat_error(path: str, exc: OSError) -> _Record:
 
 def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
-
-
-async def _put_end_markers(
-    queue: asyncio.Queue[FileEntry | None], count: int, *, may_wait: bool
-) -> None:
-    """Put ``count`` Nones; if waiting is not allowed (or gets cancelled), never wait."""
-    remaining = count
-    try:
-        while may_wait and remaining:
-            await queue.put(None)
-            remaining -= 1
-    finally:
-        if remaining:
-            _force_end_markers(queue, remaining)
-
-
-def _force_end_markers(queue: asyncio.Queue[FileEntry | None], count: int) -> None:
-    """Put what fits now; a background task puts the rest once consumers make room."""
-    placed = 0
-    while placed < count and not queue.full():
-        queue.put_nowait(None)
-        placed += 1
-    deferred = count - placed
-    log.warning("walk_cancelled", end_markers=count, deferred=deferred)
-    if deferred:
-        task = asyncio.get_running_loop().create_task(_put_late_markers(queue, deferred))
-        _LATE_MARKERS.add(task)
-        task.add_done_callback(_LATE_MARKERS.discard)
-
-
-async def _put_late_markers(queue: asyncio.Queue[FileEntry | None], count: int) -> None:
-    for _ in range(count):
-        await queue.put(None)
 
 
 def _warn_about_name(entry: FileEntry) -> bool:

@@ -13,12 +13,18 @@ check each file once its last byte is read (one ``fstat`` on the descriptor read
 ``mtime_ns`` or inode other than the walk's raises
 :class:`~bulkup.errors.SourceChangedWhileSent`, and nothing of the group is sent.
 
-With ``direct_to`` (a connection's descriptor, plain TCP only), the helper writes the group's
-parts straight into the connection, as much as it takes without waiting, and only the rest comes
-back; the caller must have nothing unsent on that connection, and send what comes back before
-anything else. If the helper dies during such a request, some of the group may be on the wire:
-the request fails with :class:`HelperLost` (the POST is retried on a fresh connection), never
-with a silent in-process retry.
+With ``direct_to`` (a connection's descriptor from :meth:`bulkup.transport.wire.Wire.hand_over`,
+plain TCP only), the helper writes the group's parts straight into the connection, as much as it
+takes without waiting, and only the rest comes back; the caller must have nothing unsent on that
+connection, and send what comes back before anything else. If the helper dies during such a
+request, some of the group may be on the wire: the request fails with
+:class:`~bulkup.errors.HelperLost` (the POST is retried on a fresh connection), never with a
+silent in-process retry.
+
+Which reader a run uses is the client's choice (:func:`bulkup.transport.client.small_file_reader`):
+the helper only on plain HTTP, where it writes into the connection (measured in
+``benchmarks/README.md``); over TLS every byte passes through the uploader to be encrypted
+anyway, and the helper only costs CPU.
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ from typing import NamedTuple, Protocol
 
 import structlog
 
-from bulkup.errors import SourceChangedError, SourceChangedWhileSent, SourceError
+from bulkup.errors import (
+    HelperLost,
+    HelperUnavailable,
+    SourceChangedError,
+    SourceChangedWhileSent,
+    SourceError,
+)
 from bulkup.models import FileEntry
 from bulkup.transport import read_helper as wire
 
@@ -74,15 +86,6 @@ class InProcessReader:
 
     async def parts(self, group: Sequence[FilePart], direct_to: int | None = None) -> bytes:
         return small_parts(group)
-
-
-class HelperUnavailable(Exception):
-    """The read helper could not start or stopped answering."""
-
-
-class HelperLost(ConnectionError):
-    """The read helper stopped while it was writing into a connection: the POST's body is
-    incomplete, and the POST must be sent again."""
 
 
 class HelperReader:

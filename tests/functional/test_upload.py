@@ -251,7 +251,7 @@ class TestUnexpected:
         """A bug inside the pipeline ends the run with exit 3 and a reason, not a traceback."""
         from bulkup.pipeline.walker import Walker
 
-        async def broken(self: Any, queue: Any, *, end_markers: int) -> None:
+        async def broken(self: Any, out: Any) -> None:
             raise RuntimeError("walker bug")
 
         monkeypatch.setattr(Walker, "run", broken)

@@ -18,6 +18,7 @@ from bulkup.config.filters import FileFilter, age_seconds_before, read_patterns
 from bulkup.config.model import UploadConfig
 from bulkup.errors import ConfigError
 from bulkup.models import FileEntry
+from bulkup.pipeline.pipe import Pipe
 from bulkup.pipeline.walker import Walker
 
 NOW = 1_700_000_000.0  # the run's start, fixed
@@ -145,12 +146,9 @@ def _tree(root: Path, rels: list[str]) -> Path:
 
 
 async def _walk(walker: Walker) -> list[str]:
-    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue()
-    await walker.run(queue, end_markers=1)
-    rels: list[str] = []
-    while (entry := queue.get_nowait()) is not None:
-        rels.append(entry.rel_path)
-    return rels
+    pipe: Pipe[FileEntry] = Pipe(10**6)
+    await walker.run(pipe)
+    return [entry.rel_path async for chunk in pipe.chunks(1000) for entry in chunk]
 
 
 ISSUE_CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
@@ -343,11 +341,11 @@ async def test_a_file_pattern_naming_a_directory_gets_a_hint(tmp_path: Path) -> 
 async def test_no_warning_when_the_walk_did_not_complete(tmp_path: Path) -> None:
     """A walk cut short (cancelled) cannot say a pattern matches nothing."""
     root = _tree(tmp_path, ["a.jpg", "b.jpg"])
-    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue(maxsize=1)
+    pipe: Pipe[FileEntry] = Pipe(1)
     walker = Walker([str(root)], max_file_size=10**9, exclude=["*.gif"])
     with capture_logs() as logs:
-        task = asyncio.create_task(walker.run(queue, end_markers=1))
-        while queue.empty():
+        task = asyncio.create_task(walker.run(pipe))
+        while not len(pipe):
             await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -1,5 +1,6 @@
 """Walker tests on real trees under tmp_path: order, filters, names, special files, symlinks,
-failures, end markers, backpressure and the one-thread-hop-per-directory rule."""
+failures, closing the pipe, backpressure, big directories in chunks and the
+one-thread-hop-per-directory rule."""
 
 from __future__ import annotations
 
@@ -17,30 +18,34 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkup.models import FileEntry, FileFailure
-from bulkup.pipeline.walker import Walker, WalkStats
+from bulkup.pipeline import walker as walker_module
+from bulkup.pipeline.pipe import Pipe
+from bulkup.pipeline.walker import Walker
+from bulkup.stats import WalkStats
 
 T = TypeVar("T")
-Queue = asyncio.Queue[FileEntry | None]
 
 
-class _RecordingQueue(asyncio.Queue[FileEntry | None]):
-    """A queue that notes every put that found it full (the producer had to wait)."""
+class _RecordingPipe(Pipe[FileEntry]):
+    """A pipe that notes every put that found it full (the producer had to wait)."""
 
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
         self.full_puts = 0
         self.blocked = asyncio.Event()
         self.first_put = asyncio.Event()
 
-    async def put(self, item: FileEntry | None) -> None:
+    async def put(self, item: FileEntry) -> None:
         if self.full():
             self.full_puts += 1
             self.blocked.set()
         await super().put(item)
 
-    def put_nowait(self, item: FileEntry | None) -> None:
-        super().put_nowait(item)  # the walker's way in while there is room, and put's too
-        self.first_put.set()
+    def offer(self, item: FileEntry) -> bool:
+        placed = super().offer(item)  # the walker's way in while there is room, and put's too
+        if placed:
+            self.first_put.set()
+        return placed
 
 
 def _write(path: Path, data: bytes = b"") -> Path:
@@ -57,21 +62,16 @@ def _walker(
     return Walker([str(root) for root in roots], on_failure=on_failure, **options)
 
 
-def _drain(queue: Queue) -> list[FileEntry | None]:
-    items: list[FileEntry | None] = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+async def _drain(pipe: Pipe[FileEntry]) -> list[FileEntry]:
+    """Everything left in a closed pipe."""
+    assert pipe.closed
+    return [entry async for chunk in pipe.chunks(1000) for entry in chunk]
 
 
-async def _walk(walker: Walker, *, end_markers: int = 1) -> list[FileEntry]:
-    queue: Queue = asyncio.Queue()
-    await walker.run(queue, end_markers=end_markers)
-    items = _drain(queue)
-    assert items[len(items) - end_markers :] == [None] * end_markers
-    entries = items[: len(items) - end_markers]
-    assert None not in entries
-    return [entry for entry in entries if entry is not None]
+async def _walk(walker: Walker) -> list[FileEntry]:
+    pipe: Pipe[FileEntry] = Pipe(10**7)
+    await walker.run(pipe)
+    return await _drain(pipe)
 
 
 def _rels(entries: list[FileEntry]) -> list[str]:
@@ -146,9 +146,9 @@ class TestTreeWalk:
         assert entry.target == "Acme/shoe.jpg"
 
     async def test_empty_roots(self) -> None:
-        """No roots: only the end markers, and the walk is done."""
+        """No roots: an empty, closed pipe, and the walk is done."""
         walker = _walker([])
-        assert await _walk(walker, end_markers=2) == []
+        assert await _walk(walker) == []
         assert walker.stats.done
 
     def test_negative_max_file_size_refused(self) -> None:
@@ -446,16 +446,20 @@ def _deny_listing(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "scandir", scandir)
 
 
-class TestEndMarkers:
-    """Exactly end_markers Nones, whatever happens."""
+class TestClose:
+    """The walker closes its pipe however the walk ends, and never drops an entry."""
 
-    async def test_markers_after_walk(self, tmp_path: Path) -> None:
-        """A clean walk ends with end_markers Nones."""
+    async def test_closed_after_walk(self, tmp_path: Path) -> None:
+        """A clean walk closes the pipe after the last entry."""
         _write(tmp_path / "a.jpg")
-        assert _rels(await _walk(_walker([tmp_path]), end_markers=4)) == ["a.jpg"]
+        pipe: Pipe[FileEntry] = Pipe(10)
+        await _walker([tmp_path]).run(pipe)
+        assert pipe.closed
+        assert _rels(await _drain(pipe)) == ["a.jpg"]
+        assert await pipe.take(5) == []
 
-    async def test_markers_when_walk_raises(self, tmp_path: Path) -> None:
-        """The markers are put even when the walk raises, and the error propagates."""
+    async def test_closed_when_walk_raises(self, tmp_path: Path) -> None:
+        """The pipe is closed even when the walk raises, and the error propagates."""
 
         def explode(failure: FileFailure) -> None:
             raise RuntimeError(failure.reason)
@@ -463,84 +467,156 @@ class TestEndMarkers:
         _write(tmp_path / "real" / "a.jpg")
         walker = Walker([str(tmp_path / "real"), str(tmp_path / "nope")], max_file_size=10,
                         on_failure=explode)
-        queue: Queue = asyncio.Queue(maxsize=5)
+        pipe: Pipe[FileEntry] = Pipe(5)
         with pytest.raises(RuntimeError, match="source not found"):
-            await walker.run(queue, end_markers=3)
-        assert _drain(queue)[1:] == [None, None, None]
+            await walker.run(pipe)
+        assert _rels(await _drain(pipe)) == ["a.jpg"]
         assert not walker.stats.done
 
-    @pytest.mark.parametrize(("maxsize", "markers"), [(3, 2), (1, 3)])
-    async def test_markers_when_cancelled_with_full_queue(
-        self, tmp_path: Path, maxsize: int, markers: int
+    @pytest.mark.parametrize("capacity", [3, 1])
+    async def test_closed_when_cancelled_with_full_pipe(
+        self, tmp_path: Path, capacity: int
     ) -> None:
-        """Cancelled while blocked on a full queue: no hang, no entry lost, markers follow."""
+        """Cancelled while blocked on a full pipe: no hang, no entry lost, the end follows."""
         for index in range(5):
             _write(tmp_path / f"f{index}.jpg")
-        queue = _RecordingQueue(maxsize=maxsize)
-        task = asyncio.create_task(_walker([tmp_path]).run(queue, end_markers=markers))
-        await queue.blocked.wait()
+        pipe = _RecordingPipe(capacity)
+        task = asyncio.create_task(_walker([tmp_path]).run(pipe))
+        await pipe.blocked.wait()
         task.cancel()
         with capture_logs() as logs, pytest.raises(asyncio.CancelledError):
             await task
-        assert queue.full()
-        (event,) = _events(logs, "walk_cancelled")
-        assert event["deferred"] == markers
-        items = [await queue.get() for _ in range(maxsize + markers)]
-        assert _rels([item for item in items if item is not None]) == [
-            f"f{index}.jpg" for index in range(maxsize)
-        ]
-        assert items[maxsize:] == [None] * markers
-        assert queue.empty()
+        assert pipe.full() and pipe.closed
+        assert len(_events(logs, "walk_cancelled")) == 1
+        assert _rels(await _drain(pipe)) == [f"f{index}.jpg" for index in range(capacity)]
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # nothing left behind
 
-    async def test_markers_when_cancelled_with_room(self, tmp_path: Path) -> None:
-        """Cancelled mid-walk with room left: queued entries stay, the markers follow them."""
+    async def test_closed_when_cancelled_with_room(self, tmp_path: Path) -> None:
+        """Cancelled mid-walk with room left: entries already put stay, then the end."""
         _write(tmp_path / "a.jpg")
         _write(tmp_path / "d" / "b.jpg")
-        queue = _RecordingQueue(maxsize=10)
-        task = asyncio.create_task(_walker([tmp_path]).run(queue, end_markers=2))
-        await queue.first_put.wait()
+        pipe = _RecordingPipe(10)
+        task = asyncio.create_task(_walker([tmp_path]).run(pipe))
+        await pipe.first_put.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        items = _drain(queue)
-        assert items[1:] == [None, None]
-        assert isinstance(items[0], FileEntry) and items[0].rel_path == "a.jpg"
+        assert _rels(await _drain(pipe)) == ["a.jpg"]
 
-    async def test_negative_markers(self) -> None:
-        """A negative marker count is refused."""
-        with pytest.raises(ValueError, match="end_markers"):
-            await _walker([]).run(asyncio.Queue(), end_markers=-1)
+    async def test_cancelled_before_it_started(self, tmp_path: Path) -> None:
+        """A walk cancelled before its first step still ends its pipe (closes_with)."""
+        _write(tmp_path / "a.jpg")
+        pipe: Pipe[FileEntry] = Pipe(10)
+        task = pipe.closes_with(asyncio.create_task(_walker([tmp_path]).run(pipe)))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pipe.closed and await pipe.take(5) == []
 
 
 class TestBackpressure:
-    """The bounded queue holds the walker back without losing anything."""
+    """The bounded pipe holds the walker back without losing anything."""
 
     async def test_slow_consumer_gets_every_file(self, tmp_path: Path) -> None:
-        """With maxsize 2 and a consumer that only takes when the walker waits, all files arrive."""
+        """With capacity 2 and a consumer that only takes when the walker waits, all files
+        arrive."""
         names = [f"d{d}/f{f}.jpg" for d in range(3) for f in range(4)]
         for name in names:
             _write(tmp_path / name)
-        queue = _RecordingQueue(maxsize=2)
-        producer = asyncio.create_task(_walker([tmp_path]).run(queue, end_markers=1))
-        got = await _slow_consumer(queue, producer)
+        pipe = _RecordingPipe(2)
+        producer = asyncio.create_task(_walker([tmp_path]).run(pipe))
+        got = await _slow_consumer(pipe, producer)
         await producer
         assert _rels(got) == names
-        assert queue.full_puts >= len(names) - 2
+        assert pipe.full_puts >= len(names) - 2
 
 
-async def _slow_consumer(queue: _RecordingQueue, producer: asyncio.Task[None]) -> list[FileEntry]:
-    """Take one item each time the producer is stuck on a full queue (or has finished)."""
+async def _slow_consumer(pipe: _RecordingPipe, producer: asyncio.Task[None]) -> list[FileEntry]:
+    """Take one item each time the producer is stuck on a full pipe (or has finished)."""
     got: list[FileEntry] = []
     while True:
         if not producer.done():
-            waiter = asyncio.create_task(queue.blocked.wait())
+            waiter = asyncio.create_task(pipe.blocked.wait())
             await asyncio.wait({waiter, producer}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            queue.blocked.clear()
-        item = queue.get_nowait()
-        if item is None:
+            await asyncio.wait({waiter})
+            pipe.blocked.clear()
+        chunk = await pipe.take(1)
+        if not chunk:
             return got
-        got.append(item)
+        got += chunk
+
+
+class TestBigDirectories:
+    """A directory bigger than one scan chunk is listed in chunks: bounded memory, every file
+    once, unsorted; a small one is still sorted."""
+
+    @pytest.fixture
+    def small_chunks(self, monkeypatch: pytest.MonkeyPatch) -> int:
+        monkeypatch.setattr(walker_module, "SCAN_CHUNK", 7)
+        return 7
+
+    async def test_every_file_once_in_chunks(self, tmp_path: Path, small_chunks: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """50 files and 3 subdirectories through chunks of 7: each file exactly once, files of
+        the directory before those of its subdirectories, at most 7 records per hop."""
+        names = {f"f{index:02}.jpg" for index in range(50)}
+        for name in names:
+            _write(tmp_path / name)
+        for sub in ("s1", "s2", "s3"):
+            _write(tmp_path / sub / "x.jpg")
+        sizes: list[int] = []
+        real = walker_module._Scan.next_chunk
+
+        def spy(self: Any) -> Any:
+            listing = real(self)
+            sizes.append(len(listing.records))
+            return listing
+
+        monkeypatch.setattr(walker_module._Scan, "next_chunk", spy)
+        walker = _walker([tmp_path])
+        got = _rels(await _walk(walker))
+        assert sorted(got[:50]) == sorted(names)
+        assert sorted(got[50:]) == ["s1/x.jpg", "s2/x.jpg", "s3/x.jpg"]
+        assert max(sizes) == small_chunks and sum(sizes) == 53 + 3
+        assert walker.stats.dirs_walked == 4 and walker.stats.files_found == 53
+
+    async def test_small_directory_sorted(self, tmp_path: Path, small_chunks: int) -> None:
+        """A directory that fits one chunk comes out in name order."""
+        for name in ["c.jpg", "a.jpg", "b.jpg", "e.jpg", "d.jpg"]:
+            _write(tmp_path / name)
+        assert _rels(await _walk(_walker([tmp_path]))) == [
+            "a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+
+    async def test_exactly_one_chunk(self, tmp_path: Path, small_chunks: int) -> None:
+        """A directory of exactly SCAN_CHUNK entries is one chunk (read ahead by one)."""
+        for index in range(small_chunks):
+            _write(tmp_path / f"f{index}.jpg")
+        assert _rels(await _walk(_walker([tmp_path]))) == [
+            f"f{index}.jpg" for index in range(small_chunks)]
+
+    async def test_cancelled_mid_directory_releases_listing(
+        self, tmp_path: Path, small_chunks: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A walk cancelled between the chunks of a directory closes its listing."""
+        for index in range(30):
+            _write(tmp_path / f"f{index:02}.jpg")
+        closed: list[str] = []
+        real_close = walker_module._Scan._close_now
+
+        def spy(self: Any) -> None:
+            if self._entries is not None:
+                closed.append(self.path)
+            real_close(self)
+
+        monkeypatch.setattr(walker_module._Scan, "_close_now", spy)
+        pipe = _RecordingPipe(3)
+        task = asyncio.create_task(_walker([tmp_path]).run(pipe))
+        await pipe.blocked.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert closed == [str(tmp_path)]
 
 
 class TestThreadHops:

@@ -11,7 +11,6 @@ Bytes names are made with ``os.open(bytes)`` (Linux keeps any bytes but ``/`` an
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkup.models import FileEntry, FileFailure
+from bulkup.pipeline.pipe import Pipe
 from bulkup.pipeline.walker import Walker
 from bulkup.targets import escaped, undecodable_problem
 
@@ -47,12 +47,9 @@ def _walker(roots: list[Path] | list[str], failures: list[FileFailure] | None = 
 
 
 async def _walk(walker: Walker) -> list[FileEntry]:
-    queue: asyncio.Queue[FileEntry | None] = asyncio.Queue()
-    await walker.run(queue, end_markers=1)
-    entries: list[FileEntry] = []
-    while (item := queue.get_nowait()) is not None:
-        entries.append(item)
-    return entries
+    pipe: Pipe[FileEntry] = Pipe(10**6)
+    await walker.run(pipe)
+    return [entry async for chunk in pipe.chunks(1000) for entry in chunk]
 
 
 def _rels(entries: list[FileEntry]) -> list[str]:
