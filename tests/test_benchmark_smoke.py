@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.bench  # not in the default run: `pytest -m bench` (.ci/run runs both)
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
