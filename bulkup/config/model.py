@@ -42,6 +42,7 @@ from bulkup.config.checks import (
 )
 from bulkup.config.filters import AGE_HELP, age_seconds_before
 from bulkup.config.proxy import DIRECT, parse_proxy
+from bulkup.config.timetable import parse_bwlimit
 from bulkup.errors import ConfigError
 from bulkup.protocol.enums import EmailSetting
 from bulkup.protocol.namespaces import KNOWN_NAMESPACES, NS_2014_04_03
@@ -222,8 +223,15 @@ class UploadConfig:
         wait_timeout_s: Longest wait for the server to finish processing the job, seconds.
         event_loop: ``auto`` (asyncio's own loop for plain HTTP, where it can ``sendfile()``
             large files from the page cache; uvloop for HTTPS), ``uvloop`` or ``asyncio``.
-        read_helper: Read small files in a helper process (off the event loop's core); when
-            false, or when the helper cannot start, they are read in process.
+        read_helper: Read small files in a helper process (off the event loop's core) on
+            plain HTTP; when false, over HTTPS, or when the helper cannot start, they are read
+            in process.
+        bwlimit: Cap on request body bytes a second for the whole run: a rate (``10M``,
+            ``512k``, ``off``) or rclone's timetable (``"08:00,512k 19:00,off"``, local time,
+            ``Mon-08:00,...`` for a weekday); see :mod:`bulkup.config.timetable`. SIGUSR2
+            toggles it off and on. None: no limit.
+        tpslimit: Cap on POSTs started a second for the whole run (0 or None: none).
+        tpslimit_burst: POSTs that may start at once under ``tpslimit`` (default 1).
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -293,6 +301,9 @@ class UploadConfig:
     wait_timeout_s: float = 3600.0
     event_loop: EventLoopChoice = "auto"
     read_helper: bool = True
+    bwlimit: str | None = None
+    tpslimit: float | None = None
+    tpslimit_burst: int = 1
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -361,6 +372,9 @@ class UploadConfig:
             check_bool(self, name)
         check_seconds(self, "wait_timeout_s")
         check_choice(self, "event_loop", ("auto", "uvloop", "asyncio"))
+        _check_bwlimit(self)
+        _check_tpslimit(self)
+        check_int(self, "tpslimit_burst", 1)
         if not isinstance(self.upload_params, UploadPostJob):
             got = type(self.upload_params).__name__
             fail("upload_params", f"must be an UploadPostJob, got {got}")
@@ -516,6 +530,29 @@ def _check_proxy(obj: UploadConfig) -> None:
     if not isinstance(value, str) or not value.strip():
         fail("proxy", f"must be a proxy URL (http://host:port) or {DIRECT!r}")
     parse_proxy(value, "proxy")
+
+
+def _check_bwlimit(obj: UploadConfig) -> None:
+    value = obj.bwlimit
+    if value is None:
+        return
+    if not isinstance(value, str):
+        fail("bwlimit", f"must be a rate (10M, 512k, off) or a timetable, got {shown(value)}")
+    try:
+        parse_bwlimit(value)
+    except ConfigError as exc:
+        fail("bwlimit", str(exc).removeprefix("bwlimit "))
+
+
+def _check_tpslimit(obj: UploadConfig) -> None:
+    value = obj.tpslimit
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value >= 0):
+        fail("tpslimit", f"must be a number of POSTs a second (0: no limit), got "
+                         f"{shown(value)}")
+    object.__setattr__(obj, "tpslimit", float(value))
 
 
 def _check_source_ip(obj: UploadConfig) -> None:

@@ -65,7 +65,6 @@ from bulkup.report import EXIT_FATAL, EXIT_USAGE, UploadReport
 from bulkup.retry import Sleep, unless_stopped
 from bulkup.stats import Failures, Stats, StatsSnapshot
 from bulkup.transport.client import UploadClient
-from bulkup.transport.reader import HelperReader
 
 log = structlog.get_logger("bulkup.pipeline.run")
 END_JOB_TIMEOUT_S = 600.0
@@ -140,16 +139,12 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         coordinator = JobCoordinator(JobSettings.from_config(config), deps=deps, links=JobLinks(
             recorder=recorder, status=monitor,
             resume=(resume.handle, resume.name) if resume else None))
-        reader = HelperReader() if config.read_helper and not setup_failure else None
-        if reader is not None:
-            await reader.start()
         sender = BatchSender(SenderSettings.from_config(config), deps=deps,
                              coordinator=coordinator,
-                             outcomes=Outcomes(failures, _receipts(recorder, planner, ledger)),
-                             reader=reader)
+                             outcomes=Outcomes(failures, _receipts(recorder, planner, ledger)))
         fatal = setup_failure or await _unless_aborted(
-            _send_and_close(config, walker, planner, sender, coordinator, stats, stop, hooks,
-                            reader), abort, stop)
+            _send_and_close(config, walker, planner, sender, coordinator, stats, stop, hooks),
+            abort, stop)
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():
             handles += await recorder.earlier_unconfirmed_jobs(handles)
@@ -194,17 +189,13 @@ async def _still_open(resume: ResumableJob | None, monitor: JobMonitor | None,
 
 async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPlanner,
                           sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
-                          stop: asyncio.Event, hooks: RunHooks,
-                          reader: HelperReader | None) -> Fatal | None:
+                          stop: asyncio.Event, hooks: RunHooks) -> Fatal | None:
     """The pipeline, then endJob; returns why the run failed, if it did."""
     fatal: Fatal | None = None
     try:
         await _pipeline(config, walker, planner, sender, coordinator, stats, stop, hooks)
     except BaseExceptionGroup as group:  # from the TaskGroup
         fatal = _fatal_reason(group)
-    finally:
-        if reader is not None:
-            await reader.close()
     return await _close_job(coordinator, fatal, stop.is_set())
 
 

@@ -38,7 +38,7 @@ from bulkup.retry import Attempts, RetryPolicy, call_with_retry
 from bulkup.stats import Failures
 from bulkup.targets import escaped, header_file_name
 from bulkup.transport.body import BatchBody, file_part_header, new_boundary
-from bulkup.transport.reader import FilePart, SmallFileReader, restat
+from bulkup.transport.reader import FilePart, restat
 
 log = structlog.get_logger("bulkup.pipeline.sender")
 OnPosted = Callable[[list[FileEntry], str], Awaitable[None]]
@@ -75,14 +75,12 @@ class BatchSender:
     """Delivers batches into the coordinator's job."""
 
     def __init__(self, settings: SenderSettings, *, deps: Deps, coordinator: JobCoordinator,
-                 outcomes: Outcomes, reader: SmallFileReader | None = None) -> None:
-        """``reader`` reads the small files (None: on the loop's thread); once ``deps.stop``
-        is set no POST is started and no failed one retried."""
+                 outcomes: Outcomes) -> None:
+        """Once ``deps.stop`` is set no POST is started and no failed one retried."""
         self._settings, self._coordinator = settings, coordinator
         self._client, self._stats, self._stop = deps.client, deps.stats, deps.stop
         self._sleep, self._rng = deps.sleep, deps.rng
         self._failures, self._on_posted = outcomes.failures, outcomes.on_posted
-        self._reader = reader
         self._resends: dict[str, int] = {}  # path: resends after it changed while being sent
 
     async def send(self, batch: Batch) -> None:
@@ -130,12 +128,7 @@ class BatchSender:
                 raise RunStopping("the run is stopping: the POST was not sent")
             handle = await self._coordinator.current_handle()
             body = self._body(entries, handle)
-            try:
-                answer = await self._client.post(body)
-            except Exception:
-                if body.source_failure is not None:
-                    raise body.source_failure from None
-                raise
+            answer = await self._client.post(body)
             if answer.job_handle != handle:
                 raise HandleMismatch(f"the answer named job {answer.job_handle!r}, not "
                                      f"{handle!r}: not an acknowledgement")
@@ -162,7 +155,7 @@ class BatchSender:
             parts = [FilePart(e, file_part_header(boundary, i, e.target))
                      for i, e in enumerate(entries, 1)]
         return BatchBody(boundary=boundary, head=head, files=parts,
-                         chunk_size=self._settings.chunk_size, reader=self._reader)
+                         chunk_size=self._settings.chunk_size)
 
     def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
         log.warning("post_retry", attempt=attempt, wait_s=round(wait_s, 3),

@@ -5,20 +5,20 @@ Layout (spec §2.2, D-04): the ``auth`` part, the ``uploadParams`` part, then ``
 Content-Length (D-18) and no chunked encoding.
 
 How bytes move (measured in ``benchmarks/``): consecutive small files are grouped up to
-``chunk_size`` bytes, and a :class:`~bulkup.transport.reader.SmallFileReader` hands back each group
-laid out as form parts in one buffer (by default the read helper process reads them on another
-core; see :mod:`bulkup.transport.reader`), the next group read ahead while this one is sent. On
-plain TCP on asyncio's loop the helper writes each group into the connection itself and hands back
-only what did not fit; the body then waits until the connection has taken everything before each
-group, and reads no group ahead. A large file goes alone: ``sendfile()`` on plain HTTP on asyncio's
-loop, else ``chunk_size`` chunks, one thread hop each. Part headers and other small writes are
-merged into ~64 KiB writes; big buffers pass through uncopied. aiofiles is not used here: it costs
-a thread round trip per read call, which is the very cost this module avoids (see README, "Why not
-aiofiles on the hot path").
+``chunk_size`` bytes, and the :class:`~bulkup.transport.reader.SmallFileReader` the client gives
+the body hands back each group laid out as form parts in one buffer, the next group read ahead
+while this one is sent. Where the connection can take them from another process (plain HTTP on
+asyncio's loop, no bandwidth limit: :attr:`Wire.can_hand_over <bulkup.transport.wire.Wire>`)
+and the reader is the read helper, the helper writes each group into the connection itself and
+hands back only what did not fit; the body then reads no group ahead. A large file goes alone:
+by ``sendfile()`` where the wire offers it, else in ``chunk_size`` chunks, one thread hop each.
+Everything that touches the socket is in :mod:`bulkup.transport.wire`. aiofiles is not used
+here: it costs a thread round trip per read call, which is the very cost this module avoids
+(see README, "Why not aiofiles on the hot path").
 
 A file whose size differs from what the walker saw fails the POST with
-:class:`SourceChangedError`, recorded in :attr:`BatchBody.source_failure` (aiohttp may wrap
-exceptions raised while it writes a body).
+:class:`SourceChangedError`; aiohttp wraps what a body raises, and the client unwraps it
+(:func:`bulkup.transport.client.mapped_errors`), so the sender sees the body's own error.
 
 What is sent is what was walked: once a file's last byte is read (small files by the reader,
 large ones here, whichever way they travel), one ``fstat`` on the descriptor read from checks
@@ -28,9 +28,8 @@ the POST is cut short of its Content-Length, which the servlet drops whole (spec
 sender resends the batch.
 
 Every byte handed to the connection is counted into :attr:`BatchBody.meter` (the run's
-:class:`~bulkup.stats.Stats`, set by the client) as it goes: one integer add per write, per
-group the helper wrote directly, per ``sendfile()`` piece (large files go in
-:data:`SENDFILE_PIECE` pieces so the count moves during them too).
+:class:`~bulkup.stats.Stats`, set by the client) as it goes, and paced by :attr:`BatchBody.pace`
+(the run's bandwidth limit, set by the client) when there is one.
 """
 
 from __future__ import annotations
@@ -50,9 +49,8 @@ from bulkup.models import FileEntry
 from bulkup.stats import Stats
 from bulkup.transport import read_helper
 from bulkup.transport.reader import FilePart, InProcessReader, SmallFileReader
+from bulkup.transport.wire import Pace, Wire
 
-MERGE_BYTES = 64 * 1024
-SENDFILE_PIECE = 8 * 1024 * 1024
 CRLF = b"\r\n"
 _UNSAFE_IN_HEADER = re.compile('["\\\\;\r\n]')
 
@@ -88,7 +86,6 @@ class BatchBody(Payload):
     def __init__(self, *, boundary: str, head: bytes, files: Sequence[FilePart],
                  chunk_size: int, reader: SmallFileReader | None = None) -> None:
         self.boundary = boundary
-        self._reader = reader or InProcessReader()
         self._head = head
         self._files = tuple(files)
         self._chunk_size = chunk_size
@@ -97,8 +94,10 @@ class BatchBody(Payload):
         super().__init__(None, content_type=content_type)
         self._size = (len(head) + len(self._closing)
                       + sum(len(p.header) + p.entry.size + 2 for p in self._files))
-        self.source_failure: SourceError | None = None
-        self.meter: Stats | None = None  # counts bytes_sent; set by the client per POST
+        # Set by the client for each POST: how small files are read, what counts and paces.
+        self.reader: SmallFileReader = reader or InProcessReader()
+        self.meter: Stats | None = None
+        self.pace: Pace | None = None
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a streamed upload body cannot be decoded")
@@ -109,165 +108,79 @@ class BatchBody(Payload):
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         """Send the whole body; raises SourceChangedError if a file changed on disk."""
-        out = _MergingWriter(writer, self.meter)
-        await out.write(self._head)
+        wire = Wire(writer, self.meter, self.pace)
+        await wire.write(self._head)
         groups = list(_groups(self._files, self._chunk_size))
-        transport = out.sendfile_transport() if self._reader.writes_direct else None
-        if transport is not None:
-            await self._write_direct(out, transport, groups)
+        if self.reader.writes_direct and wire.can_hand_over:
+            await self._write_direct(wire, groups)
         else:
-            await self._write_read_ahead(out, groups)
-        await out.write(self._closing)
-        await out.flush()
+            await self._write_read_ahead(wire, groups)
+        await wire.write(self._closing)
+        await wire.flush()
 
-    async def _write_read_ahead(self, out: _MergingWriter,
-                                groups: list[list[FilePart]]) -> None:
+    async def _write_read_ahead(self, wire: Wire, groups: list[list[FilePart]]) -> None:
         reads: dict[int, asyncio.Task[bytes | bytearray]] = {}
         try:
             for index, group in enumerate(groups):
                 if self._is_large(group):
-                    await self._write_large(out, group[0])
+                    await self._write_large(wire, group[0])
                     continue
                 reading = reads.pop(index, None) or self._start_read(group)
                 if index + 1 < len(groups) and not self._is_large(groups[index + 1]):
                     reads[index + 1] = self._start_read(groups[index + 1])  # read ahead
-                await out.write(await self._guarded(reading))
+                await wire.write(await reading)
         finally:
             for task in reads.values():
                 task.cancel()
 
-    async def _write_direct(self, out: _MergingWriter, transport: asyncio.Transport,
-                            groups: list[list[FilePart]]) -> None:
+    async def _write_direct(self, wire: Wire, groups: list[list[FilePart]]) -> None:
         """Each small group written into the connection by the reader, the rest by us."""
         for group in groups:
             if self._is_large(group):
-                await self._write_large(out, group[0])
+                await self._write_large(wire, group[0])
                 continue
-            await out.until_sent(transport)
-            fd = _open_connection_fd(transport)  # read again after every await (see there)
-            rest = await self._guarded(self._reader.parts(group, direct_to=fd))
-            out.count(_group_bytes(group) - len(rest))  # what the helper wrote itself
-            await out.write(rest)
+            rest = await self.reader.parts(group, direct_to=await wire.hand_over())
+            wire.count(_group_bytes(group) - len(rest))  # what the helper wrote itself
+            await wire.write(rest)
 
     def _is_large(self, group: list[FilePart]) -> bool:
         return len(group) == 1 and group[0].entry.size > self._chunk_size
 
     def _start_read(self, group: list[FilePart]) -> asyncio.Task[bytes | bytearray]:
-        task = asyncio.get_running_loop().create_task(self._reader.parts(group))
+        task = asyncio.get_running_loop().create_task(self.reader.parts(group))
         task.add_done_callback(_consume_outcome)
         return task
 
-    async def _write_large(self, out: _MergingWriter, part: FilePart) -> None:
-        await out.write(part.header)
-        handle = await self._guarded(asyncio.to_thread(_open_checked, part.entry))
+    async def _write_large(self, wire: Wire, part: FilePart) -> None:
+        await wire.write(part.header)
+        handle = await asyncio.to_thread(_open_checked, part.entry)
         try:
-            transport = out.sendfile_transport()
-            if transport is not None:
-                await out.flush()
-                await self._sendfile(transport, handle, part.entry)
+            if wire.can_sendfile:
+                sent = await wire.sendfile(handle, 0, part.entry.size)
+                if sent != part.entry.size:
+                    raise SourceChangedWhileSent(part.entry.path,
+                                                 "file shrank while it was being sent")
             else:
-                await self._copy_in_chunks(out, handle, part.entry)
-            await self._guarded(asyncio.to_thread(_check_at_end, handle, part.entry))
+                await self._copy_in_chunks(wire, handle, part.entry)
+            await asyncio.to_thread(_check_at_end, handle, part.entry)
         finally:
             handle.close()
-        await out.write(CRLF)
+        await wire.write(CRLF)
 
-    async def _copy_in_chunks(self, out: _MergingWriter, handle: Any, entry: FileEntry) -> None:
+    async def _copy_in_chunks(self, wire: Wire, handle: Any, entry: FileEntry) -> None:
         """The file in ``chunk_size`` reads, the next one read (on a thread) while this one is
         written (over TLS: encrypted on the loop's thread), so the two overlap."""
         sizes = _chunk_sizes(entry.size, self._chunk_size)
         reading = _start_thread_read(handle, next(sizes, 0), entry)
         try:
             while reading is not None:
-                chunk = await self._guarded(reading)
+                chunk = await reading
                 size = next(sizes, 0)
                 reading = _start_thread_read(handle, size, entry) if size else None
-                await out.write(chunk)
+                await wire.write(chunk)
         finally:
             if reading is not None:  # the write failed: let the read end before the file closes
                 await asyncio.wait([reading])
-
-    async def _sendfile(self, transport: asyncio.Transport, handle: Any,
-                        entry: FileEntry) -> None:
-        """Zero-copy from the page cache to the socket (plain HTTP on asyncio's loop), in
-        :data:`SENDFILE_PIECE` pieces, each counted as sent once the kernel took it."""
-        loop = asyncio.get_running_loop()
-        offset = 0
-        while offset < entry.size:
-            piece = min(SENDFILE_PIECE, entry.size - offset)
-            sent = await loop.sendfile(transport, handle, offset, piece)
-            if self.meter is not None:
-                self.meter.bytes_sent += sent
-            offset += sent
-            if sent != piece:
-                self.source_failure = SourceChangedWhileSent(entry.path, "file shrank while it "
-                                                                         "was being sent")
-                raise self.source_failure
-
-    async def _guarded(self, work: Any) -> Any:
-        try:
-            return await work
-        except SourceError as exc:
-            self.source_failure = exc
-            raise
-
-
-class _MergingWriter:
-    """Merges small writes into ~64 KiB ones; passes big chunks through uncopied; counts what
-    it hands to the connection into ``meter``."""
-
-    def __init__(self, writer: AbstractStreamWriter, meter: Stats | None = None) -> None:
-        self._writer = writer
-        self._buffer = bytearray()
-        self._meter = meter
-
-    def count(self, size: int) -> None:
-        """``size`` more bytes went to the connection (not through :meth:`write`)."""
-        if self._meter is not None:
-            self._meter.bytes_sent += size
-
-    def sendfile_transport(self) -> asyncio.Transport | None:
-        """The socket transport when the loop can sendfile() on it (plain TCP on asyncio's
-        own loop; uvloop has no sendfile and TLS needs the bytes in user space)."""
-        transport = getattr(self._writer, "transport", None)
-        loop = asyncio.get_running_loop()
-        if transport is None or transport.get_extra_info("sslcontext") is not None:
-            return None
-        if type(loop).__module__.startswith("uvloop"):
-            return None
-        return transport  # type: ignore[no-any-return]
-
-    async def until_sent(self, transport: asyncio.Transport) -> None:
-        """Flush, then wait until the transport has handed every byte to the kernel."""
-        await self.flush()
-        if not transport.get_write_buffer_size():
-            return
-        low, high = transport.get_write_buffer_limits()
-        transport.set_write_buffer_limits(high=0)  # the protocol stays paused until empty
-        try:
-            await self._writer.drain()
-        finally:
-            transport.set_write_buffer_limits(high=high, low=low)
-
-    async def write(self, data: bytes | bytearray) -> None:
-        if len(data) >= MERGE_BYTES:
-            await self.flush()
-            await self._writer.write(data)
-            if self._meter is not None:
-                self._meter.bytes_sent += len(data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= MERGE_BYTES:
-            await self.flush()
-
-    async def flush(self) -> None:
-        if self._buffer:
-            # hand the filled buffer over and start a new one: no copy, and the transport may
-            # keep a reference to what it was given, so a given buffer is never written again
-            data, self._buffer = self._buffer, bytearray()
-            await self._writer.write(data)
-            if self._meter is not None:
-                self._meter.bytes_sent += len(data)
 
 
 def _groups(files: Sequence[FilePart], chunk_size: int) -> Iterator[list[FilePart]]:
@@ -309,16 +222,6 @@ def _open_checked(entry: FileEntry) -> Any:
         raise SourceChangedError(entry.path, f"size changed from {entry.size} to {size} bytes "
                                              "since the walk")
     return handle
-
-
-def _open_connection_fd(transport: asyncio.Transport) -> int:
-    """The connection's descriptor, taken with no await before it is handed on: once the
-    transport has closed, its number may already belong to another connection."""
-    sock = transport.get_extra_info("socket")
-    fd = sock.fileno() if sock is not None and not transport.is_closing() else -1
-    if fd < 0:
-        raise ConnectionResetError("the connection closed while the body was being sent")
-    return fd
 
 
 def _chunk_sizes(total: int, chunk_size: int) -> Iterator[int]:

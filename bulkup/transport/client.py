@@ -20,6 +20,12 @@ but the configured URL.
 Progress is counted here, in one place: :meth:`UploadClient.post` keeps the run's
 ``posts_in_flight`` and hands the body the run's :class:`~bulkup.stats.Stats` to count the bytes
 it writes (``bytes_sent``).
+
+The client also decides how a body's bytes travel, so nothing above it knows: it hands each body
+the run's small-file reader (the read helper on plain HTTP, started with the first POST and
+stopped with the client; in process over HTTPS, see :func:`small_file_reader`) and the run's
+bandwidth limit, and takes one token of the run's POST limit before each POST
+(:mod:`bulkup.transport.limits`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from bulkup import __version__
 from bulkup.config.model import UploadConfig
 from bulkup.config.proxy import Proxy, proxy_for
 from bulkup.errors import (
+    BulkupError,
     CertificateError,
     ConnectError,
     ProtocolError,
@@ -54,6 +61,8 @@ from bulkup.protocol import MAX_RESPONSE_BYTES, UploadPostReturn, parse_upload_r
 from bulkup.protocol.soap import MAX_SOAP_RESPONSE_BYTES, parse_soap_response
 from bulkup.stats import Stats
 from bulkup.transport.body import BatchBody
+from bulkup.transport.limits import BandwidthLimit, PostLimit, bandwidth_limit, post_limit
+from bulkup.transport.reader import HelperReader, InProcessReader, SmallFileReader
 
 log = structlog.get_logger("bulkup.transport.client")
 USER_AGENT = f"bulkup/{__version__}"
@@ -66,32 +75,54 @@ _FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "any": socket.AF_U
 
 @contextlib.contextmanager
 def mapped_errors(url: str, proxy: Proxy | None = None) -> Iterator[None]:
-    """Translate aiohttp and socket errors into the bulkup tree (the only such seam)."""
+    """Translate aiohttp and socket errors into the bulkup tree (the only such seam).
+
+    aiohttp wraps what a body raises while it is written (``ClientConnectionError``, or
+    ``ClientOSError`` for an ``OSError``, with the body's exception as ``__cause__``): a bulkup
+    error found there (a file that changed, the read helper lost) is raised as itself."""
     try:
         yield
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise RequestTimeout(f"timed out talking to {url}") from exc
-    except aiohttp.ClientProxyConnectionError as exc:
-        raise ConnectError(f"cannot connect to the proxy {_shown(proxy)} for {url}: "
-                           f"{exc.os_error.strerror or exc}") from exc
-    except aiohttp.ClientHttpProxyError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
+        raised_by_body = _bulkup_cause(exc)
+        if raised_by_body is not None:
+            raise raised_by_body from None
+        # a proxy's answer is not chained: its headers may carry the proxy's credentials
+        hidden = isinstance(exc, aiohttp.ClientHttpProxyError)
+        raise _mapped(exc, url, proxy) from (None if hidden else exc)
+
+
+def _bulkup_cause(exc: BaseException) -> BulkupError | None:
+    """The first bulkup error among ``exc``'s causes."""
+    cause = exc.__cause__
+    for _ in range(8):
+        if cause is None or isinstance(cause, BulkupError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def _mapped(exc: aiohttp.ClientError | OSError, url: str, proxy: Proxy | None) -> BulkupError:
+    """The bulkup error an aiohttp or socket error means."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return RequestTimeout(f"timed out talking to {url}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ConnectError(f"cannot connect to the proxy {_shown(proxy)} for {url}: "
+                            f"{exc.os_error.strerror or exc}")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
         problem = f"the proxy {_shown(proxy)} answered HTTP {exc.status} for {url}"
         if exc.status in (403, 407):
-            raise ProxyRefused(f"{problem}: it refuses to carry the request (check the "
-                               "proxy URL's user:password)") from None
-        raise TransportError(problem) from None
-    except aiohttp.ClientConnectorCertificateError as exc:
-        raise CertificateError(f"TLS certificate of {url} not trusted "
-                               f"({exc.certificate_error}); give its CA with --ca-bundle") \
-            from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ETIMEDOUT:
-            raise RequestTimeout(f"{url} stopped taking the upload (connection timed out "
-                                 "while sending; stall_timeout_s)") from exc
-        raise TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}") \
-            from exc
+            return ProxyRefused(f"{problem}: it refuses to carry the request (check the "
+                                "proxy URL's user:password)")
+        return TransportError(problem)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return CertificateError(f"TLS certificate of {url} not trusted "
+                                f"({exc.certificate_error}); give its CA with --ca-bundle")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}")
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ETIMEDOUT:
+        return RequestTimeout(f"{url} stopped taking the upload (connection timed out "
+                              "while sending; stall_timeout_s)")
+    return TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}")
 
 
 def _shown(proxy: Proxy | None) -> str:
@@ -154,17 +185,34 @@ def stall_limited_sockets(stall_timeout_s: float) -> Callable[[Any], socket.sock
     return make
 
 
+def small_file_reader(config: UploadConfig, url: str) -> SmallFileReader:
+    """How a run reads its small files: the read helper on plain HTTP, where it writes them
+    into the connection itself; in process over HTTPS, where every byte passes through the
+    uploader to be encrypted anyway and the helper was measured level at best (100,000 ×
+    16 KiB over TLS, benchmarks/README.md), or when ``read_helper`` is off."""
+    if config.read_helper and url.startswith("http:"):
+        return HelperReader()
+    return InProcessReader()
+
+
 class UploadClient:
     """Sends prepared bodies to the servlet and classifies the answers (spec §4.5)."""
 
     def __init__(self, config: UploadConfig, url: str,
-                 environ: Mapping[str, str] = os.environ, *, stats: Stats | None = None) -> None:
+                 environ: Mapping[str, str] = os.environ, *, stats: Stats | None = None,
+                 bwlimit: BandwidthLimit | None = None, tpslimit: PostLimit | None = None,
+                 reader: SmallFileReader | None = None) -> None:
+        """``bwlimit``, ``tpslimit`` and ``reader`` default to what ``config`` asks for."""
         self._config = config
         self._stats = stats if stats is not None else Stats()
         self.url = url
         self._session: aiohttp.ClientSession | None = None
         self._environ = environ
         self._proxies: dict[str, Proxy | None] = {}
+        self._bwlimit = bwlimit if bwlimit is not None else bandwidth_limit(config)
+        self._tpslimit = tpslimit if tpslimit is not None else post_limit(config)
+        self.reader = reader if reader is not None else small_file_reader(config, url)
+        self._reader_started: asyncio.Task[None] | None = None
 
     def _proxy(self, url: str) -> Proxy | None:
         """The proxy for ``url`` (decided once per URL; said once in the log)."""
@@ -193,13 +241,28 @@ class UploadClient:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._session is not None:
-            await self._session.close()
+        try:
+            if self._session is not None:
+                await self._session.close()
+        finally:
+            await self.reader.close()
+
+    async def _started_reader(self) -> SmallFileReader:
+        """The run's reader, started with the first POST (once; the read helper starts in
+        about 10 ms, and a run with nothing to send never starts it)."""
+        if self._reader_started is None:
+            self._reader_started = asyncio.ensure_future(self.reader.start())
+        await asyncio.shield(self._reader_started)
+        return self.reader
 
     async def post(self, body: BatchBody) -> UploadPostReturn:
         """POST one body; returns the handle or raises a classified error."""
         assert self._session is not None, "use 'async with UploadClient(...)'"
         headers = {"Content-Type": body.content_type}
+        if self._tpslimit is not None:
+            await self._tpslimit.take()
+        body.reader = await self._started_reader()
+        body.pace = self._bwlimit
         stats = body.meter = self._stats
         stats.posts_in_flight += 1
         try:

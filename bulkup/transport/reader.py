@@ -78,11 +78,23 @@ class SmallFileReader(Protocol):
                     direct_to: int | None = None) -> bytes | bytearray:
         """The group's parts still to be sent (all of them unless ``direct_to`` took some)."""
 
+    async def start(self) -> None:
+        """Get ready (before the first :meth:`parts` that should not be read in process)."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` took."""
+
 
 class InProcessReader:
     """Reads on the calling thread: three system calls a file, no thread hop."""
 
     writes_direct = False
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     async def parts(self, group: Sequence[FilePart], direct_to: int | None = None) -> bytes:
         return small_parts(group)

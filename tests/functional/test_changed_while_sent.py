@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from bulkup.pipeline import run as uploader_module
 from bulkup.pipeline.run import run_upload
 from bulkup.transport import body as body_module
+from bulkup.transport import client as client_module
 from bulkup.transport import read_helper
+from bulkup.transport import wire as wire_module
 from bulkup.transport.reader import HELPER_SCRIPT, HelperReader
 
 from .conftest import Emulator, make_tree
@@ -97,7 +98,7 @@ def tear_in_helper(monkeypatch: pytest.MonkeyPatch, victim: str, times: int,
         helpers.append(HelperReader(python=sys.executable, script=script))
         return helpers[-1]
 
-    monkeypatch.setattr(uploader_module, "HelperReader", make)
+    monkeypatch.setattr(client_module, "HelperReader", make)
 
 
 def tear_sendfile(monkeypatch: pytest.MonkeyPatch, victim: str, times: int) -> None:
@@ -131,7 +132,7 @@ def tear_chunks(monkeypatch: pytest.MonkeyPatch, victim: str, times: int) -> Non
             rewrite(victim, times - left[0])
         return data
 
-    monkeypatch.setattr(body_module._MergingWriter, "sendfile_transport", lambda self: None)
+    monkeypatch.setattr(wire_module.Wire, "can_sendfile", property(lambda self: False))
     monkeypatch.setattr(body_module, "_read_exact", tearing)
 
 

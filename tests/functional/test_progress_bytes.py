@@ -19,7 +19,7 @@ from bulkup.config.model import UploadConfig
 from bulkup.pipeline.run import RunHooks, run_upload
 from bulkup.report import UploadReport
 from bulkup.stats import StatsSnapshot
-from bulkup.transport import body as body_module
+from bulkup.transport import wire as wire_module
 
 from .conftest import make_tree
 from .scripted import answer
@@ -108,7 +108,7 @@ async def test_a_large_file_counts_as_sent_before_the_answer(scripted: Any,
 async def test_a_large_file_sent_in_chunks_counts_too(scripted: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """No sendfile (uvloop, TLS): the chunked copy through the merging writer."""
-    monkeypatch.setattr(body_module._MergingWriter, "sendfile_transport", lambda self: None)
+    monkeypatch.setattr(wire_module.Wire, "can_sendfile", property(lambda self: False))
     await held_upload(scripted, tmp_path, LARGE)
 
 
@@ -116,7 +116,7 @@ async def test_the_count_moves_during_a_large_sendfile(scripted: Any, tmp_path: 
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A large file goes in sendfile() pieces, each counted once the kernel took it: the server
     sees the count grow while the body is still coming in."""
-    monkeypatch.setattr(body_module, "SENDFILE_PIECE", 64 * 1024)
+    monkeypatch.setattr(wire_module, "SENDFILE_PIECE", 64 * 1024)
     counts: list[int] = []
 
     async def reply(request: web.Request, kind: str) -> web.Response:

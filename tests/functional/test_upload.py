@@ -118,20 +118,21 @@ class TestFaults:
     @pytest.mark.parametrize("seed", [1, 2, 3])
     async def test_fault_plan_every_file_arrives(self, start_emulator: Any, tmp_path: Path,
                                                  seed: int) -> None:
-        """Under 503s, cut connections and 30000s every file arrives exactly; retries counted.
+        """Under 503s, cut connections and 30000s every file arrives exactly, with the default
+        retry budget (5 attempts, 2 retries of a 30000); retries counted.
 
-        The workers' POSTs reach the plan in an order the scheduler picks, so which POST draws
-        which fault is not fixed by the seed. Each draw is a fault with chance 0.3, so the
-        budget must make a run of faults that exhausts it negligible: 8 attempts left
-        32 * 0.3**8 = 0.2% of runs failing (CI saw one); 20 leave about 1e-9.
+        One worker: the plan draws a fault per POST in arrival order, so with one POST at a
+        time the seed alone decides which POST gets which fault (with several workers the
+        scheduler would, and a budget would only make failure unlikely). These seeds need at
+        most 4 attempts for a POST and one 30000 each: the budget holds on every run.
         """
         server = await start_emulator(
             faults=f"seed={seed},http503=0.15,drop=0.1,fault30000=0.05")
         rng = random.Random(seed)
         files = make_tree(tmp_path / "src", {
             f"d{i % 5}/f{i}.jpg": rng.randbytes(rng.randrange(1, 9000)) for i in range(150)})
-        config = server.config(max_files_per_post=5, max_attempts=20,
-                               fault30000_retries=20)
+        config = server.config(max_files_per_post=5, concurrency=1)
+        assert (config.max_attempts, config.fault30000_retries) == (5, 2)  # the defaults
         report = await run_upload(config, [str(files)])
         assert report.files_failed == 0, report.failures
         stored = server.stored_files()
@@ -264,16 +265,16 @@ class TestLargeFiles:
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
         """Files above the read chunk go out by sendfile() on asyncio's loop (plain HTTP) and
         arrive byte for byte, in one POST and across POSTs."""
-        from bulkup.transport.body import BatchBody
+        from bulkup.transport.wire import Wire
 
         sent: list[int] = []
-        real = BatchBody._sendfile
+        real = Wire.sendfile
 
-        async def spy(self: Any, transport: Any, handle: Any, entry: Any) -> None:
-            sent.append(entry.size)
-            await real(self, transport, handle, entry)
+        async def spy(self: Wire, handle: Any, offset: int, size: int) -> int:
+            sent.append(size)
+            return await real(self, handle, offset, size)
 
-        monkeypatch.setattr(BatchBody, "_sendfile", spy)
+        monkeypatch.setattr(Wire, "sendfile", spy)
         rng = random.Random(11)
         files = {"big/a.tif": rng.randbytes(3 * 1024 * 1024 + 17),
                  "big/b.tif": rng.randbytes(5 * 1024 * 1024), "small.jpg": b"s" * 10}

@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkup.errors import SourceChangedError, SourceChangedWhileSent
+from bulkup.errors import BulkupError, SourceChangedError, SourceChangedWhileSent
 from bulkup.models import FileEntry
 from bulkup.transport import body as body_module
 from bulkup.transport.body import BatchBody, new_boundary, xml_part
+from bulkup.transport.client import mapped_errors
 from bulkup.transport.read_helper import MODIFIED, OK, read_whole
 from bulkup.transport.reader import FilePart, HelperReader, SmallFileReader, restat
 
@@ -84,7 +85,7 @@ class TestSmallFiles:
         body, out = body_of(parts, reader=reader), Writer()
         with pytest.raises(SourceChangedWhileSent) as caught:
             await body.write(out)
-        assert caught.value.path == victim and body.source_failure is caught.value
+        assert caught.value.path == victim
         assert ("another inode" if change == "replaced" else "mtime_ns") in caught.value.reason
         sent = out.data.getvalue()
         assert closing(body) not in sent
@@ -155,9 +156,11 @@ class TestLargeFiles:
             await body_of(parts, chunk_size=64 * 1024).write(Writer(tear))
 
 
-async def post_to_silent_server(body: BatchBody) -> bytes:
+async def post_to_silent_server(body: BatchBody) -> tuple[bytes, BulkupError]:
     """POST ``body`` to a loopback server that reads until EOF (or the closing boundary) and
-    never answers: what reached it, byte for byte (the body's failure cuts the connection)."""
+    never answers: what reached it, byte for byte (the body's failure cuts the connection), and
+    the error the POST failed with, as the client's one translation of aiohttp's errors
+    (:func:`~bulkup.transport.client.mapped_errors`) gives it."""
     received = bytearray()
     finished = asyncio.Event()
     end = closing(body) + b"\r\n"
@@ -172,13 +175,13 @@ async def post_to_silent_server(body: BatchBody) -> bytes:
     port = server.sockets[0].getsockname()[1]
     try:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(aiohttp.ClientError):
+            with pytest.raises(BulkupError) as caught, mapped_errors("silent"):
                 await session.post(f"http://127.0.0.1:{port}/", data=body)
         await asyncio.wait_for(finished.wait(), 10)
     finally:
         server.close()
         await server.wait_closed()
-    return bytes(received)
+    return bytes(received), caught.value
 
 
 class TestOverTheWire:
@@ -200,8 +203,8 @@ class TestOverTheWire:
 
         monkeypatch.setattr(body_module, "_open_checked", open_then_change)
         body = body_of(parts, chunk_size=64 * 1024, boundary=boundary)
-        received = await post_to_silent_server(body)
-        assert isinstance(body.source_failure, SourceChangedWhileSent)
+        received, failure = await post_to_silent_server(body)
+        assert isinstance(failure, SourceChangedWhileSent) and failure.path == victim
         assert b"\xab" * 1024 in received  # it went by sendfile() indeed
         assert closing(body) not in received and len(received) < body.size
 
@@ -212,10 +215,9 @@ class TestOverTheWire:
         rewrite_in_place(victim, 0xAB)
         async with started_helper() as helper:
             body = body_of(parts, reader=helper, boundary=boundary)
-            received = await post_to_silent_server(body)
+            received, failure = await post_to_silent_server(body)
             assert isinstance(helper, HelperReader) and helper.direct_groups > 0
-        assert isinstance(body.source_failure, SourceChangedWhileSent)
-        assert body.source_failure.path == victim
+        assert isinstance(failure, SourceChangedWhileSent) and failure.path == victim
         assert b"\xab" * 1024 not in received
         assert closing(body) not in received and len(received) < body.size
 

@@ -15,10 +15,19 @@ from pathlib import Path
 import pytest
 import structlog
 
+from bulkup.config.model import UploadConfig
 from bulkup.errors import SourceChangedError, SourceError
 from bulkup.models import FileEntry
+from bulkup.transport.client import UploadClient, small_file_reader
 from bulkup.transport.read_helper import TO_PIPE
-from bulkup.transport.reader import HELPER_SCRIPT, FilePart, HelperLost, HelperReader, small_parts
+from bulkup.transport.reader import (
+    HELPER_SCRIPT,
+    FilePart,
+    HelperLost,
+    HelperReader,
+    InProcessReader,
+    small_parts,
+)
 
 from .parts import file_parts, started_helper
 
@@ -303,3 +312,29 @@ def test_helper_on_uvloop(tmp_path: Path) -> None:
 
     by_helper, in_process, groups = uvloop.run(read_twice())
     assert by_helper == in_process and groups == 1
+
+
+class TestWhichReader:
+    """The client picks the reader: the helper only where it pays (plain HTTP, where it writes
+    into the connection); over HTTPS every byte passes through the uploader anyway."""
+
+    @pytest.mark.parametrize(("url", "read_helper", "expected"), [
+        ("http://127.0.0.1:1/scene7/UploadFile", True, HelperReader),
+        ("https://127.0.0.1:1/scene7/UploadFile", True, InProcessReader),
+        ("http://127.0.0.1:1/scene7/UploadFile", False, InProcessReader),
+    ])
+    def test_by_scheme(self, url: str, read_helper: bool, expected: type) -> None:
+        config = UploadConfig(server_url=url, read_helper=read_helper)
+        assert type(small_file_reader(config, url)) is expected
+        assert type(UploadClient(config, url).reader) is expected
+
+    async def test_the_helper_starts_with_the_first_post_and_stops_with_the_client(
+            self) -> None:
+        url = "http://127.0.0.1:9/scene7/UploadFile"
+        config = UploadConfig(server_url=url, company_root="Acme/", max_attempts=1)
+        async with UploadClient(config, url) as client:
+            helper = client.reader
+            assert isinstance(helper, HelperReader) and helper.helper_pid is None
+            reader = await client._started_reader()
+            assert reader is helper and helper.helper_pid is not None
+        assert helper.helper_pid is None
