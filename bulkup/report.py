@@ -57,6 +57,9 @@ class UploadReport:
     files_failed_locally: int = 0
     confirmation: str = "not waited for"
     jobs_stopped: int = 0
+    shard: str | None = None  # "K/N": this run sent shard K of N of the files (--shard)
+    shard_by: str | None = None  # "hash" or "size"
+    shard_plan: str | None = None  # with shard_by "size": the plan's fingerprint
 
     @property
     def exit_code(self) -> int:
@@ -134,6 +137,8 @@ class UploadReport:
             f"{', '.join(self.job_handles) or '(none opened)'}",
         ]
         lines.append(self._verdict_line())
+        if self.shard is not None:
+            lines.insert(0, self._shard_line())
         if self.files_gone:
             lines.append(f"{_count(self.files_gone, 'file')} uploaded before are gone from disk "
                          "(listed in the JSON report; nothing was deleted on the server)")
@@ -150,9 +155,15 @@ class UploadReport:
         return [escaped(line) for line in lines]
 
 
+    def _shard_line(self) -> str:
+        plan = f", plan {self.shard_plan}" if self.shard_plan else ""
+        return f"shard {self.shard} (by {self.shard_by}{plan}): its share of the files only"
+
     def _dry_run_lines(self) -> list[str]:
         lines = [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
                  f"{self.planned_posts} POSTs planned; nothing was sent"]
+        if self.shard is not None:
+            lines.insert(0, self._shard_line())
         if self.files_failed:
             lines.append(f"{_count(self.files_failed, 'file')} would fail:")
         lines.extend(f"  FAILED {failure.path}: {failure.reason}" for failure in self.failures)

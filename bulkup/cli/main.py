@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upload every file under SRC as one UploadFile job."))
     _add_journal_commands(commands)
     _add_job_commands(commands)
+    from bulkup.cli.plan import add_plan_arguments
+
+    add_plan_arguments(commands.add_parser(
+        "plan", help="how N shards would split the files", description="List SRC and print "
+        "the files and bytes of each of --shards N shards, by hash and by size."))
     completion = commands.add_parser("completion", help="print a shell completion script",
                                      description="Print a completion script: "
                                      "eval \"$(bulkup completion bash)\" in ~/.bashrc, or "
@@ -100,6 +105,12 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--follow-external-symlinks", action="store_true", default=None,
                       help="with --follow-symlinks, follow links out of the roots too")
     what.add_argument("--max-file-size", metavar="SIZE", help="per-file limit (default 2GiB)")
+    what.add_argument("--shard", metavar="K/N",
+                      help="send only shard K of N of the files, as its own job (auto/N: K "
+                           "from JOB_COMPLETION_INDEX, as in a Kubernetes Indexed Job)")
+    what.add_argument("--shard-by", choices=("hash", "size"),
+                      help="with --shard: a hash of the target (default), or large files "
+                           "placed by size from a listing every shard makes alike")
     how = p.add_argument_group("how")
     how.add_argument("--concurrency", type=int, help="POSTs in flight (default 8)")
     how.add_argument("--max-post-bytes", metavar="SIZE",
@@ -204,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         from bulkup.emulator.cli import run_serve
 
         return run_serve(args)
+    if args.command == "plan":
+        from bulkup.cli.plan import run_plan
+
+        return run_plan(args)
+    if args.command == "report" and args.report_action == "merge":
+        from bulkup.cli.reports import run_report_merge
+
+        return run_report_merge(args)
+    if args.command == "report" and not args.failed:
+        _say("bulkup: report needs --failed, or merge REPORT...", file=sys.stderr)
+        return EXIT_USAGE
     if args.command in ("status", "report", "journal"):
         from bulkup.cli.journals import run_journal_command
 
@@ -313,9 +335,17 @@ def _add_journal_commands(commands: Any) -> None:
                         help="one journal (default: every journal in the state dir)")
     status.add_argument("--runs", type=int, default=5, help="runs shown per journal")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
-    report = commands.add_parser("report", help="what the last run of a journal left failed")
-    report.add_argument("--failed", action="store_true", required=True,
+    report = commands.add_parser("report", help="what the last run of a journal left failed; "
+                                 "merge the reports of a fleet's shards")
+    report.add_argument("--failed", action="store_true",
                         help="list the failures of the last run")
+    from bulkup.cli.reports import add_merge_arguments
+
+    add_merge_arguments(report.add_subparsers(dest="report_action").add_parser(
+        "merge", help="one fleet summary from the shards' JSON reports",
+        description="One summary from the JSON reports of the shards of a fleet (--shard "
+        "K/N): totals, one line per shard, every failure, missing shards named; exits with "
+        "the worst exit code of the shards."))
     report.add_argument("--journal", type=Path, metavar="PATH",
                         help="the journal (default: the most recently used one)")
     report.add_argument("--json", action="store_true", help="JSON for scripts")
@@ -374,7 +404,7 @@ def _config_from(args: argparse.Namespace) -> Any:
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
             "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",
             "proxy", "log_level", "log_file", "include_from", "exclude_from", "ignore_case",
-            "min_age", "max_age", "list_files")
+            "min_age", "max_age", "list_files", "shard", "shard_by")
     }
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None

@@ -26,6 +26,7 @@ from bulkup.config.model import (
     UPLOAD_PARAMS_TABLE,
     UploadConfig,
 )
+from bulkup.config.shard import resolve_auto
 from bulkup.errors import ConfigError, ProtocolValueError
 from bulkup.protocol.options import UploadPostJob
 
@@ -132,6 +133,9 @@ def load_config(
 
     if params_job is not None:
         values["upload_params"] = params_job
+    if isinstance(values.get("shard"), str):  # auto/N: K from JOB_COMPLETION_INDEX
+        with _prefixed(origins["shard"][1] or "--shard"):
+            values["shard"] = resolve_auto(values["shard"], environ)
     password = _resolve_password(env_password, values.get("password_file"), origins)
     if password is not None:
         values["password"] = password

@@ -42,6 +42,7 @@ from bulkup.config.checks import (
 )
 from bulkup.config.filters import AGE_HELP, age_seconds_before
 from bulkup.config.proxy import DIRECT, parse_proxy
+from bulkup.config.shard import SHARD_BY, parse_shard
 from bulkup.config.timetable import parse_bwlimit
 from bulkup.errors import ConfigError
 from bulkup.protocol.enums import EmailSetting
@@ -73,6 +74,7 @@ AddressFamily = Literal["ipv4", "ipv6", "any"]
 LogFormat = Literal["auto", "console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+ShardBy = Literal["hash", "size"]
 
 _REGIONS: tuple[str, ...] = get_args(Region)
 _ADDRESS_FAMILIES: tuple[str, ...] = get_args(AddressFamily)
@@ -232,6 +234,12 @@ class UploadConfig:
             toggles it off and on. None: no limit.
         tpslimit: Cap on POSTs started a second for the whole run (0 or None: none).
         tpslimit_burst: POSTs that may start at once under ``tpslimit`` (default 1).
+        shard: ``K/N``: send only shard K of N of the files (0 <= K < N; each shard is its
+            own job, journal and report), or ``auto/N`` for K from ``JOB_COMPLETION_INDEX``
+            (resolved by the loader); see :mod:`bulkup.config.shard`. None: every file.
+        shard_by: ``hash`` (a file's shard is a hash of its target) or ``size`` (the largest
+            files placed by bytes from a listing every shard computes alike; see
+            :mod:`bulkup.pipeline.shard`).
         upload_params: The job's processing options (``UploadPostJob``, spec §3.2).
     """
 
@@ -304,6 +312,8 @@ class UploadConfig:
     bwlimit: str | None = None
     tpslimit: float | None = None
     tpslimit_burst: int = 1
+    shard: str | None = None
+    shard_by: ShardBy = "hash"
     upload_params: UploadPostJob = field(default_factory=_default_upload_params)
 
     def __post_init__(self) -> None:
@@ -372,9 +382,11 @@ class UploadConfig:
             check_bool(self, name)
         check_seconds(self, "wait_timeout_s")
         check_choice(self, "event_loop", ("auto", "uvloop", "asyncio"))
+        _check_shard(self)
         _check_bwlimit(self)
         _check_tpslimit(self)
         check_int(self, "tpslimit_burst", 1)
+        check_choice(self, "shard_by", SHARD_BY)
         if not isinstance(self.upload_params, UploadPostJob):
             got = type(self.upload_params).__name__
             fail("upload_params", f"must be an UploadPostJob, got {got}")
@@ -553,6 +565,17 @@ def _check_tpslimit(obj: UploadConfig) -> None:
         fail("tpslimit", f"must be a number of POSTs a second (0: no limit), got "
                          f"{shown(value)}")
     object.__setattr__(obj, "tpslimit", float(value))
+
+
+def _check_shard(obj: UploadConfig) -> None:
+    value = obj.shard
+    if value is None:
+        return
+    try:
+        spec = parse_shard(value)
+    except ConfigError as exc:
+        fail("shard", str(exc).removeprefix("shard "))
+    object.__setattr__(obj, "shard", str(spec))
 
 
 def _check_source_ip(obj: UploadConfig) -> None:

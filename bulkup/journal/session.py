@@ -49,10 +49,14 @@ def state_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def target_description(config: UploadConfig, sources: Sequence[str]) -> dict[str, Any]:
-    """What identifies an upload target: server, company, destination and source roots."""
-    return {"server": config.upload_url, "company": config.company_handle,
-            "company_root": config.company_root, "dest_folder": config.dest_folder,
-            "sources": sorted(str(Path(s).resolve()) for s in sources)}
+    """What identifies an upload target: server, company, destination and source roots, and
+    the shard (``--shard K/N``, with its rule): each shard keeps its own journal."""
+    description = {"server": config.upload_url, "company": config.company_handle,
+                   "company_root": config.company_root, "dest_folder": config.dest_folder,
+                   "sources": sorted(str(Path(s).resolve()) for s in sources)}
+    if config.shard is not None:  # left out otherwise: unsharded journals keep their names
+        description["shard"] = f"{config.shard} {config.shard_by}"
+    return description
 
 
 def target_digest(config: UploadConfig, sources: Sequence[str]) -> str:
@@ -85,6 +89,8 @@ def default_journal_path(config: UploadConfig, sources: Sequence[str],
     digest = target_digest(config, sources)
     hint = "-".join(filter(None, (config.company_root, config.dest_folder))) or "upload"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", hint).strip("-")[:40] or "upload"
+    if config.shard is not None:
+        slug += "-s" + config.shard.replace("/", "of")
     return state_dir(environ) / f"{slug}-{digest}.journal"
 
 

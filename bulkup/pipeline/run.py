@@ -60,6 +60,7 @@ from bulkup.pipeline.pipe import Pipe
 from bulkup.pipeline.planner import SyncPlanner
 from bulkup.pipeline.preflight import check_before_upload
 from bulkup.pipeline.sender import BatchSender, OnPosted, Outcomes, SenderSettings
+from bulkup.pipeline.shard import apply_shard, left_out, named_for_shard, with_shard
 from bulkup.pipeline.walker import Walker
 from bulkup.report import EXIT_FATAL, EXIT_USAGE, UploadReport
 from bulkup.retry import Sleep, unless_stopped
@@ -96,12 +97,16 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     else that goes wrong is in the report.
     """
     check_before_upload(config, sources)
-    file_filter = FileFilter.from_config(config, now=time.time())  # ages from the run's start
+    config = named_for_shard(config)
+    now = time.time()  # ages from the run's start
+    file_filter = await apply_shard(config, sources,
+                                    lambda: FileFilter.from_config(config, now=now))
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
     if config.dry_run:
-        return await _dry_run(config, _walker(config, sources, failures, file_filter), stats,
-                              failures)
+        return with_shard(await _dry_run(
+            config, _walker(config, sources, failures, file_filter), stats, failures),
+            file_filter)
     url = config.upload_url
     if not url:
         raise ConfigError("no server: give --server URL, --region or --emulator")
@@ -109,8 +114,9 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     try:
         if recorder is not None:
             failures.sink = recorder.failed
-        return await _run(config, url, sources, stats, failures, recorder,
-                          stop or asyncio.Event(), abort, hooks, file_filter)
+        return with_shard(await _run(config, url, sources, stats, failures, recorder,
+                                     stop or asyncio.Event(), abort, hooks, file_filter),
+                          file_filter)
     finally:
         if recorder is not None:
             await recorder.close()
@@ -156,7 +162,8 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
         return report
     try:
         # Gone files only after a walk that saw everything: a filtered-out file is not gone.
-        saw_all = walker.stats.done and not stop.is_set() and not walker.stats.excluded
+        saw_all = (walker.stats.done and not stop.is_set()
+                   and not left_out(file_filter, walker.stats.excluded))
         gone = await recorder.finish(report, saw_all)
     except JournalError as exc:
         log.error("journal_finish_failed", reason=str(exc))
@@ -288,13 +295,13 @@ async def _drain(workers: list[asyncio.Task[None]], stop: asyncio.Event, grace_s
             pending.discard(stopping)
     finally:
         stopping.cancel()
+        await asyncio.wait({stopping})
     if pending:
         _, pending = await asyncio.wait(pending, timeout=grace_s)
     if pending:
         log.warning("posts_abandoned", workers=len(pending), grace_s=grace_s)
         for task in pending:
             task.cancel()
-        await asyncio.wait({stopping})
         await asyncio.wait(pending)
 
 
