@@ -278,3 +278,27 @@ def test_merge_warns_when_size_plans_differ() -> None:
 def test_merge_refuses(reports: list[tuple[str, dict[str, Any]]], says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         merge_reports(reports)
+
+
+def test_plan_command_prints_the_balance(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``bulkup plan``: every shard's files and bytes under both rules, and the advice."""
+    from bulkup.cli.main import main
+
+    files = {f"s/{i:04d}.jpg": 1000 + i for i in range(400)}
+    files.update({f"v/{i}.mp4": size for i, size in enumerate((110_000, 100_000, 90_000, 80_000))})
+    root = _tree(tmp_path / "src", files)
+    assert main(["plan", "--shards", "4", "--dest-folder", "in", "--json", str(root)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["files"] == len(files) and data["bytes"] == sum(files.values())
+    for rule in ("hash", "size"):
+        assert sum(data[rule]["files"]) == len(files)
+        assert sum(data[rule]["bytes"]) == sum(files.values())
+    expected = [0] * 4
+    for rel, size in files.items():
+        expected[shard_of(shard_key(rel, "in"), 4)] += size
+    assert data["hash"]["bytes"] == expected
+    assert data["hash"]["deviation"] > 0.2 > data["size"]["deviation"]
+    assert main(["plan", "--shards", "4", "--dest-folder", "in", str(root)]) == 0
+    assert "--shard-by size gives" in capsys.readouterr().out
+    assert main(["plan", "--shards", "0", str(root)]) == 2
