@@ -122,6 +122,14 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                           "body at 32 KiB/s)")
     how.add_argument("--stop-grace", dest="stop_grace_s", type=float, metavar="SECONDS",
                      help="after SIGINT/SIGTERM, time the POSTs in flight get (default 30)")
+    how.add_argument("--bwlimit", metavar="RATE",
+                     help="cap on body bytes a second for the whole run: 10M, 512k, off, or a "
+                          "timetable '08:00,512k 19:00,off' (local time; Mon-08:00,...); "
+                          "SIGUSR2 toggles it")
+    how.add_argument("--tpslimit", type=float, metavar="N",
+                     help="cap on POSTs started a second for the whole run (0: none)")
+    how.add_argument("--tpslimit-burst", type=int, metavar="N",
+                     help="POSTs that may start at once under --tpslimit (default 1)")
     how.add_argument("--proxy", metavar="URL",
                      help="HTTP proxy for every request, http://[user:pass@]host:port "
                           "(default: https_proxy / all_proxy / no_proxy, as curl)")
@@ -406,6 +414,8 @@ def _config_from(args: argparse.Namespace) -> Any:
             "proxy", "log_level", "log_file", "include_from", "exclude_from", "ignore_case",
             "min_age", "max_age", "list_files", "shard", "shard_by")
     }
+    overrides.update((key, getattr(args, key)) for key in ("bwlimit", "tpslimit",
+                                                        "tpslimit_burst"))
     overrides["include"] = tuple(args.include) if args.include else None
     overrides["exclude"] = tuple(args.exclude) if args.exclude else None
     for key in ("max_post_bytes", "max_file_size", "min_size", "max_size"):
@@ -522,7 +532,9 @@ def _say(*parts: object, file: TextIO | None = None, end: str = "\n") -> None:
 def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:
     """First SIGINT/SIGTERM: ``stop`` (no new POST or retry; the POSTs in flight get
     ``stop_grace_s``; endJob; report). Second: ``abort`` (leave at once; the journal keeps its
-    last receipt, the report is still written). Third: cancel the run outright."""
+    last receipt, the report is still written). Third: cancel the run outright. SIGUSR2 turns
+    the bandwidth limit (``--bwlimit``) off, the next one on again (a ``bwlimit_toggled``
+    event each time)."""
     stop, abort = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -540,6 +552,9 @@ def _install_interrupt_handlers() -> tuple[asyncio.Event, asyncio.Event]:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_interrupt)
+    from bulkup.transport.limits import BWLIMIT_SWITCH
+
+    loop.add_signal_handler(signal.SIGUSR2, BWLIMIT_SWITCH.toggle)  # --bwlimit off and on, logged
     return stop, abort
 
 

@@ -1,11 +1,17 @@
 """Importing aiohttp for ``bulkup upload`` without the TLS contexts it builds at import time.
 
-aiohttp (3.10 and later) builds two default TLS contexts when it is imported, and each loads the
-system's CA bundle: about 40 ms, on every run, plain HTTP included (measured with
-``python -X importtime``; see benchmarks/README.md). bulkup never uses those contexts: it passes
-its own to the connector (:func:`bulkup.transport.client.ssl_context`), built only for an ``https://``
-server. So the command line imports aiohttp with ``SSL_CERT_FILE`` pointing at an empty file
-for the length of the import, and restores it at once: the module-level contexts come out with
+aiohttp (3.10 and later; still so in 3.14.5, ``connector.py``: ``_SSL_CONTEXT_VERIFIED =
+_make_ssl_context(True)`` at module level, with no setting to defer it) builds two default TLS
+contexts when it is imported, and each loads the system's CA bundle: about 40 ms, on every run,
+plain HTTP included (measured with ``python -X importtime``; see benchmarks/README.md; again
+with aiohttp 3.14.5, ``import aiohttp`` in a fresh interpreter, medians of 5: 144 ms as is,
+112 ms with the swap below). The other ways out are worse: patching
+``ssl.create_default_context`` for the import changes a function every library shares, and
+importing aiohttp later does not avoid the cost, only moves it. bulkup never uses those
+contexts: it passes its own to the connector (:func:`bulkup.transport.client.ssl_context`),
+built only for an ``https://`` server. So the command line imports aiohttp with
+``SSL_CERT_FILE`` pointing at an empty file for the length of the import, and restores it at
+once: the module-level contexts come out with
 no CA certificates (useless, so never trusted by mistake), and every context built afterwards
 loads the real bundle as usual.
 

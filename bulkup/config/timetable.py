@@ -78,6 +78,9 @@ def parse_bwlimit(text: str) -> Timetable:
         raise ConfigError("expected a rate (10M, 512k, off) or a timetable "
                           "('08:00,512k 19:00,off'), got an empty value")
     if len(entries) == 1 and _ENTRY.match(entries[0]) is None:
+        if re.fullmatch(r"(?:[A-Za-z]+-)?\d\d?:\d\d", entries[0]):
+            raise ConfigError(f"timetable entry {entries[0]!r}: a time without a rate: "
+                              "expected [WEEKDAY-]HH:MM,RATE, e.g. '08:00,512k'")
         return Timetable((Slot(0, _rate(entries[0], entries[0])),))
     slots: dict[int, Slot] = {}
     for entry in entries:

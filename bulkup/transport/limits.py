@@ -41,6 +41,7 @@ at most, 1 KiB at least), so no second carries much more than the limit."""
 MAX_PIECE = 64 * 1024
 MIN_PIECE = 1024
 TIMETABLE_CHECK_S = 1.0
+ROUNDING = 1e-6
 
 
 class LimitSwitch:
@@ -81,7 +82,7 @@ class TokenBucket:
             if rate is None:
                 return
             self._tokens -= amount
-            while self._tokens < 0:
+            while self._tokens < -ROUNDING:  # float sums may leave a few ulps short
                 await self._sleep(min(-self._tokens / rate, MAX_WAIT_S))
                 rate = self._refill()
                 if rate is None:
