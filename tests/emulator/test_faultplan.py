@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
 
+from bulkup.emulator import app as app_module
 from bulkup.emulator import build_settings, make_app
 from bulkup.emulator.faultplan import FaultPlan, FaultPlanError
 
-from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator
+from .conftest import PASSWORD, USER, Emulator, RawPost, StartEmulator, wait_until
 from .wire import assert_fault, auth_xml, body, files, params_xml, xml_part
 
 PLAN = "seed=7,http503=0.3,drop=0.2,fault30000=0.2"
@@ -94,12 +96,28 @@ class TestEachFault:
         assert await emu.jobs() == []
         assert emu.stored() == {} and emu.staged() == []
 
-    async def test_latency(self, start_emulator: StartEmulator) -> None:
-        """``latency_ms`` delays every POST."""
+    async def test_latency(self, start_emulator: StartEmulator,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+        """``latency_ms`` delays every POST: its answer waits for a 60 ms sleep (held here
+        until released, so nothing is timed), one per POST."""
         emu = await start_emulator(faults="latency_ms=60")
-        started = time.monotonic()
-        (await emu.send(params_xml(job_name="slow"))).job_handle()
-        assert time.monotonic() - started >= 0.06
+        slept: list[float] = []
+        released = asyncio.Event()
+
+        async def held(delay: float) -> None:
+            slept.append(delay)
+            await released.wait()
+
+        monkeypatch.setattr(app_module, "asyncio",
+                            SimpleNamespace(**{**vars(asyncio), "sleep": held}))
+        sending = asyncio.create_task(emu.send(params_xml(job_name="slow")))
+        await wait_until(lambda: slept == [0.06])
+        assert await emu.jobs() == []  # held before the body is read: no job opened yet
+        assert not sending.done()
+        released.set()
+        (await sending).job_handle()
+        (await emu.send(params_xml(job_name="second"))).job_handle()
+        assert slept == [0.06, 0.06]
 
 
 class TestParsing:
