@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -18,7 +19,7 @@ from bulkup.retry import Attempts, RetryPolicy, call_with_retry
 from bulkup.transport.client import POST_MIN_RATE, post_deadline_s
 
 
-def failing(exc: Exception, calls: list[int]) -> object:
+def failing(exc: Exception, calls: list[int]) -> Callable[[], Awaitable[None]]:
     async def send() -> None:
         calls.append(1)
         raise exc
@@ -36,7 +37,7 @@ async def test_a_protocol_error_is_sent_once_more_only(exc: Exception) -> None:
     calls: list[int] = []
     record = Attempts()
     with pytest.raises(type(exc)):
-        await call_with_retry(failing(exc, calls), RetryPolicy(max_attempts=9),  # type: ignore[arg-type]
+        await call_with_retry(failing(exc, calls), RetryPolicy(max_attempts=9),
                               sleep=no_sleep, record=record)
     assert len(calls) == 2 and record.retries == 1
 
@@ -44,7 +45,7 @@ async def test_a_protocol_error_is_sent_once_more_only(exc: Exception) -> None:
 async def test_a_redirect_is_never_retried() -> None:
     calls: list[int] = []
     with pytest.raises(RedirectRefused, match="HTTP 307.*'elsewhere.example'"):
-        await call_with_retry(failing(RedirectRefused("u", 307, "elsewhere.example"), calls),  # type: ignore[arg-type]
+        await call_with_retry(failing(RedirectRefused("u", 307, "elsewhere.example"), calls),
                               RetryPolicy(max_attempts=9), sleep=no_sleep)
     assert len(calls) == 1
 
@@ -62,7 +63,7 @@ async def test_a_stop_cuts_the_back_off_short_and_retries_nothing() -> None:
 
     unavailable = ServerUnavailable("HTTP 503", http_status=503, retry_after_s=1000)
     with pytest.raises(RunStopping) as caught:
-        await call_with_retry(failing(unavailable, calls), RetryPolicy(max_attempts=5),  # type: ignore[arg-type]
+        await call_with_retry(failing(unavailable, calls), RetryPolicy(max_attempts=5),
                               sleep=long_sleep, stop=stop)
     assert len(calls) == 1 and waited == [600.0]  # Retry-After, capped at 600 s
     assert caught.value.__cause__ is unavailable
@@ -73,7 +74,7 @@ async def test_once_stopped_a_failure_is_not_retried() -> None:
     stop.set()
     calls: list[int] = []
     with pytest.raises(RunStopping):
-        await call_with_retry(failing(ServerUnavailable("HTTP 503", http_status=503), calls),  # type: ignore[arg-type]
+        await call_with_retry(failing(ServerUnavailable("HTTP 503", http_status=503), calls),
                               RetryPolicy(max_attempts=5), sleep=no_sleep, stop=stop)
     assert len(calls) == 1
 
