@@ -233,6 +233,11 @@ class FileFilter:
             self._include.matches_dir(rel_path)  # notes use and hints; includes never prune
         return False
 
+    @property
+    def accepts_everything(self) -> bool:
+        """True when no rule or limit is set (every file passes)."""
+        return self._all
+
     def accepts(self, rel_path: str, size: int, mtime_ns: int) -> bool:
         """Whether a file passes: not excluded, included (when include patterns exist), and
         within the size and age limits."""

@@ -81,6 +81,26 @@ class Pipe(Generic[T]):
         while not self.offer(item):
             await _wait_in(self._putters, self._wake_next_putter)
 
+    async def put_many(self, items: list[T]) -> None:
+        """Put every item of ``items`` in order, as many at a time as there is room for (one
+        coroutine for the lot).
+
+        Raises:
+            PipeClosed: when the pipe is closed, before or while waiting.
+        """
+        start = 0
+        while True:
+            if self._closed:
+                raise PipeClosed("put into a closed pipe")
+            room = self._capacity - len(self._items)
+            if room > 0:
+                self._items.extend(items[start:start + room])
+                start += room
+                _wake_one(self._getters)
+            if start >= len(items):
+                return
+            await _wait_in(self._putters, self._wake_next_putter)
+
     async def take(self, limit: int, *, weigh: Callable[[T], int] | None = None,
                    budget: int = 0) -> list[T]:
         """Up to ``limit`` items, waiting for the first; ``[]`` means the pipe is closed and

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import stat
 import threading
 import unicodedata
@@ -49,6 +50,8 @@ from bulkup.models import FileEntry, FileFailure
 from bulkup.pipeline.pipe import Pipe
 from bulkup.stats import Stats, WalkStats
 from bulkup.targets import (
+    MAX_PATH_BYTES,
+    MAX_SEGMENT_BYTES,
     build_target,
     escaped,
     folder_problem,
@@ -63,6 +66,10 @@ __all__ = ["WalkStats", "Walker"]
 log = structlog.get_logger(__name__)
 
 SCAN_CHUNK = 4096  # directory entries listed and stat'ed per thread hop
+SCAN_AHEAD = 2  # chunks the scanning stage may list ahead of the loop side
+# A name no per-file check can object to: printable ASCII without the characters D-17 sends
+# in fileName (" \ ;), D-25 refuses (\ : * ? " < > |) or warns about (# % & + , ; = space).
+_PLAIN_NAME = re.compile(r'[^\x00-\x20\x7f-\U0010ffff\\:*?"<>|;#%&+,=]+')
 
 FailureCallback = Callable[[FileFailure], None]
 
@@ -94,10 +101,22 @@ class _Fail(NamedTuple):
 _Record = _File | _Dir | _Skip | _Fail
 
 
+_Plain = Callable[["_File"], FileEntry | None]
+
+
 class _Listing(NamedTuple):
-    records: tuple[_Record, ...]
+    records: tuple[_Record | FileEntry, ...]
     error: _Fail | None = None
     more: bool = False  # more entries of the same directory follow
+    dir_path: str = ""  # the directory listed
+
+
+class _Chunk(NamedTuple):
+    """What the scanning stage hands on: one chunk of a directory (or a root's own record)."""
+
+    listing: _Listing
+    rel_dir: str
+    fast: bool = True  # the usual file may take the fast way (not for a root's own record)
 
 
 class _Pending(NamedTuple):
@@ -175,88 +194,142 @@ class Walker:
         ``await out.put`` gives backpressure: the walk pauses while the pipe is full. ``out``
         is closed however the walk ends (finished, raised, cancelled), so its consumers always
         see the end; entries already put are never dropped.
+
+        Two stages overlap: a scanning task (owned here, always awaited) lists directories in
+        thread hops and decides which subdirectories to enter, a couple of chunks ahead; this
+        coroutine turns each chunk's records into entries on the event loop.
         """
         log.info("walk_started", roots=[escaped(root) for root in self._roots])
+        chunks: Pipe[_Chunk] = Pipe(SCAN_AHEAD)
+        scanning = chunks.closes_with(asyncio.create_task(self._scan_roots(chunks)))
         try:
-            for root in self._roots:
-                await self._walk_root(root, out)
-            self._counts.walk_done = True
-            log.info("walk_finished", **self.stats._asdict())
-            self._filter.warn_unmatched()
-            if self._counts.name_warnings:
-                log.warning("target_names_warned", files=self._counts.name_warnings,
-                            details="each file's warning is logged at debug level (-v)")
+            async for taken in chunks.chunks(1):
+                await self._consume(taken[0], out)
+            await scanning  # its error, if it failed
+            self._finish()
         except asyncio.CancelledError:
             log.warning("walk_cancelled", files_found=self._counts.files_found)
             raise
         finally:
             out.close()
+            scanning.cancel()
+            await asyncio.wait({scanning})
 
-    async def _walk_root(self, root: str, out: Pipe[FileEntry]) -> None:
-        scan = _Scan(root, self._links)
-        record, first = await asyncio.to_thread(scan.open_root)
-        if first is None:
-            scan.close()
-            await self._handle_root_record(record, out)
-            return
-        assert isinstance(record, _Dir)
-        seen = {record.key} if self._follow else None
-        stack = list(reversed(await self._walk_dir(scan, "", seen, out, first)))
-        while stack:
-            directory = stack.pop()
-            scan = _Scan(directory.path, self._links)
-            subdirs = await self._walk_dir(scan, directory.rel_path, seen, out)
-            stack.extend(reversed(subdirs))
+    def _finish(self) -> None:
+        self._counts.walk_done = True
+        log.info("walk_finished", **self.stats._asdict())
+        self._filter.warn_unmatched()
+        if self._counts.name_warnings:
+            log.warning("target_names_warned", files=self._counts.name_warnings,
+                        details="each file's warning is logged at debug level (-v)")
 
-    async def _walk_dir(self, scan: _Scan, rel_dir: str, seen: set[tuple[int, int]] | None,
-                        out: Pipe[FileEntry], first: _Listing | None = None) -> list[_Pending]:
-        """Every chunk of one directory (``first`` already listed); returns its subdirectories
-        to walk."""
+    async def _scan_roots(self, chunks: Pipe[_Chunk]) -> None:
+        """The scanning stage: every root, depth first, chunk by chunk into ``chunks``."""
+        for root in self._roots:
+            scan = _Scan(root, self._links, self._plain_files("", root))
+            record, first = await asyncio.to_thread(scan.open_root)
+            if first is None:
+                scan.close()
+                await chunks.put(_Chunk(_Listing((record,)), "", fast=False))
+                continue
+            assert isinstance(record, _Dir)
+            seen = {record.key} if self._follow else None
+            stack = list(reversed(await self._scan_dir(scan, "", seen, chunks, first)))
+            while stack:
+                directory = stack.pop()
+                scan = _Scan(directory.path, self._links,
+                             self._plain_files(directory.rel_path, directory.path))
+                subdirs = await self._scan_dir(scan, directory.rel_path, seen, chunks)
+                stack.extend(reversed(subdirs))
+
+    async def _scan_dir(self, scan: _Scan, rel_dir: str, seen: set[tuple[int, int]] | None,
+                        chunks: Pipe[_Chunk], first: _Listing | None = None) -> list[_Pending]:
+        """Every chunk of one directory (``first`` already listed) into ``chunks``; returns
+        the subdirectories to walk."""
         subdirs: list[_Pending] = []
         try:
             listing = first if first is not None else await asyncio.to_thread(scan.next_chunk)
             if listing.error is None:
                 self._counts.dirs_walked += 1
             while True:
-                subdirs += await self._consume(listing, rel_dir, seen, out)
+                subdirs += self._subdirs(listing, rel_dir, seen)
+                await chunks.put(_Chunk(listing, rel_dir))
                 if not listing.more:
                     return subdirs
                 listing = await asyncio.to_thread(scan.next_chunk)
         finally:
             scan.close()
 
-    async def _handle_root_record(self, record: _Record, out: Pipe[FileEntry]) -> None:
-        if isinstance(record, _File):
-            await self._offer(record, _nfc(record.name), out)
-        elif isinstance(record, _Skip):
-            self._skip(record)
-        elif isinstance(record, _Fail):
-            self._fail(record.path, record.reason)
-
-    async def _consume(
-        self,
-        listing: _Listing,
-        rel_dir: str,
-        seen: set[tuple[int, int]] | None,
-        out: Pipe[FileEntry],
-    ) -> list[_Pending]:
-        """Pass on a chunk's files, report its skips and failures, return its subdirs."""
-        if listing.error is not None:
-            self._fail(listing.error.path, listing.error.reason)
-            return []
+    def _subdirs(self, listing: _Listing, rel_dir: str,
+                 seen: set[tuple[int, int]] | None) -> list[_Pending]:
         subdirs: list[_Pending] = []
         for record in listing.records:
-            if isinstance(record, _File):
-                await self._offer(record, _rel_join(rel_dir, record.name), out)
-            elif isinstance(record, _Dir):
+            if isinstance(record, _Dir):
                 rel_path = _rel_join(rel_dir, record.name)
                 if self._admit_dir(record, rel_path, seen):
                     subdirs.append(_Pending(record.path, rel_path))
+        return subdirs
+
+    async def _consume(self, chunk: _Chunk, out: Pipe[FileEntry]) -> None:
+        """Pass on a chunk's files, report its skips and failures (its subdirectories were
+        seen to by the scanning stage)."""
+        listing, rel_dir = chunk.listing, chunk.rel_dir
+        if listing.error is not None:
+            self._fail(listing.error.path, listing.error.reason)
+            return
+        ready: list[FileEntry] = []  # made in the scanning thread, in order, put in one go
+        for record in listing.records:
+            if isinstance(record, FileEntry):
+                ready.append(record)
+                continue
+            if ready:
+                await self._put_all(ready, out)
+                ready = []
+            if isinstance(record, _File):
+                await self._offer(record, _rel_join(rel_dir, record.name), out)
             elif isinstance(record, _Skip):
                 self._skip(record)
-            else:
+            elif isinstance(record, _Fail):
                 self._fail(record.path, record.reason)
-        return subdirs
+        if ready:
+            await self._put_all(ready, out)
+
+    async def _put_all(self, entries: list[FileEntry], out: Pipe[FileEntry]) -> None:
+        self._counts.files_found += len(entries)
+        self._counts.bytes_found += sum([entry.size for entry in entries])
+        await out.put_many(entries)
+
+    def _plain_files(self, rel_dir: str, dir_path: str) -> _Plain | None:
+        """The fast way for the usual file of this directory, or None when the directory's
+        own names need the full checks. Pure: it runs in the scanning thread, which hands
+        the usual file on as a finished :class:`FileEntry`.
+
+        The usual file: a plain ASCII name (:data:`_PLAIN_NAME`) in a folder with no problem,
+        within the size cap and the path length, and no filter, so that none of the per-file
+        checks can find anything (undecodable or unusual names, D-17, D-25 warnings, NFC).
+        The function returns None for any other file, which then takes :meth:`_offer`.
+        """
+        if not self._filter.accepts_everything:
+            return None
+        folder, problem = self._folder_of(f"{rel_dir}/x" if rel_dir else "x")
+        if problem is not None or not folder.isascii() or undecodable_problem(dir_path, os.sep):
+            return None
+        needs_param = needs_file_name_param(folder)
+        prefix_rel = f"{rel_dir}/" if rel_dir else ""
+        prefix_target = f"{folder}/" if folder else ""
+        room = MAX_PATH_BYTES - len(prefix_target)
+        max_size = self._max_file_size
+        plain_name = _PLAIN_NAME.fullmatch
+
+        def plain(record: _File) -> FileEntry | None:
+            name = record.name
+            if (len(name) > room or len(name) > MAX_SEGMENT_BYTES or record.size > max_size
+                    or plain_name(name) is None or name in (".", "..")):
+                return None
+            return FileEntry(record.path, prefix_rel + name, prefix_target + name, record.size,
+                             record.mtime_ns, record.inode, needs_param)
+
+        return plain
 
     def _admit_dir(self, record: _Dir, rel_path: str, seen: set[tuple[int, int]] | None) -> bool:
         if self._filter.prunes(rel_path):
@@ -365,14 +438,15 @@ class _Scan:
     thread still reading it.
     """
 
-    def __init__(self, path: str, links: _Links) -> None:
+    def __init__(self, path: str, links: _Links, plain: _Plain | None = None) -> None:
         self.path = path
         self._links = links
+        self._plain = plain
         self._entries: Iterator[os.DirEntry[str]] | None = None
         self._busy = threading.Lock()
         self._close_asked = False
         self._first = True
-        self._ahead: str | None = None
+        self._ahead: os.DirEntry[str] | None = None
 
     def open_root(self) -> tuple[_Record, _Listing | None]:
         """Stat the root (following a link) and, for a directory, list its first chunk: one
@@ -406,27 +480,30 @@ class _Scan:
 
     def _next_chunk(self) -> _Listing:
         try:
-            names, more = self._names()
+            entries, more = self._chunk()
         except OSError as exc:
             self._close_now()
             return _Listing((), _Fail(self.path, f"cannot read directory: {_os_reason(exc)}"))
-        records = tuple(_classify(os.path.join(self.path, n), n, self._links) for n in names)
-        return _Listing(records, more=more)
+        links, plain = self._links, self._plain
+        records: list[_Record | FileEntry] = [_classify(entry, links) for entry in entries]
+        if plain is not None:
+            records = [(plain(r) or r) if isinstance(r, _File) else r for r in records]
+        return _Listing(tuple(records), more=more, dir_path=self.path)
 
-    def _names(self) -> tuple[list[str], bool]:
-        """Up to SCAN_CHUNK names and whether more follow (one name is read ahead to know)."""
+    def _chunk(self) -> tuple[list[os.DirEntry[str]], bool]:
+        """Up to SCAN_CHUNK entries and whether more follow (one is read ahead to know)."""
         if self._entries is None:
             self._entries = os.scandir(self.path)
-        names = [] if self._ahead is None else [self._ahead]
-        names += (entry.name for entry in islice(self._entries, SCAN_CHUNK + 1 - len(names)))
-        more = len(names) > SCAN_CHUNK
-        self._ahead = names.pop() if more else None
+        entries = [] if self._ahead is None else [self._ahead]
+        entries += islice(self._entries, SCAN_CHUNK + 1 - len(entries))
+        more = len(entries) > SCAN_CHUNK
+        self._ahead = entries.pop() if more else None
         if not more:
             self._close_now()
             if self._first:
-                names.sort()  # the whole directory fits one chunk: sorted, as before
+                entries.sort(key=_name_of)  # the whole directory fits one chunk: sorted
         self._first = False
-        return names, more
+        return entries, more
 
     def _close_now(self) -> None:
         entries, self._entries = self._entries, None
@@ -434,15 +511,16 @@ class _Scan:
             entries.close()  # type: ignore[attr-defined]
 
 
-def _classify(path: str, name: str, links: _Links) -> _Record:
+def _classify(entry: os.DirEntry[str], links: _Links) -> _Record:
+    path = entry.path
     try:
-        st = os.stat(path, follow_symlinks=False)
+        st = entry.stat(follow_symlinks=False)  # the same lstat, without joining in Python
     except FileNotFoundError:
         return _Fail(path, "vanished before it could be read")
     except OSError as exc:
         return _stat_error(path, exc)
     if not stat.S_ISLNK(st.st_mode):
-        return _from_stat(path, name, st)
+        return _from_stat(path, entry.name, st)
     if not links.follow:
         return _Skip(path, "symlink")
     try:
@@ -451,7 +529,11 @@ def _classify(path: str, name: str, links: _Links) -> _Record:
         return _Fail(path, "broken symlink")
     except OSError as exc:
         return _stat_error(path, exc)
-    return links.refusal(path) or _from_stat(path, name, st)
+    return links.refusal(path) or _from_stat(path, entry.name, st)
+
+
+def _name_of(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def _from_stat(path: str, name: str, st: os.stat_result) -> _Record:
