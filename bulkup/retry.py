@@ -131,12 +131,13 @@ async def _back_off(sleep: Sleep, wait_s: float, stop: asyncio.Event | None,
 async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     """``work``'s result; when ``stop`` is set first, ``work`` is cancelled (and awaited) and
     :class:`RunStopping` raised."""
-    task = asyncio.ensure_future(work)
+    task = asyncio.ensure_future(work)  # both owned here: cancelled and awaited below
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
+        await asyncio.wait((stopping,))
         if not task.done():
             task.cancel()
             await asyncio.wait((task,))

@@ -127,11 +127,12 @@ async def server_verdicts(monitor: JobMonitor | None, settings: WaitSettings,
     outcome = Outcome()
     waiting = asyncio.create_task(_wait_and_confirm(monitor, settings.wait_timeout_s, handles,
                                                     ledger, failures, outcome))
-    stopped = asyncio.create_task(stop.wait())
+    stopped = asyncio.create_task(stop.wait())  # both owned here: awaited before returning
     try:
         await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
+        await asyncio.wait({stopped})
     if not waiting.done():
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)

@@ -157,6 +157,7 @@ class JobCoordinator:
         """Start opening the job now, in the background (a file will be sent); a no-op once it
         is open or opening. The callers of :meth:`current_handle` share its outcome."""
         if self.handle is None and self._opening is None:
+            # owned by the coordinator: the run awaits it through settled() before endJob
             self._opening = asyncio.get_running_loop().create_task(self.current_handle())
             self._opening.add_done_callback(_retrieve_outcome)
 

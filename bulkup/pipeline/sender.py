@@ -196,7 +196,7 @@ class BatchSender:
         """Acknowledged: the journal first (a crash after this never re-sends them), then
         the counters. A cancellation (a stop's grace period over) waits for both, so the
         journal never holds a receipt that the report does not count."""
-        recording = asyncio.ensure_future(self._record(entries, handle))
+        recording = asyncio.ensure_future(self._record(entries, handle))  # awaited either way
         try:
             await asyncio.shield(recording)
         except asyncio.CancelledError:

@@ -119,19 +119,27 @@ class BatchBody(Payload):
         await wire.flush()
 
     async def _write_read_ahead(self, wire: Wire, groups: list[list[FilePart]]) -> None:
+        """Each small group read (the next one ahead) while the one before is written. The
+        reads are tasks owned here: whatever way the write ends, those still running are
+        cancelled and awaited before it returns."""
         reads: dict[int, asyncio.Task[bytes | bytearray]] = {}
         try:
             for index, group in enumerate(groups):
                 if self._is_large(group):
                     await self._write_large(wire, group[0])
                     continue
-                reading = reads.pop(index, None) or self._start_read(group)
+                if index not in reads:
+                    reads[index] = self._start_read(group)
                 if index + 1 < len(groups) and not self._is_large(groups[index + 1]):
                     reads[index + 1] = self._start_read(groups[index + 1])  # read ahead
-                await wire.write(await reading)
+                data = await reads[index]
+                del reads[index]
+                await wire.write(data)
         finally:
             for task in reads.values():
                 task.cancel()
+            if reads:
+                await asyncio.wait(reads.values())
 
     async def _write_direct(self, wire: Wire, groups: list[list[FilePart]]) -> None:
         """Each small group written into the connection by the reader, the rest by us."""
