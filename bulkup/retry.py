@@ -3,9 +3,11 @@
 Exponential backoff with full jitter (base 1 s, cap 60 s), bounded in attempts, never shorter
 than the server's ``Retry-After``; ``ipsApiFault`` 30000 has its own, smaller budget, and an
 answer that is no valid document (:class:`~bulkup.errors.ProtocolError`) is sent once more at
-most (spec §4.5). Once the run is asked to stop (``stop``), no failed request is retried and no
-back-off is waited out: :class:`~bulkup.errors.RunStopping` is raised instead. Sleep and
-randomness are injected so tests never wait.
+most (spec §4.5). Pushback the server announced (503 or 429 with ``Retry-After``,
+:func:`is_pushback`) uses up no attempt: the request waits as told and goes again, for up to
+:data:`PUSHBACK_BUDGET_S` of such waits in all. Once the run is asked to stop (``stop``), no
+failed request is retried and no back-off is waited out: :class:`~bulkup.errors.RunStopping` is
+raised instead. Sleep and randomness are injected so tests never wait.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ from bulkup.errors import (
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 MAX_RETRY_AFTER_S = 600.0
+PUSHBACK_BUDGET_S = 3600.0
+"""The longest one request waits out announced pushback (the sum of its ``Retry-After`` waits)
+before the refusals count as a failure."""
+
+
+def is_pushback(exc: BaseException) -> bool:
+    """Whether ``exc`` is pushback the server announced: 503 or 429 with ``Retry-After``."""
+    return (isinstance(exc, ServerUnavailable) and exc.retry_after_s is not None
+            and exc.http_status in (429, 503))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +63,11 @@ class RetryPolicy:
 
     def may_retry(self, exc: BaseException, attempt: int, record: Attempts) -> bool:
         """Whether a request that failed with ``exc`` on attempt ``attempt`` may go again."""
-        if is_fatal(exc) or not is_retryable(exc) or attempt >= self.max_attempts:
+        if is_fatal(exc) or not is_retryable(exc):
+            return False
+        if is_pushback(exc):
+            return record.pushback_s < PUSHBACK_BUDGET_S
+        if attempt - record.pushbacks >= self.max_attempts:
             return False
         if isinstance(exc, IpsApiFault):
             return record.faults_30000 <= self.fault30000_retries
@@ -69,6 +84,8 @@ class Attempts:
     retries: int = 0
     faults_30000: int = 0
     protocol_errors: int = 0
+    pushbacks: int = 0
+    pushback_s: float = 0.0
 
     def count(self, exc: BaseException) -> None:
         """Note a failed attempt against the budgets that have their own limit."""
@@ -76,6 +93,8 @@ class Attempts:
             self.faults_30000 += 1
         elif isinstance(exc, ProtocolError):
             self.protocol_errors += 1
+        elif is_pushback(exc):
+            self.pushbacks += 1
 
 
 async def call_with_retry(
@@ -104,8 +123,10 @@ async def call_with_retry(
             if not policy.may_retry(exc, record.attempts, record):
                 raise
             _unless_stopping(stop, exc)
-            wait = policy.delay_s(record.attempts, exc, rng)
+            wait = policy.delay_s(record.attempts - record.pushbacks, exc, rng)
             record.retries += 1
+            if is_pushback(exc):
+                record.pushback_s += wait
             if on_retry is not None:
                 on_retry(exc, record.attempts, wait)
             await _back_off(sleep, wait, stop, exc)

@@ -112,7 +112,12 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                       help="with --shard: a hash of the target (default), or large files "
                            "placed by size from a listing every shard makes alike")
     how = p.add_argument_group("how")
-    how.add_argument("--concurrency", type=int, help="POSTs in flight (default 8)")
+    how.add_argument("--concurrency", type=_concurrency, metavar="N|auto",
+                     help="POSTs in flight: a number fixes it; auto (default) finds the level "
+                          "as the run goes, from 8, growing while throughput grows and "
+                          "backing off on 503/429, timeouts and rising latency")
+    how.add_argument("--max-concurrency", type=int, metavar="N",
+                     help="the most POSTs in flight under --concurrency auto (default 64)")
     how.add_argument("--max-post-bytes", metavar="SIZE",
                      help="cap on file bytes per POST, e.g. 16MiB")
     how.add_argument("--max-files-per-post", type=int, help="cap on files per POST")
@@ -182,6 +187,16 @@ def _add_upload_arguments(p: argparse.ArgumentParser) -> None:
                      help="log a 'stats' event every DURATION (30s, 1m; 0: never); default 1m "
                           "when stderr is not a terminal, else none (the display shows them)")
     out.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+
+
+def _concurrency(text: str) -> int | str:
+    """``--concurrency``: a number, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def _add_log_level_arguments(group: Any) -> None:
@@ -407,7 +422,7 @@ def _config_from(args: argparse.Namespace) -> Any:
         key: getattr(args, key) for key in (
             "server_url", "region", "staging", "user", "company_handle", "company_root",
             "dest_folder", "job_name", "follow_symlinks",
-            "follow_external_symlinks", "concurrency", "max_files_per_post",
+            "follow_external_symlinks", "concurrency", "max_concurrency", "max_files_per_post",
             "source_ip", "address_family", "ca_bundle", "insecure", "dry_run", "report",
             "log_format", "journal", "no_journal", "checksum", "force", "retry_failed",
             "api_url", "no_wait", "require_confirmation", "post_timeout_s", "stop_grace_s",

@@ -89,6 +89,17 @@ def check_int(
         fail(name, f"must be {bounds}, got {value}")
 
 
+def check_int_or_auto(obj: object, name: str, lo: int, hi: int) -> None:
+    """An integer within ``lo..hi``, or ``"auto"`` (any case, stored as ``"auto"``)."""
+    value = getattr(obj, name)
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        object.__setattr__(obj, name, "auto")
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(name, f'must be an integer or "auto", got {shown(value)}')
+    check_int(obj, name, lo, hi)
+
+
 def check_seconds(obj: object, name: str) -> None:
     """A positive, finite number of seconds; an int is stored as a float."""
     value = getattr(obj, name)

@@ -34,6 +34,7 @@ __all__ = ["load_config"]
 
 _SIZE_FIELDS = frozenset({"max_post_bytes", "max_file_size", "chunk_size", "min_size",
                           "max_size"})
+_INT_OR_AUTO_FIELDS = frozenset({"concurrency"})
 _T = TypeVar("_T")
 
 
@@ -43,6 +44,8 @@ def _kind(name: str, hint: Any) -> str:
         hint = next(arg for arg in get_args(hint) if arg is not type(None))
     if name in _SIZE_FIELDS:
         return "size"
+    if name in _INT_OR_AUTO_FIELDS:
+        return "int_or_auto"
     if get_origin(hint) is Literal or hint is str:
         return "str"
     if get_origin(hint) is tuple:
@@ -221,6 +224,13 @@ def _from_env(key: str, kind: str, text: str) -> Any:
             return int(text)
         except ValueError:
             fail(key, f"must be an integer, got {shown(text)}")
+    if kind == "int_or_auto":
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return int(text)
+        except ValueError:
+            fail(key, f'must be an integer or "auto", got {shown(text)}')
     if kind == "float":
         try:
             return float(text)

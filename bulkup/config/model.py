@@ -30,6 +30,7 @@ from bulkup.config.checks import (
     check_bool,
     check_choice,
     check_int,
+    check_int_or_auto,
     check_path,
     check_pattern,
     check_patterns,
@@ -75,6 +76,7 @@ LogFormat = Literal["auto", "console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 ShardBy = Literal["hash", "size"]
+Concurrency = int | Literal["auto"]
 
 _REGIONS: tuple[str, ...] = get_args(Region)
 _ADDRESS_FAMILIES: tuple[str, ...] = get_args(AddressFamily)
@@ -132,7 +134,8 @@ class UploadConfig:
     """Every option of an upload run; validated on construction (raises ConfigError naming the key).
 
     Memory: peak memory ≈ ``queue_size`` × ~1 KiB (one walked-file record each)
-    + ``concurrency`` × ``chunk_size`` × 2 (a chunk being read and one being sent per POST).
+    + ``concurrency`` × ``chunk_size`` × 2 (a chunk being read and one being sent per POST;
+    under ``auto``, ``max_concurrency`` in place of ``concurrency``).
 
     Attributes:
         server_url: URL of the UploadFile servlet (http or https); excludes ``region``.
@@ -151,7 +154,11 @@ class UploadConfig:
             None generates ``bulkup-<UTC time>-<random>``.
         description: Job description sent with the opening POST.
         locale: ``en`` or ``en-US`` style locale for server messages.
-        concurrency: POSTs in flight at once (1..256).
+        concurrency: POSTs in flight at once (1..256), or ``auto``: as many as pay, found
+            while the run goes (from 8, up to ``max_concurrency``; backing off on pushback,
+            timeouts and rising latency; see :mod:`bulkup.pipeline.concurrency`).
+        max_concurrency: The most POSTs in flight under ``concurrency = "auto"`` (1..256;
+            a fixed ``concurrency`` ignores it).
         max_post_bytes: Byte cap of the files of one POST; a larger file travels alone.
         max_files_per_post: File-count cap of one POST.
         max_file_size: Largest file sent, in bytes (the server's ``UploadPostMaxFileSize``, D-18).
@@ -256,7 +263,8 @@ class UploadConfig:
     job_name: str | None = None
     description: str | None = None
     locale: str | None = None
-    concurrency: int = 8
+    concurrency: Concurrency = "auto"
+    max_concurrency: int = 64
     max_post_bytes: int = 16 * MiB
     max_files_per_post: int = 100
     max_file_size: int = 2 * GiB
@@ -332,7 +340,8 @@ class UploadConfig:
         check_pattern(self, "job_name", _JOB_NAME, "1-90 characters of A-Z a-z 0-9 . _ -")
         check_str(self, "description")
         check_pattern(self, "locale", _LOCALE, "<language>[-<COUNTRY>] such as en or en-US")
-        check_int(self, "concurrency", 1, 256)
+        check_int_or_auto(self, "concurrency", 1, 256)
+        check_int(self, "max_concurrency", 1, 256)
         check_int(self, "max_post_bytes", 1)
         check_int(self, "max_files_per_post", 1)
         check_int(self, "max_file_size", 1)
@@ -463,6 +472,12 @@ class UploadConfig:
             parts = urlsplit(self.server_url)
             return f"{parts.scheme}://{parts.netloc}{_EMULATOR_API_PATH}"
         return None
+
+    @property
+    def concurrency_cap(self) -> int:
+        """The most POSTs ever in flight: the fixed ``concurrency``, or ``max_concurrency``
+        under ``auto`` (the number of workers, and of connections kept)."""
+        return self.max_concurrency if self.concurrency == "auto" else self.concurrency
 
     @property
     def use_uvloop(self) -> bool:

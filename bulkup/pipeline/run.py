@@ -272,7 +272,7 @@ async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
         planning = to_send.closes_with(group.create_task(planner.run(walked, to_send)))
         workers = [group.create_task(_worker(to_send, _packer(config), sender, coordinator,
                                                    stop))
-                   for _ in range(config.concurrency)]
+                   for _ in range(config.concurrency_cap)]
         helpers = [
             group.create_task(coordinator.keep_alive()),
             group.create_task(_cancel_on(stop, walking, planning)),

@@ -33,6 +33,7 @@ from bulkup.errors import (
     is_fatal,
 )
 from bulkup.models import Batch, FileEntry, FileFailure
+from bulkup.pipeline.concurrency import AutoSettings, ConcurrencyController, Limiter
 from bulkup.pipeline.coordinator import Deps, JobCoordinator
 from bulkup.retry import Attempts, RetryPolicy, call_with_retry
 from bulkup.stats import Failures
@@ -49,17 +50,19 @@ CHANGED_WHILE_SENT = "changed while being sent"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SenderSettings:
     """What the sender reads of the config: the retry policy, the read chunk, the file
-    limit a changed file is checked against again."""
+    limit a changed file is checked against again, and ``--concurrency auto``'s settings
+    (None for a fixed concurrency)."""
 
     retry: RetryPolicy
     chunk_size: int
     max_file_size: int
+    auto: AutoSettings | None = None
 
     @classmethod
     def from_config(cls, config: UploadConfig) -> SenderSettings:
         """Built once per run (after the server's file limit is known)."""
         return cls(retry=policy_of(config), chunk_size=config.chunk_size,
-                   max_file_size=config.max_file_size)
+                   max_file_size=config.max_file_size, auto=AutoSettings.from_config(config))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,11 @@ class Outcomes:
 
 
 class BatchSender:
-    """Delivers batches into the coordinator's job."""
+    """Delivers batches into the coordinator's job.
+
+    Under ``--concurrency auto`` every POST attempt passes :attr:`gate` (a
+    :class:`~bulkup.pipeline.concurrency.Limiter`) and reports its outcome to it; with a fixed
+    concurrency there is no gate (the number of workers is the limit)."""
 
     def __init__(self, settings: SenderSettings, *, deps: Deps, coordinator: JobCoordinator,
                  outcomes: Outcomes) -> None:
@@ -82,6 +89,8 @@ class BatchSender:
         self._sleep, self._rng = deps.sleep, deps.rng
         self._failures, self._on_posted = outcomes.failures, outcomes.on_posted
         self._resends: dict[str, int] = {}  # path: resends after it changed while being sent
+        self.gate = None if settings.auto is None else Limiter(
+            ConcurrencyController(settings.auto, deps.clock))
 
     async def send(self, batch: Batch) -> None:
         """Deliver ``batch``; every file ends up uploaded or in the failures, unless the run
@@ -122,16 +131,21 @@ class BatchSender:
     async def _post_with_retries(self, entries: list[FileEntry]) -> str:
         """POST the entries (fresh body per attempt); returns the job handle that took them."""
         record = Attempts()
+        gate = self.gate
 
         async def attempt() -> str:
             if self._stop.is_set():
                 raise RunStopping("the run is stopping: the POST was not sent")
-            handle = await self._coordinator.current_handle()
-            body = self._body(entries, handle)
-            answer = await self._client.post(body)
-            if answer.job_handle != handle:
-                raise HandleMismatch(f"the answer named job {answer.job_handle!r}, not "
-                                     f"{handle!r}: not an acknowledgement")
+            if gate is None:
+                return await self._post(entries)
+            await self._coordinator.current_handle()  # the job is open before a place is taken
+            ticket = await gate.enter(self._stop)
+            try:
+                handle = await self._post(entries)
+            except BaseException as exc:
+                gate.failed(ticket, exc)
+                raise
+            gate.acknowledged(ticket, sum(e.size for e in entries))
             return handle
 
         try:
@@ -142,6 +156,15 @@ class BatchSender:
             self._stats.retries += record.retries
         self._coordinator.touch()
         return used
+
+    async def _post(self, entries: list[FileEntry]) -> str:
+        """One POST of ``entries`` into the current job; returns the job's handle."""
+        handle = await self._coordinator.current_handle()
+        answer = await self._client.post(self._body(entries, handle))
+        if answer.job_handle != handle:
+            raise HandleMismatch(f"the answer named job {answer.job_handle!r}, not "
+                                 f"{handle!r}: not an acknowledgement")
+        return handle
 
     def _body(self, entries: list[FileEntry], handle: str) -> BatchBody:
         boundary = new_boundary()

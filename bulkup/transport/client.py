@@ -226,7 +226,7 @@ class UploadClient:
         config = self._config
         local_addr = (config.source_ip, 0) if config.source_ip else None
         connector = aiohttp.TCPConnector(
-            limit=config.concurrency + 2, family=_FAMILIES[config.address_family],
+            limit=config.concurrency_cap + 2, family=_FAMILIES[config.address_family],
             local_addr=local_addr, ssl=ssl_context(config) if self.url.startswith("https")
             else True, ttl_dns_cache=None, enable_cleanup_closed=True,
             socket_factory=stall_limited_sockets(config.stall_timeout_s),

@@ -148,7 +148,9 @@ class TestDefaults:
     def test_default_values(self) -> None:
         """The defaults are the documented ones."""
         config = UploadConfig()
-        assert (config.concurrency, config.max_files_per_post, config.queue_size) == (8, 100, 1000)
+        assert (config.concurrency, config.max_files_per_post, config.queue_size) == (
+            "auto", 100, 1000)
+        assert (config.max_concurrency, config.concurrency_cap) == (64, 64)
         assert (config.max_post_bytes, config.chunk_size) == (16 * MiB, MiB)
         assert config.max_file_size == 2 * 1024**3
         assert (config.connect_timeout_s, config.read_timeout_s) == (30.0, 300.0)
@@ -208,7 +210,10 @@ class TestPrecedence:
     @pytest.mark.parametrize(
         ("file_text", "environ", "overrides", "expected"),
         [
-            ("", {}, {}, 8),
+            ("", {}, {}, "auto"),
+            ('concurrency = "auto"\n', {"BULKUP_CONCURRENCY": "6"}, {}, 6),
+            ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "Auto"}, {}, "auto"),
+            ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "6"}, {"concurrency": "auto"}, "auto"),
             ("concurrency = 4\n", {}, {}, 4),
             ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "6"}, {}, 6),
             ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "6"}, {"concurrency": 12}, 12),
@@ -223,7 +228,7 @@ class TestPrecedence:
         file_text: str,
         environ: dict[str, str],
         overrides: dict[str, Any],
-        expected: int,
+        expected: int | str,
     ) -> None:
         """Flags beat the environment, which beats the file, which beats the default."""
         path = write_toml(tmp_path, file_text)
@@ -329,6 +334,9 @@ class TestValidation:
             ({"concurrency": 257}, "concurrency"),
             ({"concurrency": True}, "concurrency"),
             ({"concurrency": 2.0}, "concurrency"),
+            ({"concurrency": "automatic"}, "concurrency"),
+            ({"max_concurrency": 0}, "max_concurrency"),
+            ({"max_concurrency": 257}, "max_concurrency"),
             ({"max_post_bytes": 0}, "max_post_bytes"),
             ({"max_files_per_post": 0}, "max_files_per_post"),
             ({"max_file_size": -1}, "max_file_size"),
@@ -429,7 +437,8 @@ class TestFileErrors:
         path = write_toml(tmp_path, 'concurrency = "eight"\n')
         with pytest.raises(ConfigError) as info:
             load(path)
-        assert str(info.value) == f'{path}: concurrency must be an integer, got "eight"'
+        assert str(info.value) == (f'{path}: concurrency must be an integer or "auto", '
+                                   'got "eight"')
 
     def test_unknown_key_names_key_and_file(self, tmp_path: Path) -> None:
         """An unknown key names the file and the key, and suggests the close one."""
