@@ -230,6 +230,27 @@ class Journal:
                               sha_key=(row[6], row[7], row[8]))
                 for row in json.loads(rows)}
 
+    def walked_changed(self, run_id: int, walked: Sequence[FileEntry]) -> list[int]:
+        """The plain sync's whole question in one transaction: which of ``walked`` to send
+        (new, never acknowledged, or size or mtime other than at the last acknowledgement),
+        as indexes into ``walked``; the rest were unchanged. Every walked file the journal
+        knows is marked seen by ``run_id`` (not gone). The comparison runs in SQLite, so an
+        unchanged file costs no row sent back to Python: the nightly run that finds nothing
+        to do reads one short list per chunk."""
+        rows = _json([(e.target, e.size, e.mtime_ns) for e in walked])
+        with self._transaction():
+            self._db.execute(
+                "UPDATE files SET seen_run=? WHERE target IN "
+                "(SELECT json_extract(value, '$[0]') FROM json_each(?))", (run_id, rows))
+            (changed,) = self._db.execute(
+                "SELECT json_group_array(w.key) FROM json_each(?) AS w "
+                "LEFT JOIN files AS f ON f.target = json_extract(w.value, '$[0]') "
+                "WHERE f.target IS NULL OR f.state NOT IN ('posted', 'confirmed') "
+                "OR f.acked_size IS NOT json_extract(w.value, '$[1]') "
+                "OR f.acked_mtime_ns IS NOT json_extract(w.value, '$[2]')", (rows,)).fetchone()
+        indexes: list[int] = json.loads(changed)
+        return indexes
+
     def has_files(self) -> bool:
         """Whether any file was ever recorded (a first run need not look files up)."""
         return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0])

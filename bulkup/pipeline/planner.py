@@ -55,6 +55,9 @@ class SyncPlanner:
             return chunk
         if self.first_run is None:
             self.first_run = not await journal.call(Journal.has_files)
+        if not self.first_run and self._by_size_and_mtime:
+            indexes = await journal.call(Journal.walked_changed, self.run_id, chunk)
+            return self._skipped_but(chunk, [chunk[i] for i in indexes])
         known: dict[str, Known] = {}
         if not self.first_run:
             known = await journal.call(Journal.lookup, [e.target for e in chunk])
@@ -65,9 +68,19 @@ class SyncPlanner:
         if known:
             await journal.call(Journal.record_walked, self.run_id,
                                [e for e in chunk if e.target in known], hashes)
-        self.stats.files_skipped += len(chunk) - len(send)
-        self.stats.bytes_skipped += sum(e.size for e in chunk) - sum(e.size for e in send)
         self.hashes.update((e.target, hashes[e.target]) for e in send if e.target in hashes)
+        return self._skipped_but(chunk, send)
+
+    @property
+    def _by_size_and_mtime(self) -> bool:
+        """The plain sync (no force, retry-failed or checksum): decided inside the journal."""
+        config = self.config
+        return not (config.force or config.retry_failed or config.checksum)
+
+    def _skipped_but(self, chunk: list[FileEntry], send: list[FileEntry]) -> list[FileEntry]:
+        """``send``, the rest of ``chunk`` counted as skipped."""
+        self.stats.files_skipped += len(chunk) - len(send)
+        self.stats.bytes_skipped += sum([e.size for e in chunk]) - sum([e.size for e in send])
         return send
 
     def _should_send(self, entry: FileEntry, known: Known | None,

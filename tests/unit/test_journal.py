@@ -127,6 +127,35 @@ class TestFiles:
         journal.record_walked(second, [entry("a")], {})
         assert journal.gone(second) == ["/src/b"]
 
+    def test_walked_changed_decides_in_sqlite(self, tmp_path: Path) -> None:
+        """walked_changed: new, failed, resized and touched files are sent (by index), the
+        unchanged one is not; every known walked file is marked seen, so only the unwalked
+        one is gone."""
+        journal = Journal(tmp_path / "j.journal")
+        first = journal.begin_run(1)
+        known = [entry("same"), entry("resized"), entry("touched"), entry("failed"),
+                 entry("unwalked"), entry('q"uote\ü')]
+        journal.record_posted(first, known, "j|1", {})
+        journal.record_failed(first, [FileFailure("/src/failed", "boom", "Acme/failed")])
+        second = journal.begin_run(1)
+        walked = [entry("same"), entry("resized", size=11), entry("touched", mtime_ns=2),
+                  entry("failed"), entry("new"), entry('q"uote\ü')]
+        assert journal.walked_changed(second, walked) == [1, 2, 3, 4]
+        assert journal.gone(second) == ["/src/unwalked"]
+
+    def test_walked_changed_agrees_with_lookup(self, tmp_path: Path) -> None:
+        """The SQL decision is the one Known.unchanged_since_ack makes, file by file."""
+        journal = Journal(tmp_path / "j.journal")
+        run = journal.begin_run(1)
+        journal.record_posted(run, [entry(f"f{i}", size=i, mtime_ns=i) for i in range(40)],
+                              "j|1", {})
+        walked = [entry(f"f{i}", size=i + (i % 3 == 0), mtime_ns=i + (i % 5 == 0))
+                  for i in range(45)]
+        known = journal.lookup([e.target for e in walked])
+        expected = [i for i, e in enumerate(walked)
+                    if e.target not in known or not known[e.target].unchanged_since_ack(e)]
+        assert journal.walked_changed(journal.begin_run(1), walked) == expected
+
     def test_hash_cache(self, tmp_path: Path) -> None:
         """A hash is reused only while size, mtime and inode all match."""
         journal = Journal(tmp_path / "j.journal")
