@@ -24,7 +24,14 @@ from bulkup.errors import ReportError
 from bulkup.models import FileFailure
 from bulkup.targets import escaped, storable
 
-EXIT_OK, EXIT_FILES_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# The exit codes of every command, defined here once (README, "Exit codes"):
+EXIT_OK = 0  # everything asked for was done
+EXIT_FILES_FAILED = 1  # some files failed (upload); the job asked for is unknown (job)
+EXIT_NO_SUCH_JOB = EXIT_FILES_FAILED
+EXIT_USAGE = 2  # a mistake found before any work, or the surroundings (journal, report file)
+EXIT_FATAL = 3  # the run stopped: server unreachable, refused credentials, internal error
+EXIT_INTERRUPTED = 130  # stopped by a signal (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # the output's reader went away (128 + SIGPIPE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,9 +12,9 @@ from bulkup.config.model import UploadConfig
 from bulkup.errors import BulkupError, describe
 from bulkup.monitoring.api import JobMonitor, MonitorSettings
 from bulkup.protocol.soap import as_list
+from bulkup.report import EXIT_FATAL, EXIT_NO_SUCH_JOB, EXIT_OK, EXIT_USAGE
 from bulkup.transport.client import UploadClient
 
-EXIT_OK, EXIT_NO_SUCH_JOB, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
 SUMMARY_FIELDS = ("jobName", "originalJobName", "logType", "startDate", "endDate",
                   "totalFileCount", "fileSuccessCount", "fileUpdateCount", "fileDuplicateCount",
                   "fileErrorCount", "fileWarningCount", "fatalError")

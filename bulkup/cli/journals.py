@@ -15,9 +15,8 @@ from typing import Any
 from bulkup.errors import JournalError
 from bulkup.journal.session import RunLock, state_dir
 from bulkup.journal.store import Journal
+from bulkup.report import EXIT_OK, EXIT_USAGE
 from bulkup.targets import escaped
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def run_journal_command(args: argparse.Namespace) -> int:

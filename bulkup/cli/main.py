@@ -22,10 +22,9 @@ from typing import Any, NoReturn, TextIO
 
 from bulkup import __version__
 from bulkup.errors import ConfigError, JournalError, ReportError
-from bulkup.report import EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
+from bulkup.report import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, UploadReport
 
 REPORT_TO_STDOUT = "-"
-EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a program whose reader went away."""
 UPLOAD_PARAM_FLAGS = {
     "overwrite": "replace an asset of the same name (default on)",
