@@ -82,7 +82,9 @@ class AutoSettings:
     min_gain: float = 0.05
     """A gain below this share of the throughput never counts (noise)."""
     latency_rise: float = 2.0
-    min_window_posts: int = 4
+    steady_within: float = 0.25
+    """Two windows at one limit agree when their throughputs differ by less than this."""
+    min_window_posts: int = 8
     first_hold: int = 4
     longest_hold: int = 64
 
@@ -134,6 +136,14 @@ class _Window:
     saturated: int = 0
 
 
+def _worth(low: Measure, high: Measure) -> float:
+    """What the POSTs above ``low``'s limit brought, as a share of what they would have
+    brought if each did as well as the average POST at ``low`` (1: in proportion, 0: none)."""
+    if low.throughput <= 0:
+        return 1.0
+    return (high.throughput / low.throughput - 1) / (high.limit / low.limit - 1)
+
+
 def signal_of(exc: BaseException) -> str | None:
     """The back-off reason a failed POST gives, if any: pushback (503 or 429, with or
     without ``Retry-After``) or a timeout."""
@@ -156,12 +166,16 @@ class ConcurrencyController:
         self.limit = max(settings.minimum, min(settings.initial, settings.maximum))
         self._clock = clock
         self._generation = 0  # bumped by every change: a window counts only its own POSTs
-        self._epoch = 0  # bumped by every decrease: one cut per round of POSTs
+        self._epoch = 0  # bumped by every cut: one cut per round of POSTs
         self._window = _Window()
-        self._base: Measure | None = None  # the plateau (or the step climbed from)
-        self._climbing_from: Measure | None = None
+        self._plateau: list[Measure] = []  # the windows measured at this limit, newest last
+        self._probe: Measure | None = None  # the plateau a probe left, while it is measured
+        self._last_probe = "down"  # so that the first one goes up
         self._hold_windows = 0  # windows left before the next probe
         self._hold_length = settings.first_hold
+        self._ceiling: int | None = None  # POSTs in flight when the server last pushed back
+        self._ceiling_windows = 0  # windows left before a probe may reach the ceiling
+        self._ceiling_length = settings.first_hold
         self.windows = 0  # windows measured so far
 
     def start(self) -> Ticket:
@@ -198,62 +212,104 @@ class ConcurrencyController:
         target = math.floor(self.limit * self.settings.backoff)
         if reason.startswith("pushback"):
             target = min(target, in_flight - 1)
-        self._hold_length = min(self._hold_length * 2, self.settings.longest_hold)
-        return self._decrease(target, reason, None)
+            self._ceiling = max(in_flight, self.settings.minimum + 1)
+            self._ceiling_length = min(self._ceiling_length * 2, self.settings.longest_hold)
+            self._ceiling_windows = self._ceiling_length
+        return self._cut(target, reason, None)
 
     # --- decisions at the end of a window -------------------------------------------------
 
     def _after(self, measure: Measure) -> Change | None:
-        climbed_from = self._climbing_from
-        if climbed_from is not None:
-            return self._judge_climb(climbed_from, measure)
-        base = self._base
-        if base is None or base.limit != measure.limit:
-            self._base = measure
-            base = measure
-            if self._hold_windows == 0:
-                return self._climb(measure, "probe")
+        left = self._probe
+        if left is not None:
+            self._probe = None
+            return self._judge(left, measure)
+        plateau = self._plateau
+        if (plateau and measure.latency > plateau[0].latency * self.settings.latency_rise
+                and measure.throughput < plateau[0].throughput * (1 + self.settings.min_gain)):
+            return self._cut(math.floor(self.limit * self.settings.backoff), "latency rose",
+                             measure)
+        plateau.append(measure)
+        del plateau[1:-2]  # the first (the latency reference) and the last two
+        self._ceiling_windows = max(self._ceiling_windows - 1, 0)
+        if self._ceiling is not None and self.limit < self._ceiling - 1:
+            return self._set(self.limit + 1, "recovery", measure)
+        if self._hold_windows > 0:
+            self._hold_windows -= 1
             return None
-        if (measure.latency > base.latency * self.settings.latency_rise
-                and measure.throughput < base.throughput * (1 + self.settings.min_gain)):
-            return self._decrease(math.floor(self.limit * self.settings.backoff),
-                                  "latency rose", measure)
-        self._hold_windows = max(self._hold_windows - 1, 0)
-        if self._hold_windows == 0:
-            return self._climb(measure, "probe")
-        return None
+        if not self._steady():
+            return None
+        if self._last_probe == "up" and self.limit > self.settings.initial:
+            return self._go("down", "probe")
+        return self._go("up", "probe")
 
-    def _judge_climb(self, before: Measure, after: Measure) -> Change | None:
-        """A climb from ``before`` to ``after``: go on while it paid, else step back."""
-        self._climbing_from = None
-        step = after.limit - before.limit
-        wanted = max(self.settings.min_gain,
-                     self.settings.gain_share * step / before.limit)
-        if after.throughput >= before.throughput * (1 + wanted):
+    def _steady(self) -> bool:
+        """The last two windows at this limit agree (so a probe is judged against a level,
+        not against a run that is speeding up or slowing down for other reasons)."""
+        if len(self._plateau) < 2:
+            return False
+        a, b = self._plateau[-2].throughput, self._plateau[-1].throughput
+        return max(a, b) <= min(a, b) * (1 + self.settings.steady_within)
+
+    def _judge(self, left: Measure, probe: Measure) -> Change | None:
+        """A probe from the plateau ``left`` measured ``probe``: keep going the same way
+        while the POSTs above the lower limit pull their weight (up) or do not (down), else
+        go back and hold longer."""
+        low, high = (left, probe) if probe.limit > left.limit else (probe, left)
+        paid = _worth(low, high) >= self.settings.gain_share
+        up = probe.limit > left.limit
+        if up and not probe.saturated:
+            self._settle(probe)  # the limit was not what held the run back: no verdict
+            return None
+        if up == paid:  # the higher limit paid and it was climbed to, or did not and was left
+            if up and self._ceiling is not None and probe.limit >= self._ceiling:
+                self._ceiling = None  # taken without pushback: the server's level moved
             self._hold_length = self.settings.first_hold
-            self._base = after
-            return self._climb(after, "throughput grew")
-        if not after.saturated:
-            self._base = after  # the limit was not what held it back: stay, no verdict
-            self._hold_windows = self._hold_length
-            return None
-        self._hold_windows = self._hold_length
+            self._plateau = [probe]
+            return self._go(self._last_probe, "throughput grew" if up else "no loss")
         self._hold_length = min(self._hold_length * 2, self.settings.longest_hold)
-        self._base = before
-        return self._set(before.limit, "no gain", after)
+        change = self._set(left.limit, "no gain" if up else "loss", probe)
+        self._settle(left)
+        return change
 
-    def _climb(self, measure: Measure, reason: str) -> Change | None:
-        if not measure.saturated or self.limit >= self.settings.maximum:
-            self._hold_windows = self._hold_length
+    def _settle(self, measure: Measure) -> None:
+        """Stay at ``measure``'s level for a while before the next probe."""
+        self._plateau = [measure]
+        self._hold_windows = self._hold_length
+
+    def _go(self, way: str, reason: str) -> Change | None:
+        """Probe one step ``way`` from this plateau (down never below ``initial``)."""
+        plateau = self._plateau[-1]
+        self._last_probe = way
+        if way == "up":
+            target = self.limit + max(1, math.floor(self.limit * self.settings.growth_step))
+            target = min(target, self.settings.maximum, self._below_ceiling())
+            saturated = plateau.saturated
+        else:
+            target = max(math.ceil(self.limit / (1 + self.settings.growth_step)),
+                         self.settings.initial)
+            saturated = True
+        if target == self.limit or not saturated:
+            self._settle(plateau)
             return None
-        step = max(1, math.floor(self.limit * self.settings.growth_step))
-        self._climbing_from = measure
-        return self._set(min(self.limit + step, self.settings.maximum), reason, measure)
+        self._probe = plateau
+        return self._set(target, reason, plateau)
 
-    def _decrease(self, target: int, reason: str, measure: Measure | None) -> Change | None:
+    def _below_ceiling(self) -> int:
+        """The highest limit a probe up may reach: below the level of the last pushback
+        until that has been left alone for a while (a hold that doubles with each pushback),
+        then one above it."""
+        if self._ceiling is None:
+            return self.settings.maximum
+        if self._ceiling_windows > 0:
+            return self._ceiling - 1
+        return self._ceiling
+
+    def _cut(self, target: int, reason: str, measure: Measure | None) -> Change | None:
         self._epoch += 1
-        self._climbing_from = None
-        self._base = None
+        self._probe = None
+        self._plateau = []
+        self._last_probe = "down"
         self._hold_windows = self._hold_length
         return self._set(max(target, self.settings.minimum), reason, measure)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from itertools import pairwise
 
 import pytest
 
@@ -82,6 +83,7 @@ def capped_server(cap: int) -> Callable[[int], float]:
 def test_it_starts_at_eight_and_climbs_while_throughput_grows() -> None:
     ctrl, clock = controller(maximum=64)
     assert ctrl.limit == 8
+    assert windows(ctrl, clock, far_server, 1) == []  # one window is no level yet
     changes = windows(ctrl, clock, far_server, 11)
     assert [c.new for c in changes] == [10, 12, 15, 18, 22, 27, 33, 41, 51, 63, 64]
     assert changes[0].reason == "probe"
@@ -91,14 +93,14 @@ def test_it_starts_at_eight_and_climbs_while_throughput_grows() -> None:
 
 def test_a_step_that_gains_nothing_is_taken_back_and_probed_ever_more_rarely() -> None:
     ctrl, clock = controller()
-    changes = windows(ctrl, clock, busy_server, 60)
-    assert [(c.old, c.new, c.reason) for c in changes[:2]] == [
-        (8, 10, "probe"), (10, 8, "no gain")]
-    probes = [i for i, c in enumerate(changes) if c.reason == "probe"]
-    assert all(changes[i + 1].reason == "no gain" for i in probes[:-1])
-    assert max(c.new for c in changes) == 10 and ctrl.limit in (8, 10)
-    # Windows spent at 8 between probes: 4, 8, 16, 32 (the hold doubles after each miss).
-    assert len(probes) == 4
+    seen: list[tuple[int, Change]] = []
+    for _ in range(70):
+        seen += [(ctrl.windows, c) for c in one_window(ctrl, clock, busy_server)]
+    assert [(c.old, c.new, c.reason) for _, c in seen] == [
+        (8, 10, "probe"), (10, 8, "no gain")] * 4
+    # Windows at 8 before each probe: 2 (a steady level), then 8, 16, 32 (the hold doubles
+    # after each probe that gained nothing).
+    assert [w for w, c in seen if c.reason == "probe"] == [2, 12, 30, 64]
 
 
 def test_the_climb_stops_where_throughput_stops_growing() -> None:
@@ -106,6 +108,41 @@ def test_the_climb_stops_where_throughput_stops_growing() -> None:
     windows(ctrl, clock, capped_server(20), 12)
     assert 18 <= ctrl.limit <= 22
 
+
+def test_above_the_start_it_also_probes_down_and_stays_where_the_top_posts_pay() -> None:
+    """The server gets busier: past 12 the extra POSTs bring nothing. From 22, probes down
+    find that, and the limit comes back to the knee; never below the start."""
+    ctrl, clock = controller()
+    windows(ctrl, clock, capped_server(20), 12)
+    assert ctrl.limit >= 18
+    changes = windows(ctrl, clock, capped_server(12), 80)
+    assert {"no loss", "probe"} <= {c.reason for c in changes}
+    assert ctrl.limit in (12, 15)
+    assert min(c.new for c in changes) >= 8
+
+
+def test_a_probe_down_that_loses_throughput_goes_back_up() -> None:
+    ctrl, clock = controller()
+    windows(ctrl, clock, capped_server(20), 12)
+    changes = windows(ctrl, clock, capped_server(20), 40)
+    assert ("probe", "loss") in {(a.reason, b.reason) for a, b in pairwise(changes)}
+    assert 18 <= ctrl.limit <= 27
+
+
+def test_no_probe_while_the_run_speeds_up_or_slows_down_for_other_reasons() -> None:
+    """Each window 40% faster than the one before (a start-up, another program leaving the
+    machine): no two agree, so nothing is probed and nothing is mistaken for a gain."""
+    ctrl, clock = controller()
+    speed = [10 * MB]
+
+    def ramp(limit: int) -> float:
+        return speed[0]
+
+    changes: list[Change] = []
+    for _ in range(10):
+        changes += one_window(ctrl, clock, ramp)
+        speed[0] *= 1.4
+    assert changes == [] and ctrl.limit == 8
 
 def test_a_gain_below_the_bar_is_no_gain() -> None:
     """10 -> 12 must bring at least 40% of the proportional 20%; 5% is noise."""
@@ -147,18 +184,36 @@ def test_a_timeout_cuts_by_a_quarter_and_the_floor_holds() -> None:
     assert ctrl.limit == 1
 
 
-def test_after_pushback_it_holds_before_probing_again() -> None:
+def test_after_pushback_it_recovers_below_that_level_and_probes_it_rarely() -> None:
     ctrl, clock = controller()
-    ctrl.refused(ctrl.start(), "pushback 503", in_flight=8)  # 8 -> 6, hold 8 windows
-    changes = windows(ctrl, clock, far_server, 8)
-    assert changes == []
+    ctrl.refused(ctrl.start(), "pushback 503", in_flight=8)  # 8 -> 6; 8 was too many
     changes = windows(ctrl, clock, far_server, 1)
-    assert [(c.old, c.new, c.reason) for c in changes] == [(6, 7, "probe")]
+    assert [(c.old, c.new, c.reason) for c in changes] == [(6, 7, "recovery")]
+    assert windows(ctrl, clock, far_server, 9) == []  # below 8 for the ceiling's 8 windows
+    changes = windows(ctrl, clock, far_server, 2)
+    assert [(c.old, c.new, c.reason) for c in changes] == [
+        (7, 8, "probe"), (8, 10, "throughput grew")]  # no pushback at 8 now: climbing on
+
+
+def test_against_a_server_that_takes_four_it_stays_at_four_mostly() -> None:
+    """A far server that refuses every round sent above 4 in flight."""
+    ctrl, clock = controller()
+    limits: list[int] = []
+    refusals = 0
+    for _ in range(200):
+        if ctrl.limit > 4:
+            refusals += 1
+            ctrl.refused(ctrl.start(), "pushback 503", in_flight=ctrl.limit)
+        one_window(ctrl, clock, far_server)
+        limits.append(ctrl.limit)
+    assert refusals <= 8  # 2 to come down from 8, then one probe every 64 windows at most
+    assert sum(limits[10:]) / len(limits[10:]) > 3.9
+    assert min(limits[10:]) >= 3
 
 
 def test_rising_latency_without_more_throughput_backs_off() -> None:
     ctrl, clock = controller()
-    windows(ctrl, clock, busy_server, 3)  # probe, no gain: holding at 8
+    windows(ctrl, clock, busy_server, 4)  # probe, no gain: holding at 8
     assert ctrl.limit == 8
     assert windows(ctrl, clock, busy_server, 1) == []  # the plateau's own latency
     changes = one_window(ctrl, clock, busy_server, latency_factor=3.0)
