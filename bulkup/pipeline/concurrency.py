@@ -7,30 +7,39 @@ its packed batch (a list of entries: no file data is held); a POST that is refus
 out its ``Retry-After`` gives its place up and queues again. The job's opening POST and its
 keep-alives do not pass the gate (the coordinator sends them before and between the others).
 
-The scheme: additive-increase/multiplicative-decrease (AIMD), where the increase is steered by
-the measured throughput (a hill climb on throughput, in steps of a quarter of the limit) and
-the decrease comes from pushback:
+The scheme: additive-increase/multiplicative-decrease (AIMD), where the moves up are steered
+by the measured throughput (a hill climb in steps of a quarter of the limit) and the moves
+down come from pushback, timeouts and latency:
 
-- **Measure.** A window is ``limit`` acknowledged POSTs (at least :attr:`AutoSettings.
-  min_window_posts`), all sent under the current limit; it starts at the first such answer,
-  so POSTs sent under the previous limit are not counted (one round trip of settling). Its
-  throughput is the bytes acknowledged over its span; its latency the mean POST time.
-- **Grow while throughput grows.** After a window in which the limit was the bottleneck
-  (workers were waiting at the gate), the limit grows by a quarter (at least 1). If the next
-  window's throughput grew by at least :attr:`AutoSettings.gain_share` of what the extra POSTs
-  would bring if each did as well as the average one (Little's law: a link-bound or far
-  server grows in proportion), the climb goes on; otherwise the limit goes back to where it
-  was and holds for a number of windows that doubles with every probe that gained nothing
-  (4, 8, ... 64), then probes a step higher again.
+- **Measure.** A window is ``limit`` acknowledged POSTs (at least
+  :attr:`AutoSettings.min_window_posts`), all sent under the current limit; it starts at the
+  first such answer, so POSTs sent under the previous limit are not counted (one round trip
+  of settling). Its throughput is the bytes acknowledged over its span; its latency the mean
+  POST time. A level is *steady* when its last two windows agree within
+  :attr:`AutoSettings.steady_within`; only a steady level is probed from, so a run that
+  speeds up or slows down by itself (its start, another program on the machine) is not read
+  as the limit's doing.
+- **Grow while throughput grows.** From a steady level at which the limit was the
+  bottleneck (workers were waiting at the gate), the limit grows by a quarter (at least 1).
+  The step *paid* when the POSTs above the lower limit brought at least
+  :attr:`AutoSettings.gain_share` of what they would have if each did as well as the average
+  POST below them (a far server or a thin link grows in proportion, a busy CPU not at all).
+  While steps pay the climb goes on; a step that does not is taken back, and the level holds
+  for a number of windows that doubles with every probe that changed nothing (4, 8, ... 64).
+- **Probe down too.** Above the start (8), probes alternate: a step down by a fifth that
+  loses less than that share is kept (and the descent goes on), one that loses more is taken
+  back. So the limit settles where its top POSTs still pay, and an overshoot (a lucky
+  window) is undone; probes never go below the start (pushback does).
 - **Back off on pushback.** A 503 or 429 (announced or not) or a timeout cuts the limit to
   ``limit × 0.75`` and, for pushback, below the POSTs that were in flight when it came: once
-  for every round of POSTs (one sent before the last decrease does not cut again), as TCP
-  halves once per round trip. After pushback the hold doubles, so the server's level is
-  probed rarely.
-- **Back off on rising latency.** While holding, a window whose mean POST time is more than
-  :attr:`AutoSettings.latency_rise` times the plateau's own, without more throughput, means
-  queueing somewhere (the server or the link slowed down): the limit is cut by the same
-  factor.
+  per round of POSTs (one sent before the last cut does not cut again), as TCP halves once
+  per round trip. After pushback the limit recovers by 1 a window up to one below the level
+  that was refused, and probes that level only after a hold that doubles with each pushback
+  (8, 16, ... 64 windows): a server that takes 4 sees 4, and a fifth now and then.
+- **Back off on rising latency.** At a level, a window whose mean POST time is more than
+  :attr:`AutoSettings.latency_rise` times the level's first, without more throughput, means
+  queueing somewhere (the server or the link slowed down): the limit is cut to three
+  quarters.
 
 Why AIMD on throughput rather than a latency gradient (Netflix's Gradient2, TCP Vegas)
 alone: a POST's time here depends on its size (16 KiB × 100 or one 2 GiB file) and, on a
