@@ -134,12 +134,12 @@ class TestFiles:
         journal = Journal(tmp_path / "j.journal")
         first = journal.begin_run(1)
         known = [entry("same"), entry("resized"), entry("touched"), entry("failed"),
-                 entry("unwalked"), entry('q"uote\ü')]
+                 entry("unwalked"), entry('q"uote\\ü')]
         journal.record_posted(first, known, "j|1", {})
         journal.record_failed(first, [FileFailure("/src/failed", "boom", "Acme/failed")])
         second = journal.begin_run(1)
         walked = [entry("same"), entry("resized", size=11), entry("touched", mtime_ns=2),
-                  entry("failed"), entry("new"), entry('q"uote\ü')]
+                  entry("failed"), entry("new"), entry('q"uote\\ü')]
         assert journal.walked_changed(second, walked) == [1, 2, 3, 4]
         assert journal.gone(second) == ["/src/unwalked"]
 
