@@ -335,41 +335,88 @@ class ConcurrencyController:
                       round(measure.latency * 1000, 1))
 
 
+BATCH_SLACK = 2
+"""Batches that may be packed beyond the POSTs allowed in flight (ready when a place frees)."""
+
+
+class _Places:
+    """A counted set of places, handed out first come, first served."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def take(self, capacity: Callable[[], int]) -> None:
+        if not self.waiters and self.held < capacity():
+            self.held += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(capacity())  # the place was handed over already: pass it on
+            elif waiter in self.waiters:
+                self.waiters.remove(waiter)
+            raise
+
+    def give_back(self, capacity: int) -> None:
+        self.held -= 1
+        self.hand_over(capacity)
+
+    def hand_over(self, capacity: int) -> None:
+        """Give free places to the waiters, in turn."""
+        while self.waiters and self.held < capacity:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                self.held += 1
+                waiter.set_result(None)
+
+
 class Limiter:
     """The gate every POST attempt passes under ``--concurrency auto``: at most the
-    controller's limit in flight; the others wait in turn (first come, first served)."""
+    controller's limit in flight; the others wait in turn (first come, first served).
+
+    Workers also take a batch place before they start filling a batch (:meth:`start_batch`),
+    at most :data:`BATCH_SLACK` more than the limit: so the files are packed into as few
+    batches as with that many workers (not spread thin over ``max_concurrency`` of them,
+    each waiting at the gate with a part of a batch)."""
 
     def __init__(self, controller: ConcurrencyController) -> None:
         self.controller = controller
-        self.in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._posts = _Places()
+        self._batches = _Places()
 
     @property
     def limit(self) -> int:
         return self.controller.limit
 
     @property
+    def in_flight(self) -> int:
+        return self._posts.held
+
+    @property
     def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
+        return sum(1 for w in self._posts.waiters if not w.done())
+
+    def _batch_room(self) -> int:
+        return self.limit + BATCH_SLACK
+
+    async def start_batch(self) -> None:
+        """Wait for a place to fill a batch in (given back with :meth:`end_batch`)."""
+        await self._batches.take(self._batch_room)
+
+    def end_batch(self) -> None:
+        """The worker's batches are sent (or given up): its batch place is free."""
+        self._batches.give_back(self._batch_room())
 
     async def enter(self, stop: asyncio.Event | None = None) -> Ticket:
         """Wait for a place; raises :class:`RunStopping` when ``stop`` is set before or
         while waiting (a waiter is woken by a place coming free: every POST in flight ends,
         answered or cancelled, within the stop's grace period)."""
         _unless_stopping(stop)
-        if not self._waiters and self.in_flight < self.limit:
-            self.in_flight += 1
-            return self.controller.start()
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._leave()  # the place was handed over already: pass it on
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
+        await self._posts.take(lambda: self.limit)
         try:
             _unless_stopping(stop)
         except RunStopping:
@@ -379,7 +426,7 @@ class Limiter:
 
     def acknowledged(self, ticket: Ticket, size: int) -> None:
         """The POST through ``ticket`` was answered; its place is free."""
-        saturated = bool(self._waiters)
+        saturated = bool(self._posts.waiters)
         self._leave()
         self._apply(self.controller.acknowledged(ticket, size, saturated=saturated))
 
@@ -392,23 +439,15 @@ class Limiter:
             self._apply(self.controller.refused(ticket, reason, in_flight))
 
     def _leave(self) -> None:
-        self.in_flight -= 1
-        self._hand_over()
+        self._posts.give_back(self.limit)
 
     def _apply(self, change: Change | None) -> None:
         if change is None:
             return
         log.info("concurrency_changed", old=change.old, new=change.new, reason=change.reason,
                  mb_s=change.mb_s, latency_ms=change.latency_ms, in_flight=self.in_flight)
-        self._hand_over()
-
-    def _hand_over(self) -> None:
-        """Give free places to the waiters, in turn."""
-        while self._waiters and self.in_flight < self.limit:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.in_flight += 1
-                waiter.set_result(None)
+        self._posts.hand_over(self.limit)
+        self._batches.hand_over(self._batch_room())
 
 
 def _unless_stopping(stop: asyncio.Event | None) -> None:

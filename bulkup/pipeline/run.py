@@ -313,24 +313,36 @@ async def _worker(pipe: Pipe[FileEntry], packer: BatchPacker, sender: BatchSende
                   coordinator: JobCoordinator, stop: asyncio.Event) -> None:
     """Pack entries into batches and send each as soon as it is full; the first entry starts
     opening the job (so its round trip overlaps with packing). Each take is about what the
-    open batch still has room for, so the workers share the files out."""
-    opened = False
-    while not stop.is_set():
-        files, room = packer.room()
-        chunk = await pipe.take(files, weigh=_size_of, budget=room)
-        if not chunk or stop.is_set():
-            break
-        if not opened:
-            coordinator.open_soon()
-            opened = True
-        for entry in chunk:
-            for batch in packer.add(entry):
-                if stop.is_set():
-                    return
-                await sender.send(batch)
-    last = packer.flush()
-    if last is not None and not stop.is_set():
-        await sender.send(last)
+    open batch still has room for, so the workers share the files out. Under
+    ``--concurrency auto`` a worker takes a batch place before it starts a batch (about as
+    many as POSTs may be in flight), so the files are not spread thin over every worker."""
+    opened, gate, holding = False, sender.gate, False
+    try:
+        while not stop.is_set():
+            if gate is not None and not holding:
+                await gate.start_batch()
+                holding = True
+            files, room = packer.room()
+            chunk = await pipe.take(files, weigh=_size_of, budget=room)
+            if not chunk or stop.is_set():
+                break
+            if not opened:
+                coordinator.open_soon()
+                opened = True
+            for entry in chunk:
+                for batch in packer.add(entry):
+                    if stop.is_set():
+                        return
+                    await sender.send(batch)
+            if gate is not None and holding and not packer.pending:
+                gate.end_batch()
+                holding = False
+        last = packer.flush()
+        if last is not None and not stop.is_set():
+            await sender.send(last)
+    finally:
+        if gate is not None and holding:
+            gate.end_batch()
 
 
 def _size_of(entry: FileEntry) -> int:

@@ -190,3 +190,25 @@ async def test_a_503_without_retry_after_counts_as_an_attempt() -> None:
 ])
 def test_what_is_announced_pushback(exc: Exception, announced: bool) -> None:
     assert is_pushback(exc) is announced
+
+
+async def test_batches_are_filled_by_no_more_workers_than_the_limit_and_two() -> None:
+    """So 500 files are not spread over 64 workers' batches (66 POSTs instead of 40)."""
+    limiter = gate(2)
+    for _ in range(4):
+        await limiter.start_batch()
+    fifth = asyncio.create_task(limiter.start_batch())
+    await settle()
+    assert not fifth.done()
+    limiter.end_batch()
+    await settle()
+    assert fifth.done()
+    ticket = await limiter.enter()
+    limiter.failed(ticket, RequestTimeout("slow"))  # 2 -> 1: room for 3 batches
+    for _ in range(4):
+        limiter.end_batch()
+    waiting = [asyncio.create_task(limiter.start_batch()) for _ in range(4)]
+    await settle()
+    assert [t.done() for t in waiting] == [True, True, True, False]
+    for task in waiting:
+        task.cancel()
