@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from bulkup.errors import JournalError
-from bulkup.journal.session import RunLock, state_dir
-from bulkup.journal.store import Journal
 from bulkup.report import EXIT_OK, EXIT_USAGE
 from bulkup.targets import escaped
 
@@ -34,6 +32,8 @@ def run_journal_command(args: argparse.Namespace) -> int:
 
 
 def _journals(explicit: Path | None) -> list[Path]:
+    from bulkup.journal.session import state_dir
+
     if explicit is not None:
         if not explicit.exists():
             raise JournalError(f"no journal at {explicit}")
@@ -46,6 +46,8 @@ def _journals(explicit: Path | None) -> list[Path]:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from bulkup.journal.store import Journal
+
     listing: list[dict[str, Any]] = []
     for path in _journals(args.journal):
         journal = Journal(path)
@@ -77,6 +79,8 @@ def _target_line(target: dict[str, Any]) -> str:
 
 def last_job_handle(journal_path: Path | None) -> str:
     """The newest job handle of the newest finished run (``bulkup job ... --last``)."""
+    from bulkup.journal.store import Journal
+
     path = _journals(journal_path)[0]
     journal = Journal(path)
     try:
@@ -104,6 +108,8 @@ def parse_age(text: str) -> float:
 
 def _prune(args: argparse.Namespace, now: float | None = None) -> int:
     """Remove the state folder's journals not used for ``--older-than`` (never one in use)."""
+    from bulkup.journal.session import RunLock, state_dir
+
     cutoff = (now if now is not None else time.time()) - parse_age(args.older_than)
     removed = 0
     for path in sorted(state_dir().glob("*.journal")):
@@ -145,6 +151,8 @@ def _run_line(run: dict[str, Any]) -> str:
 
 
 def _report_failed(args: argparse.Namespace) -> int:
+    from bulkup.journal.store import Journal
+
     path = _journals(args.journal)[0]
     journal = Journal(path)
     try:
@@ -159,3 +167,33 @@ def _report_failed(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"  {failure['path']}: {failure['reason']}")
     return EXIT_OK
+
+
+def add_journal_commands(commands: Any) -> None:
+    status = commands.add_parser("status", help="recent runs recorded in the journals")
+    status.add_argument("--journal", type=Path, metavar="PATH",
+                        help="one journal (default: every journal in the state dir)")
+    status.add_argument("--runs", type=int, default=5, help="runs shown per journal")
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    report = commands.add_parser("report", help="what the last run of a journal left failed; "
+                                 "merge the reports of a fleet's shards")
+    report.add_argument("--failed", action="store_true",
+                        help="list the failures of the last run")
+    from bulkup.cli.reports import add_merge_arguments
+
+    add_merge_arguments(report.add_subparsers(dest="report_action").add_parser(
+        "merge", help="one fleet summary from the shards' JSON reports",
+        description="One summary from the JSON reports of the shards of a fleet (--shard "
+        "K/N): totals, one line per shard, every failure, missing shards named; exits with "
+        "the worst exit code of the shards."))
+    report.add_argument("--journal", type=Path, metavar="PATH",
+                        help="the journal (default: the most recently used one)")
+    report.add_argument("--json", action="store_true", help="JSON for scripts")
+    journal = commands.add_parser("journal", help="tidy the journals in the state folder")
+    tidy = journal.add_subparsers(dest="action", required=True)
+    prune = tidy.add_parser("prune", help="remove journals not used for a while",
+                            description="Remove the state folder's journals (and their "
+                            "files) not written for --older-than; one in use is kept.")
+    prune.add_argument("--older-than", required=True, metavar="AGE",
+                       help="e.g. 30d, 12h, 2w: journals not written for that long")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed")

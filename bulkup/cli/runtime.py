@@ -20,8 +20,13 @@ structlog, likewise, is imported without rich (:func:`import_structlog`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from bulkup.report import EXIT_INTERRUPTED
 
 CA_FILE_VARIABLE = "SSL_CERT_FILE"
 
@@ -53,3 +58,25 @@ def import_structlog() -> None:
     finally:
         if sys.modules.get("rich", 0) is None:
             del sys.modules["rich"]
+
+
+GIL_SWITCH_S = 0.0005
+"""How long the event loop's thread may keep the GIL while the journal's or the walker's thread
+waits for it (Python's default is 5 ms). A journal receipt waited about 5 ms a batch behind a
+busy loop; with 0.5 ms it waits about 3 ms (see benchmarks/README.md)."""
+
+
+def run_loop(main: Coroutine[Any, Any, int], *, use_uvloop: bool = True) -> int:
+    """Run on uvloop when asked and installed, else on asyncio's loop; 130 when cancelled."""
+    runner: Any = asyncio.run
+    if use_uvloop:
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            pass
+    try:
+        return int(runner(main))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
