@@ -81,7 +81,7 @@ def add_upload_arguments(p: argparse.ArgumentParser) -> None:
                            "placed by size from a listing every shard makes alike")
     how = p.add_argument_group("how")
     how.add_argument("--concurrency", type=_concurrency, metavar="N|auto",
-                     help="POSTs in flight: a number fixes it; auto (default) finds the level "
+                     help="POSTs in flight: a number fixes it (default 8); auto finds the level "
                           "as the run goes, from 8, growing while throughput grows and "
                           "backing off on 503/429, timeouts and rising latency")
     how.add_argument("--max-concurrency", type=int, metavar="N",

@@ -263,7 +263,7 @@ class UploadConfig:
     job_name: str | None = None
     description: str | None = None
     locale: str | None = None
-    concurrency: Concurrency = "auto"
+    concurrency: Concurrency = 8  # "auto" is opt-in until it is level with 8 on loopback
     max_concurrency: int = 64
     max_post_bytes: int = 16 * MiB
     max_files_per_post: int = 100

@@ -250,7 +250,9 @@ def test_the_settings_follow_the_config() -> None:
     assert AutoSettings.from_config(UploadConfig(concurrency=8)) is None
     auto = AutoSettings.from_config(UploadConfig(concurrency="auto", max_concurrency=5))
     assert auto is not None and (auto.initial, auto.maximum) == (5, 5)
-    assert AutoSettings.from_config(UploadConfig()) == AutoSettings(initial=8, maximum=64)
+    assert AutoSettings.from_config(UploadConfig()) is None  # fixed 8 by default
+    assert AutoSettings.from_config(UploadConfig(concurrency="auto")) == AutoSettings(
+        initial=8, maximum=64)
 
 
 def test_a_ticket_is_stamped_with_the_clock() -> None:

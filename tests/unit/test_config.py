@@ -149,8 +149,8 @@ class TestDefaults:
         """The defaults are the documented ones."""
         config = UploadConfig()
         assert (config.concurrency, config.max_files_per_post, config.queue_size) == (
-            "auto", 100, 1000)
-        assert (config.max_concurrency, config.concurrency_cap) == (64, 64)
+            8, 100, 1000)
+        assert (config.max_concurrency, config.concurrency_cap) == (64, 8)
         assert (config.max_post_bytes, config.chunk_size) == (16 * MiB, MiB)
         assert config.max_file_size == 2 * 1024**3
         assert (config.connect_timeout_s, config.read_timeout_s) == (30.0, 300.0)
@@ -210,7 +210,7 @@ class TestPrecedence:
     @pytest.mark.parametrize(
         ("file_text", "environ", "overrides", "expected"),
         [
-            ("", {}, {}, "auto"),
+            ("", {}, {}, 8),
             ('concurrency = "auto"\n', {"BULKUP_CONCURRENCY": "6"}, {}, 6),
             ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "Auto"}, {}, "auto"),
             ("concurrency = 4\n", {"BULKUP_CONCURRENCY": "6"}, {"concurrency": "auto"}, "auto"),
