@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# A test fails when a callback blocks its event loop for more than 2 s (see loop_guard).
+pytest_plugins = ["loop_guard"]
+
 # Deterministic by default: the same examples on every run (no seed drawn at random, no example
 # database carried between runs), so CI passes or fails the same way each time. Set
 # HYPOTHESIS_PROFILE=explore to search wider, with fresh random examples. No per-example

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bulkup.cli.main import main
 
 from .conftest import PASSWORD, USER, make_tree
@@ -107,6 +109,7 @@ async def _run_async(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 class TestJournalCommands:
+    @pytest.mark.blocks_loop  # the CLI run with subprocess.run, on purpose
     async def test_status_and_failed_report(self, emulator: Any, tmp_path: Path) -> None:
         """`bulkup status` shows the run's counts; `report --failed --json` lists the failure."""
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "bad:name.jpg": b"b"})

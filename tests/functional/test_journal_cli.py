@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import PASSWORD, USER, make_tree
 from .test_cli import _run_async, run_cli
 
@@ -25,6 +27,7 @@ async def _upload(emulator: Any, tmp_path: Path) -> str:
     return str(json.loads(report.read_text())["job_handles"][0])
 
 
+@pytest.mark.blocks_loop  # the CLI run with subprocess.run, on purpose
 async def test_status_names_server_destination_sources_and_counts(emulator: Any,
                                                                  tmp_path: Path) -> None:
     await _upload(emulator, tmp_path)
@@ -47,6 +50,7 @@ async def test_job_status_last_takes_the_handle_from_the_journal(emulator: Any,
     assert both.returncode == 2 and "HANDLE or --last" in both.stderr
 
 
+@pytest.mark.blocks_loop  # the CLI run with subprocess.run, on purpose
 async def test_prune_removes_old_journals_only(emulator: Any, tmp_path: Path) -> None:
     await _upload(emulator, tmp_path)
     state = Path(os.environ["XDG_STATE_HOME"]) / "bulkup"

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from bulkup.emulator.app import STATE
@@ -52,6 +53,7 @@ class TestVerdicts:
         assert report.files_skipped_by_server == 2 and report.files_failed == 0
         assert report.exit_code == 0
 
+    @pytest.mark.blocks_loop(10)  # its 2,500 files are written on the loop's thread first
     async def test_large_job_pages_through_every_detail(self, emulator: Any,
                                                         tmp_path: Path) -> None:
         """A 2,500-file job is confirmed completely: three pages of details."""
