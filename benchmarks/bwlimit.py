@@ -28,8 +28,10 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bulkup.config.timetable import parse_bwlimit  # noqa: E402
 
-ANSWER = ('<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
-          "<jobHandle>j|1||sink|1</jobHandle></uploadPostReturn>")
+ANSWER = (
+    '<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
+    "<jobHandle>j|1||sink|1</jobHandle></uploadPostReturn>"
+)
 
 
 def make_corpus(root: Path, total: int) -> None:
@@ -69,13 +71,34 @@ async def measure(args: argparse.Namespace, corpus: Path) -> Counter[int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    cmd = [sys.executable, "-m", "bulkup", "upload", str(corpus), "--server",
-           f"http://127.0.0.1:{port}/scene7/UploadFile", "--user", "b@example.com",
-           "--company-handle", "c|1", "--company-root", "Bench/", "--no-journal", "--no-wait",
-           "--log-format", "json", "--bwlimit", args.rate]
-    child = subprocess.Popen(cmd, env=dict(os.environ, BULKUP_PASSWORD="pw"),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             cwd=Path(__file__).resolve().parents[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "bulkup",
+        "upload",
+        str(corpus),
+        "--server",
+        f"http://127.0.0.1:{port}/scene7/UploadFile",
+        "--user",
+        "b@example.com",
+        "--company-handle",
+        "c|1",
+        "--company-root",
+        "Bench/",
+        "--no-journal",
+        "--no-wait",
+        "--log-format",
+        "json",
+        "--bwlimit",
+        args.rate,
+    ]
+    child = subprocess.Popen(
+        cmd,
+        env=dict(os.environ, BULKUP_PASSWORD="pw"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     try:
         while not started or time.monotonic() - started[0] < args.seconds + 1:
             if child.poll() is not None:
@@ -104,8 +127,10 @@ def main() -> None:
     average = sum(seconds) / len(seconds)
     print(f"--bwlimit {args.rate} ({rate:,} bytes/s), {args.seconds} s at the sink:")
     print(f"  average {average:,.0f} bytes/s ({average / rate - 1:+.2%} of the limit)")
-    print(f"  highest second {max(seconds):,} bytes ({max(seconds) / rate:.2f}x), "
-          f"lowest {min(seconds):,} ({min(seconds) / rate:.2f}x)")
+    print(
+        f"  highest second {max(seconds):,} bytes ({max(seconds) / rate:.2f}x), "
+        f"lowest {min(seconds):,} ({min(seconds) / rate:.2f}x)"
+    )
     print("  per second:", " ".join(f"{s / 1e6:.2f}" for s in seconds), "MB")
 
 

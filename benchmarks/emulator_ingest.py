@@ -39,10 +39,13 @@ from local_servers import free_ports, start_emulator
 
 HERE = Path(__file__).resolve().parent
 NS = "http://www.scene7.com/IpsApi/xsd/2014-04-03"
-AUTH = (f'<authHeader xmlns="{NS}"><user>bench@example.com</user><password>pw</password>'
-        "</authHeader>")
-OPTIONS = ("<uploadParams><overwrite>true</overwrite><readyForPublish>false</readyForPublish>"
-           "<createMask>false</createMask><emailSetting>None</emailSetting></uploadParams>")
+AUTH = (
+    f'<authHeader xmlns="{NS}"><user>bench@example.com</user><password>pw</password></authHeader>'
+)
+OPTIONS = (
+    "<uploadParams><overwrite>true</overwrite><readyForPublish>false</readyForPublish>"
+    "<createMask>false</createMask><emailSetting>None</emailSetting></uploadParams>"
+)
 
 
 def make_corpus(where: Path, count: int, size: int, big_mib: int) -> tuple[Path, Path]:
@@ -63,9 +66,12 @@ def start(kind: str, root: Path) -> tuple[subprocess.Popen[str], str]:
     if kind == "emulator":
         return start_emulator(root)
     port = free_ports(1)[0]
-    proc = subprocess.Popen([sys.executable, str(HERE / "naive_server.py"), "--port", str(port),
-                             "--root", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "naive_server.py"), "--port", str(port), "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -85,41 +91,64 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def curl_post(url: str, params: str, files: list[tuple[Path, str]] = ()) -> str:
-    args = ["curl", "-sS", "-H", "Expect:", "--form-string", f"auth={AUTH}",
-            "--form-string", f"uploadParams={params}"]
+    args = [
+        "curl",
+        "-sS",
+        "-H",
+        "Expect:",
+        "--form-string",
+        f"auth={AUTH}",
+        "--form-string",
+        f"uploadParams={params}",
+    ]
     for i, (path, name) in enumerate(files, 1):
         args += ["-F", f"file{i}=@{path};filename={name}"]
     return subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
 
 
 def open_job(url: str) -> str:
-    body = curl_post(url, f'<uploadPostParam xmlns="{NS}"><companyHandle>c|1</companyHandle>'
-                          f"<jobName>bench</jobName>{OPTIONS}</uploadPostParam>")
+    body = curl_post(
+        url,
+        f'<uploadPostParam xmlns="{NS}"><companyHandle>c|1</companyHandle>'
+        f"<jobName>bench</jobName>{OPTIONS}</uploadPostParam>",
+    )
     return re.search(r"<jobHandle>([^<]+)</jobHandle>", body).group(1)
 
 
 def follow_up(handle: str) -> str:
-    return (f'<uploadPostParam xmlns="{NS}"><companyHandle>c|1</companyHandle>'
-            f"<jobHandle>{handle}</jobHandle></uploadPostParam>")
+    return (
+        f'<uploadPostParam xmlns="{NS}"><companyHandle>c|1</companyHandle>'
+        f"<jobHandle>{handle}</jobHandle></uploadPostParam>"
+    )
 
 
-def upload_small(url: str, handle: str, files: list[Path], per_post: int,
-                 parallel: int) -> float:
+def upload_small(url: str, handle: str, files: list[Path], per_post: int, parallel: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
         for i in range(0, len(files), per_post):
             if i:
                 cfg.write("next\n")
-            cfg.write(f'url = "{url}"\noutput = "/dev/null"\nheader = "Expect:"\nsilent\n'
-                      f"show-error\nfail\n")
-            cfg.write(f"form-string = \"auth={AUTH.replace(chr(34), chr(92) + chr(34))}\"\n")
+            cfg.write(
+                f'url = "{url}"\noutput = "/dev/null"\nheader = "Expect:"\nsilent\n'
+                f"show-error\nfail\n"
+            )
+            cfg.write(f'form-string = "auth={AUTH.replace(chr(34), chr(92) + chr(34))}"\n')
             params = follow_up(handle).replace('"', '\\"')
             cfg.write(f'form-string = "uploadParams={params}"\n')
-            for j, path in enumerate(files[i:i + per_post], 1):
+            for j, path in enumerate(files[i : i + per_post], 1):
                 cfg.write(f'form = "file{j}=@{path};filename=Bench/small/{path.name}"\n')
     start_s = time.perf_counter()
-    subprocess.run(["curl", "--no-progress-meter", "--parallel", "--parallel-max", str(parallel),
-                    "-K", cfg.name],
-                   check=True)
+    subprocess.run(
+        [
+            "curl",
+            "--no-progress-meter",
+            "--parallel",
+            "--parallel-max",
+            str(parallel),
+            "-K",
+            cfg.name,
+        ],
+        check=True,
+    )
     elapsed = time.perf_counter() - start_s
     os.unlink(cfg.name)
     return elapsed
@@ -149,8 +178,9 @@ def empty_files(root: Path) -> None:
             os.truncate(os.path.join(dirpath, name), 0)
 
 
-def one_round(kind: str, small: list[Path], big: Path, args: argparse.Namespace,
-              roots: list[Path]) -> dict:
+def one_round(
+    kind: str, small: list[Path], big: Path, args: argparse.Namespace, roots: list[Path]
+) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     roots.append(root)
     proc, url = start(kind, root)
@@ -166,8 +196,12 @@ def one_round(kind: str, small: list[Path], big: Path, args: argparse.Namespace,
         proc.wait(timeout=20)
         empty_files(root)  # deleted at the end: see the module docstring
     small_mb = len(small) * args.size / 1e6
-    return {"small_files_s": len(small) / small_s, "small_mb_s": small_mb / small_s,
-            "big_mb_s": big.stat().st_size / 1e6 / big_s, "peak_rss_mib": rss}
+    return {
+        "small_files_s": len(small) / small_s,
+        "small_mb_s": small_mb / small_s,
+        "big_mb_s": big.stat().st_size / 1e6 / big_s,
+        "peak_rss_mib": rss,
+    }
 
 
 def main() -> None:
@@ -196,20 +230,29 @@ def main() -> None:
 
 
 def report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
-    medians = {kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-               for kind, rs in runs.items()}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; rounds: {args.rounds} (medians)")
-    print(f"corpus: {args.files} x {args.size} B in POSTs of {args.per_post}, "
-          f"{args.parallel} in flight; one file of {args.big_mib} MiB; client: curl")
+    medians = {
+        kind: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for kind, rs in runs.items()
+    }
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; rounds: {args.rounds} (medians)"
+    )
+    print(
+        f"corpus: {args.files} x {args.size} B in POSTs of {args.per_post}, "
+        f"{args.parallel} in flight; one file of {args.big_mib} MiB; client: curl"
+    )
     print("| server | small files/s | small MB/s | 1 file MB/s | peak RSS MiB |")
     print("|---|---|---|---|---|")
     for kind, m in medians.items():
-        print(f"| {kind} | {m['small_files_s']:,.0f} | {m['small_mb_s']:,.0f} | "
-              f"{m['big_mb_s']:,.0f} | {m['peak_rss_mib']:.0f} |")
+        print(
+            f"| {kind} | {m['small_files_s']:,.0f} | {m['small_mb_s']:,.0f} | "
+            f"{m['big_mb_s']:,.0f} | {m['peak_rss_mib']:.0f} |"
+        )
     e, n = medians["emulator"], medians["naive"]
-    print(f"ratio emulator/naive: small files {e['small_files_s'] / n['small_files_s']:.2f}x, "
-          f"large file {e['big_mb_s'] / n['big_mb_s']:.2f}x")
+    print(
+        f"ratio emulator/naive: small files {e['small_files_s'] / n['small_files_s']:.2f}x, "
+        f"large file {e['big_mb_s'] / n['big_mb_s']:.2f}x"
+    )
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "medians": medians}, indent=2))
 

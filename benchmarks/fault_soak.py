@@ -44,21 +44,51 @@ def make_tree(root: Path, count: int, seed: int) -> dict[str, str]:
 
 def one_seed(seed: int, tree: Path, digests: dict[str, str], work: Path) -> dict[str, object]:
     server, url = start_emulator(
-        work / f"root{seed}", "--user", "soak@example.com:pw", "--company", "Soak:c|1",
-        "--faults", f"seed={seed},{PLAN}")
+        work / f"root{seed}",
+        "--user",
+        "soak@example.com:pw",
+        "--company",
+        "Soak:c|1",
+        "--faults",
+        f"seed={seed},{PLAN}",
+    )
     base = url.removesuffix("/scene7/UploadFile")
     try:
         report_path = work / f"report{seed}.json"
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "bulkup", "upload", str(tree), "--server",
-             f"{base}/scene7/UploadFile", "--user", "soak@example.com", "--company-handle",
-             "c|1", "--company-root", "Soak/", "--no-journal", "--report", str(report_path),
-             "--log-format", "json"],
-            env={**os.environ, "BULKUP_PASSWORD": "pw", "BULKUP_MAX_ATTEMPTS": "10",
-                 "BULKUP_FAULT30000_RETRIES": "10", "BULKUP_BACKOFF_BASE_S": "0.05",
-                 "BULKUP_BACKOFF_CAP_S": "1"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            [
+                sys.executable,
+                "-m",
+                "bulkup",
+                "upload",
+                str(tree),
+                "--server",
+                f"{base}/scene7/UploadFile",
+                "--user",
+                "soak@example.com",
+                "--company-handle",
+                "c|1",
+                "--company-root",
+                "Soak/",
+                "--no-journal",
+                "--report",
+                str(report_path),
+                "--log-format",
+                "json",
+            ],
+            env={
+                **os.environ,
+                "BULKUP_PASSWORD": "pw",
+                "BULKUP_MAX_ATTEMPTS": "10",
+                "BULKUP_FAULT30000_RETRIES": "10",
+                "BULKUP_BACKOFF_BASE_S": "0.05",
+                "BULKUP_BACKOFF_CAP_S": "1",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         wall = time.perf_counter() - start
         report = json.loads(report_path.read_text())
         with urllib.request.urlopen(f"{base}/_emulator/jobs") as answer:
@@ -69,23 +99,39 @@ def one_seed(seed: int, tree: Path, digests: dict[str, str], work: Path) -> dict
     return _check(seed, done.returncode, report, state, digests, wall)
 
 
-def _check(seed: int, code: int, report: dict, state: dict, digests: dict[str, str],
-           wall: float) -> dict[str, object]:
-    records = [f for job in state["jobs"] for f in job["files"]
-               if f["outcome"] in ("UploadSuccess", "FileUpdated")]
+def _check(
+    seed: int, code: int, report: dict, state: dict, digests: dict[str, str], wall: float
+) -> dict[str, object]:
+    records = [
+        f
+        for job in state["jobs"]
+        for f in job["files"]
+        if f["outcome"] in ("UploadSuccess", "FileUpdated")
+    ]
     landed = {f["target_path"]: f["sha256"] for f in records}
     injected = state["injected"]
     faults = injected["http503"] + injected["drop"] + injected["fault30000"]
     result = {
-        "seed": seed, "exit": code, "files": len(digests), "landed_exact": landed == digests,
-        "uploaded": report["files_uploaded"], "server_records": len(records),
-        "retries": report["retries"], "faults_injected": faults, "wall_s": round(wall, 1),
-        "http503": injected["http503"], "drop": injected["drop"],
-        "fault30000": injected["fault30000"], "lost": len(set(digests) - set(landed)),
+        "seed": seed,
+        "exit": code,
+        "files": len(digests),
+        "landed_exact": landed == digests,
+        "uploaded": report["files_uploaded"],
+        "server_records": len(records),
+        "retries": report["retries"],
+        "faults_injected": faults,
+        "wall_s": round(wall, 1),
+        "http503": injected["http503"],
+        "drop": injected["drop"],
+        "fault30000": injected["fault30000"],
+        "lost": len(set(digests) - set(landed)),
     }
-    result["ok"] = bool(code == 0 and result["landed_exact"] and
-                        result["uploaded"] == result["server_records"] == len(digests)
-                        and result["retries"] == faults)
+    result["ok"] = bool(
+        code == 0
+        and result["landed_exact"]
+        and result["uploaded"] == result["server_records"] == len(digests)
+        and result["retries"] == faults
+    )
     return result
 
 
@@ -102,17 +148,23 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"fault plan: {PLAN}; {args.files} files per seed")
-    print("| seed | exit | 503 | cut | 30000 | retries | uploaded | server records | lost | "
-          "byte-exact | wall s |")
+    print(
+        "| seed | exit | 503 | cut | 30000 | retries | uploaded | server records | lost | "
+        "byte-exact | wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['seed']} | {r['exit']} | {r['http503']} | {r['drop']} | {r['fault30000']} "
-              f"| {r['retries']} | {r['uploaded']} | {r['server_records']} | {r['lost']} | "
-              f"{'yes' if r['landed_exact'] else 'NO'} | {r['wall_s']} |")
+        print(
+            f"| {r['seed']} | {r['exit']} | {r['http503']} | {r['drop']} | {r['fault30000']} "
+            f"| {r['retries']} | {r['uploaded']} | {r['server_records']} | {r['lost']} | "
+            f"{'yes' if r['landed_exact'] else 'NO'} | {r['wall_s']} |"
+        )
     total = sum(int(r["faults_injected"]) for r in results)
     lost = sum(int(r["lost"]) for r in results)
-    print(f"totals: {total} faults injected and survived, {lost} files lost, "
-          f"{sum(bool(r['ok']) for r in results)}/{len(results)} seeds fully reconciled")
+    print(
+        f"totals: {total} faults injected and survived, {lost} files lost, "
+        f"{sum(bool(r['ok']) for r in results)}/{len(results)} seeds fully reconciled"
+    )
     sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 

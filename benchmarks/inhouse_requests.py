@@ -11,8 +11,10 @@ import sys
 import requests
 
 NS = "http://www.scene7.com/IpsApi/xsd/2014-04-03"
-OPTIONS = ("<uploadParams><overwrite>true</overwrite><readyForPublish>false</readyForPublish>"
-           "<createMask>false</createMask><emailSetting>None</emailSetting></uploadParams>")
+OPTIONS = (
+    "<uploadParams><overwrite>true</overwrite><readyForPublish>false</readyForPublish>"
+    "<createMask>false</createMask><emailSetting>None</emailSetting></uploadParams>"
+)
 
 
 def main() -> None:
@@ -20,8 +22,9 @@ def main() -> None:
     verify: bool = not (len(sys.argv) > 6 and sys.argv[6] == "insecure")
     if not verify:  # like the curl peer: TLS without checks, against the local sink
         requests.packages.urllib3.disable_warnings()
-    auth = (f'<authHeader xmlns="{NS}"><user>{user}</user><password>{password}</password>'
-            "</authHeader>")
+    auth = (
+        f'<authHeader xmlns="{NS}"><user>{user}</user><password>{password}</password></authHeader>'
+    )
     session = requests.Session()
     session.verify = verify
 
@@ -31,11 +34,15 @@ def main() -> None:
         answer.raise_for_status()
         return answer.text
 
-    opened = post(f'<uploadPostParam xmlns="{NS}"><companyHandle>{company}</companyHandle>'
-                  f"<jobName>inhouse</jobName>{OPTIONS}</uploadPostParam>")
+    opened = post(
+        f'<uploadPostParam xmlns="{NS}"><companyHandle>{company}</companyHandle>'
+        f"<jobName>inhouse</jobName>{OPTIONS}</uploadPostParam>"
+    )
     handle = re.search(r"<jobHandle>([^<]+)</jobHandle>", opened).group(1)
-    follow = (f'<uploadPostParam xmlns="{NS}"><companyHandle>{company}</companyHandle>'
-              f"<jobHandle>{handle}</jobHandle></uploadPostParam>")
+    follow = (
+        f'<uploadPostParam xmlns="{NS}"><companyHandle>{company}</companyHandle>'
+        f"<jobHandle>{handle}</jobHandle></uploadPostParam>"
+    )
     for folder, _, names in os.walk(corpus):
         for name in sorted(names):
             path = os.path.join(folder, name)

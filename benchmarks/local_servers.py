@@ -29,12 +29,23 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def start_emulator(root: Path, *extra: str,
-                   timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+def start_emulator(
+    root: Path, *extra: str, timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[str], str]:
     """``python -m bulkup.emulator`` on a port of its own choosing; the process and its
     UploadFile URL. ``extra`` are more command-line arguments (users, companies, faults)."""
-    cmd = [sys.executable, "-m", "bulkup.emulator", "--host", "127.0.0.1", "--port", "0",
-           "--root", str(root), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bulkup.emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--root",
+        str(root),
+        *extra,
+    ]
     if "--user" not in extra:
         cmd += ["--user", "bench@example.com:pw", "--company", "Bench:c|1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

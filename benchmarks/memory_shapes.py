@@ -87,31 +87,69 @@ def timed(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[
         wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code}: "
-                           f"{log.read_text(errors='replace')[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "cpu_s": usage.ru_utime + usage.ru_stime}
+        raise RuntimeError(
+            f"{' '.join(cmd[:4])} ... exited {code}: {log.read_text(errors='replace')[-2000:]}"
+        )
+    return {
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
-def one_round(shape: str, tree: Path, files: int, sink: NginxSink, work: Path,
-              round_no: int) -> list[dict[str, object]]:
+def one_round(
+    shape: str, tree: Path, files: int, sink: NginxSink, work: Path, round_no: int
+) -> list[dict[str, object]]:
     env = {**os.environ, "BULKUP_PASSWORD": "pw"}
-    journal, report, log = (work / f"{shape}-{round_no}.journal", work / "report.json",
-                            work / "stderr.log")
+    journal, report, log = (
+        work / f"{shape}-{round_no}.journal",
+        work / "report.json",
+        work / "stderr.log",
+    )
 
     def bulkup(journal: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "bulkup", "upload", str(tree), "--server", sink.url(False),
-                "--user", "bench@example.com", "--company-handle", "c|1",
-                "--company-root", "Bench/", "--journal", str(journal), "--log-format", "json",
-                "--no-wait", "--report", str(report), *extra]
+        return [
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(tree),
+            "--server",
+            sink.url(False),
+            "--user",
+            "bench@example.com",
+            "--company-handle",
+            "c|1",
+            "--company-root",
+            "Bench/",
+            "--journal",
+            str(journal),
+            "--log-format",
+            "json",
+            "--no-wait",
+            "--report",
+            str(report),
+            *extra,
+        ]
 
     runs: list[dict[str, object]] = []
 
     def record(command: str, result: dict[str, float], **more: object) -> None:
-        runs.append({"shape": shape, "files": files, "round": round_no, "command": command,
-                     **result, **more})
-        print(f"{shape} round {round_no} {command}: {result['wall_s']:.2f} s, "
-              f"{result['peak_rss_mib']:.0f} MiB", flush=True)
+        runs.append(
+            {
+                "shape": shape,
+                "files": files,
+                "round": round_no,
+                "command": command,
+                **result,
+                **more,
+            }
+        )
+        print(
+            f"{shape} round {round_no} {command}: {result['wall_s']:.2f} s, "
+            f"{result['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
 
     mark = sink.mark()
     result = timed(bulkup(work / f"dry-{round_no}.journal", "--dry-run"), log, env)
@@ -144,13 +182,24 @@ def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
             items = [r for r in runs if r["shape"] == shape and r["command"] == command]
             if not items:
                 continue
-            med = {k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
-                   for k in ("wall_s", "peak_rss_mib", "cpu_s")}
-            rows.append({"shape": shape, "files": items[0]["files"], "command": command,
-                         "runs": len(items), **med,
-                         "max_peak_rss_mib": max(float(i["peak_rss_mib"])  # type: ignore[arg-type]
-                                                 for i in items),
-                         "posts": [i.get("posts") for i in items]})
+            med = {
+                k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
+                for k in ("wall_s", "peak_rss_mib", "cpu_s")
+            }
+            rows.append(
+                {
+                    "shape": shape,
+                    "files": items[0]["files"],
+                    "command": command,
+                    "runs": len(items),
+                    **med,
+                    "max_peak_rss_mib": max(
+                        float(i["peak_rss_mib"])  # type: ignore[arg-type]
+                        for i in items
+                    ),
+                    "posts": [i.get("posts") for i in items],
+                }
+            )
     return rows
 
 
@@ -160,33 +209,48 @@ def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
 
     shapes = list(dict.fromkeys(str(r["shape"]) for r in rows))
     files = int(rows[0]["files"])  # type: ignore[call-overload]
-    lines = [f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
-             f"{machine['python']}, {machine['date']}; bulkup at {machine['commit']}; "
-             f"`memory_shapes.py {machine['command']}`; medians of {machine['rounds']} "
-             "interleaved rounds (peak RSS: median, and the largest of any round). "
-             f"`flat`: {files:,} empty files in one folder; `nested`: {files:,} empty files in "
-             f"{max(1, files // PER_FOLDER):,} folders of {PER_FOLDER:,}. Upload into the nginx "
-             "sink, plain HTTP, `--no-wait`.", "",
-             f"| shape | command | wall s | client CPU s | peak RSS MiB (max) | POSTs | "
-             f"RSS < {RSS_TARGET_MIB} MiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
+        f"{machine['python']}, {machine['date']}; bulkup at {machine['commit']}; "
+        f"`memory_shapes.py {machine['command']}`; medians of {machine['rounds']} "
+        "interleaved rounds (peak RSS: median, and the largest of any round). "
+        f"`flat`: {files:,} empty files in one folder; `nested`: {files:,} empty files in "
+        f"{max(1, files // PER_FOLDER):,} folders of {PER_FOLDER:,}. Upload into the nginx "
+        "sink, plain HTTP, `--no-wait`.",
+        "",
+        f"| shape | command | wall s | client CPU s | peak RSS MiB (max) | POSTs | "
+        f"RSS < {RSS_TARGET_MIB} MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for shape in shapes:
         for command in COMMANDS:
             r = row(shape, command)
             posts = r["posts"]
-            shown = ("-" if command == "find -printf" else
-                     ", ".join(f"{p:,}" for p in posts))  # type: ignore[attr-defined]
-            met = "-" if command == "find -printf" else (
-                "yes" if float(r["max_peak_rss_mib"]) < RSS_TARGET_MIB  # type: ignore[arg-type]
-                else "no")
-            lines.append(f"| {shape} | {command} | {float(r['wall_s']):.2f} | "  # type: ignore[arg-type]
-                         f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} "  # type: ignore[arg-type]
-                         f"({float(r['max_peak_rss_mib']):.0f}) | {shown} | {met} |")  # type: ignore[arg-type]
-    lines += ["", "The nightly run that finds nothing to do (target: at most "
-              f"{NOCHANGE_TARGET:g}x the stat-ing `find`, peak RSS < {RSS_TARGET_MIB} MiB, "
-              "zero POSTs):", "",
-              "| shape | no-change sync s | `find -printf` s | ratio | peak RSS MiB (max) | "
-              "POSTs | met |", "|---|---|---|---|---|---|---|"]
+            shown = "-" if command == "find -printf" else ", ".join(f"{p:,}" for p in posts)  # type: ignore[attr-defined]
+            met = (
+                "-"
+                if command == "find -printf"
+                else (
+                    "yes"
+                    if float(r["max_peak_rss_mib"]) < RSS_TARGET_MIB  # type: ignore[arg-type]
+                    else "no"
+                )
+            )
+            lines.append(
+                f"| {shape} | {command} | {float(r['wall_s']):.2f} | "  # type: ignore[arg-type]
+                f"{float(r['cpu_s']):.2f} | {float(r['peak_rss_mib']):.0f} "  # type: ignore[arg-type]
+                f"({float(r['max_peak_rss_mib']):.0f}) | {shown} | {met} |"
+            )  # type: ignore[arg-type]
+    lines += [
+        "",
+        "The nightly run that finds nothing to do (target: at most "
+        f"{NOCHANGE_TARGET:g}x the stat-ing `find`, peak RSS < {RSS_TARGET_MIB} MiB, "
+        "zero POSTs):",
+        "",
+        "| shape | no-change sync s | `find -printf` s | ratio | peak RSS MiB (max) | "
+        "POSTs | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for shape in shapes:
         sync, find = row(shape, "no-change sync"), row(shape, "find -printf")
         ratio = float(sync["wall_s"]) / float(find["wall_s"])  # type: ignore[arg-type]
@@ -194,14 +258,22 @@ def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
         zero = all(p == 0 for p in posts)  # type: ignore[attr-defined]
         rss = float(sync["max_peak_rss_mib"])  # type: ignore[arg-type]
         met = ratio <= NOCHANGE_TARGET and rss < RSS_TARGET_MIB and zero
-        lacking = [what for what, ok in (("time", ratio <= NOCHANGE_TARGET),
-                                         ("memory", rss < RSS_TARGET_MIB), ("POSTs", zero))
-                   if not ok]
-        lines.append(f"| {shape} | {float(sync['wall_s']):.2f} | "  # type: ignore[arg-type]
-                     f"{float(find['wall_s']):.2f} | {ratio:.1f}x | "  # type: ignore[arg-type]
-                     f"{float(sync['peak_rss_mib']):.0f} ({rss:.0f}) | "  # type: ignore[arg-type]
-                     f"{', '.join(str(p) for p in posts)} | "  # type: ignore[attr-defined]
-                     f"{'yes' if met else 'no (' + ', '.join(lacking) + ')'} |")
+        lacking = [
+            what
+            for what, ok in (
+                ("time", ratio <= NOCHANGE_TARGET),
+                ("memory", rss < RSS_TARGET_MIB),
+                ("POSTs", zero),
+            )
+            if not ok
+        ]
+        lines.append(
+            f"| {shape} | {float(sync['wall_s']):.2f} | "  # type: ignore[arg-type]
+            f"{float(find['wall_s']):.2f} | {ratio:.1f}x | "  # type: ignore[arg-type]
+            f"{float(sync['peak_rss_mib']):.0f} ({rss:.0f}) | "  # type: ignore[arg-type]
+            f"{', '.join(str(p) for p in posts)} | "  # type: ignore[attr-defined]
+            f"{'yes' if met else 'no (' + ', '.join(lacking) + ')'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -210,11 +282,19 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", default="flat,nested", type=lambda t: t.split(","))
-    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="where the trees are generated once and kept "
-                             "(default ~/.cache/bulkup-bench)")
-    parser.add_argument("--at", default=None, metavar="COMMIT",
-                        help="measure bulkup as of COMMIT instead of the working tree")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the trees are generated once and kept (default ~/.cache/bulkup-bench)",
+    )
+    parser.add_argument(
+        "--at",
+        default=None,
+        metavar="COMMIT",
+        help="measure bulkup as of COMMIT instead of the working tree",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     assert set(args.shapes) <= {"flat", "nested"}, args.shapes
@@ -222,8 +302,9 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     stats = os.statvfs(cache)  # empty files cost inodes, not blocks
     if stats.f_favail < args.files * len(args.shapes) * 1.1:
-        sys.exit(f"{args.files * len(args.shapes):,} files need as many inodes; "
-                 f"{stats.f_favail:,} free")
+        sys.exit(
+            f"{args.files * len(args.shapes):,} files need as many inodes; {stats.f_favail:,} free"
+        )
     work = Path(tempfile.mkdtemp(prefix="bench-shapes-"))
     work.chmod(0o755)  # nginx's workers (not root) use a folder under it
     sink = NginxSink(work / "sink")
@@ -232,8 +313,11 @@ def main() -> None:
         commit = use_bulkup_at(args.at, work)
         trees = {shape: tree_for(cache, shape, args.files) for shape in args.shapes}
         for tree in trees.values():  # warm the inode and dentry caches, untimed
-            subprocess.run(["find", str(tree), "-type", "f", "-printf", "%s %T@\n"],
-                           stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(
+                ["find", str(tree), "-type", "f", "-printf", "%s %T@\n"],
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
         sink.start()
         for round_no in range(args.rounds):
             for shape, tree in trees.items():
@@ -241,18 +325,25 @@ def main() -> None:
     finally:
         sink.stop()
         shutil.rmtree(work, ignore_errors=True)
-    machine = {"machine": platform.machine(), "cores": os.cpu_count(),
-               "python": platform.python_version(), "platform": platform.platform(),
-               "date": time.strftime("%Y-%m-%d"), "commit": commit, "rounds": args.rounds,
-               "command": " ".join(sys.argv[1:])}
+    machine = {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit,
+        "rounds": args.rounds,
+        "command": " ".join(sys.argv[1:]),
+    }
     if not runs:
         print("trees ready; no rounds run")
         return
     rows = summarise(runs)
     table = markdown(rows, machine)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "memory_shapes.json").write_text(json.dumps(
-        {"machine": machine, "medians": rows, "runs": runs}, indent=2))
+    (out / "memory_shapes.json").write_text(
+        json.dumps({"machine": machine, "medians": rows, "runs": runs}, indent=2)
+    )
     (out / "memory_shapes.md").write_text(table)
     print(table)
 

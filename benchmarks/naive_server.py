@@ -12,8 +12,10 @@ import uuid
 import uvloop
 from aiohttp import web
 
-REPLY = ('<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
-         "<jobHandle>j|1||naive|1</jobHandle></uploadPostReturn>")
+REPLY = (
+    '<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
+    "<jobHandle>j|1||naive|1</jobHandle></uploadPostReturn>"
+)
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -38,8 +40,14 @@ def main() -> None:
     app = web.Application()
     app["root"] = args.root
     app.router.add_post("/scene7/UploadFile", upload)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None,
-                loop=uvloop.new_event_loop())
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ from local_servers import free_ports
 
 HERE = Path(__file__).resolve().parent
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
-ANSWER = ('<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
-          "<jobHandle>j|1||sink|1</jobHandle></uploadPostReturn>")
+ANSWER = (
+    '<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03">'
+    "<jobHandle>j|1||sink|1</jobHandle></uploadPostReturn>"
+)
 
 NGINX_CONF = """load_module {module};
 worker_processes 1;
@@ -102,8 +104,9 @@ class Sink(abc.ABC):
         return self.dir / "logs" / "access.log"
 
     def url(self, tls: bool) -> str:
-        return (f"https://127.0.0.1:{self.tls_port}" if tls
-                else f"http://127.0.0.1:{self.port}") + "/scene7/UploadFile"
+        return (
+            f"https://127.0.0.1:{self.tls_port}" if tls else f"http://127.0.0.1:{self.port}"
+        ) + "/scene7/UploadFile"
 
     def mark(self) -> int:
         """Where the next run's log lines begin."""
@@ -129,11 +132,28 @@ class Sink(abc.ABC):
 
     def _make_certificate(self) -> None:
         if not self.ca.exists():
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-keyout", str(self.dir / "key.pem"), "-out", str(self.ca),
-                            "-days", "30", "-subj", "/CN=127.0.0.1",
-                            "-addext", "subjectAltName=IP:127.0.0.1"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    str(self.dir / "key.pem"),
+                    "-out",
+                    str(self.ca),
+                    "-days",
+                    "30",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ],
+                check=True,
+                capture_output=True,
+            )
 
 
 class NginxSink(Sink):
@@ -141,14 +161,23 @@ class NginxSink(Sink):
 
     def start(self) -> None:
         if not Path(ECHO_MODULE).exists():
-            sys.exit("the nginx sink needs: apt-get install -y nginx-light "
-                     "libnginx-mod-http-echo (or use --sink python)")
+            sys.exit(
+                "the nginx sink needs: apt-get install -y nginx-light "
+                "libnginx-mod-http-echo (or use --sink python)"
+            )
         for sub in ("logs", "body", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self._make_certificate()
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(module=ECHO_MODULE, dir=self.dir, port=self.port,
-                                          tls_port=self.tls_port, answer=ANSWER))
+        conf.write_text(
+            NGINX_CONF.format(
+                module=ECHO_MODULE,
+                dir=self.dir,
+                port=self.port,
+                tls_port=self.tls_port,
+                answer=ANSWER,
+            )
+        )
         subprocess.run(["nginx", "-p", str(self.dir), "-c", str(conf)], check=True)
 
     def stop(self) -> None:
@@ -180,4 +209,3 @@ class PySink(Sink):
         if self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=30)
-

@@ -48,19 +48,29 @@ async def with_grouped_hops(paths: list[Path], size: int) -> int:
     per_group = max(1, GROUP_BYTES // size)
     total = 0
     for i in range(0, len(paths), per_group):
-        total += await asyncio.to_thread(_read_group, paths[i:i + per_group])
+        total += await asyncio.to_thread(_read_group, paths[i : i + per_group])
     return total
 
 
 async def with_reader(reader: SmallFileReader, paths: list[Path], size: int) -> int:
     """Whole groups laid out as form parts, as the body asks for them."""
     per_group = max(1, GROUP_BYTES // size)
-    parts = [FilePart(FileEntry(path=str(p), rel_path=p.name, target=p.name, size=size,
-                                mtime_ns=p.stat().st_mtime_ns),
-                      file_part_header("b", 1, p.name)) for p in paths]
+    parts = [
+        FilePart(
+            FileEntry(
+                path=str(p),
+                rel_path=p.name,
+                target=p.name,
+                size=size,
+                mtime_ns=p.stat().st_mtime_ns,
+            ),
+            file_part_header("b", 1, p.name),
+        )
+        for p in paths
+    ]
     total = 0
     for i in range(0, len(parts), per_group):
-        group = parts[i:i + per_group]
+        group = parts[i : i + per_group]
         total += len(await reader.parts(group)) - sum(len(p.header) + 2 for p in group)
     return total
 
@@ -68,10 +78,12 @@ async def with_reader(reader: SmallFileReader, paths: list[Path], size: int) -> 
 async def measure(paths: list[Path], size: int, rounds: int) -> dict[str, list[float]]:
     helper = HelperReader()
     await helper.start()
-    ways = {"aiofiles": lambda: with_aiofiles(paths),
-            "grouped to_thread": lambda: with_grouped_hops(paths, size),
-            "in process": lambda: with_reader(InProcessReader(), paths, size),
-            "read helper": lambda: with_reader(helper, paths, size)}
+    ways = {
+        "aiofiles": lambda: with_aiofiles(paths),
+        "grouped to_thread": lambda: with_grouped_hops(paths, size),
+        "in process": lambda: with_reader(InProcessReader(), paths, size),
+        "read helper": lambda: with_reader(helper, paths, size),
+    }
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
         for name, way in ways.items():

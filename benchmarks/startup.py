@@ -31,35 +31,60 @@ def commands(empty: Path, kit: Path) -> dict[str, list[str]]:
         "python: import asyncio": [python, "-c", "import asyncio"],
         "python: import asyncio, aiohttp": [python, "-c", "import asyncio, aiohttp"],
         "python: asyncio + aiohttp as bulkup imports it": [
-            python, "-c", "import asyncio; from bulkup.cli.runtime import import_aiohttp; "
-                          "import_aiohttp()"],
+            python,
+            "-c",
+            "import asyncio; from bulkup.cli.runtime import import_aiohttp; import_aiohttp()",
+        ],
         "bulkup upload --dry-run (empty folder)": [
-            python, "-m", "bulkup", "upload", str(empty), "--dry-run", "--server",
-            "http://127.0.0.1:9/scene7/UploadFile", "--no-journal", "--log-format", "json"],
+            python,
+            "-m",
+            "bulkup",
+            "upload",
+            str(empty),
+            "--dry-run",
+            "--server",
+            "http://127.0.0.1:9/scene7/UploadFile",
+            "--no-journal",
+            "--log-format",
+            "json",
+        ],
     }
     if (kit / "curl-peer.py").exists():
-        found["curl-peer.py (empty folder)"] = [python, str(kit / "curl-peer.py"), str(empty),
-                                                "http://127.0.0.1:9/scene7/UploadFile", "50", "8"]
+        found["curl-peer.py (empty folder)"] = [
+            python,
+            str(kit / "curl-peer.py"),
+            str(empty),
+            "http://127.0.0.1:9/scene7/UploadFile",
+            "50",
+            "8",
+        ]
     return found
 
 
 def wall(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-                   env={**os.environ, "BULKUP_PASSWORD": "pw"})
+    subprocess.run(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        env={**os.environ, "BULKUP_PASSWORD": "pw"},
+    )
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--bench-kit", type=Path,
-                        default=HERE.parent.parent / "shared" / "bench-kit")
+    parser.add_argument(
+        "--bench-kit", type=Path, default=HERE.parent.parent / "shared" / "bench-kit"
+    )
     args = parser.parse_args()
     import bulkup
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q",
-                    str(Path(bulkup.__file__).parent)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(bulkup.__file__).parent)], check=True
+    )
     with tempfile.TemporaryDirectory() as empty:
         cmds = commands(Path(empty), args.bench_kit)
         times: dict[str, list[float]] = {name: [] for name in cmds}

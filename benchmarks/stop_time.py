@@ -62,11 +62,27 @@ async def one_round(scenario: str, tree: Path, stop_grace: str | None) -> tuple[
     with tempfile.TemporaryDirectory() as state:
         env = {**os.environ, "BULKUP_PASSWORD": "pw", "XDG_STATE_HOME": state}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulkup", "upload", str(tree), "--server", url,
-            "--user", "u@x.y", "--company-handle", "c|1", "--company-root", "Acme/",
-            "--no-wait", *extra,
-            "--log-format", "json", stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, env=env)
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(tree),
+            "--server",
+            url,
+            "--user",
+            "u@x.y",
+            "--company-handle",
+            "c|1",
+            "--company-root",
+            "Acme/",
+            "--no-wait",
+            *extra,
+            "--log-format",
+            "json",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
         await asyncio.wait_for(held.wait(), 60)
         await asyncio.sleep(0.2)  # every worker's POST under way
         started = time.perf_counter()
@@ -95,12 +111,14 @@ async def main() -> None:
         print("| scenario | rounds | exit codes | SIGTERM to exit, s: min / median / max |")
         print("|---|---|---|---|")
         for scenario in args.scenarios.split(","):
-            results = [await one_round(scenario, tree, args.stop_grace)
-                       for _ in range(args.rounds)]
+            results = [await one_round(scenario, tree, args.stop_grace) for _ in range(args.rounds)]
             times = [t for t, _ in results]
             codes = sorted({c for _, c in results})
-            print(f"| {scenario} | {args.rounds} | {codes} | {min(times):.2f} / "
-                  f"{statistics.median(times):.2f} / {max(times):.2f} |", flush=True)
+            print(
+                f"| {scenario} | {args.rounds} | {codes} | {min(times):.2f} / "
+                f"{statistics.median(times):.2f} / {max(times):.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

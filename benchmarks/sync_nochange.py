@@ -54,14 +54,34 @@ def main() -> None:
         make_tree(tree, args.files)
         proc, url = start_emulator(work / "server")
         env = {**os.environ, "BULKUP_PASSWORD": "pw"}
-        upload = [sys.executable, "-m", "bulkup", "upload", str(tree), "--server", url,
-                  "--user", "bench@example.com", "--company-handle", "c|1",
-                  "--company-root", "Bench/", "--journal", str(journal), "--log-format", "json",
-                  "--report", str(report)]
+        upload = [
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(tree),
+            "--server",
+            url,
+            "--user",
+            "bench@example.com",
+            "--company-handle",
+            "c|1",
+            "--company-root",
+            "Bench/",
+            "--journal",
+            str(journal),
+            "--log-format",
+            "json",
+            "--report",
+            str(report),
+        ]
         first_s, _, code = timed(upload, env)
         assert code == 0, "the first sync failed"
         runs: dict[str, list[tuple[float, float]]] = {
-            "bulkup no-change sync": [], "find -type f": [], "find -printf size+mtime": []}
+            "bulkup no-change sync": [],
+            "find -type f": [],
+            "find -printf size+mtime": [],
+        }
         for _ in range(args.rounds):
             wall, rss, code = timed(upload, env)
             data = json.loads(report.read_text())
@@ -70,20 +90,23 @@ def main() -> None:
             wall, rss, _ = timed(["find", str(tree), "-type", "f"], env)
             runs["find -type f"].append((wall, rss))
             # what the walk really needs: a stat of every file (size, mtime, inode)
-            wall, rss, _ = timed(["find", str(tree), "-type", "f", "-printf", "%s %T@ %i\n"],
-                                 env)
+            wall, rss, _ = timed(["find", str(tree), "-type", "f", "-printf", "%s %T@ %i\n"], env)
             runs["find -printf size+mtime"].append((wall, rss))
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"tree: {args.files} files; first sync (uploads everything) {first_s:.1f} s; "
-          f"medians of {args.rounds} interleaved rounds")
+    print(
+        f"tree: {args.files} files; first sync (uploads everything) {first_s:.1f} s; "
+        f"medians of {args.rounds} interleaved rounds"
+    )
     print("| command | wall s | peak RSS MiB |")
     print("|---|---|---|")
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v))
-           for k, v in runs.items()}
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v))
+        for k, v in runs.items()
+    }
     for name, (wall, rss) in med.items():
         print(f"| {name} | {wall:.2f} | {rss:.0f} |")
     sync = med["bulkup no-change sync"][0]

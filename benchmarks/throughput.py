@@ -88,8 +88,15 @@ class CorpusSpec:
 
     @property
     def key(self) -> str:
-        text = json.dumps([CACHE_VERSION, self.name, self.per_folder, self.subset,
-                           hashlib.sha256(repr(self.sizes).encode()).hexdigest()])
+        text = json.dumps(
+            [
+                CACHE_VERSION,
+                self.name,
+                self.per_folder,
+                self.subset,
+                hashlib.sha256(repr(self.sizes).encode()).hexdigest(),
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -109,28 +116,36 @@ class Corpus:
 def corpus_specs(scale: str) -> dict[str, CorpusSpec]:
     """``user`` (issue 16), ``quick`` (the earlier corpora) or ``smoke`` (a few files)."""
     if scale == "smoke":
-        return {"small": CorpusSpec("small", (16 * 1024,) * 40),
-                "large": CorpusSpec("large", (4 * MiB,) * 3),
-                "huge": CorpusSpec("huge", (8 * MiB,)),
-                "mixed": CorpusSpec("mixed", _mixed_sizes()[:30])}
+        return {
+            "small": CorpusSpec("small", (16 * 1024,) * 40),
+            "large": CorpusSpec("large", (4 * MiB,) * 3),
+            "huge": CorpusSpec("huge", (8 * MiB,)),
+            "mixed": CorpusSpec("mixed", _mixed_sizes()[:30]),
+        }
     if scale == "quick":
-        return {"small": CorpusSpec("small", (16 * 1024,) * 10_000),
-                "large": CorpusSpec("large", (4 * MiB,) * 200),
-                "huge": CorpusSpec("huge", (1024 * MiB,)),
-                "mixed": CorpusSpec("mixed", _mixed_sizes())}
-    return {"small": CorpusSpec("small", (16 * 1024,) * 100_000, per_folder=1_000,
-                                subset=10_000),
-            "large": CorpusSpec("large", (4 * MiB,) * 1_000, per_folder=1_000),
-            "huge": CorpusSpec("huge", (4 * GiB,), per_folder=1),
-            "mixed": CorpusSpec("mixed", _mixed_sizes())}
+        return {
+            "small": CorpusSpec("small", (16 * 1024,) * 10_000),
+            "large": CorpusSpec("large", (4 * MiB,) * 200),
+            "huge": CorpusSpec("huge", (1024 * MiB,)),
+            "mixed": CorpusSpec("mixed", _mixed_sizes()),
+        }
+    return {
+        "small": CorpusSpec("small", (16 * 1024,) * 100_000, per_folder=1_000, subset=10_000),
+        "large": CorpusSpec("large", (4 * MiB,) * 1_000, per_folder=1_000),
+        "huge": CorpusSpec("huge", (4 * GiB,), per_folder=1),
+        "mixed": CorpusSpec("mixed", _mixed_sizes()),
+    }
 
 
 def describe(spec: CorpusSpec) -> str:
     """``100,000 x 16 KiB in 100 folders`` and the like."""
     sizes = set(spec.sizes)
-    what = (f"{len(spec.sizes):,} x {_size(spec.sizes[0])}" if len(sizes) == 1 else
-            f"{len(spec.sizes):,} files of {_size(min(sizes))} to {_size(max(sizes))} "
-            f"({sum(spec.sizes) / 1e9:.1f} GB)")
+    what = (
+        f"{len(spec.sizes):,} x {_size(spec.sizes[0])}"
+        if len(sizes) == 1
+        else f"{len(spec.sizes):,} files of {_size(min(sizes))} to {_size(max(sizes))} "
+        f"({sum(spec.sizes) / 1e9:.1f} GB)"
+    )
     folders = len({spec.folder(i) for i in range(len(spec.sizes))})
     where = f" in {folders:,} folder{'s' if folders > 1 else ''}"
     return what + where + (f"; requests on the first {spec.subset:,}" if spec.subset else "")
@@ -156,8 +171,19 @@ def make_corpora(cache: Path, names: list[str], scale: str = "user") -> list[Cor
         sizes = spec.sizes[: spec.subset] if spec.subset else spec.sizes
         typical = int(statistics.median(spec.sizes))
         per_post = max(1, min(DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES // max(typical, 1)))
-        corpora.append(Corpus(name, folder / "tree", len(spec.sizes), sum(spec.sizes), per_post,
-                              max(spec.sizes), subset, len(sizes), sum(sizes)))
+        corpora.append(
+            Corpus(
+                name,
+                folder / "tree",
+                len(spec.sizes),
+                sum(spec.sizes),
+                per_post,
+                max(spec.sizes),
+                subset,
+                len(sizes),
+                sum(sizes),
+            )
+        )
     return corpora
 
 
@@ -167,8 +193,11 @@ def _cached(folder: Path, spec: CorpusSpec) -> bool:
         manifest = json.loads((folder / "MANIFEST.json").read_text())
     except (OSError, ValueError):
         return False
-    return (manifest.get("key") == spec.key and manifest.get("files") == len(spec.sizes)
-            and (folder / "tree").is_dir())
+    return (
+        manifest.get("key") == spec.key
+        and manifest.get("files") == len(spec.sizes)
+        and (folder / "tree").is_dir()
+    )
 
 
 def _generate(folder: Path, spec: CorpusSpec) -> None:
@@ -180,8 +209,10 @@ def _generate(folder: Path, spec: CorpusSpec) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder.parent).free
     if need > free - 2 * GiB:
-        sys.exit(f"corpus {spec.name}: needs about {need / 1e9:.1f} GB, "
-                 f"{free / 1e9:.1f} GB free under {folder.parent}")
+        sys.exit(
+            f"corpus {spec.name}: needs about {need / 1e9:.1f} GB, "
+            f"{free / 1e9:.1f} GB free under {folder.parent}"
+        )
     print(f"generating corpus {spec.name} ({describe(spec)}) in {folder} ...", flush=True)
     tree = folder / "tree"
     block = random.Random(len(spec.sizes)).randbytes(4 * MiB)
@@ -197,10 +228,19 @@ def _generate(folder: Path, spec: CorpusSpec) -> None:
             sub = spec.folder(i)
             (folder / "subset" / sub).mkdir(parents=True, exist_ok=True)
             os.link(tree / sub / f"f{i:06d}.tif", folder / "subset" / sub / f"f{i:06d}.tif")
-    (folder / "MANIFEST.json").write_text(json.dumps(
-        {"key": spec.key, "name": spec.name, "files": len(spec.sizes),
-         "bytes": sum(spec.sizes), "description": describe(spec),
-         "generated": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+    (folder / "MANIFEST.json").write_text(
+        json.dumps(
+            {
+                "key": spec.key,
+                "name": spec.name,
+                "files": len(spec.sizes),
+                "bytes": sum(spec.sizes),
+                "description": describe(spec),
+                "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            indent=2,
+        )
+    )
     print(f"  {time.perf_counter() - started:.1f} s", flush=True)
 
 
@@ -229,27 +269,61 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, fl
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{cmd[:3]} failed: {err[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }
 
 
-def client_commands(corpus: Corpus, url: str, tls: bool, args: argparse.Namespace,
-                    sink: Sink, work: Path) -> dict[str, list[str]]:
+def client_commands(
+    corpus: Corpus, url: str, tls: bool, args: argparse.Namespace, sink: Sink, work: Path
+) -> dict[str, list[str]]:
     def bulkup(*extra: str) -> list[str]:
         journal = work / f"journal-{time.monotonic_ns()}.journal"  # a first run, every time
-        return [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
-                "--user", "bench@example.com", "--company-handle", "c|1",
-                "--company-root", "Bench/", "--journal", str(journal), "--log-format", "json",
-                *(["--ca-bundle", str(sink.ca)] if tls else []), *max_file_size(corpus),
-                *extra]
+        return [
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(corpus.path),
+            "--server",
+            url,
+            "--user",
+            "bench@example.com",
+            "--company-handle",
+            "c|1",
+            "--company-root",
+            "Bench/",
+            "--journal",
+            str(journal),
+            "--log-format",
+            "json",
+            *(["--ca-bundle", str(sink.ca)] if tls else []),
+            *max_file_size(corpus),
+            *extra,
+        ]
 
     commands = {
         "bulkup": bulkup(),
-        "curl": [sys.executable, str(args.bench_kit / "curl-peer.py"), str(corpus.path), url,
-                 str(corpus.per_post), str(DEFAULT_CONCURRENCY)],
-        "requests": [sys.executable, str(HERE / "inhouse_requests.py"),
-                     str(corpus.subset or corpus.path), url, "bench@example.com", "pw", "c|1",
-                     "insecure" if tls else "verify"],
+        "curl": [
+            sys.executable,
+            str(args.bench_kit / "curl-peer.py"),
+            str(corpus.path),
+            url,
+            str(corpus.per_post),
+            str(DEFAULT_CONCURRENCY),
+        ],
+        "requests": [
+            sys.executable,
+            str(HERE / "inhouse_requests.py"),
+            str(corpus.subset or corpus.path),
+            url,
+            "bench@example.com",
+            "pw",
+            "c|1",
+            "insecure" if tls else "verify",
+        ],
     }
     commands = {name: cmd for name, cmd in commands.items() if name in args.clients}
     for label, config in sweep_configs(args.sweep, work):
@@ -259,8 +333,11 @@ def client_commands(corpus: Corpus, url: str, tls: bool, args: argparse.Namespac
 
 def max_file_size(corpus: Corpus) -> list[str]:
     """bulkup's default refuses files over 2 GiB; the 4 GiB file needs a higher limit."""
-    return (["--max-file-size", str(2 * corpus.largest)] if corpus.largest > DEFAULT_MAX_FILE_SIZE
-            else [])
+    return (
+        ["--max-file-size", str(2 * corpus.largest)]
+        if corpus.largest > DEFAULT_MAX_FILE_SIZE
+        else []
+    )
 
 
 def skip_requests(corpus: Corpus, round_no: int) -> bool:
@@ -277,18 +354,22 @@ def sweep_configs(sweep: str | None, work: Path) -> list[tuple[str, Path]]:
     configs = []
     for value in values.split(","):
         path = work / f"sweep-{key}-{value}.toml"
-        literal = value if value.replace(".", "").isdigit() or value in ("true", "false") \
+        literal = (
+            value
+            if value.replace(".", "").isdigit() or value in ("true", "false")
             else json.dumps(value)
+        )
         path.write_text(f"{key} = {literal}\n")
         configs.append((f"{key}={value}", path))
     return configs
 
 
-def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
-                 work: Path) -> list[dict[str, object]]:
+def measure_sink(
+    corpora: list[Corpus], args: argparse.Namespace, sink: Sink, work: Path
+) -> list[dict[str, object]]:
     env = {**os.environ, "BULKUP_PASSWORD": "pw"}
     runs: list[dict[str, object]] = []
-    for tls in ([False, True] if args.tls else [False]):
+    for tls in [False, True] if args.tls else [False]:
         for corpus in corpora:
             warm(corpus)
             for round_no in range(args.rounds):
@@ -296,20 +377,35 @@ def measure_sink(corpora: list[Corpus], args: argparse.Namespace, sink: Sink,
                 for client, cmd in commands.items():
                     if client == "requests" and skip_requests(corpus, round_no):
                         continue
-                    files, size = ((corpus.subset_files, corpus.subset_bytes)
-                                   if client == "requests" else (corpus.files, corpus.bytes))
+                    files, size = (
+                        (corpus.subset_files, corpus.subset_bytes)
+                        if client == "requests"
+                        else (corpus.files, corpus.bytes)
+                    )
                     mark = sink.mark()
                     started = time.time()  # the sink logs epoch times
                     result = run_child(cmd, env)
                     seen = sink.window(mark)
                     assert seen.bytes >= size, f"{client}: the sink got {seen.bytes} B"
-                    runs.append({"target": "sink", "tls": tls, "corpus": corpus.name,
-                                 "client": client, "round": round_no, "posts": seen.posts,
-                                 "sink_bytes": seen.bytes, "transfer_s": seen.transfer_s,
-                                 "first_byte_s": seen.first_at - started,
-                                 **_rates(result, files, size)})
-                    print(f"{'TLS' if tls else 'plain'} {corpus.name} round {round_no} "
-                          f"{client}: {result['wall_s']:.2f} s", flush=True)
+                    runs.append(
+                        {
+                            "target": "sink",
+                            "tls": tls,
+                            "corpus": corpus.name,
+                            "client": client,
+                            "round": round_no,
+                            "posts": seen.posts,
+                            "sink_bytes": seen.bytes,
+                            "transfer_s": seen.transfer_s,
+                            "first_byte_s": seen.first_at - started,
+                            **_rates(result, files, size),
+                        }
+                    )
+                    print(
+                        f"{'TLS' if tls else 'plain'} {corpus.name} round {round_no} "
+                        f"{client}: {result['wall_s']:.2f} s",
+                        flush=True,
+                    )
     return runs
 
 
@@ -323,8 +419,9 @@ def warm(corpus: Corpus) -> None:
                     pass
 
 
-def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
-                     work: Path) -> list[dict[str, object]]:
+def measure_emulator(
+    corpora: list[Corpus], args: argparse.Namespace, work: Path
+) -> list[dict[str, object]]:
     from upload_e2e import start_emulator
 
     runs: list[dict[str, object]] = []
@@ -332,31 +429,60 @@ def measure_emulator(corpora: list[Corpus], args: argparse.Namespace,
     for corpus in corpora:
         for round_no in range(args.rounds):
             root = Path(tempfile.mkdtemp(prefix=f"emu-{corpus.name}-{round_no}-", dir=roots))
-            proc, url = start_emulator(root, *(["--max-file-size", str(2 * corpus.largest)]
-                                               if max_file_size(corpus) else []))
+            proc, url = start_emulator(
+                root,
+                *(["--max-file-size", str(2 * corpus.largest)] if max_file_size(corpus) else []),
+            )
             try:
-                cmd = [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server",
-                       url, "--user", "bench@example.com", "--company-handle", "c|1",
-                       "--company-root", "Bench/", "--journal",
-                       str(work / f"emu-{time.monotonic_ns()}.journal"), "--log-format", "json",
-                       *max_file_size(corpus)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "bulkup",
+                    "upload",
+                    str(corpus.path),
+                    "--server",
+                    url,
+                    "--user",
+                    "bench@example.com",
+                    "--company-handle",
+                    "c|1",
+                    "--company-root",
+                    "Bench/",
+                    "--journal",
+                    str(work / f"emu-{time.monotonic_ns()}.journal"),
+                    "--log-format",
+                    "json",
+                    *max_file_size(corpus),
+                ]
                 result = run_child(cmd, {**os.environ, "BULKUP_PASSWORD": "pw"})
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
                 shutil.rmtree(root, ignore_errors=True)
-            runs.append({"target": "emulator", "tls": False, "corpus": corpus.name,
-                         "client": "bulkup", "round": round_no,
-                         **_rates(result, corpus.files, corpus.bytes)})
-            print(f"emulator {corpus.name} round {round_no}: {result['wall_s']:.2f} s",
-                  flush=True)
+            runs.append(
+                {
+                    "target": "emulator",
+                    "tls": False,
+                    "corpus": corpus.name,
+                    "client": "bulkup",
+                    "round": round_no,
+                    **_rates(result, corpus.files, corpus.bytes),
+                }
+            )
+            print(f"emulator {corpus.name} round {round_no}: {result['wall_s']:.2f} s", flush=True)
     return runs
 
 
 def _rates(result: dict[str, float], files: int, size: int) -> dict[str, float]:
-    return {**result, "files": files, "bytes": size, "files_s": files / result["wall_s"],
-            "mb_s": size / 1e6 / result["wall_s"], "cpu_s_per_gb": result["cpu_s"] / (size / 1e9),
-            "s_per_file": result["wall_s"] / files}
+    return {
+        **result,
+        "files": files,
+        "bytes": size,
+        "files_s": files / result["wall_s"],
+        "mb_s": size / 1e6 / result["wall_s"],
+        "cpu_s_per_gb": result["cpu_s"] / (size / 1e9),
+        "s_per_file": result["wall_s"] / files,
+    }
 
 
 def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -366,29 +492,57 @@ def summarise(runs: list[dict[str, object]]) -> list[dict[str, object]]:
         groups.setdefault(key, []).append(run)
     rows = []
     for (target, tls, corpus, client), items in groups.items():
-        keys = ["files", "bytes", "wall_s", "files_s", "mb_s", "cpu_s", "cpu_s_per_gb",
-                "peak_rss_mib", "s_per_file"]
+        keys = [
+            "files",
+            "bytes",
+            "wall_s",
+            "files_s",
+            "mb_s",
+            "cpu_s",
+            "cpu_s_per_gb",
+            "peak_rss_mib",
+            "s_per_file",
+        ]
         if all("transfer_s" in i for i in items):
             keys += ["transfer_s", "first_byte_s"]
-        med = {k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
-               for k in keys}
-        rows.append({"target": target, "tls": tls, "corpus": corpus, "client": client,
-                     "runs": len(items), **med})
+        med = {
+            k: statistics.median(float(i[k]) for i in items)  # type: ignore[arg-type]
+            for k in keys
+        }
+        rows.append(
+            {
+                "target": target,
+                "tls": tls,
+                "corpus": corpus,
+                "client": client,
+                "runs": len(items),
+                **med,
+            }
+        )
     for row in rows:
         curl = _peer(rows, row, "curl")
         row["vs_curl"] = _ratio(curl, row, "wall_s")
         row["vs_curl_transfer"] = _ratio(curl, row, "transfer_s")
         inhouse = _peer(rows, row, "requests")
         # per file: the requests script runs on a subset of the largest corpus
-        row["vs_requests"] = (_ratio(inhouse, row, "s_per_file") if row["target"] == "sink"
-                              else None)
+        row["vs_requests"] = _ratio(inhouse, row, "s_per_file") if row["target"] == "sink" else None
     return rows
 
 
-def _peer(rows: list[dict[str, object]], row: dict[str, object],
-          client: str) -> dict[str, object] | None:
-    return next((r for r in rows if r["client"] == client and r["target"] == row["target"]
-                 and r["tls"] == row["tls"] and r["corpus"] == row["corpus"]), None)
+def _peer(
+    rows: list[dict[str, object]], row: dict[str, object], client: str
+) -> dict[str, object] | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r["client"] == client
+            and r["target"] == row["target"]
+            and r["tls"] == row["tls"]
+            and r["corpus"] == row["corpus"]
+        ),
+        None,
+    )
 
 
 def _ratio(peer: dict[str, object] | None, row: dict[str, object], key: str) -> float | None:
@@ -399,31 +553,39 @@ def _ratio(peer: dict[str, object] | None, row: dict[str, object], key: str) -> 
 
 
 def markdown(rows: list[dict[str, object]], machine: dict[str, object]) -> str:
-    lines = [f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
-             f"{machine['python']}, {machine['date']}; sink: {machine.get('sink', 'nginx')}; "
-             f"commit {machine.get('commit', '?')}; `throughput.py {machine.get('command', '')}`;"
-             " medians. files/s and MB/s are over the client's whole process (*wall s*); "
-             "*CPU s/GB* is the client's CPU seconds (user + system, children included) per GB "
-             "it sent; *transfer s* is the time at the sink from the first request's first "
-             "byte to the last answer, *1st byte s* the time from the command's start to that "
-             "first byte. Ratios are time ratios (above 1 = bulkup faster); *vs requests* is "
-             "per file (the requests script may run on a subset: see *files*).", ""]
+    lines = [
+        f"Machine: {machine['machine']}, {machine['cores']} cores, Python "
+        f"{machine['python']}, {machine['date']}; sink: {machine.get('sink', 'nginx')}; "
+        f"commit {machine.get('commit', '?')}; `throughput.py {machine.get('command', '')}`;"
+        " medians. files/s and MB/s are over the client's whole process (*wall s*); "
+        "*CPU s/GB* is the client's CPU seconds (user + system, children included) per GB "
+        "it sent; *transfer s* is the time at the sink from the first request's first "
+        "byte to the last answer, *1st byte s* the time from the command's start to that "
+        "first byte. Ratios are time ratios (above 1 = bulkup faster); *vs requests* is "
+        "per file (the requests script may run on a subset: see *files*).",
+        "",
+    ]
     for name, text in dict(machine.get("corpora", {})).items():  # type: ignore[call-overload]
         lines.append(f"- `{name}`: {text}")
-    lines += ["", "| target | TLS | corpus | client | files | wall s | files/s | MB/s "
-              "| client CPU s | CPU s/GB | peak RSS MiB | vs curl | vs requests | transfer s "
-              "| vs curl, transfer | 1st byte s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| target | TLS | corpus | client | files | wall s | files/s | MB/s "
+        "| client CPU s | CPU s/GB | peak RSS MiB | vs curl | vs requests | transfer s "
+        "| vs curl, transfer | 1st byte s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=_order):
-        lines.append(f"| {r['target']} | {'yes' if r['tls'] else 'no'} | {r['corpus']} | "
-                     f"{r['client']} | {int(float(r['files'])):,} | {float(r['wall_s']):.2f} | "
-                     f"{float(r['files_s']):,.0f} | {float(r['mb_s']):,.0f} | "
-                     f"{float(r['cpu_s']):.2f} | {float(r['cpu_s_per_gb']):.2f} | "
-                     f"{float(r['peak_rss_mib']):.0f} | "
-                     f"{_times(r['vs_curl'], 2)} | {_times(r['vs_requests'], 1)} | "
-                     f"{_seconds(r.get('transfer_s'))} | "
-                     f"{_times(r.get('vs_curl_transfer'), 2)} | "
-                     f"{_seconds(r.get('first_byte_s'))} |")
+        lines.append(
+            f"| {r['target']} | {'yes' if r['tls'] else 'no'} | {r['corpus']} | "
+            f"{r['client']} | {int(float(r['files'])):,} | {float(r['wall_s']):.2f} | "
+            f"{float(r['files_s']):,.0f} | {float(r['mb_s']):,.0f} | "
+            f"{float(r['cpu_s']):.2f} | {float(r['cpu_s_per_gb']):.2f} | "
+            f"{float(r['peak_rss_mib']):.0f} | "
+            f"{_times(r['vs_curl'], 2)} | {_times(r['vs_requests'], 1)} | "
+            f"{_seconds(r.get('transfer_s'))} | "
+            f"{_times(r.get('vs_curl_transfer'), 2)} | "
+            f"{_seconds(r.get('first_byte_s'))} |"
+        )
     return "\n".join(lines + ["", first_byte_table(rows)]) + "\n"
 
 
@@ -432,23 +594,34 @@ def first_byte_table(rows: list[dict[str, object]]) -> str:
     beside curl's, by corpus."""
     sink = [r for r in rows if r["target"] == "sink" and r.get("first_byte_s")]
     clients = sorted({str(r["client"]) for r in sink}, key=lambda c: (c != "bulkup", c))
-    lines = ["Time from the command's start to the first byte at the sink, s (medians):", "",
-             "| TLS | corpus | " + " | ".join(clients) + " | bulkup - curl |",
-             "|---|---|" + "---|" * len(clients) + "---|"]
+    lines = [
+        "Time from the command's start to the first byte at the sink, s (medians):",
+        "",
+        "| TLS | corpus | " + " | ".join(clients) + " | bulkup - curl |",
+        "|---|---|" + "---|" * len(clients) + "---|",
+    ]
     for tls, corpus in sorted({(bool(r["tls"]), str(r["corpus"])) for r in sink}):
-        got = {str(r["client"]): float(r["first_byte_s"])  # type: ignore[arg-type]
-               for r in sink if r["tls"] == tls and r["corpus"] == corpus}
-        gap = (f"{got['bulkup'] - got['curl']:+.3f}" if "bulkup" in got and "curl" in got
-               else "-")
-        lines.append(f"| {'yes' if tls else 'no'} | {corpus} | "
-                     + " | ".join(f"{got[c]:.3f}" if c in got else "-" for c in clients)
-                     + f" | {gap} |")
+        got = {
+            str(r["client"]): float(r["first_byte_s"])  # type: ignore[arg-type]
+            for r in sink
+            if r["tls"] == tls and r["corpus"] == corpus
+        }
+        gap = f"{got['bulkup'] - got['curl']:+.3f}" if "bulkup" in got and "curl" in got else "-"
+        lines.append(
+            f"| {'yes' if tls else 'no'} | {corpus} | "
+            + " | ".join(f"{got[c]:.3f}" if c in got else "-" for c in clients)
+            + f" | {gap} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _order(r: dict[str, object]) -> tuple[object, ...]:
-    return (str(r["target"]), bool(r["tls"]), str(r["corpus"]),
-            (str(r["client"]) != "bulkup", str(r["client"])))
+    return (
+        str(r["target"]),
+        bool(r["tls"]),
+        str(r["corpus"]),
+        (str(r["client"]) != "bulkup", str(r["client"])),
+    )
 
 
 def _times(ratio: object, digits: int) -> str:
@@ -476,13 +649,19 @@ def chart(rows: list[dict[str, object]], path: Path, title: str) -> None:
     clients = sorted({str(r["client"]) for r in sink}, key=lambda c: (c != "bulkup", c))
     fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     width = 0.8 / len(clients)
-    for ax, key, ylabel in ((axes[0], "mb_s", "MB/s, whole process (median)"),
-                            (axes[1], "cpu_s_per_gb", "client CPU s per GB (median)")):
+    for ax, key, ylabel in (
+        (axes[0], "mb_s", "MB/s, whole process (median)"),
+        (axes[1], "cpu_s_per_gb", "client CPU s per GB (median)"),
+    ):
         for i, client in enumerate(clients):
             values = []
             for label in labels:
-                match = [r for r in sink if r["client"] == client and
-                         f"{r['corpus']}{' TLS' if r['tls'] else ''}" == label]
+                match = [
+                    r
+                    for r in sink
+                    if r["client"] == client
+                    and f"{r['corpus']}{' TLS' if r['tls'] else ''}" == label
+                ]
                 values.append(float(match[0][key]) if match else 0.0)  # type: ignore[arg-type]
             ax.bar([x + i * width for x in range(len(labels))], values, width, label=client)
         ax.set_ylabel(ylabel)
@@ -501,26 +680,49 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true", help="also over TLS")
     parser.add_argument("--no-emulator", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--bench-kit", type=Path,
-                        default=HERE.parent.parent / "shared" / "bench-kit")
-    parser.add_argument("--clients", default="bulkup,curl,requests",
-                        type=lambda text: text.split(","))
-    parser.add_argument("--sweep", default=None, metavar="KEY=V1,V2",
-                        help="also bulkup with KEY set to each value (config file keys)")
+    parser.add_argument(
+        "--bench-kit", type=Path, default=HERE.parent.parent / "shared" / "bench-kit"
+    )
+    parser.add_argument(
+        "--clients", default="bulkup,curl,requests", type=lambda text: text.split(",")
+    )
+    parser.add_argument(
+        "--sweep",
+        default=None,
+        metavar="KEY=V1,V2",
+        help="also bulkup with KEY set to each value (config file keys)",
+    )
     parser.add_argument("--sink", choices=("nginx", "python"), default="nginx")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", action="store_true",
-                       help="the earlier small corpora (10,000 x 16 KiB, 200 x 4 MiB, 1 GiB)")
+    scale.add_argument(
+        "--quick",
+        action="store_true",
+        help="the earlier small corpora (10,000 x 16 KiB, 200 x 4 MiB, 1 GiB)",
+    )
     scale.add_argument("--smoke", action="store_true", help="a few files per corpus")
-    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="where corpora are generated once and kept (default "
-                             "~/.cache/bulkup-bench; with --smoke, the run's temporary folder)")
-    parser.add_argument("--at", default=None, metavar="COMMIT",
-                        help="measure bulkup as of COMMIT (git archive of bulkup/ on "
-                             "PYTHONPATH) instead of the working tree")
-    parser.add_argument("--emulator-roots", type=Path, default=None, metavar="DIR",
-                        help="where the emulator's roots go (e.g. /dev/shm: the disk's file "
-                             "creation out of the end-to-end figure)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where corpora are generated once and kept (default "
+        "~/.cache/bulkup-bench; with --smoke, the run's temporary folder)",
+    )
+    parser.add_argument(
+        "--at",
+        default=None,
+        metavar="COMMIT",
+        help="measure bulkup as of COMMIT (git archive of bulkup/ on "
+        "PYTHONPATH) instead of the working tree",
+    )
+    parser.add_argument(
+        "--emulator-roots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the emulator's roots go (e.g. /dev/shm: the disk's file "
+        "creation out of the end-to-end figure)",
+    )
     args = parser.parse_args()
     for name in ("out", "bench_kit", "cache", "emulator_roots"):  # --at changes the folder
         if getattr(args, name) is not None:
@@ -529,8 +731,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     work.chmod(0o755)  # nginx's workers (not root) keep large bodies in a folder under it
     cache = args.cache or (work / "corpora" if args.smoke else default_cache())
-    sink: Sink = (PySink(work / "sink", args.tls) if args.sink == "python"
-                  else NginxSink(work / "sink"))
+    sink: Sink = (
+        PySink(work / "sink", args.tls) if args.sink == "python" else NginxSink(work / "sink")
+    )
     try:
         commit = use_bulkup_at(args.at, work)
         corpora = make_corpora(cache, args.corpora.split(","), scale_name)
@@ -542,21 +745,34 @@ def main() -> None:
         sink.stop()
         shutil.rmtree(work, ignore_errors=True)
     specs = corpus_specs(scale_name)
-    machine = {"machine": platform.machine(), "cores": os.cpu_count(),
-               "python": platform.python_version(), "platform": platform.platform(),
-               "date": time.strftime("%Y-%m-%d"), "sink": args.sink, "commit": commit,
-               "scale": scale_name, "command": " ".join(sys.argv[1:]),
-               "corpora": {c.name: describe(specs[c.name]) for c in corpora}}
+    machine = {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d"),
+        "sink": args.sink,
+        "commit": commit,
+        "scale": scale_name,
+        "command": " ".join(sys.argv[1:]),
+        "corpora": {c.name: describe(specs[c.name]) for c in corpora},
+    }
     rows = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem, png = (("user_scale", "user_scale.png") if scale_name == "user"
-                 else ("results", "throughput.png"))
-    (args.out / f"{stem}.json").write_text(json.dumps(
-        {"machine": machine, "medians": rows, "runs": runs}, indent=2))
+    stem, png = (
+        ("user_scale", "user_scale.png") if scale_name == "user" else ("results", "throughput.png")
+    )
+    (args.out / f"{stem}.json").write_text(
+        json.dumps({"machine": machine, "medians": rows, "runs": runs}, indent=2)
+    )
     table = markdown(rows, machine)
     (args.out / f"{stem}.md").write_text(table)
-    chart(rows, args.out / png, "Upload into the nginx sink, by corpus and client"
-          + (" (user scale)" if scale_name == "user" else f" ({scale_name} corpora)"))
+    chart(
+        rows,
+        args.out / png,
+        "Upload into the nginx sink, by corpus and client"
+        + (" (user scale)" if scale_name == "user" else f" ({scale_name} corpora)"),
+    )
     print(table)
 
 
@@ -575,16 +791,22 @@ def use_bulkup_at(commit: str | None, work: Path) -> str:
         full = _git(repo, "rev-parse", "--verify", f"{commit}^{{commit}}")
         where = work / "bulkup-at"
         where.mkdir()
-        archive = subprocess.run(["git", "-C", str(repo), "archive", full, "bulkup"],
-                                 check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", full, "bulkup"], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
         os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(where), *filter(None, [os.environ.get("PYTHONPATH")])])
+            [str(where), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
         package = where / "bulkup"
         described = full[:10]
         os.chdir(work)  # ``python -m`` puts the current folder first: not the checkout's bulkup
-        found = subprocess.run([sys.executable, "-c", "import bulkup; print(bulkup.__file__)"],
-                               check=True, capture_output=True, text=True).stdout.strip()
+        found = subprocess.run(
+            [sys.executable, "-c", "import bulkup; print(bulkup.__file__)"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         assert Path(found).parent == package, f"bulkup imported from {found}, not {package}"
     else:
         spec = importlib.util.find_spec("bulkup")  # found, not imported
@@ -593,8 +815,9 @@ def use_bulkup_at(commit: str | None, work: Path) -> str:
         head = _git(repo, "rev-parse", "HEAD")[:10]
         dirty = _git(repo, "status", "--porcelain", "--", "bulkup")
         described = head + (" + uncommitted changes in bulkup/" if dirty else "")
-    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)],
-                              capture_output=True, text=True)
+    compiled = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(package)], capture_output=True, text=True
+    )
     if compiled.returncode:  # a module that does not compile fails its runs, not this step
         print(f"warning: bulkup did not byte-compile:\n{compiled.stdout[-1000:]}", flush=True)
     return described
@@ -602,8 +825,9 @@ def use_bulkup_at(commit: str | None, work: Path) -> str:
 
 def _git(repo: Path, *argv: str) -> str:
     try:
-        return subprocess.run(["git", "-C", str(repo), *argv], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *argv], check=True, capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 

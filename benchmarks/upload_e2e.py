@@ -29,8 +29,11 @@ from pathlib import Path
 
 from local_servers import start_emulator
 
-CORPORA = {"small": (10_000, 16 * 1024), "large": (200, 4 * 1024 * 1024),
-           "huge": (1, 1024 * 1024 * 1024)}
+CORPORA = {
+    "small": (10_000, 16 * 1024),
+    "large": (200, 4 * 1024 * 1024),
+    "huge": (1, 1024 * 1024 * 1024),
+}
 
 
 def make_corpus(where: Path, count: int, size: int) -> Path:
@@ -54,9 +57,23 @@ def write_file(path: Path, size: int, block: bytes) -> None:
 
 
 def run_client(url: str, corpus: Path, settings: dict[str, str]) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "bulkup", "upload", str(corpus), "--server", url,
-           "--user", "bench@example.com", "--company-handle", "c|1", "--company-root", "Bench/",
-           "--log-format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bulkup",
+        "upload",
+        str(corpus),
+        "--server",
+        url,
+        "--user",
+        "bench@example.com",
+        "--company-handle",
+        "c|1",
+        "--company-root",
+        "Bench/",
+        "--log-format",
+        "json",
+    ]
     for key, value in settings.items():
         cmd += [f"--{key.replace('_', '-')}", value]
     env = {**os.environ, "BULKUP_PASSWORD": "pw"}
@@ -67,8 +84,11 @@ def run_client(url: str, corpus: Path, settings: dict[str, str]) -> dict[str, fl
     out = proc.stdout.read().decode() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"bulkup failed: {out}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }
 
 
 def check_server(url: str, count: int, size: int) -> None:
@@ -124,13 +144,17 @@ def main() -> None:
             shutil.rmtree(corpus)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; medians of {args.rounds}; emulator on loopback")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; medians of {args.rounds}; emulator on loopback"
+    )
     print("| corpus | settings | files/s | MB/s | client CPU s | client peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['corpus']} | {r['settings']} | {r['files_s']:,.0f} | {r['mb_s']:,.0f} | "
-              f"{r['cpu_s']:.2f} | {r['peak_rss_mib']:.0f} |")
+        print(
+            f"| {r['corpus']} | {r['settings']} | {r['files_s']:,.0f} | {r['mb_s']:,.0f} | "
+            f"{r['cpu_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -77,6 +77,7 @@ USER, PASSWORD, COMPANY = "bench@example.com", "pw", "c|1"
 
 # --- the namespace and the link ---------------------------------------------------------------
 
+
 def enter_namespace() -> None:
     """Re-execute under ``unshare -n`` as root; otherwise say why not and exit 0."""
     missing = [tool for tool in ("unshare", "tc", "ip") if shutil.which(tool) is None]
@@ -92,11 +93,27 @@ def shape_link(rate_mbit: float, queue_ms: float) -> str:
     """``lo`` up, with a token bucket of ``rate_mbit``; returns the qdisc as tc shows it."""
     burst = max(128 * KiB, int(rate_mbit * 1e6 / 8 * 0.005))  # 5 ms of the rate, >= 2 GSO packets
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate",
-                    f"{rate_mbit}mbit", "burst", str(burst), "latency", f"{queue_ms}ms"],
-                   check=True)
-    return subprocess.run(["tc", "qdisc", "show", "dev", "lo"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    subprocess.run(
+        [
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "lo",
+            "root",
+            "tbf",
+            "rate",
+            f"{rate_mbit}mbit",
+            "burst",
+            str(burst),
+            "latency",
+            f"{queue_ms}ms",
+        ],
+        check=True,
+    )
+    return subprocess.run(
+        ["tc", "qdisc", "show", "dev", "lo"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def lo_bytes() -> int:
@@ -146,6 +163,7 @@ def busy_window(samples: list[tuple[float, int]]) -> tuple[float, float, int]:
 
 # --- servers ----------------------------------------------------------------------------------
 
+
 class DelayedSink(NginxSink):
     """The bench kit's nginx sink, answering each POST ``delay_ms`` after its body is in."""
 
@@ -161,20 +179,34 @@ class DelayedSink(NginxSink):
         self._make_certificate()
         sleep = f"echo_read_request_body; echo_sleep {self.delay_ms / 1000:.3f};"
         conf = NGINX_CONF.replace("echo_read_request_body;", sleep)
-        (self.dir / "nginx.conf").write_text(conf.format(
-            module=ECHO_MODULE, dir=self.dir, port=self.port, tls_port=self.tls_port,
-            answer=ANSWER))
-        subprocess.run(["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
-                       check=True)
+        (self.dir / "nginx.conf").write_text(
+            conf.format(
+                module=ECHO_MODULE,
+                dir=self.dir,
+                port=self.port,
+                tls_port=self.tls_port,
+                answer=ANSWER,
+            )
+        )
+        subprocess.run(
+            ["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")], check=True
+        )
 
 
 def emulator_args(delay_ms: float, max_inflight: int) -> list[str]:
-    extra = ["--response-delay-ms", str(delay_ms), "--user", f"{USER}:{PASSWORD}",
-             "--company", f"Bench:{COMPANY}"]
+    extra = [
+        "--response-delay-ms",
+        str(delay_ms),
+        "--user",
+        f"{USER}:{PASSWORD}",
+        "--company",
+        f"Bench:{COMPANY}",
+    ]
     return extra + (["--max-inflight", str(max_inflight)] if max_inflight else [])
 
 
 # --- corpora and clients ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -232,17 +264,42 @@ class Client:
 
     def command(self, corpus: Corpus, url: str, bench: Bench) -> list[str]:
         if self.kind == "curl":
-            return [sys.executable, str(bench.bench_kit / "curl-peer.py"), str(corpus.path),
-                    url, str(corpus.per_post), str(CURL_PARALLEL)]
+            return [
+                sys.executable,
+                str(bench.bench_kit / "curl-peer.py"),
+                str(corpus.path),
+                url,
+                str(corpus.per_post),
+                str(CURL_PARALLEL),
+            ]
         stamp = time.monotonic_ns()  # a fresh journal: every run is a first upload
-        return [sys.executable, "-m", "bulkup", "upload", str(corpus.path), "--server", url,
-                "--user", USER, "--company-handle", COMPANY, "--company-root", "Bench/",
-                "--journal", str(bench.work / f"j-{stamp}.journal"), "--log-format", "json",
-                "--report", str(bench.report), *self.extra]
+        return [
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(corpus.path),
+            "--server",
+            url,
+            "--user",
+            USER,
+            "--company-handle",
+            COMPANY,
+            "--company-root",
+            "Bench/",
+            "--journal",
+            str(bench.work / f"j-{stamp}.journal"),
+            "--log-format",
+            "json",
+            "--report",
+            str(bench.report),
+            *self.extra,
+        ]
 
 
-def clients_for(scenario: str, wanted: list[str] | None,
-                added: dict[str, list[str]]) -> list[Client]:
+def clients_for(
+    scenario: str, wanted: list[str] | None, added: dict[str, list[str]]
+) -> list[Client]:
     """The clients of a scenario, from the tables (and ``--client``), maybe filtered."""
     if scenario == "pushback":
         return [Client(label, "bulkup", extra) for label, extra in PUSHBACK_VARIANTS.items()]
@@ -254,6 +311,7 @@ def clients_for(scenario: str, wanted: list[str] | None,
 
 
 # --- one run ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Run:
@@ -273,16 +331,21 @@ class Run:
     series: list[tuple[float, int]] = field(repr=False)
 
 
-def run_client(client: Client, corpus: Corpus, url: str,
-               bench: Bench) -> tuple[int, float, list[tuple[float, int]], dict[str, int]]:
+def run_client(
+    client: Client, corpus: Corpus, url: str, bench: Bench
+) -> tuple[int, float, list[tuple[float, int]], dict[str, int]]:
     """Run one client; its exit code, wall time, link samples and bulkup's report counts."""
     env = {**os.environ, "BULKUP_PASSWORD": PASSWORD}
     report = bench.report
     report.unlink(missing_ok=True)
     with Sampler() as sampler:
         start = time.perf_counter()
-        proc = subprocess.Popen(client.command(corpus, url, bench), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            client.command(corpus, url, bench),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         code = proc.wait()
         wall = time.perf_counter() - start
     counts = {"failed": -1, "retries": 0}
@@ -292,8 +355,15 @@ def run_client(client: Client, corpus: Corpus, url: str,
     return code, wall, sampler.samples, counts
 
 
-def measure(scenario: str, client: Client, corpus: Corpus, round_no: int, url: str,
-            bench: Bench, sink: NginxSink | None) -> Run:
+def measure(
+    scenario: str,
+    client: Client,
+    corpus: Corpus,
+    round_no: int,
+    url: str,
+    bench: Bench,
+    sink: NginxSink | None,
+) -> Run:
     mark = sink.mark() if sink else 0
     code, wall, samples, counts = run_client(client, corpus, url, bench)
     if client.kind == "curl" and sink is not None:
@@ -306,13 +376,27 @@ def measure(scenario: str, client: Client, corpus: Corpus, round_no: int, url: s
     utilisation = moved / capacity if busy else 0.0
     goodput = corpus.bytes / capacity if busy else 0.0
     failed = counts["failed"] if counts["failed"] >= 0 else corpus.files
-    return Run(scenario, corpus.name, client.label, round_no, code, wall,
-               (corpus.files - failed) / wall, utilisation, goodput, busy, moved, failed,
-               counts["retries"], samples)
+    return Run(
+        scenario,
+        corpus.name,
+        client.label,
+        round_no,
+        code,
+        wall,
+        (corpus.files - failed) / wall,
+        utilisation,
+        goodput,
+        busy,
+        moved,
+        failed,
+        counts["retries"],
+        samples,
+    )
 
 
-def run_scenario(scenario: str, clients: list[Client], bench: Bench,
-                 found: list[Corpus]) -> list[Run]:
+def run_scenario(
+    scenario: str, clients: list[Client], bench: Bench, found: list[Corpus]
+) -> list[Run]:
     """Every corpus, round after round, each client once per round."""
     runs: list[Run] = []
     sink = DelayedSink(bench.work / "sink", bench.delay_ms) if scenario == "sink" else None
@@ -330,8 +414,14 @@ def run_scenario(scenario: str, clients: list[Client], bench: Bench,
     return runs
 
 
-def one_run(scenario: str, client: Client, corpus: Corpus, round_no: int, bench: Bench,
-            sink: NginxSink | None) -> Run:
+def one_run(
+    scenario: str,
+    client: Client,
+    corpus: Corpus,
+    round_no: int,
+    bench: Bench,
+    sink: NginxSink | None,
+) -> Run:
     """One client once: into the sink, or into a fresh emulator."""
     if sink is not None:
         return measure(scenario, client, corpus, round_no, sink.url(False), bench, sink)
@@ -347,13 +437,16 @@ def one_run(scenario: str, client: Client, corpus: Corpus, round_no: int, bench:
 
 
 def describe(run: Run) -> str:
-    return (f"  {run.scenario:8} {run.corpus:5} round {run.round}  {run.client:14} "
-            f"{run.wall_s:7.2f} s  {run.files_s:8.1f} files/s  link {run.utilisation:6.1%}  "
-            f"goodput {run.goodput:6.1%}  "
-            f"failed {run.failed}  retries {run.retries}  exit {run.exit_code}")
+    return (
+        f"  {run.scenario:8} {run.corpus:5} round {run.round}  {run.client:14} "
+        f"{run.wall_s:7.2f} s  {run.files_s:8.1f} files/s  link {run.utilisation:6.1%}  "
+        f"goodput {run.goodput:6.1%}  "
+        f"failed {run.failed}  retries {run.retries}  exit {run.exit_code}"
+    )
 
 
 # --- medians, table, chart --------------------------------------------------------------------
+
 
 def medians(runs: list[Run]) -> list[dict[str, object]]:
     groups: dict[tuple[str, str, str], list[Run]] = {}
@@ -361,24 +454,45 @@ def medians(runs: list[Run]) -> list[dict[str, object]]:
         groups.setdefault((run.scenario, run.corpus, run.client), []).append(run)
     rows = []
     for (scenario, corpus, client), items in groups.items():
-        rows.append({"scenario": scenario, "corpus": corpus, "client": client,
-                     "rounds": len(items),
-                     **{key: statistics.median(getattr(r, key) for r in items)
-                        for key in ("utilisation", "goodput", "files_s", "wall_s", "busy_s",
-                                    "failed", "retries")}})
+        rows.append(
+            {
+                "scenario": scenario,
+                "corpus": corpus,
+                "client": client,
+                "rounds": len(items),
+                **{
+                    key: statistics.median(getattr(r, key) for r in items)
+                    for key in (
+                        "utilisation",
+                        "goodput",
+                        "files_s",
+                        "wall_s",
+                        "busy_s",
+                        "failed",
+                        "retries",
+                    )
+                },
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict[str, object]], header: str) -> str:
-    lines = [header, "",
-             "| scenario | corpus | client | link utilisation | goodput | files/s | wall s "
-             "| busy s | failed files | retries |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| scenario | corpus | client | link utilisation | goodput | files/s | wall s "
+        "| busy s | failed files | retries |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['corpus']} | {r['client']} | "
-                     f"{float(r['utilisation']):.0%} | {float(r['goodput']):.0%} | "  # type: ignore[arg-type]
-                     f"{float(r['files_s']):,.0f} | "  # type: ignore[arg-type]
-                     f"{float(r['wall_s']):.2f} | {float(r['busy_s']):.2f} | "  # type: ignore[arg-type]
-                     f"{r['failed']:g} | {r['retries']:g} |")
+        lines.append(
+            f"| {r['scenario']} | {r['corpus']} | {r['client']} | "
+            f"{float(r['utilisation']):.0%} | {float(r['goodput']):.0%} | "  # type: ignore[arg-type]
+            f"{float(r['files_s']):,.0f} | "  # type: ignore[arg-type]
+            f"{float(r['wall_s']):.2f} | {float(r['busy_s']):.2f} | "  # type: ignore[arg-type]
+            f"{r['failed']:g} | {r['retries']:g} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -416,8 +530,9 @@ def chart(runs: list[Run], rate_mbit: float, path: Path, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
-def binned(samples: list[tuple[float, int]],
-           width: float = 0.25) -> tuple[list[float], list[float]]:
+def binned(
+    samples: list[tuple[float, int]], width: float = 0.25
+) -> tuple[list[float], list[float]]:
     """(bin end, Mbit/s in the bin) from cumulative byte samples."""
     times, mbit = [], []
     start = 0
@@ -432,28 +547,51 @@ def binned(samples: list[tuple[float, int]],
 
 # --- main -------------------------------------------------------------------------------------
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="100 x 1 MiB and 2,000 x 16 KiB, one round (a fast look)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 x 1 MiB and 2,000 x 16 KiB, one round (a fast look)",
+    )
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; quick 1)")
     parser.add_argument("--rate-mbit", type=float, default=200.0, help="link rate (200)")
-    parser.add_argument("--queue-ms", type=float, default=25.0,
-                        help="tbf's queue, in ms of the rate (25)")
-    parser.add_argument("--delay-ms", type=float, default=50.0,
-                        help="the server's delay before each answer (50)")
-    parser.add_argument("--scenarios", default="sink,pushback",
-                        help="of sink, emulator, pushback (default sink,pushback)")
+    parser.add_argument(
+        "--queue-ms", type=float, default=25.0, help="tbf's queue, in ms of the rate (25)"
+    )
+    parser.add_argument(
+        "--delay-ms", type=float, default=50.0, help="the server's delay before each answer (50)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="sink,pushback",
+        help="of sink, emulator, pushback (default sink,pushback)",
+    )
     parser.add_argument("--corpora", default="large,small", help="of large, small")
-    parser.add_argument("--clients", default=None, type=lambda t: t.split(","),
-                        help="only these client labels (sink and emulator scenarios)")
-    parser.add_argument("--client", action="append", default=[], metavar="LABEL=ARGS",
-                        help="one more bulkup variant, e.g. 'auto=--concurrency auto'")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bulkup-wan",
-                        help="where the corpora are generated and kept")
+    parser.add_argument(
+        "--clients",
+        default=None,
+        type=lambda t: t.split(","),
+        help="only these client labels (sink and emulator scenarios)",
+    )
+    parser.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="LABEL=ARGS",
+        help="one more bulkup variant, e.g. 'auto=--concurrency auto'",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bulkup-wan",
+        help="where the corpora are generated and kept",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--bench-kit", type=Path,
-                        default=HERE.parent.parent / "shared" / "bench-kit")
+    parser.add_argument(
+        "--bench-kit", type=Path, default=HERE.parent.parent / "shared" / "bench-kit"
+    )
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.client = dict(_variant(text) for text in args.client)
@@ -480,9 +618,13 @@ def main() -> None:
     work.chmod(0o755)  # nginx's workers keep request bodies in a folder under it
     bench = Bench(work, args.rate_mbit, args.delay_ms, args.rounds, args.bench_kit)
     try:
-        runs = [run for scenario in args.scenarios.split(",")
-                for run in run_scenario(scenario, clients_for(scenario, args.clients,
-                                                              args.client), bench, found)]
+        runs = [
+            run
+            for scenario in args.scenarios.split(",")
+            for run in run_scenario(
+                scenario, clients_for(scenario, args.clients, args.client), bench, found
+            )
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(runs, args, qdisc)
@@ -492,25 +634,38 @@ def compile_bulkup() -> None:
     """Byte-compile bulkup as an install does (this machine sets PYTHONDONTWRITEBYTECODE)."""
     import bulkup
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q",
-                    str(Path(bulkup.__file__).parent)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(bulkup.__file__).parent)], check=True
+    )
 
 
 def report(runs: list[Run], args: argparse.Namespace, qdisc: str) -> None:
     stem = "wan-quick" if args.quick else "wan"
-    header = (f"`wan.py {' '.join(sys.argv[1:])}` on {platform.machine()}, {os.cpu_count()} "
-              f"cores, {time.strftime('%Y-%m-%d')}; link `{qdisc}`, server delay "
-              f"{args.delay_ms:g} ms; medians of {args.rounds} interleaved round(s).")
+    header = (
+        f"`wan.py {' '.join(sys.argv[1:])}` on {platform.machine()}, {os.cpu_count()} "
+        f"cores, {time.strftime('%Y-%m-%d')}; link `{qdisc}`, server delay "
+        f"{args.delay_ms:g} ms; medians of {args.rounds} interleaved round(s)."
+    )
     rows = medians(runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(
-        {"header": header, "medians": rows,
-         "runs": [{k: v for k, v in asdict(r).items() if k != "series"} for r in runs]},
-        indent=2))
+    (args.out / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "header": header,
+                "medians": rows,
+                "runs": [{k: v for k, v in asdict(r).items() if k != "series"} for r in runs],
+            },
+            indent=2,
+        )
+    )
     table = markdown(rows, header)
     (args.out / f"{stem}.md").write_text(table)
-    chart(runs, args.rate_mbit, args.out / f"{stem}.png",
-          f"{args.rate_mbit:g} Mbit/s link (tbf), server answers after {args.delay_ms:g} ms")
+    chart(
+        runs,
+        args.rate_mbit,
+        args.out / f"{stem}.png",
+        f"{args.rate_mbit:g} Mbit/s link (tbf), server answers after {args.delay_ms:g} ms",
+    )
     print(table)
 
 

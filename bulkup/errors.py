@@ -255,9 +255,11 @@ class RedirectRefused(ProtocolError):
 
     def __init__(self, url: str, status: int, location: str | None) -> None:
         where = f"to host {location!r}" if location else "without a Location"
-        super().__init__(f"{url} answered HTTP {status}, a redirect {where}; redirects are "
-                         "never followed (credentials stay with the configured server): "
-                         "check the server URL")
+        super().__init__(
+            f"{url} answered HTTP {status}, a redirect {where}; redirects are "
+            "never followed (credentials stay with the configured server): "
+            "check the server URL"
+        )
         self.http_status = status
         self.location_host = location
 

@@ -94,8 +94,9 @@ class UploadReport:
         data = asdict(self)
         data["job_handles"] = list(self.job_handles)
         data["gone"] = list(self.gone)
-        data["failures"] = [{"path": f.path, "reason": f.reason, "target": f.target}
-                            for f in self.failures]
+        data["failures"] = [
+            {"path": f.path, "reason": f.reason, "target": f.target} for f in self.failures
+        ]
         data["exit_code"] = self.exit_code
         data["duration_s"] = round(self.duration_s, 3)
         data["mb_per_s"] = round(self.mb_per_s, 3)
@@ -126,8 +127,7 @@ class UploadReport:
             with suppress(OSError):
                 os.unlink(temporary)
             reason = exc.strerror or type(exc).__name__
-            raise ReportError(f"cannot write the report to {escaped(str(path))}: {reason}") \
-                from exc
+            raise ReportError(f"cannot write the report to {escaped(str(path))}: {reason}") from exc
 
     def summary_lines(self) -> list[str]:
         """The human summary printed at the end of a run (escaped: safe for any terminal)."""
@@ -147,8 +147,10 @@ class UploadReport:
         if self.shard is not None:
             lines.insert(0, self._shard_line())
         if self.files_gone:
-            lines.append(f"{_count(self.files_gone, 'file')} uploaded before are gone from disk "
-                         "(listed in the JSON report; nothing was deleted on the server)")
+            lines.append(
+                f"{_count(self.files_gone, 'file')} uploaded before are gone from disk "
+                "(listed in the JSON report; nothing was deleted on the server)"
+            )
         if self.interrupted:
             lines.append("interrupted: files not yet sent were left out")
         if self.fatal_error:
@@ -161,14 +163,15 @@ class UploadReport:
             lines.append(f"files landed under {self.emulator_root}")
         return [escaped(line) for line in lines]
 
-
     def _shard_line(self) -> str:
         plan = f", plan {self.shard_plan}" if self.shard_plan else ""
         return f"shard {self.shard} (by {self.shard_by}{plan}): its share of the files only"
 
     def _dry_run_lines(self) -> list[str]:
-        lines = [f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
-                 f"{self.planned_posts} POSTs planned; nothing was sent"]
+        lines = [
+            f"dry run: {self.files_found} files, {_size(self.bytes_planned)}, "
+            f"{self.planned_posts} POSTs planned; nothing was sent"
+        ]
         if self.shard is not None:
             lines.insert(0, self._shard_line())
         if self.files_failed:
@@ -180,14 +183,18 @@ class UploadReport:
 
     def _verdict_line(self) -> str:
         if self.confirmation == "complete":
-            line = (f"server verdict: {self.files_confirmed:,} confirmed "
-                    f"({self.files_skipped_by_server:,} kept as duplicates), "
-                    f"{self.files_refused:,} refused")
+            line = (
+                f"server verdict: {self.files_confirmed:,} confirmed "
+                f"({self.files_skipped_by_server:,} kept as duplicates), "
+                f"{self.files_refused:,} refused"
+            )
             if self.files_unconfirmed:
                 line += f", {self.files_unconfirmed:,} without a job log line"
         else:
-            line = (f"server verdict {self.confirmation}; {self.files_refused:,} refused, "
-                    f"{_count(self.files_unconfirmed, 'file')} unconfirmed")
+            line = (
+                f"server verdict {self.confirmation}; {self.files_refused:,} refused, "
+                f"{_count(self.files_unconfirmed, 'file')} unconfirmed"
+            )
         if self.jobs_stopped:
             line += f"; {_count(self.jobs_stopped, 'job')} stopped on the server"
         return line

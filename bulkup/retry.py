@@ -37,8 +37,11 @@ before the refusals count as a failure."""
 
 def is_pushback(exc: BaseException) -> bool:
     """Whether ``exc`` is pushback the server announced: 503 or 429 with ``Retry-After``."""
-    return (isinstance(exc, ServerUnavailable) and exc.retry_after_s is not None
-            and exc.http_status in (429, 503))
+    return (
+        isinstance(exc, ServerUnavailable)
+        and exc.retry_after_s is not None
+        and exc.http_status in (429, 503)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,8 +58,9 @@ class RetryPolicy:
         """The wait before attempt ``attempt + 1`` (full jitter, Retry-After honoured)."""
         ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
         wait = rng() * ceiling
-        retry_after = getattr(exc, "retry_after_s", None) if isinstance(
-            exc, ServerUnavailable) else None
+        retry_after = (
+            getattr(exc, "retry_after_s", None) if isinstance(exc, ServerUnavailable) else None
+        )
         if retry_after is not None:
             wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER_S))
         return float(wait)
@@ -137,8 +141,9 @@ def _unless_stopping(stop: asyncio.Event | None, exc: BaseException) -> None:
         raise RunStopping(f"not retried, the run is stopping (last error: {exc})") from exc
 
 
-async def _back_off(sleep: Sleep, wait_s: float, stop: asyncio.Event | None,
-                    exc: BaseException) -> None:
+async def _back_off(
+    sleep: Sleep, wait_s: float, stop: asyncio.Event | None, exc: BaseException
+) -> None:
     """Sleep ``wait_s``, or less when the run is asked to stop meanwhile."""
     if stop is None:
         await sleep(wait_s)

@@ -98,20 +98,31 @@ class Stats:
     def snapshot(self) -> StatsSnapshot:
         """An immutable copy of the counters."""
         return StatsSnapshot(
-            files_found=self.files_found, bytes_found=self.bytes_found,
-            walk_done=self.walk_done, files_uploaded=self.files_uploaded,
-            bytes_uploaded=self.bytes_uploaded, files_failed=self.files_failed,
-            files_skipped=self.files_skipped, posts=self.posts, retries=self.retries,
-            elapsed_s=self.clock() - self.started, bytes_sent=self.bytes_sent,
-            posts_in_flight=self.posts_in_flight, bytes_skipped=self.bytes_skipped,
+            files_found=self.files_found,
+            bytes_found=self.bytes_found,
+            walk_done=self.walk_done,
+            files_uploaded=self.files_uploaded,
+            bytes_uploaded=self.bytes_uploaded,
+            files_failed=self.files_failed,
+            files_skipped=self.files_skipped,
+            posts=self.posts,
+            retries=self.retries,
+            elapsed_s=self.clock() - self.started,
+            bytes_sent=self.bytes_sent,
+            posts_in_flight=self.posts_in_flight,
+            bytes_skipped=self.bytes_skipped,
         )
 
     def walk_snapshot(self) -> WalkStats:
         """The walker's counters."""
         return WalkStats(
-            dirs_walked=self.dirs_walked, files_found=self.files_found,
-            bytes_found=self.bytes_found, skipped=self.walk_skipped,
-            excluded=self.walk_excluded, failed=self.walk_failed, done=self.walk_done,
+            dirs_walked=self.dirs_walked,
+            files_found=self.files_found,
+            bytes_found=self.bytes_found,
+            skipped=self.walk_skipped,
+            excluded=self.walk_excluded,
+            failed=self.walk_failed,
+            done=self.walk_done,
             name_warnings=self.name_warnings,
         )
 

@@ -100,12 +100,21 @@ def name_problem(name: str, target: str) -> str | None:
 
     ``name`` is one path segment (a directory entry's name, so never with ``/``) and
     ``target`` the full target ending in it."""
-    if (name and len(name) <= MAX_SEGMENT_BYTES and name not in (".", "..")
-            and _PROBLEM_IN_NAME.search(name) is None
-            and len(target) <= MAX_PATH_BYTES and target.isascii()):
+    if (
+        name
+        and len(name) <= MAX_SEGMENT_BYTES
+        and name not in (".", "..")
+        and _PROBLEM_IN_NAME.search(name) is None
+        and len(target) <= MAX_PATH_BYTES
+        and target.isascii()
+    ):
         return None  # the usual name, cleared by one search (once per file walked)
-    return (_encoding_problem(name) or _length_problem(target)
-            or _segment_problem(name, "file name") or _file_name_problem(name))
+    return (
+        _encoding_problem(name)
+        or _length_problem(target)
+        or _segment_problem(name, "file name")
+        or _file_name_problem(name)
+    )
 
 
 def name_warnings(target: str) -> list[str]:
@@ -216,8 +225,9 @@ def _length_problem(target: str) -> str | None:
 
 def _segments_problem(target: str) -> str | None:
     *folders, name = target.split("/")
-    return (_folders_problem(folders) or _segment_problem(name, "file name")
-            or _file_name_problem(name))
+    return (
+        _folders_problem(folders) or _segment_problem(name, "file name") or _file_name_problem(name)
+    )
 
 
 def _folders_problem(folders: list[str]) -> str | None:

@@ -108,16 +108,20 @@ def verdict(limit: float | None, blocked: list[Blocked], phase: str) -> str | No
     if not over:
         return None
     lines = "\n".join(f"  {b.seconds:.2f} s: {b.callback}" for b in over)
-    return (f"the event loop was blocked for more than {limit:g} s during {phase} "
-            f"(a blocking call in async code?):\n{lines}\n"
-            "Mark a test that blocks on purpose with @pytest.mark.blocks_loop "
-            "or @pytest.mark.blocks_loop(SECONDS).")
+    return (
+        f"the event loop was blocked for more than {limit:g} s during {phase} "
+        f"(a blocking call in async code?):\n{lines}\n"
+        "Mark a test that blocks on purpose with @pytest.mark.blocks_loop "
+        "or @pytest.mark.blocks_loop(SECONDS)."
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "blocks_loop(seconds=None): the test's callbacks may hold the event loop "
-        "(longer than the guard's limit; without seconds: not checked)")
+        "markers",
+        "blocks_loop(seconds=None): the test's callbacks may hold the event loop "
+        "(longer than the guard's limit; without seconds: not checked)",
+    )
     GUARD.install()
 
 

@@ -50,8 +50,11 @@ def imports_in(source: str, path: Path) -> list[tuple[int, str]]:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             first = node.args[0]
-            if name in ("import_module", "__import__") and isinstance(first, ast.Constant) \
-                    and isinstance(first.value, str):
+            if (
+                name in ("import_module", "__import__")
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+            ):
                 found.append((node.lineno, first.value))
     return found
 
@@ -72,8 +75,16 @@ ALLOWED: dict[str, set[str]] = {
     "journal": {"core", "config"},
     "monitoring": {"core", "protocol", "config", "transport"},
     "pipeline": {"core", "protocol", "config", "transport", "journal", "monitoring"},
-    "cli": {"core", "protocol", "config", "transport", "journal", "monitoring", "pipeline",
-            "emulator"},
+    "cli": {
+        "core",
+        "protocol",
+        "config",
+        "transport",
+        "journal",
+        "monitoring",
+        "pipeline",
+        "emulator",
+    },
     "emulator": set(),
 }
 ALL_FILES = sorted(PACKAGE.rglob("*.py"))
@@ -108,8 +119,11 @@ def test_files_found() -> None:
 def test_wing_imports_only_what_it_may(path: Path) -> None:
     """A module imports from its own wing and the wings below it, never up or sideways."""
     wing = wing_of(module_of(path))
-    bad = [(line, module) for line, module in imported_modules(path)
-           if within(module, "bulkup") and wing_of(module) not in ALLOWED[wing] | {wing}]
+    bad = [
+        (line, module)
+        for line, module in imported_modules(path)
+        if within(module, "bulkup") and wing_of(module) not in ALLOWED[wing] | {wing}
+    ]
     assert bad == [], f"{path.relative_to(PACKAGE.parent)} ({wing}) imports {bad}"
 
 
@@ -121,8 +135,11 @@ def test_only_the_cli_reaches_the_emulator(path: Path) -> None:
     reached = {module for _, module in imported_modules(path) if within(module, "bulkup.emulator")}
     if wing_of(module_of(path)) == "cli":
         reached -= {"bulkup.emulator", "bulkup.emulator.cli", "bulkup.emulator.embedded"}
-        reached = {m for m in reached if m.rpartition(".")[0] not in
-                   ("bulkup.emulator.cli", "bulkup.emulator.embedded")}
+        reached = {
+            m
+            for m in reached
+            if m.rpartition(".")[0] not in ("bulkup.emulator.cli", "bulkup.emulator.embedded")
+        }
     assert reached == set(), f"{path.relative_to(PACKAGE.parent)} imports {sorted(reached)}"
 
 
@@ -131,8 +148,9 @@ def _module_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in ALL_FILES:
         here = module_of(path)
-        graph[here] = {m for _, m in imported_modules(path)
-                       if m in known and m != here and not within(here, m)}
+        graph[here] = {
+            m for _, m in imported_modules(path) if m in known and m != here and not within(here, m)
+        }
     return graph
 
 
@@ -145,7 +163,7 @@ def test_no_import_cycles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                raise AssertionError(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+                raise AssertionError(" -> ".join(trail[trail.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, trail + [nxt])
         state[node] = 2
@@ -159,17 +177,21 @@ def test_the_guard_catches_an_upward_import(tmp_path: Path) -> None:
     """The wing rule flags a transport module importing the pipeline."""
     source = "from bulkup.pipeline.run import run_upload\nfrom bulkup.errors import BulkupError\n"
     probe = PACKAGE / "transport" / "probe.py"
-    found = [m for _, m in imports_in(source, probe)
-             if wing_of(m) not in ALLOWED["transport"] | {"transport"}]
+    found = [
+        m
+        for _, m in imports_in(source, probe)
+        if wing_of(m) not in ALLOWED["transport"] | {"transport"}
+    ]
     assert "bulkup.pipeline.run" in found and "bulkup.errors" not in found
 
 
 def test_resolver_catches_relative_and_dynamic_imports() -> None:
     """The import finder resolves relative imports and literal import_module calls."""
-    source = ("from .. import errors\nfrom ..protocol import x\nfrom . import app\n"
-              "import importlib\nimportlib.import_module('bulkup.emulator')\n")
+    source = (
+        "from .. import errors\nfrom ..protocol import x\nfrom . import app\n"
+        "import importlib\nimportlib.import_module('bulkup.emulator')\n"
+    )
     modules = {m for _, m in imports_in(source, EMULATOR / "probe.py")}
-    assert {"bulkup.errors", "bulkup.protocol", "bulkup.emulator.app",
-            "bulkup.emulator"} <= modules
+    assert {"bulkup.errors", "bulkup.protocol", "bulkup.emulator.app", "bulkup.emulator"} <= modules
     modules = {m for _, m in imports_in("from .emulator import app\n", PACKAGE / "x.py")}
     assert "bulkup.emulator" in modules

@@ -16,16 +16,24 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def test_fault_soak_short() -> None:
     """Two seeds of the fault soak on 150 files: every file lands, counts reconcile."""
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "fault_soak.py"), "--files", "150",
-                           "--seeds", "2"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "fault_soak.py"), "--files", "150", "--seeds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 files lost, 2/2 seeds fully reconciled" in done.stdout
 
 
 def test_small_reads_runs() -> None:
     """The aiofiles comparison runs on a few files and prints its ratio."""
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "small_reads.py"), "--files", "50",
-                           "--rounds", "1"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "small_reads.py"), "--files", "50", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "faster than aiofiles" in done.stdout
 
@@ -35,22 +43,50 @@ def test_throughput_harness_smoke(tmp_path: Path) -> None:
     received (the Python one: nginx is not a test dependency), bulkup with a sweep beside
     it, the emulator run, and the JSON and Markdown it writes."""
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "throughput.py"), "--smoke",
-                           "--sink", "python", "--clients", "bulkup", "--rounds", "1",
-                           "--corpora", "small,large", "--sweep", "concurrency=2",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "throughput.py"),
+            "--smoke",
+            "--sink",
+            "python",
+            "--clients",
+            "bulkup",
+            "--rounds",
+            "1",
+            "--corpora",
+            "small,large",
+            "--sweep",
+            "concurrency=2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     medians = json.loads((out / "results.json").read_text())["medians"]
     assert {(m["target"], m["corpus"], m["client"]) for m in medians} == {
-        ("sink", "small", "bulkup"), ("sink", "small", "bulkup concurrency=2"),
-        ("sink", "large", "bulkup"), ("sink", "large", "bulkup concurrency=2"),
-        ("emulator", "small", "bulkup"), ("emulator", "large", "bulkup")}
+        ("sink", "small", "bulkup"),
+        ("sink", "small", "bulkup concurrency=2"),
+        ("sink", "large", "bulkup"),
+        ("sink", "large", "bulkup concurrency=2"),
+        ("emulator", "small", "bulkup"),
+        ("emulator", "large", "bulkup"),
+    }
     runs = json.loads((out / "results.json").read_text())["runs"]
-    assert all(r["sink_bytes"] >= 40 * 16 * 1024 for r in runs
-               if r["target"] == "sink" and r["corpus"] == "small")
+    assert all(
+        r["sink_bytes"] >= 40 * 16 * 1024
+        for r in runs
+        if r["target"] == "sink" and r["corpus"] == "small"
+    )
     assert all(0 < r["transfer_s"] < r["wall_s"] for r in runs if r["target"] == "sink")
-    assert all(0 < r["first_byte_s"] < r["wall_s"] - r["transfer_s"] + 0.01
-               for r in runs if r["target"] == "sink")
+    assert all(
+        0 < r["first_byte_s"] < r["wall_s"] - r["transfer_s"] + 0.01
+        for r in runs
+        if r["target"] == "sink"
+    )
     assert "| sink | no | small | bulkup concurrency=2 |" in (out / "results.md").read_text()
 
 
@@ -68,10 +104,10 @@ def test_throughput_corpora_cached(tmp_path: Path) -> None:
     original = throughput.corpus_specs
     throughput.corpus_specs = lambda scale: specs[scale]
     try:
-        first, = throughput.make_corpora(tmp_path, ["small"], "smoke")
+        (first,) = throughput.make_corpora(tmp_path, ["small"], "smoke")
         manifest = first.path.parent / "MANIFEST.json"
         stamp = manifest.stat().st_mtime_ns
-        again, = throughput.make_corpora(tmp_path, ["small"], "smoke")
+        (again,) = throughput.make_corpora(tmp_path, ["small"], "smoke")
         assert again == first and manifest.stat().st_mtime_ns == stamp
         manifest.write_text("{}")  # as if interrupted, or another spec
         throughput.make_corpora(tmp_path, ["small"], "smoke")
@@ -87,7 +123,11 @@ def test_throughput_corpora_cached(tmp_path: Path) -> None:
 
 def test_startup_runs() -> None:
     """The start-up cost table runs (one round) and lists bulkup's own start."""
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "startup.py"), "--rounds", "1"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "startup.py"), "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "| bulkup upload --dry-run (empty folder) |" in done.stdout

@@ -25,22 +25,42 @@ if TYPE_CHECKING:  # the job API and its client load only when a job command run
     from bulkup.config.model import UploadConfig
     from bulkup.monitoring.api import JobMonitor
 
-SUMMARY_FIELDS = ("jobName", "originalJobName", "logType", "startDate", "endDate",
-                  "totalFileCount", "fileSuccessCount", "fileUpdateCount", "fileDuplicateCount",
-                  "fileErrorCount", "fileWarningCount", "fatalError")
-NUMBER_FIELDS = frozenset(("totalFileCount", "fileSuccessCount", "fileUpdateCount",
-                           "fileDuplicateCount", "fileErrorCount", "fileWarningCount",
-                           "detailTotalRows", "progress"))
+SUMMARY_FIELDS = (
+    "jobName",
+    "originalJobName",
+    "logType",
+    "startDate",
+    "endDate",
+    "totalFileCount",
+    "fileSuccessCount",
+    "fileUpdateCount",
+    "fileDuplicateCount",
+    "fileErrorCount",
+    "fileWarningCount",
+    "fatalError",
+)
+NUMBER_FIELDS = frozenset(
+    (
+        "totalFileCount",
+        "fileSuccessCount",
+        "fileUpdateCount",
+        "fileDuplicateCount",
+        "fileErrorCount",
+        "fileWarningCount",
+        "detailTotalRows",
+        "progress",
+    )
+)
 
 
-async def run_job_command(config: UploadConfig, action: str, handle: str | None, *,
-                          as_json: bool) -> int:
+async def run_job_command(
+    config: UploadConfig, action: str, handle: str | None, *, as_json: bool
+) -> int:
     """Run one job command; 1 for an unknown job, 2 without an API URL, 3 when the API
     fails."""
     api_url = config.resolved_api_url
     if api_url is None or not config.company_handle:
-        print("bulkup: give --server, --region or --api-url, and --company-handle",
-              file=sys.stderr)
+        print("bulkup: give --server, --region or --api-url, and --company-handle", file=sys.stderr)
         return EXIT_USAGE
     try:
         from bulkup.monitoring.api import JobMonitor, MonitorSettings
@@ -65,8 +85,20 @@ async def run_job_command(config: UploadConfig, action: str, handle: str | None,
 async def _list(monitor: JobMonitor, as_json: bool) -> int:
     jobs = await monitor.active_jobs()
     if as_json:
-        print(json.dumps([{"handle": j.handle, "name": j.name, "state": j.state,
-                           "progress": _number(j.progress)} for j in jobs], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "handle": j.handle,
+                        "name": j.name,
+                        "state": j.state,
+                        "progress": _number(j.progress),
+                    }
+                    for j in jobs
+                ],
+                indent=2,
+            )
+        )
         return EXIT_OK
     if not jobs:
         print("no active job")
@@ -80,17 +112,28 @@ async def _status(monitor: JobMonitor, handle: str, as_json: bool) -> int:
     job = await monitor.active_job(handle)
     summary = await _summary(monitor, handle)
     if job is None and not summary:
-        print(f"bulkup: no job {handle} on the server (job list shows the active ones)",
-              file=sys.stderr)
+        print(
+            f"bulkup: no job {handle} on the server (job list shows the active ones)",
+            file=sys.stderr,
+        )
         return EXIT_NO_SUCH_JOB
     state = job.state if job else ("Done" if summary.get("endDate") else "not active")
     if as_json:
-        print(json.dumps({"handle": handle, "state": state,
-                          "progress": _number(job.progress) if job else None,
-                          "log": _numbers(summary)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "handle": handle,
+                    "state": state,
+                    "progress": _number(job.progress) if job else None,
+                    "log": _numbers(summary),
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
-    print(f"job {handle}: {state}" + (f", progress {job.progress}%" if job and job.progress
-                                       else ""))
+    print(
+        f"job {handle}: {state}" + (f", progress {job.progress}%" if job and job.progress else "")
+    )
     for key in SUMMARY_FIELDS:
         if key in summary:
             print(f"  {key}: {summary[key]}")
@@ -98,8 +141,13 @@ async def _status(monitor: JobMonitor, handle: str, as_json: bool) -> int:
 
 
 async def _summary(monitor: JobMonitor, handle: str) -> dict[str, Any]:
-    answer = await monitor.call("getJobLogDetails", companyHandle=monitor.company_handle,
-                                jobHandle=handle, recordsPerPage=1, resultsPage=1)
+    answer = await monitor.call(
+        "getJobLogDetails",
+        companyHandle=monitor.company_handle,
+        jobHandle=handle,
+        recordsPerPage=1,
+        resultsPage=1,
+    )
     from bulkup.protocol.soap import as_list
 
     logs = as_list(answer.get("jobLogArray"))
@@ -123,8 +171,13 @@ async def _log(monitor: JobMonitor, handle: str, as_json: bool) -> int:
         print(f"bulkup: no log for job {handle} on the server", file=sys.stderr)
         return EXIT_NO_SUCH_JOB
     if as_json:
-        print(json.dumps({"handle": handle, "log": _numbers(summary), "details": details},
-                         indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"handle": handle, "log": _numbers(summary), "details": details},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     return EXIT_OK
 
 
@@ -141,18 +194,26 @@ def _number(value: Any) -> Any:
 def add_job_commands(commands: Any) -> None:
     job = commands.add_parser("job", help="look at or stop jobs on the server")
     actions = job.add_subparsers(dest="action", required=True)
-    for action, text in (("list", "the company's active jobs (getActiveJobs)"),
-                         ("status", "the job's state (getActiveJobs)"),
-                         ("log", "the job's log, every line (getJobLogDetails)"),
-                         ("stop", "stop the job (stopJob)")):
+    for action, text in (
+        ("list", "the company's active jobs (getActiveJobs)"),
+        ("status", "the job's state (getActiveJobs)"),
+        ("log", "the job's log, every line (getJobLogDetails)"),
+        ("stop", "stop the job (stopJob)"),
+    ):
         sub = actions.add_parser(action, help=text, description=text)
         if action != "list":
-            sub.add_argument("handle", metavar="HANDLE", nargs="?",
-                             help="the job handle (or --last)")
-            sub.add_argument("--last", action="store_true",
-                             help="the newest job of the last run in the journal")
-            sub.add_argument("--journal", type=Path, metavar="PATH",
-                             help="with --last: this journal (default: the newest one)")
+            sub.add_argument(
+                "handle", metavar="HANDLE", nargs="?", help="the job handle (or --last)"
+            )
+            sub.add_argument(
+                "--last", action="store_true", help="the newest job of the last run in the journal"
+            )
+            sub.add_argument(
+                "--journal",
+                type=Path,
+                metavar="PATH",
+                help="with --last: this journal (default: the newest one)",
+            )
         sub.add_argument("--json", action="store_true", help="JSON for scripts")
         _add_job_connection_arguments(sub)
 
@@ -166,17 +227,40 @@ def _add_job_connection_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--company-handle", help="company handle, e.g. 'c|42'")
     sub.add_argument("--source-ip", metavar="ADDR", help="bind every connection to ADDR")
     sub.add_argument("--ca-bundle", type=Path, help="trust this CA bundle for TLS")
-    sub.add_argument("--insecure", action="store_true", default=None,
-                     help="do not verify TLS certificates (warns)")
+    sub.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="do not verify TLS certificates (warns)",
+    )
     sub.add_argument("--proxy", metavar="URL", help="HTTP proxy, http://[user:pass@]host:port")
-    sub.add_argument("--no-proxy", dest="proxy", action="store_const", const="direct",
-                     help="connect directly, whatever the proxy variables say")
-    sub.add_argument("--log-format", choices=("auto", "console", "json"),
-                     help="log lines as console text or JSON")
+    sub.add_argument(
+        "--no-proxy",
+        dest="proxy",
+        action="store_const",
+        const="direct",
+        help="connect directly, whatever the proxy variables say",
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        help="log lines as console text or JSON",
+    )
 
 
-JOB_OVERRIDES = ("server_url", "region", "staging", "api_url", "user", "company_handle",
-                 "log_format", "source_ip", "ca_bundle", "insecure", "proxy")
+JOB_OVERRIDES = (
+    "server_url",
+    "region",
+    "staging",
+    "api_url",
+    "user",
+    "company_handle",
+    "log_format",
+    "source_ip",
+    "ca_bundle",
+    "insecure",
+    "proxy",
+)
 
 
 def job_command(args: argparse.Namespace) -> int:

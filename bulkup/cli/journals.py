@@ -38,8 +38,7 @@ def _journals(explicit: Path | None) -> list[Path]:
         if not explicit.exists():
             raise JournalError(f"no journal at {explicit}")
         return [explicit]
-    found = sorted(state_dir().glob("*.journal"), key=lambda p: p.stat().st_mtime,
-                   reverse=True)
+    found = sorted(state_dir().glob("*.journal"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not found:
         raise JournalError(f"no journal in {state_dir()} yet (nothing uploaded with a journal)")
     return found
@@ -52,9 +51,14 @@ def _status(args: argparse.Namespace) -> int:
     for path in _journals(args.journal):
         journal = Journal(path)
         try:
-            listing.append({"journal": str(path), "target": journal.target(),
-                            "files": journal.file_counts(),
-                            "runs": journal.recent_runs(args.runs)})
+            listing.append(
+                {
+                    "journal": str(path),
+                    "target": journal.target(),
+                    "files": journal.file_counts(),
+                    "runs": journal.recent_runs(args.runs),
+                }
+            )
         finally:
             journal.close()
     if args.json:
@@ -63,8 +67,13 @@ def _status(args: argparse.Namespace) -> int:
     for item in listing:
         print(escaped(item["journal"]))
         print("  " + escaped(_target_line(item["target"])))
-        print("  files: " + (", ".join(f"{n} {state}" for state, n in
-                                       sorted(item["files"].items())) or "none yet"))
+        print(
+            "  files: "
+            + (
+                ", ".join(f"{n} {state}" for state, n in sorted(item["files"].items()))
+                or "none yet"
+            )
+        )
         for run in item["runs"]:
             print("  " + _run_line(run))
     return EXIT_OK
@@ -73,8 +82,10 @@ def _status(args: argparse.Namespace) -> int:
 def _target_line(target: dict[str, Any]) -> str:
     where = "".join(filter(None, (target.get("company_root"), target.get("dest_folder"))))
     sources = ", ".join(target.get("sources") or []) or "?"
-    return (f"{target.get('server') or '?'} company {target.get('company') or '?'} "
-            f"into {where or '(company root)'} from {sources}")
+    return (
+        f"{target.get('server') or '?'} company {target.get('company') or '?'} "
+        f"into {where or '(company root)'} from {sources}"
+    )
 
 
 def last_job_handle(journal_path: Path | None) -> str:
@@ -135,8 +146,7 @@ def _prune(args: argparse.Namespace, now: float | None = None) -> int:
 
 def _last_used(path: Path) -> float:
     """When the journal was last written (its WAL's time counts too)."""
-    times = [p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal"))
-             if p.exists()]
+    times = [p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
     return max(times)
 
 
@@ -144,10 +154,12 @@ def _run_line(run: dict[str, Any]) -> str:
     started = datetime.fromtimestamp(run["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
     if run.get("ended_at") is None:
         return f"run {run['run']} started {started} (PID {run['pid']}): did not finish"
-    return (f"run {run['run']} started {started}: exit {run.get('exit_code', '?')}, "
-            f"uploaded {run.get('files_uploaded', 0)}, failed {run.get('files_failed', 0)}, "
-            f"skipped {run.get('files_skipped', 0)}, gone {run.get('files_gone', 0)}; "
-            f"jobs {', '.join(run.get('job_handles', [])) or '-'}")
+    return (
+        f"run {run['run']} started {started}: exit {run.get('exit_code', '?')}, "
+        f"uploaded {run.get('files_uploaded', 0)}, failed {run.get('files_failed', 0)}, "
+        f"skipped {run.get('files_skipped', 0)}, gone {run.get('files_gone', 0)}; "
+        f"jobs {', '.join(run.get('job_handles', [])) or '-'}"
+    )
 
 
 def _report_failed(args: argparse.Namespace) -> int:
@@ -160,8 +172,9 @@ def _report_failed(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     if args.json:
-        print(json.dumps({"journal": str(path), "failures": failures}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps({"journal": str(path), "failures": failures}, indent=2, ensure_ascii=False)
+        )
         return EXIT_OK
     print(f"{len(failures)} failed in the last run of {path}")
     for failure in failures:
@@ -171,29 +184,49 @@ def _report_failed(args: argparse.Namespace) -> int:
 
 def add_journal_commands(commands: Any) -> None:
     status = commands.add_parser("status", help="recent runs recorded in the journals")
-    status.add_argument("--journal", type=Path, metavar="PATH",
-                        help="one journal (default: every journal in the state dir)")
+    status.add_argument(
+        "--journal",
+        type=Path,
+        metavar="PATH",
+        help="one journal (default: every journal in the state dir)",
+    )
     status.add_argument("--runs", type=int, default=5, help="runs shown per journal")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
-    report = commands.add_parser("report", help="what the last run of a journal left failed; "
-                                 "merge the reports of a fleet's shards")
-    report.add_argument("--failed", action="store_true",
-                        help="list the failures of the last run")
+    report = commands.add_parser(
+        "report",
+        help="what the last run of a journal left failed; merge the reports of a fleet's shards",
+    )
+    report.add_argument("--failed", action="store_true", help="list the failures of the last run")
     from bulkup.cli.reports import add_merge_arguments
 
-    add_merge_arguments(report.add_subparsers(dest="report_action").add_parser(
-        "merge", help="one fleet summary from the shards' JSON reports",
-        description="One summary from the JSON reports of the shards of a fleet (--shard "
-        "K/N): totals, one line per shard, every failure, missing shards named; exits with "
-        "the worst exit code of the shards."))
-    report.add_argument("--journal", type=Path, metavar="PATH",
-                        help="the journal (default: the most recently used one)")
+    add_merge_arguments(
+        report.add_subparsers(dest="report_action").add_parser(
+            "merge",
+            help="one fleet summary from the shards' JSON reports",
+            description="One summary from the JSON reports of the shards of a fleet (--shard "
+            "K/N): totals, one line per shard, every failure, missing shards named; exits with "
+            "the worst exit code of the shards.",
+        )
+    )
+    report.add_argument(
+        "--journal",
+        type=Path,
+        metavar="PATH",
+        help="the journal (default: the most recently used one)",
+    )
     report.add_argument("--json", action="store_true", help="JSON for scripts")
     journal = commands.add_parser("journal", help="tidy the journals in the state folder")
     tidy = journal.add_subparsers(dest="action", required=True)
-    prune = tidy.add_parser("prune", help="remove journals not used for a while",
-                            description="Remove the state folder's journals (and their "
-                            "files) not written for --older-than; one in use is kept.")
-    prune.add_argument("--older-than", required=True, metavar="AGE",
-                       help="e.g. 30d, 12h, 2w: journals not written for that long")
+    prune = tidy.add_parser(
+        "prune",
+        help="remove journals not used for a while",
+        description="Remove the state folder's journals (and their "
+        "files) not written for --older-than; one in use is kept.",
+    )
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="e.g. 30d, 12h, 2w: journals not written for that long",
+    )
     prune.add_argument("--dry-run", action="store_true", help="say what would be removed")

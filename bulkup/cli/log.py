@@ -25,8 +25,12 @@ import structlog
 from bulkup.errors import ConfigError
 from bulkup.targets import escaped
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 ConsoleSink = Callable[[str], None]
 _console_sink: ConsoleSink | None = None
 
@@ -61,15 +65,24 @@ class TolerantPrintLogger:
     fatal = failure = err = error = critical = exception = msg
 
 
-def configure_logging(log_format: str = "auto", *, level: str | int = logging.INFO,
-                      stream: TextIO | None = None, log_file: Path | None = None) -> None:
+def configure_logging(
+    log_format: str = "auto",
+    *,
+    level: str | int = logging.INFO,
+    stream: TextIO | None = None,
+    log_file: Path | None = None,
+) -> None:
     """Set up structlog for the CLI: ``auto`` picks console on a TTY, JSON elsewhere; with
     ``log_file``, JSON lines appended to that file."""
     stream = _open_log_file(log_file) if log_file is not None else stream or sys.stderr
-    json_lines = log_file is not None or log_format == "json" or (
-        log_format == "auto" and not stream.isatty())
+    json_lines = (
+        log_file is not None
+        or log_format == "json"
+        or (log_format == "auto" and not stream.isatty())
+    )
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json_lines
+        structlog.processors.JSONRenderer()
+        if json_lines
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(
@@ -81,7 +94,8 @@ def configure_logging(log_format: str = "auto", *, level: str | int = logging.IN
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            LEVELS[level] if isinstance(level, str) else level),
+            LEVELS[level] if isinstance(level, str) else level
+        ),
         logger_factory=_factory(stream, console=log_file is None),
         cache_logger_on_first_use=True,
     )
@@ -112,5 +126,6 @@ def _open_log_file(path: Path) -> TextIO:
     try:
         return path.open("a", encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
-        raise ConfigError(f"log_file: cannot write {path} ({exc.strerror}); give a writable "
-                          "file with --log-file") from None
+        raise ConfigError(
+            f"log_file: cannot write {path} ({exc.strerror}); give a writable file with --log-file"
+        ) from None

@@ -23,24 +23,38 @@ from bulkup.report import EXIT_BROKEN_PIPE, EXIT_USAGE
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="bulkup", description="Bulk uploads to the Scene7 "
-                                     "UploadFile servlet, and a local emulator of it.")
+    parser = argparse.ArgumentParser(
+        prog="bulkup",
+        description="Bulk uploads to the Scene7 UploadFile servlet, and a local emulator of it.",
+    )
     parser.add_argument("--version", action="version", version=f"bulkup {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_upload_arguments(commands.add_parser(
-        "upload", help="upload files and folders as one job",
-        description="Upload every file under SRC as one UploadFile job."))
+    add_upload_arguments(
+        commands.add_parser(
+            "upload",
+            help="upload files and folders as one job",
+            description="Upload every file under SRC as one UploadFile job.",
+        )
+    )
     add_journal_commands(commands)
     add_job_commands(commands)
     from bulkup.cli.plan import add_plan_arguments
 
-    add_plan_arguments(commands.add_parser(
-        "plan", help="how N shards would split the files", description="List SRC and print "
-        "the files and bytes of each of --shards N shards, by hash and by size."))
-    completion = commands.add_parser("completion", help="print a shell completion script",
-                                     description="Print a completion script: "
-                                     "eval \"$(bulkup completion bash)\" in ~/.bashrc, or "
-                                     "bulkup completion zsh > a file named _bulkup on $fpath.")
+    add_plan_arguments(
+        commands.add_parser(
+            "plan",
+            help="how N shards would split the files",
+            description="List SRC and print "
+            "the files and bytes of each of --shards N shards, by hash and by size.",
+        )
+    )
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script: "
+        'eval "$(bulkup completion bash)" in ~/.bashrc, or '
+        "bulkup completion zsh > a file named _bulkup on $fpath.",
+    )
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     serve = commands.add_parser("serve", help="run the UploadFile emulator")
     from bulkup.emulator.cli import add_serve_arguments  # the emulator loads only for serve

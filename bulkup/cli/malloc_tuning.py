@@ -48,8 +48,11 @@ def tune_malloc() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-                (_M_ARENA_MAX, ARENA_MAX))
+    settings = (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (_M_ARENA_MAX, ARENA_MAX),
+    )
     return all(mallopt(parameter, value) == 1 for parameter, value in settings)
 
 

@@ -23,17 +23,33 @@ from bulkup.report import EXIT_USAGE
 
 __all__ = ["add_plan_arguments", "run_plan"]
 
-_PASSED = ("dest_folder", "include_from", "exclude_from", "ignore_case", "min_age", "max_age",
-           "follow_symlinks", "follow_external_symlinks")
+_PASSED = (
+    "dest_folder",
+    "include_from",
+    "exclude_from",
+    "ignore_case",
+    "min_age",
+    "max_age",
+    "follow_symlinks",
+    "follow_external_symlinks",
+)
 
 
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``bulkup plan``."""
     p.add_argument("sources", nargs="+", metavar="SRC", help="folders or files to upload")
-    p.add_argument("--shards", type=int, required=True, metavar="N",
-                   help="how many shards (machines) to split the files over")
-    p.add_argument("--shard-by", choices=("hash", "size"),
-                   help="the rule shown first (default: the config's, else hash)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        required=True,
+        metavar="N",
+        help="how many shards (machines) to split the files over",
+    )
+    p.add_argument(
+        "--shard-by",
+        choices=("hash", "size"),
+        help="the rule shown first (default: the config's, else hash)",
+    )
     p.add_argument("--dest-folder", help="folder under the company root (part of the hash)")
     p.add_argument("--include", action="append", metavar="GLOB", help="as for upload")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="as for upload")
@@ -44,10 +60,10 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-size", metavar="SIZE", help="as for upload")
     p.add_argument("--min-age", metavar="AGE", help="as for upload")
     p.add_argument("--max-age", metavar="AGE", help="as for upload")
-    p.add_argument("--follow-symlinks", action="store_true", default=None,
-                   help="as for upload")
-    p.add_argument("--follow-external-symlinks", action="store_true", default=None,
-                   help="as for upload")
+    p.add_argument("--follow-symlinks", action="store_true", default=None, help="as for upload")
+    p.add_argument(
+        "--follow-external-symlinks", action="store_true", default=None, help="as for upload"
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
 
@@ -69,8 +85,9 @@ def run_plan(args: argparse.Namespace) -> int:
         for key in ("min_size", "max_size"):
             value = getattr(args, key)
             overrides[key] = parse_size(value) if value is not None else None
-        config = load_config(path=args.config, environ=_without_shard(os.environ),
-                             overrides=overrides)
+        config = load_config(
+            path=args.config, environ=_without_shard(os.environ), overrides=overrides
+        )
         balance = asyncio.run(_balance(config, args.sources, args.shards))
     except ConfigError as exc:
         print(f"bulkup: {exc}", file=sys.stderr)
@@ -96,17 +113,25 @@ async def _balance(config: Any, sources: list[str], count: int) -> dict[str, Any
     from bulkup.config.filters import FileFilter
     from bulkup.pipeline.shard import deviation, list_tree
 
-    tally = await list_tree(config, sources, FileFilter.from_config(config, now=time.time()),
-                            count)
+    tally = await list_tree(config, sources, FileFilter.from_config(config, now=time.time()), count)
     plan, size_files, size_bytes = tally.size_plan()
     return {
-        "shards": count, "files": sum(tally.files), "bytes": tally.total_bytes,
+        "shards": count,
+        "files": sum(tally.files),
+        "bytes": tally.total_bytes,
         "largest_file": tally.largest,
-        "hash": {"files": tally.files, "bytes": tally.bytes,
-                 "deviation": round(deviation(tally.bytes), 4)},
-        "size": {"files": size_files, "bytes": size_bytes,
-                 "deviation": round(deviation(size_bytes), 4),
-                 "placed_by_size": len(plan.placed), "fingerprint": plan.fingerprint},
+        "hash": {
+            "files": tally.files,
+            "bytes": tally.bytes,
+            "deviation": round(deviation(tally.bytes), 4),
+        },
+        "size": {
+            "files": size_files,
+            "bytes": size_bytes,
+            "deviation": round(deviation(size_bytes), 4),
+            "placed_by_size": len(plan.placed),
+            "fingerprint": plan.fingerprint,
+        },
     }
 
 
@@ -118,24 +143,35 @@ def plan_lines(balance: dict[str, Any], first: str) -> list[str]:
     lines = [f"{balance['files']:,} files, {_mb(balance['bytes'])} over {count} shards"]
     for rule in (first, "size" if first == "hash" else "hash"):
         data = balance[rule]
-        extra = (f"; {data['placed_by_size']} large files placed by size, plan "
-                 f"{data['fingerprint']}" if rule == "size" else "")
-        lines.append(f"--shard-by {rule}: bytes off the mean by up to "
-                     f"{data['deviation']:.1%}{extra}")
-        lines += [f"  shard {i}/{count}: {data['files'][i]:>9,} files {_mb(data['bytes'][i]):>12}"
-                  for i in range(count)]
+        extra = (
+            f"; {data['placed_by_size']} large files placed by size, plan {data['fingerprint']}"
+            if rule == "size"
+            else ""
+        )
+        lines.append(
+            f"--shard-by {rule}: bytes off the mean by up to {data['deviation']:.1%}{extra}"
+        )
+        lines += [
+            f"  shard {i}/{count}: {data['files'][i]:>9,} files {_mb(data['bytes'][i]):>12}"
+            for i in range(count)
+        ]
     hashed, sized = balance["hash"]["deviation"], balance["size"]["deviation"]
     mean = balance["bytes"] / count if count else 0
     if hashed > UNEVEN:
-        lines.append(f"hashing is off by {hashed:.0%} (more than {UNEVEN:.0%}): "
-                     f"--shard-by size gives {sized:.1%} (every shard must use it)")
+        lines.append(
+            f"hashing is off by {hashed:.0%} (more than {UNEVEN:.0%}): "
+            f"--shard-by size gives {sized:.1%} (every shard must use it)"
+        )
     if sized > UNEVEN and mean and balance["largest_file"] > UNEVEN * mean:
-        lines.append(f"the largest file ({_mb(balance['largest_file'])}) alone is "
-                     f"{balance['largest_file'] / mean:.0%} of a shard's mean share: no rule "
-                     "can even that out; fewer shards would")
+        lines.append(
+            f"the largest file ({_mb(balance['largest_file'])}) alone is "
+            f"{balance['largest_file'] / mean:.0%} of a shard's mean share: no rule "
+            "can even that out; fewer shards would"
+        )
     if hashed <= UNEVEN:
-        lines.append(f"hashing is within {UNEVEN:.0%} of the mean: --shard-by hash (the "
-                     "default) is fine")
+        lines.append(
+            f"hashing is within {UNEVEN:.0%} of the mean: --shard-by hash (the default) is fine"
+        )
     return lines
 
 

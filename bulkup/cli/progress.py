@@ -94,26 +94,38 @@ class Figures:
 def figures(snap: StatsSnapshot, rate_bytes_per_s: float) -> Figures:
     """The figures of ``snap``, with the rate measured over the last snapshots."""
     return Figures(
-        files_found=snap.files_found, walk_done=snap.walk_done,
-        files_acknowledged=snap.files_uploaded, files_failed=snap.files_failed,
-        files_skipped=snap.files_skipped, bytes_found=snap.bytes_found,
-        bytes_sent=snap.bytes_sent, bytes_acknowledged=snap.bytes_uploaded,
-        bytes_skipped=snap.bytes_skipped, rate_bytes_per_s=rate_bytes_per_s,
-        posts_in_flight=snap.posts_in_flight, posts=snap.posts, retries=snap.retries,
-        elapsed_s=snap.elapsed_s)
+        files_found=snap.files_found,
+        walk_done=snap.walk_done,
+        files_acknowledged=snap.files_uploaded,
+        files_failed=snap.files_failed,
+        files_skipped=snap.files_skipped,
+        bytes_found=snap.bytes_found,
+        bytes_sent=snap.bytes_sent,
+        bytes_acknowledged=snap.bytes_uploaded,
+        bytes_skipped=snap.bytes_skipped,
+        rate_bytes_per_s=rate_bytes_per_s,
+        posts_in_flight=snap.posts_in_flight,
+        posts=snap.posts,
+        retries=snap.retries,
+        elapsed_s=snap.elapsed_s,
+    )
 
 
 def progress_lines(fig: Figures) -> tuple[str, str]:
     """The display's two lines: the wire (sent, rate, ETA, time), then the files (acknowledged
     out of found, POSTs in flight, retries, failures)."""
     found = f"{fig.files_found:,}" + ("" if fig.walk_done else "+")
-    wire = (f"sent {_mb(fig.bytes_sent)} MB, {_mb(fig.rate_bytes_per_s)} MB/s "
-            f"({RATE_WINDOW_S:.0f} s avg), ETA {hms(fig.eta_s)}, "
-            f"elapsed {hms(fig.elapsed_s)}")
-    files = (f"acknowledged {fig.files_acknowledged:,}/{found} files, "
-             f"{_mb(fig.bytes_acknowledged)}/{_mb(fig.bytes_found)} MB{_percent(fig)}; "
-             f"{_count(fig.posts_in_flight, 'POST')} in flight, "
-             f"{_count(fig.retries, 'retry', 'retries')}, {fig.files_failed:,} failed")
+    wire = (
+        f"sent {_mb(fig.bytes_sent)} MB, {_mb(fig.rate_bytes_per_s)} MB/s "
+        f"({RATE_WINDOW_S:.0f} s avg), ETA {hms(fig.eta_s)}, "
+        f"elapsed {hms(fig.elapsed_s)}"
+    )
+    files = (
+        f"acknowledged {fig.files_acknowledged:,}/{found} files, "
+        f"{_mb(fig.bytes_acknowledged)}/{_mb(fig.bytes_found)} MB{_percent(fig)}; "
+        f"{_count(fig.posts_in_flight, 'POST')} in flight, "
+        f"{_count(fig.retries, 'retry', 'retries')}, {fig.files_failed:,} failed"
+    )
     if fig.files_skipped:
         files += f", {fig.files_skipped:,} unchanged"
     return wire, files
@@ -128,13 +140,20 @@ def stats_fields(fig: Figures) -> dict[str, Any]:
     """The ``stats`` event's fields: the display's figures, as numbers."""
     eta = fig.eta_s
     return {
-        "files_found": fig.files_found, "walk_done": fig.walk_done,
-        "files_acknowledged": fig.files_acknowledged, "files_failed": fig.files_failed,
-        "files_skipped": fig.files_skipped, "bytes_found": fig.bytes_found,
-        "bytes_sent": fig.bytes_sent, "bytes_acknowledged": fig.bytes_acknowledged,
-        "rate_bytes_per_s": round(fig.rate_bytes_per_s), "eta_s":
-            None if eta is None else round(eta), "posts_in_flight": fig.posts_in_flight,
-        "posts": fig.posts, "retries": fig.retries, "elapsed_s": round(fig.elapsed_s, 1),
+        "files_found": fig.files_found,
+        "walk_done": fig.walk_done,
+        "files_acknowledged": fig.files_acknowledged,
+        "files_failed": fig.files_failed,
+        "files_skipped": fig.files_skipped,
+        "bytes_found": fig.bytes_found,
+        "bytes_sent": fig.bytes_sent,
+        "bytes_acknowledged": fig.bytes_acknowledged,
+        "rate_bytes_per_s": round(fig.rate_bytes_per_s),
+        "eta_s": None if eta is None else round(eta),
+        "posts_in_flight": fig.posts_in_flight,
+        "posts": fig.posts,
+        "retries": fig.retries,
+        "elapsed_s": round(fig.elapsed_s, 1),
     }
 
 
@@ -150,9 +169,14 @@ class ProgressReporter:
     """Fed a snapshot every half second by the run: updates the display (if any) and logs a
     ``stats`` event every ``stats_interval_s`` of the run (0: never)."""
 
-    def __init__(self, *, display: Display | None = None, stats_interval_s: float = 0.0,
-                 window_s: float = RATE_WINDOW_S,
-                 emit: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        display: Display | None = None,
+        stats_interval_s: float = 0.0,
+        window_s: float = RATE_WINDOW_S,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self._display = display
         self._interval = stats_interval_s
         self._next_stats = stats_interval_s

@@ -32,13 +32,16 @@ BAR_WIDTH = 20
 class LiveDisplay:
     """The progress area on ``console``'s terminal (stderr unless given)."""
 
-    def __init__(self, console: Console | None = None, *,
-                 stdout: TextIO | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, stdout: TextIO | None = None) -> None:
         self.console = console or Console(file=sys.stderr)
         stdout = stdout or sys.stdout
-        self._live = Live(console=self.console, auto_refresh=False, transient=True,
-                          redirect_stdout=_same_terminal(stdout, self.console),
-                          redirect_stderr=True)
+        self._live = Live(
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=_same_terminal(stdout, self.console),
+            redirect_stderr=True,
+        )
         self._open = False
 
     def __call__(self, fig: Figures) -> None:
@@ -50,8 +53,7 @@ class LiveDisplay:
 
     def print_line(self, line: str) -> None:
         """One log line above the live area (its colours kept, nothing else interpreted)."""
-        self.console.print(Text.from_ansi(line), soft_wrap=True, markup=False,
-                           highlight=False)
+        self.console.print(Text.from_ansi(line), soft_wrap=True, markup=False, highlight=False)
 
     def close(self) -> None:
         """Erase the area and give the terminal back; idempotent."""
@@ -72,8 +74,12 @@ def render(fig: Figures) -> Group:
         grid.add_column(width=BAR_WIDTH)
         grid.add_column(no_wrap=True, overflow="ellipsis")
         done = fig.bytes_acknowledged + fig.bytes_skipped
-        grid.add_row(ProgressBar(total=fig.bytes_found, completed=min(done, fig.bytes_found),
-                                 width=BAR_WIDTH), _line(wire))
+        grid.add_row(
+            ProgressBar(
+                total=fig.bytes_found, completed=min(done, fig.bytes_found), width=BAR_WIDTH
+            ),
+            _line(wire),
+        )
         first = grid
     return Group(first, _line(files))
 

@@ -25,16 +25,34 @@ from bulkup.targets import escaped
 
 __all__ = ["add_merge_arguments", "merge_reports", "run_report_merge"]
 
-SUMMED = ("files_found", "files_uploaded", "files_failed", "files_skipped", "bytes_uploaded",
-          "posts", "retries", "files_confirmed", "files_skipped_by_server", "files_unconfirmed",
-          "files_refused", "files_failed_locally", "files_gone", "jobs_stopped")
+SUMMED = (
+    "files_found",
+    "files_uploaded",
+    "files_failed",
+    "files_skipped",
+    "bytes_uploaded",
+    "posts",
+    "retries",
+    "files_confirmed",
+    "files_skipped_by_server",
+    "files_unconfirmed",
+    "files_refused",
+    "files_failed_locally",
+    "files_gone",
+    "jobs_stopped",
+)
 _SEVERITY = {0: 0, 1: 1, 130: 2, 3: 3, 2: 4}
 
 
 def add_merge_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``bulkup report merge``."""
-    p.add_argument("reports", nargs="+", metavar="REPORT", type=Path,
-                   help="the shards' JSON reports (--report FILE of each run)")
+    p.add_argument(
+        "reports",
+        nargs="+",
+        metavar="REPORT",
+        type=Path,
+        help="the shards' JSON reports (--report FILE of each run)",
+    )
     p.add_argument("--json", action="store_true", help="JSON for scripts")
 
 
@@ -72,10 +90,8 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """
     count, by_index = _by_shard(reports)
     present = [by_index[i] for i in sorted(by_index)]
-    totals: dict[str, Any] = {key: sum(int(r.get(key) or 0) for _, r in present)
-                              for key in SUMMED}
-    totals["duration_s"] = max((float(r.get("duration_s") or 0) for _, r in present),
-                               default=0.0)
+    totals: dict[str, Any] = {key: sum(int(r.get(key) or 0) for _, r in present) for key in SUMMED}
+    totals["duration_s"] = max((float(r.get("duration_s") or 0) for _, r in present), default=0.0)
     missing = [f"{i}/{count}" for i in range(count) if i not in by_index]
     warnings = _plan_warnings(present)
     worst = max((int(r["exit_code"]) for _, r in present), key=_rank, default=0)
@@ -84,17 +100,20 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     if warnings:
         worst = max(worst, EXIT_FILES_FAILED, key=_rank)
     return {
-        "shards": count, "missing": missing, "totals": totals,
+        "shards": count,
+        "missing": missing,
+        "totals": totals,
         "job_handles": [h for _, r in present for h in r.get("job_handles", [])],
         "per_shard": [_shard_view(name, r) for name, r in present],
-        "failures": [{**f, "shard": r["shard"]} for _, r in present
-                     for f in r.get("failures", [])],
-        "warnings": warnings, "exit_code": worst,
+        "failures": [{**f, "shard": r["shard"]} for _, r in present for f in r.get("failures", [])],
+        "warnings": warnings,
+        "exit_code": worst,
     }
 
 
-def _by_shard(reports: list[tuple[str, dict[str, Any]]]
-              ) -> tuple[int, dict[int, tuple[str, dict[str, Any]]]]:
+def _by_shard(
+    reports: list[tuple[str, dict[str, Any]]],
+) -> tuple[int, dict[int, tuple[str, dict[str, Any]]]]:
     counts: set[int] = set()
     by_index: dict[int, tuple[str, dict[str, Any]]] = {}
     for name, report in reports:
@@ -105,8 +124,9 @@ def _by_shard(reports: list[tuple[str, dict[str, Any]]]
         assert spec.index is not None
         counts.add(spec.count)
         if spec.index in by_index:
-            raise ConfigError(f"reports {by_index[spec.index][0]} and {name} are both of "
-                              f"shard {shard}")
+            raise ConfigError(
+                f"reports {by_index[spec.index][0]} and {name} are both of shard {shard}"
+            )
         by_index[spec.index] = (name, report)
     if len(counts) != 1:
         raise ConfigError(f"the reports are of different shard counts: {sorted(counts)}")
@@ -118,20 +138,29 @@ def _plan_warnings(present: list[tuple[str, dict[str, Any]]]) -> list[str]:
     rules = {r.get("shard_by") for _, r in present}
     warnings = []
     if len(rules) > 1:
-        warnings.append(f"the shards used different rules ({', '.join(sorted(map(str, rules)))}"
-                        "): files may have been sent twice or not at all; run again with one")
+        warnings.append(
+            f"the shards used different rules ({', '.join(sorted(map(str, rules)))}"
+            "): files may have been sent twice or not at all; run again with one"
+        )
     if len(plans) > 1:
-        warnings.append("the shards' size plans differ (they listed different trees): a large "
-                        "file may be in two shards or in none; run again")
+        warnings.append(
+            "the shards' size plans differ (they listed different trees): a large "
+            "file may be in two shards or in none; run again"
+        )
     return warnings
 
 
 def _shard_view(name: str, report: dict[str, Any]) -> dict[str, Any]:
-    return {"shard": report["shard"], "report": name, "exit_code": report["exit_code"],
-            **{key: report.get(key, 0) for key in SUMMED},
-            "duration_s": report.get("duration_s", 0), "job_handles": report.get(
-                "job_handles", []), "fatal_error": report.get("fatal_error"),
-            "interrupted": report.get("interrupted", False)}
+    return {
+        "shard": report["shard"],
+        "report": name,
+        "exit_code": report["exit_code"],
+        **{key: report.get(key, 0) for key in SUMMED},
+        "duration_s": report.get("duration_s", 0),
+        "job_handles": report.get("job_handles", []),
+        "fatal_error": report.get("fatal_error"),
+        "interrupted": report.get("interrupted", False),
+    }
 
 
 def _rank(code: int) -> int:
@@ -152,14 +181,18 @@ def merged_lines(merged: dict[str, Any]) -> list[str]:
         f"retries; {t['files_gone']:,} gone from disk",
     ]
     for s in merged["per_shard"]:
-        state = f"stopped: {s['fatal_error']}" if s["fatal_error"] else (
-            "interrupted" if s["interrupted"] else "")
+        state = (
+            f"stopped: {s['fatal_error']}"
+            if s["fatal_error"]
+            else ("interrupted" if s["interrupted"] else "")
+        )
         lines.append(
             f"  shard {s['shard']:>5}  exit {s['exit_code']:<3}  found {s['files_found']:>7,}  "
             f"sent {s['files_uploaded']:>7,} {_mb(s['bytes_uploaded']):>10}  skipped "
             f"{s['files_skipped']:>6,}  failed {s['files_failed']:>4,}  "
             f"{s['duration_s']:.2f} s  job {', '.join(s['job_handles']) or '-'}"
-            + (f"  {state}" if state else ""))
+            + (f"  {state}" if state else "")
+        )
     lines += [f"  missing shard {m}: no report" for m in merged["missing"]]
     lines += [f"  FAILED [{f['shard']}] {f['path']}: {f['reason']}" for f in merged["failures"]]
     lines += [f"WARNING: {w}" for w in merged["warnings"]]

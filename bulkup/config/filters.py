@@ -61,8 +61,16 @@ log = structlog.get_logger(__name__)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|M|y)")
 _DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+\Z")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400,
-           "M": 30 * 86400, "y": 365 * 86400}
+_UNIT_S = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "M": 30 * 86400,
+    "y": 365 * 86400,
+}
 AGE_HELP = "an age such as 30s, 10m, 2h, 7d, 1w (or 1d12h), or an ISO date such as 2024-05-01"
 
 
@@ -92,8 +100,9 @@ def read_patterns(path: Path, key: str) -> tuple[str, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {escaped(str(path))}: "
-                          f"{exc.strerror or type(exc).__name__}") from None
+        raise ConfigError(
+            f"{key}: cannot read {escaped(str(path))}: {exc.strerror or type(exc).__name__}"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: {escaped(str(path))} is not UTF-8 text") from None
     lines = (line.strip() for line in text.splitlines())
@@ -138,8 +147,9 @@ class PatternSet:
 
     def matches_file(self, rel_path: str) -> bool:
         """Whether any pattern matches this file's relative path."""
-        if ((not self._any_base or self._base.match(rel_path.rpartition("/")[2]) is None)
-                and self._paths.match(rel_path) is None):
+        if (
+            not self._any_base or self._base.match(rel_path.rpartition("/")[2]) is None
+        ) and self._paths.match(rel_path) is None:
             return False
         if self._unused:
             self._note_used(rel_path, dir_rules_only=False)
@@ -163,7 +173,8 @@ class PatternSet:
 
     def _note_used(self, path: str, *, dir_rules_only: bool) -> None:
         self._unused = [
-            i for i in self._unused
+            i
+            for i in self._unused
             if (dir_rules_only and not self._compiled[i].dir_rule)
             or not self._compiled[i].matches(path)
         ]
@@ -174,10 +185,12 @@ class PatternSet:
         for i in self._unused:
             compiled = self._compiled[i]
             if not compiled.dir_rule and i not in self._dir_hints and compiled.matches(rel_path):
-                self._dir_hints[i] = (f"it matches the directory {escaped(rel_path)}, but a "
-                                      f"pattern without a trailing / matches files only; for "
-                                      f"the directory and everything below write "
-                                      f"{escaped(compiled.pattern.rstrip('/'))}/")
+                self._dir_hints[i] = (
+                    f"it matches the directory {escaped(rel_path)}, but a "
+                    f"pattern without a trailing / matches files only; for "
+                    f"the directory and everything below write "
+                    f"{escaped(compiled.pattern.rstrip('/'))}/"
+                )
 
 
 class FileFilter:
@@ -193,18 +206,30 @@ class FileFilter:
         max_mtime: files modified after this epoch time are left out (None: no limit).
     """
 
-    def __init__(self, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 ignore_case: bool = False, min_size: int | None = None,
-                 max_size: int | None = None, min_mtime: float | None = None,
-                 max_mtime: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        ignore_case: bool = False,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        min_mtime: float | None = None,
+        max_mtime: float | None = None,
+    ) -> None:
         self._include = PatternSet(include, ignore_case=ignore_case)
         self._exclude = PatternSet(exclude, ignore_case=ignore_case)
-        self._sizes = (0 if min_size is None else min_size,
-                       None if max_size is None else max_size)
-        self._mtimes_ns = (None if min_mtime is None else int(min_mtime * 1e9),
-                           None if max_mtime is None else int(max_mtime * 1e9))
-        self._limits = (min_size is not None or max_size is not None
-                        or min_mtime is not None or max_mtime is not None)
+        self._sizes = (0 if min_size is None else min_size, None if max_size is None else max_size)
+        self._mtimes_ns = (
+            None if min_mtime is None else int(min_mtime * 1e9),
+            None if max_mtime is None else int(max_mtime * 1e9),
+        )
+        self._limits = (
+            min_size is not None
+            or max_size is not None
+            or min_mtime is not None
+            or max_mtime is not None
+        )
         self._all = not self._include and not self._exclude and not self._limits
 
     @classmethod
@@ -221,9 +246,15 @@ class FileFilter:
             include += read_patterns(config.include_from, "include_from")
         if config.exclude_from is not None:
             exclude += read_patterns(config.exclude_from, "exclude_from")
-        return cls(include=include, exclude=exclude, ignore_case=config.ignore_case,
-                   min_size=config.min_size, max_size=config.max_size,
-                   min_mtime=_age(config.max_age, now), max_mtime=_age(config.min_age, now))
+        return cls(
+            include=include,
+            exclude=exclude,
+            ignore_case=config.ignore_case,
+            min_size=config.min_size,
+            max_size=config.max_size,
+            min_mtime=_age(config.max_age, now),
+            max_mtime=_age(config.min_age, now),
+        )
 
     def prunes(self, rel_path: str) -> bool:
         """Whether a directory is excluded (and not descended into)."""
@@ -255,16 +286,16 @@ class FileFilter:
         for kind, patterns in (("include", self._include), ("exclude", self._exclude)):
             for pattern, hint in patterns.unmatched():
                 extra = {} if hint is None else {"hint": hint}
-                log.warning("filter_matched_nothing", kind=kind, pattern=escaped(pattern),
-                            **extra)
+                log.warning("filter_matched_nothing", kind=kind, pattern=escaped(pattern), **extra)
 
     def _within_limits(self, size: int, mtime_ns: int) -> bool:
         low, high = self._sizes
         if size < low or (high is not None and size > high):
             return False
         oldest, newest = self._mtimes_ns
-        return not ((oldest is not None and mtime_ns < oldest)
-                    or (newest is not None and mtime_ns > newest))
+        return not (
+            (oldest is not None and mtime_ns < oldest) or (newest is not None and mtime_ns > newest)
+        )
 
 
 def _age(text: str | None, now: float) -> float | None:
@@ -289,8 +320,7 @@ def _compile(pattern: str, ignore_case: bool) -> _Compiled:
         regexes, _ = glob.translate(body, flags=flags)
     except Exception as exc:  # wcmatch's limit on {} expansions, say
         raise ConfigError(f"filter pattern {escaped(pattern)!r}: {exc}") from None
-    return _Compiled(pattern, re.compile("|".join(f"(?:{r})" for r in regexes)), on_base,
-                     dir_rule)
+    return _Compiled(pattern, re.compile("|".join(f"(?:{r})" for r in regexes)), on_base, dir_rule)
 
 
 _NEVER = re.compile(r"(?!)")

@@ -32,8 +32,7 @@ from bulkup.protocol.options import UploadPostJob
 
 __all__ = ["load_config"]
 
-_SIZE_FIELDS = frozenset({"max_post_bytes", "max_file_size", "chunk_size", "min_size",
-                          "max_size"})
+_SIZE_FIELDS = frozenset({"max_post_bytes", "max_file_size", "chunk_size", "min_size", "max_size"})
 _INT_OR_AUTO_FIELDS = frozenset({"concurrency"})
 _T = TypeVar("_T")
 

@@ -386,8 +386,15 @@ class UploadConfig:
         check_choice(self, "log_level", _LOG_LEVELS)
         check_path(self, "log_file")
         check_path(self, "journal")
-        for name in ("no_journal", "checksum", "force", "retry_failed", "no_wait",
-                     "require_confirmation", "read_helper"):
+        for name in (
+            "no_journal",
+            "checksum",
+            "force",
+            "retry_failed",
+            "no_wait",
+            "require_confirmation",
+            "read_helper",
+        ):
             check_bool(self, name)
         check_seconds(self, "wait_timeout_s")
         check_choice(self, "event_loop", ("auto", "uvloop", "asyncio"))
@@ -409,8 +416,11 @@ class UploadConfig:
         if self.insecure and self.ca_bundle is not None:
             fail("insecure", "and ca_bundle contradict each other: give one", "ca_bundle")
         if self.follow_external_symlinks and not self.follow_symlinks:
-            fail("follow_external_symlinks", "needs follow_symlinks too (no link is followed "
-                 "without it)", "follow_symlinks")
+            fail(
+                "follow_external_symlinks",
+                "needs follow_symlinks too (no link is followed without it)",
+                "follow_symlinks",
+            )
         if self.keepalive_after_s >= self.job_idle_timeout_s:
             fail(
                 "keepalive_after_s",
@@ -422,8 +432,11 @@ class UploadConfig:
         if self.no_journal and self.journal is not None:
             fail("no_journal", "and journal contradict each other: give one", "journal")
         if self.no_wait and self.require_confirmation:
-            fail("no_wait", "and require_confirmation contradict each other: give one",
-                  "require_confirmation")
+            fail(
+                "no_wait",
+                "and require_confirmation contradict each other: give one",
+                "require_confirmation",
+            )
         if self.force and self.retry_failed:
             fail("force", "and retry_failed contradict each other: give one", "retry_failed")
         if self.backoff_cap_s < self.backoff_base_s:
@@ -437,15 +450,25 @@ class UploadConfig:
     def _check_filter_combinations(self) -> None:
         if self.list_files and not self.dry_run:
             fail("list_files", "goes with dry_run (--dry-run --list)", "dry_run")
-        if (self.min_size is not None and self.max_size is not None
-                and self.min_size > self.max_size):
-            fail("min_size", f"({self.min_size}) must be at most max_size ({self.max_size})",
-                 "max_size")
+        if (
+            self.min_size is not None
+            and self.max_size is not None
+            and self.min_size > self.max_size
+        ):
+            fail(
+                "min_size",
+                f"({self.min_size}) must be at most max_size ({self.max_size})",
+                "max_size",
+            )
         if self.min_age is not None and self.max_age is not None:
             now = time.time()  # a plausibility check only; the run measures from its start
             if age_seconds_before(self.min_age, now) < age_seconds_before(self.max_age, now):
-                fail("min_age", f"({self.min_age}) must be younger than max_age "
-                     f"({self.max_age}): no file could pass both", "max_age")
+                fail(
+                    "min_age",
+                    f"({self.min_age}) must be younger than max_age "
+                    f"({self.max_age}): no file could pass both",
+                    "max_age",
+                )
 
     @property
     def upload_url(self) -> str | None:
@@ -517,8 +540,9 @@ def parse_duration(text: str, name: str = "--stats") -> float:
         return float(value)
     parts = _DURATION_PART.findall(value)
     if not parts or "".join(n + unit for n, unit in parts) != value:
-        raise ConfigError(f"{name}: expected a duration such as 30s, 1m or 1h30m (0: off), "
-                          f"got {shown(text)}")
+        raise ConfigError(
+            f"{name}: expected a duration such as 30s, 1m or 1h30m (0: off), got {shown(text)}"
+        )
     return sum(float(n) * _DURATION_UNIT_S[unit] for n, unit in parts)
 
 
@@ -530,10 +554,15 @@ def _check_stats_interval(obj: UploadConfig) -> None:
     value = obj.stats_interval_s
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0):
-        fail("stats_interval_s", f"must be a number of seconds (0: no stats events), got "
-                                 f"{shown(value)}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        fail(
+            "stats_interval_s",
+            f"must be a number of seconds (0: no stats events), got {shown(value)}",
+        )
     object.__setattr__(obj, "stats_interval_s", float(value))
 
 
@@ -575,10 +604,12 @@ def _check_tpslimit(obj: UploadConfig) -> None:
     value = obj.tpslimit
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0):
-        fail("tpslimit", f"must be a number of POSTs a second (0: no limit), got "
-                         f"{shown(value)}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        fail("tpslimit", f"must be a number of POSTs a second (0: no limit), got {shown(value)}")
     object.__setattr__(obj, "tpslimit", float(value))
 
 
@@ -619,5 +650,9 @@ FIELD_NAMES = frozenset(f.name for f in fields(UploadConfig))
 
 def policy_of(config: UploadConfig) -> RetryPolicy:
     """The retry policy the config asks for."""
-    return RetryPolicy(max_attempts=config.max_attempts, base_s=config.backoff_base_s,
-                       cap_s=config.backoff_cap_s, fault30000_retries=config.fault30000_retries)
+    return RetryPolicy(
+        max_attempts=config.max_attempts,
+        base_s=config.backoff_base_s,
+        cap_s=config.backoff_cap_s,
+        fault30000_retries=config.fault30000_retries,
+    )

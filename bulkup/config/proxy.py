@@ -67,8 +67,10 @@ def parse_proxy(value: str, source: str) -> Proxy:
         raise ConfigError(f"{source}: not a proxy URL (http://host:port)") from None
     if parts.scheme != "http" or not host:
         shown = f"{parts.scheme}://{host}" if host else "the value"
-        raise ConfigError(f"{source}: {shown} is not an HTTP proxy (http://host:port): bulkup "
-                          "speaks to proxies over HTTP, tunnelling HTTPS with CONNECT")
+        raise ConfigError(
+            f"{source}: {shown} is not an HTTP proxy (http://host:port): bulkup "
+            "speaks to proxies over HTTP, tunnelling HTTPS with CONNECT"
+        )
     netloc = f"[{host}]" if ":" in host else host
     clean = f"http://{netloc}:{port or CURL_DEFAULT_PROXY_PORT}"
     headers = {}

@@ -27,8 +27,15 @@ from dataclasses import dataclass
 from bulkup.errors import ConfigError
 from bulkup.targets import build_target
 
-__all__ = ["COMPLETION_INDEX_ENV", "SHARD_BY", "ShardSpec", "parse_shard", "resolve_auto",
-           "shard_key", "shard_of"]
+__all__ = [
+    "COMPLETION_INDEX_ENV",
+    "SHARD_BY",
+    "ShardSpec",
+    "parse_shard",
+    "resolve_auto",
+    "shard_key",
+    "shard_of",
+]
 
 COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 """The variable a Kubernetes Indexed Job sets to each pod's index (0..completions-1)."""
@@ -65,8 +72,10 @@ def parse_shard(text: str, name: str = "shard") -> ShardSpec:
     """
     match = _SPEC.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ConfigError(f"{name} must be K/N (shard K of N, 0 <= K < N) or auto/N (K from "
-                          f"{COMPLETION_INDEX_ENV}), got {text!r}")
+        raise ConfigError(
+            f"{name} must be K/N (shard K of N, 0 <= K < N) or auto/N (K from "
+            f"{COMPLETION_INDEX_ENV}), got {text!r}"
+        )
     count = int(match.group(2))
     if not 1 <= count <= MAX_SHARDS:
         raise ConfigError(f"{name} {text!r}: N must be 1 to {MAX_SHARDS}")
@@ -90,14 +99,18 @@ def resolve_auto(text: str, environ: Mapping[str, str], name: str = "shard") -> 
     raw = environ.get(COMPLETION_INDEX_ENV, "").strip()
     if not raw.isdigit():
         why = "is not set" if not raw else f"is {raw!r}, not a number"
-        raise ConfigError(f"{name} {text!r} takes K from {COMPLETION_INDEX_ENV}, which {why} "
-                          "(it is set in the pods of a Kubernetes Indexed Job); give K/N")
+        raise ConfigError(
+            f"{name} {text!r} takes K from {COMPLETION_INDEX_ENV}, which {why} "
+            "(it is set in the pods of a Kubernetes Indexed Job); give K/N"
+        )
     resolved = f"{int(raw)}/{spec.count}"
     try:
         return str(parse_shard(resolved, name))
     except ConfigError:
-        raise ConfigError(f"{name} {text!r}: {COMPLETION_INDEX_ENV}={raw} is not below "
-                          f"{spec.count}; completions of the Job and N must agree") from None
+        raise ConfigError(
+            f"{name} {text!r}: {COMPLETION_INDEX_ENV}={raw} is not below "
+            f"{spec.count}; completions of the Job and N must agree"
+        ) from None
 
 
 def shard_key(rel_path: str, dest_folder: str | None) -> str:

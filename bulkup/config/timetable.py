@@ -75,12 +75,16 @@ def parse_bwlimit(text: str) -> Timetable:
     """
     entries = [e for e in _SEPARATORS.split(text.strip()) if e]
     if not entries:
-        raise ConfigError("expected a rate (10M, 512k, off) or a timetable "
-                          "('08:00,512k 19:00,off'), got an empty value")
+        raise ConfigError(
+            "expected a rate (10M, 512k, off) or a timetable "
+            "('08:00,512k 19:00,off'), got an empty value"
+        )
     if len(entries) == 1 and _ENTRY.match(entries[0]) is None:
         if re.fullmatch(r"(?:[A-Za-z]+-)?\d\d?:\d\d", entries[0]):
-            raise ConfigError(f"timetable entry {entries[0]!r}: a time without a rate: "
-                              "expected [WEEKDAY-]HH:MM,RATE, e.g. '08:00,512k'")
+            raise ConfigError(
+                f"timetable entry {entries[0]!r}: a time without a rate: "
+                "expected [WEEKDAY-]HH:MM,RATE, e.g. '08:00,512k'"
+            )
         return Timetable((Slot(0, _rate(entries[0], entries[0])),))
     slots: dict[int, Slot] = {}
     for entry in entries:
@@ -92,12 +96,16 @@ def parse_bwlimit(text: str) -> Timetable:
 def _slots_of(entry: str) -> Sequence[Slot]:
     match = _ENTRY.match(entry)
     if match is None:
-        raise ConfigError(f"timetable entry {entry!r}: expected [WEEKDAY-]HH:MM,RATE, e.g. "
-                          "'08:00,512k' or 'Mon-08:00,off' (a single rate stands alone)")
+        raise ConfigError(
+            f"timetable entry {entry!r}: expected [WEEKDAY-]HH:MM,RATE, e.g. "
+            "'08:00,512k' or 'Mon-08:00,off' (a single rate stands alone)"
+        )
     hours, minutes = int(match["hh"]), int(match["mm"])
     if hours > 23 or minutes > 59:
-        raise ConfigError(f"timetable entry {entry!r}: {match['hh']}:{match['mm']} is no "
-                          "time of day (00:00 to 23:59)")
+        raise ConfigError(
+            f"timetable entry {entry!r}: {match['hh']}:{match['mm']} is no "
+            "time of day (00:00 to 23:59)"
+        )
     rate = _rate(match["rate"], entry)
     of_day = hours * 60 + minutes
     if match["day"] is None:
@@ -110,8 +118,10 @@ def _day(name: str, entry: str) -> int:
     for index, (short, full) in enumerate(zip(_DAYS, _FULL_DAYS, strict=True)):
         if lowered in (short, full):
             return index
-    raise ConfigError(f"timetable entry {entry!r}: {name!r} is no weekday (Mon or Monday, "
-                      "Tue, Wed, Thu, Fri, Sat, Sun)")
+    raise ConfigError(
+        f"timetable entry {entry!r}: {name!r} is no weekday (Mon or Monday, "
+        "Tue, Wed, Thu, Fri, Sat, Sun)"
+    )
 
 
 def _rate(text: str, entry: str) -> int | None:
@@ -121,9 +131,13 @@ def _rate(text: str, entry: str) -> int | None:
         return None
     size = size_or_none(upload)
     if size is None:
-        raise ConfigError(f"bwlimit {entry!r}: {upload!r} is no rate: expected a size a second "
-                          "(512k, 10M, 1.5MiB) or off")
+        raise ConfigError(
+            f"bwlimit {entry!r}: {upload!r} is no rate: expected a size a second "
+            "(512k, 10M, 1.5MiB) or off"
+        )
     if size and upload.strip().isdigit():
-        raise ConfigError(f"bwlimit {entry!r}: {upload!r} has no unit: say 512k, 10M or "
-                          f"{upload}B (rclone would read it as KiB/s, bulkup's sizes as bytes)")
+        raise ConfigError(
+            f"bwlimit {entry!r}: {upload!r} has no unit: say 512k, 10M or "
+            f"{upload}B (rclone would read it as KiB/s, bulkup's sizes as bytes)"
+        )
     return size or None

@@ -47,8 +47,9 @@ MAX_SMALL_BODY_BYTES = 64 * 1024  # a SOAP call's body (a few KiB); bounds memor
 STATE = web.AppKey("state", EmulatorState)
 
 
-def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
-             sleep: Sleep = asyncio.sleep) -> web.Application:
+def make_app(
+    settings: EmulatorSettings, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+) -> web.Application:
     """The emulator as an aiohttp application.
 
     ``clock`` drives the idle timeout, the Done linger, the reported date-times and the intake
@@ -58,10 +59,11 @@ def make_app(settings: EmulatorSettings, *, clock: Clock = time.monotonic,
     root = settings.root.resolve()
     staging = root / STAGING
     state = EmulatorState(
-        settings=settings, store=JobStore(idle_timeout_s=settings.idle_timeout_s, clock=clock),
-        faults=FaultPlan.parse(settings.faults), staging_dir=staging,
-        processor=Processor(delay_s=settings.processing_delay_s, staging_dir=staging,
-                            sleep=sleep),
+        settings=settings,
+        store=JobStore(idle_timeout_s=settings.idle_timeout_s, clock=clock),
+        faults=FaultPlan.parse(settings.faults),
+        staging_dir=staging,
+        processor=Processor(delay_s=settings.processing_delay_s, staging_dir=staging, sleep=sleep),
         pushback=Pushback.from_settings(settings, clock=clock, sleep=sleep),
     )
     app = web.Application(client_max_size=MAX_SMALL_BODY_BYTES)
@@ -90,6 +92,7 @@ def _reset_staging(staging: Path) -> None:
 
 async def _sweeper(app: web.Application):  # type: ignore[no-untyped-def]
     """Close idle jobs even when nobody asks about them."""
+
     async def sweep() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
@@ -142,18 +145,22 @@ def _watchdog(request: web.Request) -> IdleWatchdog:
     return IdleWatchdog(request.transport, timeout, request.remote)
 
 
-def client_gone(request: web.Request, exc: BaseException,
-                watchdog: IdleWatchdog) -> web.Response:
+def client_gone(request: web.Request, exc: BaseException, watchdog: IdleWatchdog) -> web.Response:
     """The client went away mid-request (or stalled and was cut, already logged): one log
     line, no traceback, nobody to answer."""
     if not watchdog.expired:
-        log.info("client_gone", peer=request.remote, path=request.path,
-                 reason=str(exc) or type(exc).__name__)
+        log.info(
+            "client_gone",
+            peer=request.remote,
+            path=request.path,
+            reason=str(exc) or type(exc).__name__,
+        )
     return web.Response(status=400)  # never delivered; aiohttp drops it quietly
 
 
-async def _handle_upload(request: web.Request, watchdog: IdleWatchdog,
-                         slot: Slot) -> web.StreamResponse:
+async def _handle_upload(
+    request: web.Request, watchdog: IdleWatchdog, slot: Slot
+) -> web.StreamResponse:
     state = request.app[STATE]
     injected = state.faults.next()
     if state.faults.latency_ms:
@@ -168,14 +175,21 @@ async def _handle_upload(request: web.Request, watchdog: IdleWatchdog,
     return await _upload(request, state, boundary, injected, seen, watchdog, slot)
 
 
-async def _upload(request: web.Request, state: EmulatorState, boundary: str,
-                  injected: Injected, seen: AuthOutcome,
-                  watchdog: IdleWatchdog, slot: Slot) -> web.StreamResponse:
+async def _upload(
+    request: web.Request,
+    state: EmulatorState,
+    boundary: str,
+    injected: Injected,
+    seen: AuthOutcome,
+    watchdog: IdleWatchdog,
+    slot: Slot,
+) -> web.StreamResponse:
     peer = peer_of(request, state.settings)
     received_ns = time.monotonic_ns()
     tracked: list[Job] = []
     reader = BodyReader(
-        staging_dir=state.staging_dir, max_file_size=state.settings.max_file_size,
+        staging_dir=state.staging_dir,
+        max_file_size=state.settings.max_file_size,
         drain_limit_bytes=state.settings.drain_limit_bytes,
         max_parts=state.settings.max_parts_per_post,
         strict_part_order=state.settings.strict_part_order,
@@ -192,8 +206,15 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
             return _refused(state, context.company.handle, post)
         if injected is Injected.FAULT_30000:  # after the checks: faultHttpStatusCode applies
             raise Fault.ips(30000, "Internal error (injected fault)")
-        job = commit(post, context, state.store, state.assets_of(context.company), peer=peer,
-                     received_ns=received_ns, processor=state.processor)
+        job = commit(
+            post,
+            context,
+            state.store,
+            state.assets_of(context.company),
+            peer=peer,
+            received_ns=received_ns,
+            processor=state.processor,
+        )
         return _success_response(request, job, post, seen)
     except Fault as fault:
         response = _fault_response(request, fault, seen)
@@ -211,8 +232,9 @@ async def _upload(request: web.Request, state: EmulatorState, boundary: str,
             job.in_flight -= 1
 
 
-def _early_verdict(post: ReceivedPost, state: EmulatorState, peer: str,
-                   tracked: list[Job], slot: Slot) -> bool:
+def _early_verdict(
+    post: ReceivedPost, state: EmulatorState, peer: str, tracked: list[Job], slot: Slot
+) -> bool:
     """Before the first file byte: keep the files only if no fault is already certain and
     the company has room for one more POST in flight (its slot is taken here)."""
     try:
@@ -235,22 +257,22 @@ def _refused(state: EmulatorState, company: str, post: ReceivedPost) -> web.Resp
     return response
 
 
-def _checked(post: ReceivedPost, state: EmulatorState, peer: str,
-             seen: AuthOutcome) -> PostContext:
+def _checked(post: ReceivedPost, state: EmulatorState, peer: str, seen: AuthOutcome) -> PostContext:
     """Every check of the POST (framing, auth, parameters, file parts); faults raised."""
     if post.too_many_parts:
-        raise Fault.ips(30001, "Invalid multipart request: more than "
-                               f"{state.settings.max_parts_per_post} parts")
+        raise Fault.ips(
+            30001, f"Invalid multipart request: more than {state.settings.max_parts_per_post} parts"
+        )
     if post.framing_error or post.duplicate_part or post.drained_past_limit:
         raise Fault.ips(30001, "Invalid multipart request")
     context: PostContext = check_post(post.xml, state.settings, state.store, peer, seen)
-    check_file_parts(post, context, state.settings.strict_part_order,
-                     state.settings.max_file_size)
+    check_file_parts(post, context, state.settings.strict_part_order, state.settings.max_file_size)
     return context
 
 
-def _success_response(request: web.Request, job: Job, post: ReceivedPost,
-                      seen: AuthOutcome) -> web.Response:
+def _success_response(
+    request: web.Request, job: Job, post: ReceivedPost, seen: AuthOutcome
+) -> web.Response:
     params_ns = _request_namespace(post)
     log.debug("post_accepted", job=job.handle, files=len(post.files), closed=not job.open)
     return _xml_response(request, upload_post_return(job.handle, params_ns), 200, seen)
@@ -266,8 +288,9 @@ def _fault_response(request: web.Request, fault: Fault, seen: AuthOutcome) -> we
     return _xml_response(request, fault_document(fault), seen.fault_status or 500, seen)
 
 
-def _xml_response(request: web.Request, body: bytes, status: int,
-                  seen: AuthOutcome) -> web.Response:
+def _xml_response(
+    request: web.Request, body: bytes, status: int, seen: AuthOutcome
+) -> web.Response:
     headers = {"Content-Type": XML_CONTENT_TYPE}
     if wants_gzip(seen.gzip_response, request.headers.get("Accept-Encoding", "")):
         body = compress(body)
@@ -342,6 +365,9 @@ async def handle_jobs(request: web.Request) -> web.Response:
     state = request.app[STATE]
     handle = request.query.get("handle")
     with_files = request.query.get("files", "1") not in ("0", "false")
-    jobs = [job.as_json(with_files=with_files) for job in state.store.jobs()
-            if handle is None or job.handle == handle]
+    jobs = [
+        job.as_json(with_files=with_files)
+        for job in state.store.jobs()
+        if handle is None or job.handle == handle
+    ]
     return web.json_response({"jobs": jobs, "injected": state.faults.counts})

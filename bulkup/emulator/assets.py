@@ -69,10 +69,14 @@ class CompanyAssets:
 
     def _add(self, target: Target, *, published: bool) -> Asset:
         key = target.asset_name.casefold()
-        asset = Asset(asset_key=key, folder_key=target.folder.casefold(),
-                      name_key=target.name.casefold(),
-                      path=target.path, handle=f"a|{self._number}|1|{next(self._seq)}",
-                      published=published)
+        asset = Asset(
+            asset_key=key,
+            folder_key=target.folder.casefold(),
+            name_key=target.name.casefold(),
+            path=target.path,
+            handle=f"a|{self._number}|1|{next(self._seq)}",
+            published=published,
+        )
         self._by_asset.setdefault(key, []).append(asset)
         return asset
 
@@ -83,13 +87,23 @@ class CompanyAssets:
         mode = self.overwrite_mode
         same_folder = "AnyFolder" not in mode
         any_ext = "AnyExt" in mode
-        matches = [a for a in same_name
-                   if (not same_folder or a.folder_key == folder)
-                   and (any_ext or a.name_key == name)]
+        matches = [
+            a
+            for a in same_name
+            if (not same_folder or a.folder_key == folder) and (any_ext or a.name_key == name)
+        ]
         return matches, same_name
 
-    def store(self, staged: str, target: Target, *, overwrite: bool, publish: bool,
-              keep_publish_state: bool, root_prefix: str) -> Outcome:
+    def store(
+        self,
+        staged: str,
+        target: Target,
+        *,
+        overwrite: bool,
+        publish: bool,
+        keep_publish_state: bool,
+        root_prefix: str,
+    ) -> Outcome:
         """Apply D-15 to one received file; moves ``staged`` into place or leaves it."""
         matches, same_name = self._matches(target)
         shown = root_prefix + target.path
@@ -97,35 +111,43 @@ class CompanyAssets:
         if clash is not None:
             return Outcome("UploadError", f"{shown}: name conflict: {clash}")
         if matches and not overwrite:
-            return Outcome("DuplicateSkipped", f"{shown}: already exists; not overwritten",
-                           matches[0].handle)
+            return Outcome(
+                "DuplicateSkipped", f"{shown}: already exists; not overwritten", matches[0].handle
+            )
         if not matches and same_name:
-            return Outcome("UploadError", f"{shown}: name conflict: asset "
-                           f"{target.asset_name!r} already exists as "
-                           f"{root_prefix}{same_name[0].path}")
+            return Outcome(
+                "UploadError",
+                f"{shown}: name conflict: asset "
+                f"{target.asset_name!r} already exists as "
+                f"{root_prefix}{same_name[0].path}",
+            )
         destination = self._destination(target)
         _move(staged, destination)
         if matches:
-            return self._replace(matches, target, destination, publish, keep_publish_state,
-                                 shown)
+            return self._replace(matches, target, destination, publish, keep_publish_state, shown)
         asset = self._add(target, published=publish)
-        return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle,
-                       moved=True)
+        return Outcome("UploadSuccess", f"{shown} was processed into IPS", asset.handle, moved=True)
 
     def _name_space_clash(self, target: Target, root_prefix: str) -> str | None:
         """Why ``target`` would put a folder and an asset under one name (D-15), or None."""
         folder = self._folders.get(target.asset_name.casefold())
         if folder is not None:
-            return (f"asset {target.asset_name!r} has the name of folder "
-                    f"{root_prefix}{folder}")
+            return f"asset {target.asset_name!r} has the name of folder {root_prefix}{folder}"
         for segment in target.folder.split("/")[:-1]:
             same = self._by_asset.get(segment.casefold())
             if same:
                 return f"folder {segment!r} has the name of asset {root_prefix}{same[0].path}"
         return None
 
-    def _replace(self, matches: list[Asset], target: Target, destination: str, publish: bool,
-                 keep_publish_state: bool, shown: str) -> Outcome:
+    def _replace(
+        self,
+        matches: list[Asset],
+        target: Target,
+        destination: str,
+        publish: bool,
+        keep_publish_state: bool,
+        shown: str,
+    ) -> Outcome:
         kept = matches[0]
         for old in matches:
             old_file = os.path.join(self._root, old.path)
@@ -135,8 +157,9 @@ class CompanyAssets:
             self._by_asset[old.asset_key].remove(old)
         asset = self._add(target, published=kept.published if keep_publish_state else publish)
         asset.handle = kept.handle
-        return Outcome("FileUpdated", f"{shown} was processed into IPS (updated)", asset.handle,
-                       moved=True)
+        return Outcome(
+            "FileUpdated", f"{shown} was processed into IPS (updated)", asset.handle, moved=True
+        )
 
     def _destination(self, target: Target) -> str:
         """The absolute path for ``target``; its folder is checked and created on first use."""

@@ -40,8 +40,13 @@ class AuthOutcome:
     gzip_response: bool | None = None
 
 
-def check_post(xml: dict[str, XmlPart], settings: EmulatorSettings, store: JobStore,
-               peer: str, seen: AuthOutcome) -> PostContext:
+def check_post(
+    xml: dict[str, XmlPart],
+    settings: EmulatorSettings,
+    store: JobStore,
+    peer: str,
+    seen: AuthOutcome,
+) -> PostContext:
     """Apply rows 2-17 in table order; raises the first matching Fault."""
     credentials = _credentials(xml.get("auth"), seen)
     user = authenticate(credentials, settings)
@@ -111,8 +116,7 @@ def _company(params: PostParams, user: User, settings: EmulatorSettings) -> Comp
     return company
 
 
-def _follow_up_job(handle: str, company: Company, user: User, store: JobStore,
-                   peer: str) -> Job:
+def _follow_up_job(handle: str, company: Company, user: User, store: JobStore, peer: str) -> Job:
     job = store.get(handle)
     if job is None:
         raise Fault.ips(30001, f"Invalid jobHandle: {handle} is unknown")
@@ -121,8 +125,10 @@ def _follow_up_job(handle: str, company: Company, user: User, store: JobStore,
     if job.company_handle != company.handle:
         raise Fault.ips(30001, f"Invalid jobHandle: {handle} belongs to another company")
     if job.peer != peer:
-        raise Fault.ips(30001, f"Invalid jobHandle: {handle} was opened from {job.peer}, "
-                               f"this POST comes from {peer}")
+        raise Fault.ips(
+            30001,
+            f"Invalid jobHandle: {handle} was opened from {job.peer}, this POST comes from {peer}",
+        )
     if job.user_email.casefold() != user.email.casefold():
         raise Fault.authorization(20005, "Illegal parameter value: jobHandle")
     return job
@@ -131,5 +137,4 @@ def _follow_up_job(handle: str, company: Company, user: User, store: JobStore,
 def _opening_options(params: PostParams, settings: EmulatorSettings) -> dict[str, Any]:
     if job_name_problem(params.job_name or "") == "invalid":
         raise Fault.ips(30001, "Invalid parameter: jobName")
-    return validate_upload_params(params.upload_params,
-                                  strict_order=settings.strict_element_order)
+    return validate_upload_params(params.upload_params, strict_order=settings.strict_element_order)

@@ -54,9 +54,14 @@ async def embedded_emulator(root: Path | None = None) -> AsyncIterator[EmbeddedS
     port = runner.addresses[0][1]
     company = settings.companies[0]
     try:
-        yield EmbeddedServer(url=f"http://127.0.0.1:{port}/scene7/UploadFile", root=root,
-                             user=DEMO_EMAIL, password=DEMO_PASSWORD,
-                             company_handle=company.handle, company_root=company.root_path)
+        yield EmbeddedServer(
+            url=f"http://127.0.0.1:{port}/scene7/UploadFile",
+            root=root,
+            user=DEMO_EMAIL,
+            password=DEMO_PASSWORD,
+            company_handle=company.handle,
+            company_root=company.root_path,
+        )
     finally:
         await runner.cleanup()
 

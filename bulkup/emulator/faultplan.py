@@ -57,9 +57,13 @@ class FaultPlan:
             except ValueError:
                 raise FaultPlanError(f"--faults: {key} must be a number, got {raw!r}") from None
         seed = int(values.pop("seed", 0))
-        plan = cls(seed=seed, http503=values.get("http503", 0.0), drop=values.get("drop", 0.0),
-                   fault30000=values.get("fault30000", 0.0),
-                   latency_ms=values.get("latency_ms", 0.0))
+        plan = cls(
+            seed=seed,
+            http503=values.get("http503", 0.0),
+            drop=values.get("drop", 0.0),
+            fault30000=values.get("fault30000", 0.0),
+            latency_ms=values.get("latency_ms", 0.0),
+        )
         plan._validate()
         return plan
 

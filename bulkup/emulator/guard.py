@@ -18,9 +18,11 @@ import structlog
 
 log = structlog.get_logger("bulkup.emulator")
 # Sent to a connection over the cap before it is closed; clients retry a 503 (spec §4.5).
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 38\r\nConnection: close\r\n\r\n"
-        b"Too many connections; try again later\n")
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 38\r\nConnection: close\r\n\r\n"
+    b"Too many connections; try again later\n"
+)
 
 
 class ConnectionCap:
@@ -56,17 +58,24 @@ class ConnectionCap:
         self.open -= 1
         if self._at_cap and self.open < self.limit:
             self._at_cap = False
-            log.info("connection_limit_cleared", max_connections=self.limit,
-                     open_connections=self.open, refused=self._refused_at_cap)
+            log.info(
+                "connection_limit_cleared",
+                max_connections=self.limit,
+                open_connections=self.open,
+                refused=self._refused_at_cap,
+            )
 
     def _refuse(self) -> None:
         self.refused += 1
         self._refused_at_cap += 1
         if not self._at_cap:
             self._at_cap, self._refused_at_cap = True, 1
-            log.warning("connection_limit_reached", max_connections=self.limit,
-                        open_connections=self.open,
-                        action="new connections answered 503 and closed")
+            log.warning(
+                "connection_limit_reached",
+                max_connections=self.limit,
+                open_connections=self.open,
+                action="new connections answered 503 and closed",
+            )
 
 
 class _Counted(asyncio.Protocol):
@@ -115,8 +124,9 @@ class IdleWatchdog:
     Use as a context manager around the reading of one body.
     """
 
-    def __init__(self, transport: asyncio.Transport | None, timeout_s: float,
-                 peer: str | None) -> None:
+    def __init__(
+        self, transport: asyncio.Transport | None, timeout_s: float, peer: str | None
+    ) -> None:
         self._transport = transport
         self._timeout = timeout_s
         self._peer = peer
@@ -129,8 +139,9 @@ class IdleWatchdog:
         self._handle = self._loop.call_at(self._last + self._timeout, self._check)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -146,7 +157,8 @@ class IdleWatchdog:
             return
         self._handle = None
         self.expired = True
-        log.info("body_idle_timeout", peer=self._peer, idle_s=round(idle, 3),
-                 timeout_s=self._timeout)
+        log.info(
+            "body_idle_timeout", peer=self._peer, idle_s=round(idle, 3), timeout_s=self._timeout
+        )
         if self._transport is not None:
             self._transport.abort()

@@ -17,8 +17,9 @@ from bulkup.emulator.receive import ReceivedPost, StagedFile
 from bulkup.emulator.responses import Fault
 
 
-def check_file_parts(post: ReceivedPost, context: PostContext, strict_part_order: bool,
-                     max_file_size: int) -> None:
+def check_file_parts(
+    post: ReceivedPost, context: PostContext, strict_part_order: bool, max_file_size: int
+) -> None:
     """Rows 18 and 19 of the fault table."""
     file_name = context.params.file_name
     if post.file_before_xml and strict_part_order:
@@ -29,12 +30,23 @@ def check_file_parts(post: ReceivedPost, context: PostContext, strict_part_order
     if file_name is not None and len(post.files) > 1:
         raise Fault.ips(30001, "Invalid parameter: fileName given with more than one file part")
     if post.oversize is not None:
-        raise Fault.ips(30001, f"Invalid parameter: file part {post.oversize.part_name!r} is "
-                               f"larger than {max_file_size} bytes")
+        raise Fault.ips(
+            30001,
+            f"Invalid parameter: file part {post.oversize.part_name!r} is "
+            f"larger than {max_file_size} bytes",
+        )
 
 
-def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: CompanyAssets,
-           *, peer: str, received_ns: int, processor: Processor) -> Job:
+def commit(
+    post: ReceivedPost,
+    context: PostContext,
+    store: JobStore,
+    assets: CompanyAssets,
+    *,
+    peer: str,
+    received_ns: int,
+    processor: Processor,
+) -> Job:
     """Open the job if needed, hand every file to the processor in arrival order, close on
     ``endJob``.
 
@@ -52,11 +64,16 @@ def commit(post: ReceivedPost, context: PostContext, store: JobStore, assets: Co
         processor.submit(work)
         staged.temp_path = None  # moved, held or removed by the processor: nothing to discard
     store.touch(job)
-    job.post_log.append({
-        "opening": context.job is None, "files": len(post.files),
-        "file_bytes": sum(f.size for f in post.files), "end_job": context.params.end_job,
-        "received_ns": received_ns, "answered_ns": time.monotonic_ns(),
-    })
+    job.post_log.append(
+        {
+            "opening": context.job is None,
+            "files": len(post.files),
+            "file_bytes": sum(f.size for f in post.files),
+            "end_job": context.params.end_job,
+            "received_ns": received_ns,
+            "answered_ns": time.monotonic_ns(),
+        }
+    )
     if context.params.end_job:
         job.close("endJob")
     return job
@@ -66,24 +83,35 @@ def _open(context: PostContext, store: JobStore, peer: str) -> Job:
     creds = context.credentials
     client = " ".join(filter(None, (creds.app_name, creds.app_version)))
     return store.open_job(
-        company_handle=context.company.handle, job_name=context.params.job_name or "",
-        user_email=context.user.email, peer=peer, options=context.options or {},
+        company_handle=context.company.handle,
+        job_name=context.params.job_name or "",
+        user_email=context.user.email,
+        peer=peer,
+        options=context.options or {},
         description=context.params.description,
-        locale=context.params.locale or creds.locale, client=client,
+        locale=context.params.locale or creds.locale,
+        client=client,
     )
 
 
-def _prepare(staged: StagedFile, context: PostContext, job: Job,
-             assets: CompanyAssets) -> FileWork:
+def _prepare(staged: StagedFile, context: PostContext, job: Job, assets: CompanyAssets) -> FileWork:
     """The file's record (outcome Pending) and its target, or why the target is refused."""
     base = context.params.file_name
     if base is None:
         base = staged.filename or ""
     company = context.company
-    record = FileRecord(target_path=base, size=staged.size, sha256=staged.sha256,
-                        outcome=PENDING, message="")
-    work = FileWork(job=job, record=record, path=staged.temp_path, target=None, refused=None,
-                    company=company, assets=assets)
+    record = FileRecord(
+        target_path=base, size=staged.size, sha256=staged.sha256, outcome=PENDING, message=""
+    )
+    work = FileWork(
+        job=job,
+        record=record,
+        path=staged.temp_path,
+        target=None,
+        refused=None,
+        company=company,
+        assets=assets,
+    )
     try:
         target = target_path(base, context.params.dest_folder, company.root_folder)
     except TargetRefused as exc:

@@ -20,8 +20,11 @@ from bulkup.emulator.soap import add
 JOB_TYPE = "UploadPost"
 SERVER_NAME = "emulator"
 NO_HANDLE = frozenset({"UploadError", "FileCancel"})
-ENDINGS = {"endJob": "closed by endJob", "stopJob": "stopped by stopJob",
-           "deleteJob": "deleted by deleteJob"}
+ENDINGS = {
+    "endJob": "closed by endJob",
+    "stopJob": "stopped by stopJob",
+    "deleteJob": "deleted by deleteJob",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +45,12 @@ def details(job: Job, idle_timeout_s: float) -> list[Detail]:
     the log of a 100,000-file job a thousand lines at a time)."""
     if job.done and job.done_log is not None:
         return job.done_log
-    lines = [Detail("BeginUpload", f"Upload job {job.name} started"),
-             Detail("OriginalJobName", job.original_name),
-             Detail("JobClient", job.client),
-             Detail("JobType", JOB_TYPE)]
+    lines = [
+        Detail("BeginUpload", f"Upload job {job.name} started"),
+        Detail("OriginalJobName", job.original_name),
+        Detail("JobClient", job.client),
+        Detail("JobType", JOB_TYPE),
+    ]
     lines += [_file_detail(record) for record in job.files if record.outcome != PENDING]
     if job.done:
         lines.append(Detail("TotalFileCount", str(len(job.files))))
@@ -168,25 +173,40 @@ def write_job_log(item: ET.Element, job: Job, page: tuple[int, list[Detail]] | N
 def _write_detail(item: ET.Element, row: Detail) -> None:
     add(item, "logMessage", row.message)
     add(item, "logType", row.log_type)
-    for name, value in (("assetName", row.asset_name), ("assetType", row.asset_type),
-                        ("assetHandle", row.asset_handle)):
+    for name, value in (
+        ("assetName", row.asset_name),
+        ("assetType", row.asset_type),
+        ("assetHandle", row.asset_handle),
+    ):
         if value is not None:
             add(item, name, value)
 
 
-def select_details(lines: list[Detail], *, log_types: set[str] | None, sort_by: str,
-                   descending: bool, per_page: int, page: int) -> tuple[int, list[Detail]]:
+def select_details(
+    lines: list[Detail],
+    *,
+    log_types: set[str] | None,
+    sort_by: str,
+    descending: bool,
+    per_page: int,
+    page: int,
+) -> tuple[int, list[Detail]]:
     """Filter by log type (case-insensitive), sort (stable, by ``Date`` or ``LogType``),
     and cut one page; returns (total matching rows, the page)."""
-    wanted = lines if log_types is None else [
-        line for line in lines if line.log_type.casefold() in log_types]
+    wanted = (
+        lines
+        if log_types is None
+        else [line for line in lines if line.log_type.casefold() in log_types]
+    )
     start = (page - 1) * per_page
     if sort_by == "LogType":
-        indexed = sorted(enumerate(wanted), key=lambda pair: (pair[1].log_type, pair[0]),
-                         reverse=descending)
-        return len(wanted), [line for _, line in indexed[start:start + per_page]]
+        indexed = sorted(
+            enumerate(wanted), key=lambda pair: (pair[1].log_type, pair[0]), reverse=descending
+        )
+        return len(wanted), [line for _, line in indexed[start : start + per_page]]
     if descending:  # newest first: count back from the end, without copying the log
         last = len(wanted) - 1
-        return len(wanted), [wanted[last - i] for i in range(start, min(len(wanted),
-                                                                         start + per_page))]
-    return len(wanted), wanted[start:start + per_page]
+        return len(wanted), [
+            wanted[last - i] for i in range(start, min(len(wanted), start + per_page))
+        ]
+    return len(wanted), wanted[start : start + per_page]

@@ -17,12 +17,29 @@ from bulkup.emulator.xmlread import TRUE_WORDS, local_name
 Check = Callable[[ET.Element, str], Any]
 
 WIRE_ORDER = (
-    "overwrite", "readyForPublish", "preservePublishState", "createMask", "preserveCrop",
-    "manualCropOptions", "autoColorCropOptions", "autoTransparentCropOptions",
-    "photoshopOptions", "postScriptOptions", "pdfOptions", "mediaOptions", "illustratorOptions",
-    "colorManagementOptions", "autoSetCreationOptions", "projectHandleArray", "emailSetting",
-    "postHttpUrl", "inDesignOptions", "knockoutBackground", "unsharpMaskOptions",
-    "unCompressOptions", "xmpKeywords",
+    "overwrite",
+    "readyForPublish",
+    "preservePublishState",
+    "createMask",
+    "preserveCrop",
+    "manualCropOptions",
+    "autoColorCropOptions",
+    "autoTransparentCropOptions",
+    "photoshopOptions",
+    "postScriptOptions",
+    "pdfOptions",
+    "mediaOptions",
+    "illustratorOptions",
+    "colorManagementOptions",
+    "autoSetCreationOptions",
+    "projectHandleArray",
+    "emailSetting",
+    "postHttpUrl",
+    "inDesignOptions",
+    "knockoutBackground",
+    "unsharpMaskOptions",
+    "unCompressOptions",
+    "xmpKeywords",
 )
 REQUIRED = ("overwrite", "readyForPublish", "createMask", "emailSetting")
 CROP_OPTIONS = ("manualCropOptions", "autoColorCropOptions", "autoTransparentCropOptions")
@@ -53,20 +70,31 @@ def enum(*allowed: str) -> Check:
         if _text(element) not in allowed:
             raise _invalid(path)
         return _text(element)
+
     return check
 
 
-def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
-           choices: tuple[int, ...] = ()) -> Check:
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+    choices: tuple[int, ...] = (),
+) -> Check:
     def check(element: ET.Element, path: str) -> float | int:
         try:
             value: float | int = int(_text(element)) if integer else float(_text(element))
         except ValueError:
             raise _invalid(path) from None
-        if value != value or (low is not None and value < low) or (
-                high is not None and value > high) or (choices and value not in choices):
+        if (
+            value != value
+            or (low is not None and value < low)
+            or (high is not None and value > high)
+            or (choices and value not in choices)
+        ):
             raise _invalid(path)
         return value
+
     return check
 
 
@@ -94,6 +122,7 @@ def opaque(element: ET.Element, path: str) -> str:
 def nested(schema: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
     def check(element: ET.Element, path: str) -> dict[str, Any]:
         return read_children(element, path, schema, required)
+
     return check
 
 
@@ -107,67 +136,112 @@ SCHEMA: dict[str, Check] = {
     "preservePublishState": boolean,
     "createMask": boolean,
     "preserveCrop": boolean,
-    "manualCropOptions": nested({k: number(integer=True)
-                                 for k in ("left", "right", "top", "bottom")}),
+    "manualCropOptions": nested(
+        {k: number(integer=True) for k in ("left", "right", "top", "bottom")}
+    ),
     "autoColorCropOptions": nested({"corner": CORNERS, "tolerance": TOLERANCE}),
     "autoTransparentCropOptions": nested({"tolerance": TOLERANCE}),
-    "photoshopOptions": nested({
-        "process": enum("None", "MaintainLayers"),
-        "layerOptions": nested({
-            "layerNaming": enum("LayerName", "AppendNumber", "AppendName", "Folders"),
-            "anchor": enum("Center", "North", "Northwest", "West", "Southwest", "South",
-                           "Southeast", "East", "Northeast"),
-            "createTemplate": boolean, "extractText": boolean, "extendLayers": boolean,
-        }),
-    }),
-    "postScriptOptions": nested({
-        "process": enum("None", "Rasterize"), "resolution": number(0.0),
-        "colorspace": COLORSPACES, "alpha": boolean, "extractSearchWords": boolean,
-    }),
-    "pdfOptions": nested({
-        "process": enum("None", "Rasterize", "Thumbnail"), "resolution": number(0.0),
-        "colorspace": COLORSPACES, "pdfCatalog": boolean, "extractSearchWords": boolean,
-        "extractLinks": boolean,
-    }),
-    "mediaOptions": nested({
-        "videoEncodingPresetsArray": handle_array, "generateThumbnail": boolean,
-        "thumbnailOptions": nested({"thumbnailTime": number(0, integer=True)}),
-    }),
-    "illustratorOptions": nested({
-        "process": enum("None", "Rasterize"), "resolution": number(0.0),
-        "colorspace": string, "alpha": boolean,
-    }),
-    "colorManagementOptions": nested({
-        "colorManagement": enum("Default", "MaintainOriginal", "Convert"),
-        "sourceProfileHandle": string, "outputProfileHandle": string,
-    }),
+    "photoshopOptions": nested(
+        {
+            "process": enum("None", "MaintainLayers"),
+            "layerOptions": nested(
+                {
+                    "layerNaming": enum("LayerName", "AppendNumber", "AppendName", "Folders"),
+                    "anchor": enum(
+                        "Center",
+                        "North",
+                        "Northwest",
+                        "West",
+                        "Southwest",
+                        "South",
+                        "Southeast",
+                        "East",
+                        "Northeast",
+                    ),
+                    "createTemplate": boolean,
+                    "extractText": boolean,
+                    "extendLayers": boolean,
+                }
+            ),
+        }
+    ),
+    "postScriptOptions": nested(
+        {
+            "process": enum("None", "Rasterize"),
+            "resolution": number(0.0),
+            "colorspace": COLORSPACES,
+            "alpha": boolean,
+            "extractSearchWords": boolean,
+        }
+    ),
+    "pdfOptions": nested(
+        {
+            "process": enum("None", "Rasterize", "Thumbnail"),
+            "resolution": number(0.0),
+            "colorspace": COLORSPACES,
+            "pdfCatalog": boolean,
+            "extractSearchWords": boolean,
+            "extractLinks": boolean,
+        }
+    ),
+    "mediaOptions": nested(
+        {
+            "videoEncodingPresetsArray": handle_array,
+            "generateThumbnail": boolean,
+            "thumbnailOptions": nested({"thumbnailTime": number(0, integer=True)}),
+        }
+    ),
+    "illustratorOptions": nested(
+        {
+            "process": enum("None", "Rasterize"),
+            "resolution": number(0.0),
+            "colorspace": string,
+            "alpha": boolean,
+        }
+    ),
+    "colorManagementOptions": nested(
+        {
+            "colorManagement": enum("Default", "MaintainOriginal", "Convert"),
+            "sourceProfileHandle": string,
+            "outputProfileHandle": string,
+        }
+    ),
     "autoSetCreationOptions": nested({"autoSetsArray": handle_array}),
     "projectHandleArray": handle_array,
     "emailSetting": enum("All", "Error", "ErrorAndWarning", "JobCompletion", "None"),
     "postHttpUrl": string,
     "inDesignOptions": opaque,
-    "knockoutBackground": nested({
-        "corner": CORNERS, "tolerance": TOLERANCE,
-        "fillMethod": enum("FloodFill", "MatchPixel"),
-    }, required=("corner", "fillMethod")),
-    "unsharpMaskOptions": nested({
-        "amount": number(0.0, 5.0), "radius": number(0.0, 250.0),
-        "threshold": number(0, 255, integer=True), "monochrome": number(integer=True,
-                                                                         choices=(0, 1)),
-    }),
+    "knockoutBackground": nested(
+        {
+            "corner": CORNERS,
+            "tolerance": TOLERANCE,
+            "fillMethod": enum("FloodFill", "MatchPixel"),
+        },
+        required=("corner", "fillMethod"),
+    ),
+    "unsharpMaskOptions": nested(
+        {
+            "amount": number(0.0, 5.0),
+            "radius": number(0.0, 250.0),
+            "threshold": number(0, 255, integer=True),
+            "monochrome": number(integer=True, choices=(0, 1)),
+        }
+    ),
     "unCompressOptions": nested({"process": enum("None", "UnCompress")}, required=("process",)),
     "xmpKeywords": keywords,
 }
 
 
-def read_children(element: ET.Element, path: str, schema: dict[str, Check],
-                  required: tuple[str, ...] = ()) -> dict[str, Any]:
+def read_children(
+    element: ET.Element, path: str, schema: dict[str, Check], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Check every child against ``schema``; unknown or repeated children are 30001."""
     present = {ALIASES.get(local_name(node.tag), local_name(node.tag)) for node in element}
     for name in required:
         if name not in present:
-            raise Fault.ips(30002, f"Missing parameter: {path}/{name}" if path else
-                            f"Missing parameter: {name}")
+            raise Fault.ips(
+                30002, f"Missing parameter: {path}/{name}" if path else f"Missing parameter: {name}"
+            )
     values: dict[str, Any] = {}
     for node in element:
         name = ALIASES.get(local_name(node.tag), local_name(node.tag))
@@ -193,8 +267,9 @@ def validate_upload_params(element: ET.Element | None, *, strict_order: bool) ->
 
 def _check_order(element: ET.Element) -> None:
     """Optional strict mode (D-03): children in the §3.3 sequence."""
-    positions = [WIRE_ORDER.index(ALIASES.get(local_name(c.tag), local_name(c.tag)))
-                 for c in element]
+    positions = [
+        WIRE_ORDER.index(ALIASES.get(local_name(c.tag), local_name(c.tag))) for c in element
+    ]
     for before, after, node in zip(positions, positions[1:], list(element)[1:], strict=False):
         if after < before:
             raise _invalid(f"{local_name(node.tag)} (out of order)")

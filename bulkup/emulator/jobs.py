@@ -56,10 +56,16 @@ class FileRecord:
 
     def as_json(self) -> dict[str, Any]:
         """The inspection route's view of this file."""
-        return {"target_path": self.target_path, "size": self.size, "sha256": self.sha256,
-                "outcome": self.outcome, "message": self.message,
-                "asset_handle": self.asset_handle, "asset_name": self.asset_name,
-                "asset_type": self.asset_type}
+        return {
+            "target_path": self.target_path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "outcome": self.outcome,
+            "message": self.message,
+            "asset_handle": self.asset_handle,
+            "asset_name": self.asset_name,
+            "asset_type": self.asset_type,
+        }
 
 
 @dataclass(slots=True)
@@ -141,13 +147,26 @@ class Job:
     def as_json(self, *, with_files: bool = True) -> dict[str, Any]:
         """The inspection route's view of this job."""
         view: dict[str, Any] = {
-            "handle": self.handle, "name": self.name, "original_name": self.original_name,
-            "company": self.company_handle, "user": self.user_email, "state": self.state,
-            "open": self.open, "closed_by": self.closed_by, "peer": self.peer,
-            "posts": self.posts, "file_count": len(self.files), "started_at": self.started_at,
-            "ended_at": self.ended_at, "options": self.options, "description": self.description,
-            "client": self.client, "pending": self.pending, "stopped_by": self.stopped_by,
-            "deleted": self.deleted, "fatal_error": self.fatal_error,
+            "handle": self.handle,
+            "name": self.name,
+            "original_name": self.original_name,
+            "company": self.company_handle,
+            "user": self.user_email,
+            "state": self.state,
+            "open": self.open,
+            "closed_by": self.closed_by,
+            "peer": self.peer,
+            "posts": self.posts,
+            "file_count": len(self.files),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "options": self.options,
+            "description": self.description,
+            "client": self.client,
+            "pending": self.pending,
+            "stopped_by": self.stopped_by,
+            "deleted": self.deleted,
+            "fatal_error": self.fatal_error,
         }
         if with_files:
             view["files"] = [record.as_json() for record in self.files]
@@ -190,9 +209,17 @@ class JobStore:
         number = company_handle.partition("|")[2] or company_handle
         seq = next(self._seq)
         handle = f"j|{number}||{unique}|{seq}"
-        job = Job(handle=handle, name=unique, original_name=job_name,
-                  company_handle=company_handle, last_activity=self.clock(), seq=seq,
-                  timeline=self.timeline, start_date=self.timeline.now(), **details)
+        job = Job(
+            handle=handle,
+            name=unique,
+            original_name=job_name,
+            company_handle=company_handle,
+            last_activity=self.clock(),
+            seq=seq,
+            timeline=self.timeline,
+            start_date=self.timeline.now(),
+            **details,
+        )
         self._jobs[handle] = job
         return job
 
@@ -211,8 +238,12 @@ class JobStore:
     def active(self, linger_s: float) -> list[Job]:
         """Jobs ``getActiveJobs`` lists: not deleted, and not Done for ``linger_s`` or longer."""
         now = self.clock()
-        return [job for job in self.jobs() if not job.deleted
-                and (not job.done or job.done_at is None or now < job.done_at + linger_s)]
+        return [
+            job
+            for job in self.jobs()
+            if not job.deleted
+            and (not job.done or job.done_at is None or now < job.done_at + linger_s)
+        ]
 
     def expire_idle(self) -> int:
         """Close every job idle past its deadline (D-08); returns how many were closed."""

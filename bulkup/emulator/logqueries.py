@@ -49,8 +49,11 @@ def get_job_logs(call: Call, answer: ET.Element) -> None:
     reverse = descending(call)
     start, end = date_time(call, "startDate"), date_time(call, "endDate")
     num_rows = integer(call, "numRows", 2**31 - 1)
-    jobs = [job for job in call.state.store.jobs()
-            if job.company_handle in names and _within(job.start_date, start, end)]
+    jobs = [
+        job
+        for job in call.state.store.jobs()
+        if job.company_handle in names and _within(job.start_date, start, end)
+    ]
     key = JOB_LOG_SORTS[sort_by]
     jobs.sort(key=lambda job: (key(job, names), job.seq), reverse=reverse)
     array = add(answer, "jobLogArray")
@@ -77,9 +80,18 @@ def get_job_log_details(call: Call, answer: ET.Element) -> None:
     idle = call.state.settings.idle_timeout_s
     array = add(answer, "jobLogArray")
     for job in call.state.store.jobs():
-        if job.company_handle != company.handle or job_handle not in (None, job.handle) \
-                or original not in (None, job.original_name):
+        if (
+            job.company_handle != company.handle
+            or job_handle not in (None, job.handle)
+            or original not in (None, job.original_name)
+        ):
             continue
-        rows = select_details(details(job, idle), log_types=wanted, sort_by=sort_by,
-                              descending=reverse, per_page=per_page, page=page)
+        rows = select_details(
+            details(job, idle),
+            log_types=wanted,
+            sort_by=sort_by,
+            descending=reverse,
+            per_page=per_page,
+            page=page,
+        )
         write_job_log(add(array, "items"), job, rows)

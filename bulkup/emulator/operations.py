@@ -39,9 +39,18 @@ log = structlog.get_logger("bulkup.emulator")
 IPS_VERSION = "6.8 emulator"
 COMPANY_EXPIRES = "2099-12-31T23:59:59.000+00:00"
 # §5.2 (getActiveJobs; stopJob and deleteJob by analogy, D-28); §5.3/§5.4 add ImagePortalUser
-JOB_ROLES = frozenset({"IpsUser", "IpsAdmin", "IpsCompanyAdmin", "TrialSiteAdmin",
-                       "TrialSiteUser", "ImagePortalAdmin", "ImagePortalContrib",
-                       "ImagePortalContribUser"})
+JOB_ROLES = frozenset(
+    {
+        "IpsUser",
+        "IpsAdmin",
+        "IpsCompanyAdmin",
+        "TrialSiteAdmin",
+        "TrialSiteUser",
+        "ImagePortalAdmin",
+        "ImagePortalContrib",
+        "ImagePortalContribUser",
+    }
+)
 LOG_ROLES = JOB_ROLES | {"ImagePortalUser"}
 
 
@@ -76,8 +85,9 @@ def answer_soap(state: EmulatorState, raw: bytes, headers: Mapping[str, str]) ->
     return SoapReply(status, body, reply_headers)
 
 
-def _dispatch(state: EmulatorState, request: SoapRequest, headers: Mapping[str, str],
-              seen: AuthOutcome) -> ET.Element:
+def _dispatch(
+    state: EmulatorState, request: SoapRequest, headers: Mapping[str, str], seen: AuthOutcome
+) -> ET.Element:
     credentials = _credentials(request, headers.get("Authorization"), seen)
     entry = OPERATIONS.get(request.operation or "")
     if entry is None:
@@ -96,8 +106,9 @@ def _dispatch(state: EmulatorState, request: SoapRequest, headers: Mapping[str, 
     return answer
 
 
-def _credentials(request: SoapRequest, authorization: str | None,
-                 seen: AuthOutcome) -> Credentials | None:
+def _credentials(
+    request: SoapRequest, authorization: str | None, seen: AuthOutcome
+) -> Credentials | None:
     """``authHeader`` credentials when complete, else HTTP Basic; None when neither."""
     credentials: Credentials | None = None
     if request.auth is not None:
@@ -121,8 +132,15 @@ def _basic(authorization: str | None) -> Credentials | None:
     user, sep, password = text.partition(":")
     if not sep or not user or not password:
         return None
-    return Credentials(user=user, password=password, locale=None, app_name=None,
-                       app_version=None, gzip_response=None, fault_http_status=None)
+    return Credentials(
+        user=user,
+        password=password,
+        locale=None,
+        app_name=None,
+        app_version=None,
+        gzip_response=None,
+        fault_http_status=None,
+    )
 
 
 def get_active_jobs(call: Call, answer: ET.Element) -> None:
@@ -132,8 +150,11 @@ def get_active_jobs(call: Call, answer: ET.Element) -> None:
     original = optional(call, "originalName", strip=False)
     array = add(answer, "jobArray")
     for job in call.state.store.active(call.state.settings.done_linger_s):
-        if job.company_handle in handles and job_handle in (None, job.handle) \
-                and original in (None, job.original_name):
+        if (
+            job.company_handle in handles
+            and job_handle in (None, job.handle)
+            and original in (None, job.original_name)
+        ):
             write_active_job(add(array, "items"), job)
 
 
@@ -159,8 +180,10 @@ def delete_job(call: Call, answer: ET.Element) -> None:
 def get_property(call: Call, answer: ET.Element) -> None:
     """``UploadPostMaxFileSize`` and ``IpsVersion``; any other name is 30001."""
     name = required(call, "name")
-    values = {"UploadPostMaxFileSize": str(call.state.settings.max_file_size),
-              "IpsVersion": IPS_VERSION}
+    values = {
+        "UploadPostMaxFileSize": str(call.state.settings.max_file_size),
+        "IpsVersion": IPS_VERSION,
+    }
     if name not in values:
         raise Fault.ips(30001, f"Invalid parameter: name (unknown property {name!r})")
     add(answer, "value", values[name])
@@ -173,8 +196,9 @@ def get_company_info(call: Call, answer: ET.Element) -> None:
         raise Fault.ips(30002, "Missing parameter: companyHandle or companyName")
     if handle is None:
         wanted = (name or "").casefold()
-        found = next((c for c in call.state.settings.companies
-                      if c.name.casefold() == wanted), None)
+        found = next(
+            (c for c in call.state.settings.companies if c.name.casefold() == wanted), None
+        )
         handle = found.handle if found else ""
     company = call.company(handle)
     info = add(answer, "companyInfo")
@@ -190,8 +214,15 @@ def check_login(call: Call, answer: ET.Element) -> None:
     email = required(call, "email")
     password = required(call, "password", strip=False)
     company = optional(call, "companyHandle")
-    credentials = Credentials(user=email, password=password, locale=None, app_name=None,
-                              app_version=None, gzip_response=None, fault_http_status=None)
+    credentials = Credentials(
+        user=email,
+        password=password,
+        locale=None,
+        app_name=None,
+        app_version=None,
+        gzip_response=None,
+        fault_http_status=None,
+    )
     try:
         user = authenticate(credentials, call.state.settings)
         valid = company is None or company in user.companies

@@ -20,14 +20,30 @@ _BAD_NAME_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f-\x9f]')
 _SLASHES = re.compile(r"/+")
 
 ASSET_TYPES = {
-    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "tif", "tiff", "bmp", "psd", "webp"),
-                    "MasterImage"),
-    "pdf": "Pdf", "ai": "Illustrator", "eps": "PostScript", "ps": "PostScript",
+    **dict.fromkeys(
+        ("jpg", "jpeg", "png", "gif", "tif", "tiff", "bmp", "psd", "webp"), "MasterImage"
+    ),
+    "pdf": "Pdf",
+    "ai": "Illustrator",
+    "eps": "PostScript",
+    "ps": "PostScript",
     **dict.fromkeys(("mp4", "mov", "avi", "m4v", "wmv", "flv", "mpg", "mpeg", "webm"), "Video"),
     **dict.fromkeys(("zip", "tar"), "Zip"),
-    "svg": "Svg", "xml": "Xml", "css": "NoType", "js": "NoType", "txt": "NoType",
-    "icc": "IccProfile", "icm": "IccProfile", "ttf": "Font", "otf": "Font", "xsl": "Xsl",
-    "vnt": "Vignette", "doc": "NoType", "xls": "NoType", "ppt": "NoType", "rtf": "NoType",
+    "svg": "Svg",
+    "xml": "Xml",
+    "css": "NoType",
+    "js": "NoType",
+    "txt": "NoType",
+    "icc": "IccProfile",
+    "icm": "IccProfile",
+    "ttf": "Font",
+    "otf": "Font",
+    "xsl": "Xsl",
+    "vnt": "Vignette",
+    "doc": "NoType",
+    "xls": "NoType",
+    "ppt": "NoType",
+    "rtf": "NoType",
 }
 
 

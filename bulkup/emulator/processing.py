@@ -48,19 +48,23 @@ def process_file(work: FileWork) -> None:
     if target is None:
         _error(record, work.refused or "target path refused")
         return
-    problem = file_type_problem(target, record.size,
-                                javascript_enabled=company.javascript_upload_enabled)
+    problem = file_type_problem(
+        target, record.size, javascript_enabled=company.javascript_upload_enabled
+    )
     if problem or work.path is None:
         _error(record, problem or "file was not received")
         return
     options = work.job.options
     keep_state = options.get("preservePublishState", company.retain_publish_state)
     try:
-        outcome = work.assets.store(work.path, target,
-                                    overwrite=bool(options.get("overwrite")),
-                                    publish=bool(options.get("readyForPublish")),
-                                    keep_publish_state=bool(keep_state),
-                                    root_prefix=company.root_path)
+        outcome = work.assets.store(
+            work.path,
+            target,
+            overwrite=bool(options.get("overwrite")),
+            publish=bool(options.get("readyForPublish")),
+            keep_publish_state=bool(keep_state),
+            root_prefix=company.root_path,
+        )
     except OSError as exc:
         _error(record, f"cannot store file: {exc.strerror or exc}")
         return

@@ -45,8 +45,14 @@ class IngestBucket:
     fills up to :data:`BURST_BYTES`; a new bucket starts empty.
     """
 
-    def __init__(self, rate: float, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, burst: int = BURST_BYTES) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        burst: int = BURST_BYTES,
+    ) -> None:
         if rate <= 0:
             raise ValueError("the rate must be positive")
         self.rate = float(rate)
@@ -140,11 +146,13 @@ class Pushback:
     bucket: IngestBucket | None
 
     @classmethod
-    def from_settings(cls, settings: EmulatorSettings, *, clock: Clock,
-                      sleep: Sleep) -> Pushback:
+    def from_settings(cls, settings: EmulatorSettings, *, clock: Clock, sleep: Sleep) -> Pushback:
         """Built from the settings, with the emulator's clock and sleep."""
-        bucket = (IngestBucket(settings.ingest_rate, clock=clock, sleep=sleep)
-                  if settings.ingest_rate else None)
+        bucket = (
+            IngestBucket(settings.ingest_rate, clock=clock, sleep=sleep)
+            if settings.ingest_rate
+            else None
+        )
         return cls(settings, sleep, InflightLimit(settings.max_inflight), bucket)
 
     @property
@@ -166,7 +174,10 @@ class Pushback:
         """
         settings = self.settings
         status = settings.pushback_status
-        text = (f"{REFUSAL_REASONS[status]}: more than {settings.max_inflight} uploads in "
-                f"flight for company {company}; retry after {settings.retry_after_s} s\n")
-        return web.Response(status=status, text=text,
-                            headers={"Retry-After": str(settings.retry_after_s)})
+        text = (
+            f"{REFUSAL_REASONS[status]}: more than {settings.max_inflight} uploads in "
+            f"flight for company {company}; retry after {settings.retry_after_s} s\n"
+        )
+        return web.Response(
+            status=status, text=text, headers={"Retry-After": str(settings.retry_after_s)}
+        )

@@ -58,7 +58,7 @@ class StagedFile:
         self._hash.update(chunk)
         view = memoryview(chunk)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
 
     def finish(self) -> None:
         if self._fd is not None:
@@ -129,8 +129,16 @@ Pace = Callable[[int], Awaitable[None]]
 class BodyReader:
     """Drives the parser over a request body and routes each part."""
 
-    def __init__(self, *, staging_dir: Path, max_file_size: int, drain_limit_bytes: int,
-                 max_parts: int, strict_part_order: bool, keep_files: Verdict) -> None:
+    def __init__(
+        self,
+        *,
+        staging_dir: Path,
+        max_file_size: int,
+        drain_limit_bytes: int,
+        max_parts: int,
+        strict_part_order: bool,
+        keep_files: Verdict,
+    ) -> None:
         self._staging_prefix = os.path.join(staging_dir, _STAGING_NAME)
         self._max_file_size = max_file_size
         self._drain_limit = drain_limit_bytes
@@ -143,8 +151,13 @@ class BodyReader:
         self.post = ReceivedPost()
         self._current: XmlPart | StagedFile | None = None
 
-    async def read(self, request: web.Request, boundary: str,
-                   touch: Touch | None = None, pace: Pace | None = None) -> ReceivedPost:
+    async def read(
+        self,
+        request: web.Request,
+        boundary: str,
+        touch: Touch | None = None,
+        pace: Pace | None = None,
+    ) -> ReceivedPost:
         """Read the whole body (or up to the drain limit once a fault is certain); ``touch``
         is called as each chunk arrives, ``pace`` awaited with its size once it is handled
         (and ``touch`` called again: a paced wait is the server's, not the client's)."""
@@ -218,8 +231,9 @@ class BodyReader:
             staged = StagedFile(part_name=name, filename=filename, temp_path=None)
         else:
             path = f"{self._staging_prefix}{next(_STAGING_SEQ)}"
-            staged = StagedFile(part_name=name, filename=filename, temp_path=path,
-                                _hash=hashlib.sha256())
+            staged = StagedFile(
+                part_name=name, filename=filename, temp_path=path, _hash=hashlib.sha256()
+            )
             staged._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.post.files.append(staged)
         return staged

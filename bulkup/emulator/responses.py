@@ -82,8 +82,9 @@ def wants_gzip(gzip_response: bool | None, accept_encoding: str) -> bool:
     """Server mode ``accept`` (spec §2.3): the request's flag wins, else Accept-Encoding."""
     if gzip_response is not None:
         return gzip_response
-    return any(token.split(";")[0].strip().lower() == "gzip"
-               for token in accept_encoding.split(","))
+    return any(
+        token.split(";")[0].strip().lower() == "gzip" for token in accept_encoding.split(",")
+    )
 
 
 def compress(body: bytes) -> bytes:

@@ -58,14 +58,23 @@ class GuardedSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self.connections, self._host, self._port, ssl=self._ssl_context,
-            backlog=self._backlog, reuse_address=True)
+            self.connections,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+        )
 
 
 async def start(settings: EmulatorSettings, app: web.Application | None = None) -> Running:
     """Set up the app (``make_app(settings)`` unless given) and listen, guarded."""
-    runner = web.AppRunner(app or make_app(settings), access_log=None, handle_signals=False,
-                           keepalive_timeout=settings.header_timeout_s)
+    runner = web.AppRunner(
+        app or make_app(settings),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=settings.header_timeout_s,
+    )
     await runner.setup()
     try:
         site = GuardedSite(runner, settings)
@@ -116,13 +125,18 @@ def announce(settings: EmulatorSettings, port: int, out: TextIO) -> None:
     print(f"  inspection: {base}{JOBS_ROUTE}", file=out)
     print(f"  files land under: {settings.root.resolve()}", file=out)
     for company in settings.companies:
-        print(f"  company {company.name!r}: handle {company.handle}, "
-              f"root folder {company.root_path}", file=out)
+        print(
+            f"  company {company.name!r}: handle {company.handle}, root folder {company.root_path}",
+            file=out,
+        )
     if settings.demo:
         print(f"  demo user: {settings.users[0].email} / {DEMO_PASSWORD}", file=out)
         if not _is_loopback(settings.host):
-            print("  WARNING: the demo user is served beyond loopback; anyone who can reach "
-                  "this address can upload. Pass --user to set real credentials.", file=out)
+            print(
+                "  WARNING: the demo user is served beyond loopback; anyone who can reach "
+                "this address can upload. Pass --user to set real credentials.",
+                file=out,
+            )
     else:
         for user in settings.users:
             print(f"  user: {user.email} ({user.role})", file=out)

@@ -33,15 +33,28 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo"
 DEMO_COMPANY = "Demo"
 
-ROLES = frozenset({
-    "IpsAdmin", "IpsCompanyAdmin", "IpsUser", "WebServiceUser", "TrialSiteAdmin",
-    "TrialSiteUser", "ImagePortalAdmin", "ImagePortalUser", "ImagePortalContrib",
-    "ImagePortalContribUser",
-})
-OVERWRITE_MODES = frozenset({
-    "OverwriteFullName", "OverwriteAnyExt", "OverwriteFullNameAnyFolder",
-    "OverwriteAnyExtAnyFolder",
-})
+ROLES = frozenset(
+    {
+        "IpsAdmin",
+        "IpsCompanyAdmin",
+        "IpsUser",
+        "WebServiceUser",
+        "TrialSiteAdmin",
+        "TrialSiteUser",
+        "ImagePortalAdmin",
+        "ImagePortalUser",
+        "ImagePortalContrib",
+        "ImagePortalContribUser",
+    }
+)
+OVERWRITE_MODES = frozenset(
+    {
+        "OverwriteFullName",
+        "OverwriteAnyExt",
+        "OverwriteFullNameAnyFolder",
+        "OverwriteAnyExtAnyFolder",
+    }
+)
 _COMPANY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 
 
@@ -190,12 +203,26 @@ def load_toml(path: Path, root: Path) -> EmulatorSettings:
 
 
 _SCALAR_KEYS: dict[str, type] = {
-    "host": str, "port": int, "idle_timeout_s": float, "max_file_size": int,
-    "done_linger_s": float, "processing_delay_s": float, "strict_part_order": bool,
-    "strict_element_order": bool, "trust_forwarded_for": bool, "faults": str,
-    "drain_limit_bytes": int, "tls_cert": str, "tls_key": str, "max_parts_per_post": int,
-    "header_timeout_s": float, "body_idle_timeout_s": float, "max_connections": int,
-    "max_inflight": int, "retry_after_s": int, "pushback_status": int,
+    "host": str,
+    "port": int,
+    "idle_timeout_s": float,
+    "max_file_size": int,
+    "done_linger_s": float,
+    "processing_delay_s": float,
+    "strict_part_order": bool,
+    "strict_element_order": bool,
+    "trust_forwarded_for": bool,
+    "faults": str,
+    "drain_limit_bytes": int,
+    "tls_cert": str,
+    "tls_key": str,
+    "max_parts_per_post": int,
+    "header_timeout_s": float,
+    "body_idle_timeout_s": float,
+    "max_connections": int,
+    "max_inflight": int,
+    "retry_after_s": int,
+    "pushback_status": int,
     "response_delay_ms": float,
 }
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -251,8 +278,14 @@ def _company(entry: Any, number: int, path: Path) -> Company:
     where = f"{path}: serve.companies[{number - 1}]"
     if not isinstance(entry, dict) or "name" not in entry:
         raise SettingsError(f"{where} needs a name")
-    allowed = {"name", "handle", "root_path", "overwrite_mode", "retain_publish_state",
-               "javascript_upload_enabled"}
+    allowed = {
+        "name",
+        "handle",
+        "root_path",
+        "overwrite_mode",
+        "retain_publish_state",
+        "javascript_upload_enabled",
+    }
     _no_unknown(entry, allowed, where)
     name = _typed(entry["name"], str, f"{where}.name")
     _check_company_name(name, f"{where}.name")
@@ -260,12 +293,17 @@ def _company(entry: Any, number: int, path: Path) -> Company:
         handle=_typed(entry.get("handle", f"c|{number}"), str, f"{where}.handle"),
         name=name,
         root_path=_typed(entry.get("root_path", f"{name}/"), str, f"{where}.root_path"),
-        overwrite_mode=_typed(entry.get("overwrite_mode", "OverwriteFullName"), str,
-                              f"{where}.overwrite_mode"),
-        retain_publish_state=_typed(entry.get("retain_publish_state", True), bool,
-                                    f"{where}.retain_publish_state"),
-        javascript_upload_enabled=_typed(entry.get("javascript_upload_enabled", False), bool,
-                                         f"{where}.javascript_upload_enabled"),
+        overwrite_mode=_typed(
+            entry.get("overwrite_mode", "OverwriteFullName"), str, f"{where}.overwrite_mode"
+        ),
+        retain_publish_state=_typed(
+            entry.get("retain_publish_state", True), bool, f"{where}.retain_publish_state"
+        ),
+        javascript_upload_enabled=_typed(
+            entry.get("javascript_upload_enabled", False),
+            bool,
+            f"{where}.javascript_upload_enabled",
+        ),
     )
     if company.overwrite_mode not in OVERWRITE_MODES:
         raise SettingsError(f"{where}.overwrite_mode: unknown mode {company.overwrite_mode!r}")
@@ -298,8 +336,10 @@ def _no_unknown(entry: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def _check_company_name(name: str, where: str) -> None:
     if not _COMPANY_NAME.match(name):
-        raise SettingsError(f"{where}: company name {name!r} must be 1-100 letters, digits, "
-                            "spaces, '_', '.' or '-', not starting with a dot")
+        raise SettingsError(
+            f"{where}: company name {name!r} must be 1-100 letters, digits, "
+            "spaces, '_', '.' or '-', not starting with a dot"
+        )
 
 
 def _check_consistency(settings: EmulatorSettings) -> None:
@@ -324,12 +364,16 @@ def _check_consistency(settings: EmulatorSettings) -> None:
 
 def _check_network_limits(settings: EmulatorSettings) -> None:
     """The knobs that keep a hostile client from holding memory or connections (rule 9)."""
-    for flag, value in (("--max-parts-per-post", settings.max_parts_per_post),
-                        ("--max-connections", settings.max_connections)):
+    for flag, value in (
+        ("--max-parts-per-post", settings.max_parts_per_post),
+        ("--max-connections", settings.max_connections),
+    ):
         if value < 1:
             raise SettingsError(f"{flag} must be at least 1")
-    for flag, seconds in (("--header-timeout-s", settings.header_timeout_s),
-                          ("--body-idle-timeout-s", settings.body_idle_timeout_s)):
+    for flag, seconds in (
+        ("--header-timeout-s", settings.header_timeout_s),
+        ("--body-idle-timeout-s", settings.body_idle_timeout_s),
+    ):
         if not 0 < seconds < float("inf"):  # also refuses NaN
             raise SettingsError(f"{flag} must be a positive number of seconds")
     if settings.drain_limit_bytes < 0:
@@ -339,9 +383,11 @@ def _check_network_limits(settings: EmulatorSettings) -> None:
 
 def _check_pushback(settings: EmulatorSettings) -> None:
     """The knobs of a server that pushes back (issue 17)."""
-    for flag, count in (("--max-inflight", settings.max_inflight),
-                        ("--retry-after-s", settings.retry_after_s),
-                        ("--ingest-rate", settings.ingest_rate)):
+    for flag, count in (
+        ("--max-inflight", settings.max_inflight),
+        ("--retry-after-s", settings.retry_after_s),
+        ("--ingest-rate", settings.ingest_rate),
+    ):
         if count < 0:
             raise SettingsError(f"{flag} must not be negative")
     if settings.pushback_status not in (429, 503):

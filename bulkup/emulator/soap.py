@@ -17,15 +17,29 @@ from bulkup.emulator.xmlread import XmlError, local_name, namespace_of, parse_do
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
-API_NAMESPACES = frozenset({FAULT_NS} | {f"{FAULT_NS}/{version}" for version in (
-    "2014-04-03", "2013-02-15", "2012-02-14", "2010-01-31", "2009-07-31", "2008-09-10",
-    "2008-01-15")})
+API_NAMESPACES = frozenset(
+    {FAULT_NS}
+    | {
+        f"{FAULT_NS}/{version}"
+        for version in (
+            "2014-04-03",
+            "2013-02-15",
+            "2012-02-14",
+            "2010-01-31",
+            "2009-07-31",
+            "2008-09-10",
+            "2008-01-15",
+        )
+    }
+)
 AUTH_NAMESPACES = API_NAMESPACES | {"http://www.scene7.com/IpsApi", None}
 CONTENT_TYPES = {SOAP11: "text/xml;charset=utf-8", SOAP12: "application/soap+xml;charset=utf-8"}
 _PREFIXES = {SOAP11: "soapenv", SOAP12: "soap"}
-FAULT_STRINGS = {"authenticationFault": "AuthenticationException",
-                 "authorizationFault": "AuthorizationException",
-                 "ipsApiFault": "IpsApiException"}
+FAULT_STRINGS = {
+    "authenticationFault": "AuthenticationException",
+    "authorizationFault": "AuthorizationException",
+    "ipsApiFault": "IpsApiException",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +88,28 @@ def read_request(raw: bytes, content_type: str) -> SoapRequest:
         raise Fault.ips(30003, f"Invalid request XML: {namespace} is no IPS API namespace")
     element = local_name(param.tag)
     operation = element[: -len("Param")] if element.endswith("Param") else None
-    return SoapRequest(envelope_ns=envelope_ns, element=element, operation=operation or None,
-                       namespace=namespace or DEFAULT_NS, param=param,
-                       auth=_auth_header(root.find(f"{{{envelope_ns}}}Header")))
+    return SoapRequest(
+        envelope_ns=envelope_ns,
+        element=element,
+        operation=operation or None,
+        namespace=namespace or DEFAULT_NS,
+        param=param,
+        auth=_auth_header(root.find(f"{{{envelope_ns}}}Header")),
+    )
 
 
 def _auth_header(header: ET.Element | None) -> ET.Element | None:
     """The first ``authHeader`` in an IPS namespace (or none) among the header entries."""
     if header is None:
         return None
-    return next((entry for entry in header if local_name(entry.tag) == "authHeader"
-                 and namespace_of(entry.tag) in AUTH_NAMESPACES), None)
+    return next(
+        (
+            entry
+            for entry in header
+            if local_name(entry.tag) == "authHeader" and namespace_of(entry.tag) in AUTH_NAMESPACES
+        ),
+        None,
+    )
 
 
 def add(parent: ET.Element, name: str, text: str | None = None) -> ET.Element:

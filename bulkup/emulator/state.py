@@ -32,7 +32,8 @@ class EmulatorState:
         found = self.assets.get(company.handle)
         if found is None:
             number = company.handle.partition("|")[2] or company.handle
-            found = CompanyAssets(self.settings.root / company.root_folder, number,
-                                  company.overwrite_mode)
+            found = CompanyAssets(
+                self.settings.root / company.root_folder, number, company.overwrite_mode
+            )
             self.assets[company.handle] = found
         return found

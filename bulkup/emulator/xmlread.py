@@ -107,8 +107,11 @@ def auth_from_element(root: ET.Element) -> tuple[Credentials | None, int | None]
         return None, status
     gzip_text = child_text(root, "gzipResponse")
     creds = Credentials(
-        user=user, password=password, locale=child_text(root, "locale"),
-        app_name=child_text(root, "appName"), app_version=child_text(root, "appVersion"),
+        user=user,
+        password=password,
+        locale=child_text(root, "locale"),
+        app_name=child_text(root, "appName"),
+        app_version=child_text(root, "appVersion"),
         gzip_response=TRUE_WORDS.get(gzip_text) if gzip_text else None,
         fault_http_status=status,
     )

@@ -38,8 +38,9 @@ def params_digest(config: UploadConfig) -> str:
 class RunRecorder:
     """Everything a run writes to its journal."""
 
-    def __init__(self, journal: AsyncJournal, locks: Sequence[RunLock],
-                 config: UploadConfig) -> None:
+    def __init__(
+        self, journal: AsyncJournal, locks: Sequence[RunLock], config: UploadConfig
+    ) -> None:
         self.journal = journal
         self._locks = locks
         self._config = config
@@ -50,10 +51,14 @@ class RunRecorder:
     async def start(cls, config: UploadConfig, sources: Sequence[str]) -> RunRecorder:
         """Lock the upload target and its journal, open the journal, and begin a run."""
         path = config.journal or default_journal_path(config, sources)
-        locks = [RunLock(path, lock_path=target_lock_path(config, sources),
-                         what="the upload target (same server, company, destination and "
-                              "sources)"),
-                 RunLock(path)]
+        locks = [
+            RunLock(
+                path,
+                lock_path=target_lock_path(config, sources),
+                what="the upload target (same server, company, destination and sources)",
+            ),
+            RunLock(path),
+        ]
         taken: list[RunLock] = []
         journal = AsyncJournal(path)
         try:
@@ -76,8 +81,9 @@ class RunRecorder:
         """Buffer a failure; written with the next receipt or at the end."""
         self._failures.append(failure)
 
-    async def posted(self, entries: Sequence[FileEntry], job_handle: str,
-                     hashes: dict[str, str]) -> None:
+    async def posted(
+        self, entries: Sequence[FileEntry], job_handle: str, hashes: dict[str, str]
+    ) -> None:
         """The POST carrying ``entries`` was acknowledged: one transaction, the last step.
 
         The buffered failures are written first: when anything here raises, the receipt is
@@ -97,9 +103,11 @@ class RunRecorder:
     async def resumable_job(self) -> ResumableJob | None:
         """An open job of an earlier run to continue, if one is recent enough."""
         return await self.journal.call(
-            Journal.resumable_job, source_ip=self._config.source_ip,
+            Journal.resumable_job,
+            source_ip=self._config.source_ip,
             params_digest=params_digest(self._config),
-            within_s=self._config.keepalive_after_s)
+            within_s=self._config.keepalive_after_s,
+        )
 
     async def earlier_unconfirmed_jobs(self, exclude: list[str]) -> list[str]:
         """Jobs of earlier runs whose files were posted but never confirmed (a crash before
@@ -109,8 +117,14 @@ class RunRecorder:
 
     async def job_opened(self, handle: str, name: str) -> None:
         """Remember the job, so a crashed run can continue it."""
-        await self.journal.call(Journal.record_job_opened, self.run_id, handle, name,
-                                self._config.source_ip, params_digest(self._config))
+        await self.journal.call(
+            Journal.record_job_opened,
+            self.run_id,
+            handle,
+            name,
+            self._config.source_ip,
+            params_digest(self._config),
+        )
 
     async def job_active(self, handle: str) -> None:
         """A file-less POST of the job was acknowledged."""
@@ -128,8 +142,9 @@ class RunRecorder:
         """Write the run's summary; returns the files gone from disk (complete walks only)."""
         await self.flush_failures()
         gone = await self.journal.call(Journal.gone, self.run_id) if walk_complete else []
-        summary: dict[str, Any] = {k: v for k, v in report.as_json().items()
-                                   if k not in ("failures", "gone")}
+        summary: dict[str, Any] = {
+            k: v for k, v in report.as_json().items() if k not in ("failures", "gone")
+        }
         summary["files_gone"] = len(gone)
         await self.journal.call(Journal.end_run, self.run_id, summary, walk_complete)
         return gone

@@ -51,9 +51,13 @@ def state_dir(environ: dict[str, str] | None = None) -> Path:
 def target_description(config: UploadConfig, sources: Sequence[str]) -> dict[str, Any]:
     """What identifies an upload target: server, company, destination and source roots, and
     the shard (``--shard K/N``, with its rule): each shard keeps its own journal."""
-    description = {"server": config.upload_url, "company": config.company_handle,
-                   "company_root": config.company_root, "dest_folder": config.dest_folder,
-                   "sources": sorted(str(Path(s).resolve()) for s in sources)}
+    description = {
+        "server": config.upload_url,
+        "company": config.company_handle,
+        "company_root": config.company_root,
+        "dest_folder": config.dest_folder,
+        "sources": sorted(str(Path(s).resolve()) for s in sources),
+    }
     if config.shard is not None:  # left out otherwise: unsharded journals keep their names
         description["shard"] = f"{config.shard} {config.shard_by}"
     return description
@@ -65,26 +69,32 @@ def target_digest(config: UploadConfig, sources: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def target_lock_path(config: UploadConfig, sources: Sequence[str],
-                     environ: dict[str, str] | None = None) -> Path:
+def target_lock_path(
+    config: UploadConfig, sources: Sequence[str], environ: dict[str, str] | None = None
+) -> Path:
     """The target's lock file: in the state folder, else (unwritable) in a per-user folder
     of the temporary directory."""
     name = f"{target_digest(config, sources)}.lock"
-    for folder in (state_dir(environ) / "locks",
-                   Path(tempfile.gettempdir()) / f"bulkup-{os.getuid()}-locks"):
+    for folder in (
+        state_dir(environ) / "locks",
+        Path(tempfile.gettempdir()) / f"bulkup-{os.getuid()}-locks",
+    ):
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError:
             continue
         if os.access(folder, os.W_OK):
             return folder / name
-    raise JournalError(f"no folder for the upload target's lock: {state_dir(environ)} and "
-                       "the temporary directory cannot be written; set XDG_STATE_HOME to a "
-                       "writable folder")
+    raise JournalError(
+        f"no folder for the upload target's lock: {state_dir(environ)} and "
+        "the temporary directory cannot be written; set XDG_STATE_HOME to a "
+        "writable folder"
+    )
 
 
-def default_journal_path(config: UploadConfig, sources: Sequence[str],
-                         environ: dict[str, str] | None = None) -> Path:
+def default_journal_path(
+    config: UploadConfig, sources: Sequence[str], environ: dict[str, str] | None = None
+) -> Path:
     """One journal per upload target, named readably and made unique by a digest."""
     digest = target_digest(config, sources)
     hint = "-".join(filter(None, (config.company_root, config.dest_folder))) or "upload"
@@ -98,8 +108,9 @@ class RunLock:
     """An exclusive lock; the kernel drops it when its process dies. By default the one
     beside the journal; ``lock_path`` and ``what`` make it another (the target's)."""
 
-    def __init__(self, journal_path: Path, *, lock_path: Path | None = None,
-                 what: str | None = None) -> None:
+    def __init__(
+        self, journal_path: Path, *, lock_path: Path | None = None, what: str | None = None
+    ) -> None:
         self.path = lock_path or journal_path.with_name(journal_path.name + ".lock")
         self._journal_path = journal_path
         self._what = what or f"journal {journal_path}"
@@ -123,20 +134,26 @@ class RunLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise JournalError(f"{self._what} is in use by another run "
-                               f"(PID {holder.get('pid', '?')}, started "
-                               f"{holder.get('started', '?')}, journal "
-                               f"{holder.get('journal', '?')}); try again when it ends") \
-                from None
+            raise JournalError(
+                f"{self._what} is in use by another run "
+                f"(PID {holder.get('pid', '?')}, started "
+                f"{holder.get('started', '?')}, journal "
+                f"{holder.get('journal', '?')}); try again when it ends"
+            ) from None
 
     def _take(self, fd: int) -> None:
         previous = _read_holder(fd)
         if previous.get("pid") and previous.get("pid") != os.getpid():
             log.info("journal_lock_taken_over", dead_pid=previous.get("pid"), lock=str(self.path))
         self._fd = fd
-        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                             "journal": str(self._journal_path)}).encode()
+        holder = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "journal": str(self._journal_path),
+            }
+        ).encode()
         try:  # the note only names the holder; the lock itself is the flock
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder, 0)
@@ -208,9 +225,11 @@ class AsyncJournal:
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
         except sqlite3.Error as exc:  # a full disk, an I/O error: the run cannot go on
-            raise JournalError(f"journal {self.path} cannot be written ({exc}); what it "
-                               "recorded before is intact, and the same command resumes "
-                               "from there once the problem is fixed") from exc
+            raise JournalError(
+                f"journal {self.path} cannot be written ({exc}); what it "
+                "recorded before is intact, and the same command resumes "
+                "from there once the problem is fixed"
+            ) from exc
 
     async def close(self) -> None:
         """Close the database and stop the thread."""

@@ -68,17 +68,28 @@ class MonitorSettings:
     @classmethod
     def from_config(cls, config: UploadConfig, api_url: str) -> MonitorSettings:
         """The settings for the API at ``api_url`` (the config's ``resolved_api_url``)."""
-        return cls(api_url=api_url, company_handle=config.company_handle,
-                   auth=AuthHeader(user=config.user or "", password=config.password or "",
-                                   locale=config.locale),
-                   namespace=config.namespace, retry=policy_of(config))
+        return cls(
+            api_url=api_url,
+            company_handle=config.company_handle,
+            auth=AuthHeader(
+                user=config.user or "", password=config.password or "", locale=config.locale
+            ),
+            namespace=config.namespace,
+            retry=policy_of(config),
+        )
 
 
 class JobMonitor:
     """SOAP calls for one company, through the run's HTTP client."""
 
-    def __init__(self, settings: MonitorSettings, *, client: SoapCaller,
-                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        settings: MonitorSettings,
+        *,
+        client: SoapCaller,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         self._settings, self._client = settings, client
         self._sleep, self._rng = sleep, rng
 
@@ -92,11 +103,13 @@ class JobMonitor:
         """The company whose jobs this monitor asks about."""
         return self._settings.company_handle
 
-    async def call(self, operation: str, *, attempts: int | None = None,
-                   **params: Any) -> dict[str, Any]:
+    async def call(
+        self, operation: str, *, attempts: int | None = None, **params: Any
+    ) -> dict[str, Any]:
         """One operation, retried on transport failures; faults raise typed errors."""
-        envelope = encode_soap_request(operation, params, self._settings.auth,
-                                       namespace=self._settings.namespace)
+        envelope = encode_soap_request(
+            operation, params, self._settings.auth, namespace=self._settings.namespace
+        )
 
         async def attempt() -> dict[str, Any]:
             return await self._client.soap(self.api_url, operation, envelope)
@@ -120,16 +133,21 @@ class JobMonitor:
     async def active_jobs(self, handle: str | None = None) -> list[ActiveJob]:
         """The company's jobs ``getActiveJobs`` lists (only ``handle``'s, when given)."""
         params: dict[str, Any] = {"jobHandle": handle} if handle is not None else {}
-        answer = await self.call("getActiveJobs", companyHandle=self.company_handle,
-                                 **params)
-        return [ActiveJob(handle=str(item.get("jobHandle")),
-                          state=str(item.get("state") or "Unknown"),
-                          progress=item.get("progress"), name=item.get("name"))
-                for item in as_list(answer.get("jobArray"))
-                if isinstance(item, dict) and item.get("jobHandle")]
+        answer = await self.call("getActiveJobs", companyHandle=self.company_handle, **params)
+        return [
+            ActiveJob(
+                handle=str(item.get("jobHandle")),
+                state=str(item.get("state") or "Unknown"),
+                progress=item.get("progress"),
+                name=item.get("name"),
+            )
+            for item in as_list(answer.get("jobArray"))
+            if isinstance(item, dict) and item.get("jobHandle")
+        ]
 
-    async def wait_until_done(self, handle: str, *, first_wait_s: float = 0.5,
-                              max_wait_s: float = 30.0) -> ActiveJob | None:
+    async def wait_until_done(
+        self, handle: str, *, first_wait_s: float = 0.5, max_wait_s: float = 30.0
+    ) -> ActiveJob | None:
         """Poll ``getActiveJobs`` with growing waits until the job is done or gone.
 
         Returns early with a job that is open and idle (its endJob did not get through): such
@@ -149,8 +167,12 @@ class JobMonitor:
         page, seen = 1, 0
         while True:
             answer = await self.call(
-                "getJobLogDetails", companyHandle=self.company_handle,
-                jobHandle=handle, recordsPerPage=PAGE_ROWS, resultsPage=page)
+                "getJobLogDetails",
+                companyHandle=self.company_handle,
+                jobHandle=handle,
+                recordsPerPage=PAGE_ROWS,
+                resultsPage=page,
+            )
             logs = as_list(answer.get("jobLogArray"))
             if not logs or not isinstance(logs[0], dict):
                 return
@@ -169,17 +191,27 @@ class JobMonitor:
         if job is not None and job.state in OPEN_STATES:
             return True
         if (job is not None and job.stopping) or await self.was_stopped(handle):
-            raise JobStopped(f"job {handle} was stopped on the server (stopJob); "
-                             "its unprocessed files are reported as failed")
+            raise JobStopped(
+                f"job {handle} was stopped on the server (stopJob); "
+                "its unprocessed files are reported as failed"
+            )
         return False
 
     async def was_stopped(self, handle: str) -> bool:
         """Whether the job's log says it ended in a fatal error (``stopJob``, D-30)."""
-        answer = await self.call("getJobLogDetails", companyHandle=self.company_handle,
-                                 jobHandle=handle, recordsPerPage=1, resultsPage=1)
+        answer = await self.call(
+            "getJobLogDetails",
+            companyHandle=self.company_handle,
+            jobHandle=handle,
+            recordsPerPage=1,
+            resultsPage=1,
+        )
         logs = as_list(answer.get("jobLogArray"))
-        return bool(logs) and isinstance(logs[0], dict) and \
-            str(logs[0].get("fatalError", "")).lower() == "true"
+        return (
+            bool(logs)
+            and isinstance(logs[0], dict)
+            and str(logs[0].get("fatalError", "")).lower() == "true"
+        )
 
     async def stop(self, handle: str) -> None:
         """Ask the server to stop the job (``stopJob``)."""

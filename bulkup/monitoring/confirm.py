@@ -18,8 +18,13 @@ from bulkup.models import FileFailure
 from bulkup.monitoring.api import JobMonitor
 
 log = structlog.get_logger("bulkup.monitoring.confirm")
-VERDICTS = {"uploadsuccess": "confirmed", "fileupdated": "confirmed",
-            "duplicateskipped": "skipped", "uploaderror": "failed", "filecancel": "failed"}
+VERDICTS = {
+    "uploadsuccess": "confirmed",
+    "fileupdated": "confirmed",
+    "duplicateskipped": "skipped",
+    "uploaderror": "failed",
+    "filecancel": "failed",
+}
 SUCCESS_SUFFIX = " was processed into IPS"
 
 
@@ -61,14 +66,18 @@ def candidates_of(message: str) -> list[str]:
     return found
 
 
-async def confirm_job(monitor: JobMonitor, handle: str, ledger: Ledger, outcome: Outcome,
-                      on_failure: Any) -> None:
+async def confirm_job(
+    monitor: JobMonitor, handle: str, ledger: Ledger, outcome: Outcome, on_failure: Any
+) -> None:
     """Page through the job's log and settle every file it mentions."""
     stopped = False
     async for job_log, details in monitor.job_log(handle):
         stopped = stopped or str(job_log.get("fatalError", "")).lower() == "true"
-        lines = [(str(d.get("logType", "")).lower(), str(d.get("logMessage") or ""))
-                 for d in details if isinstance(d, dict)]
+        lines = [
+            (str(d.get("logType", "")).lower(), str(d.get("logMessage") or ""))
+            for d in details
+            if isinstance(d, dict)
+        ]
         lines = [(VERDICTS[kind], message) for kind, message in lines if kind in VERDICTS]
         if lines:
             await _settle_page(handle, lines, ledger, outcome, on_failure)
@@ -76,8 +85,9 @@ async def confirm_job(monitor: JobMonitor, handle: str, ledger: Ledger, outcome:
     outcome.unconfirmed += await ledger.unconfirmed(handle)
 
 
-async def _settle_page(handle: str, lines: list[tuple[str, str]], ledger: Ledger,
-                       outcome: Outcome, on_failure: Any) -> None:
+async def _settle_page(
+    handle: str, lines: list[tuple[str, str]], ledger: Ledger, outcome: Outcome, on_failure: Any
+) -> None:
     wanted = sorted({c for _, message in lines for c in candidates_of(message)})
     sent = await ledger.find(handle, wanted)
     verdicts: list[tuple[str, str, str]] = []

@@ -41,8 +41,9 @@ class WaitSettings:
         return cls(no_wait=config.no_wait, wait_timeout_s=config.wait_timeout_s)
 
 
-async def find_monitor(client: SoapCaller, config: UploadConfig, sleep: Sleep,
-                       stop: asyncio.Event) -> tuple[JobMonitor | None, UploadConfig]:
+async def find_monitor(
+    client: SoapCaller, config: UploadConfig, sleep: Sleep, stop: asyncio.Event
+) -> tuple[JobMonitor | None, UploadConfig]:
     """The monitoring API if it answers, and the config capped to the server's file limit,
     with the company root the server names when none is given (:func:`with_company_root`).
 
@@ -54,21 +55,33 @@ async def find_monitor(client: SoapCaller, config: UploadConfig, sleep: Sleep,
             our credentials: then the opening POST will say so, exit 3, before any file).
     """
     api_url = config.resolved_api_url
-    monitor = None if api_url is None else JobMonitor(
-        MonitorSettings.from_config(config, api_url), client=client, sleep=sleep)
+    monitor = (
+        None
+        if api_url is None
+        else JobMonitor(MonitorSettings.from_config(config, api_url), client=client, sleep=sleep)
+    )
     limit: int | None = None
     try:
-        limit = None if monitor is None else await unless_stopped(
-            monitor.max_file_size(attempts=PROBE_ATTEMPTS), stop)
+        limit = (
+            None
+            if monitor is None
+            else await unless_stopped(monitor.max_file_size(attempts=PROBE_ATTEMPTS), stop)
+        )
     except BulkupError as exc:  # even a fault: the upload itself will say what is wrong
-        log.warning("job_monitoring_unavailable", api_url=api_url, reason=describe(exc),
-                    consequence="files stay posted, not confirmed by the job log")
+        log.warning(
+            "job_monitoring_unavailable",
+            api_url=api_url,
+            reason=describe(exc),
+            consequence="files stay posted, not confirmed by the job log",
+        )
         if stop.is_set() or (is_fatal(exc) and not isinstance(exc, RequestRejected)):
             return None, config  # credentials or TLS: the opening POST fails the same way
         if is_retryable(exc) and config.company_root is None:
-            raise UploadFailed(f"cannot look up the company root (getCompanyInfo): "
-                               f"{describe(exc)}; give --company-root to go without",
-                               [exc]) from exc
+            raise UploadFailed(
+                f"cannot look up the company root (getCompanyInfo): "
+                f"{describe(exc)}; give --company-root to go without",
+                [exc],
+            ) from exc
         monitor = None
     if limit is not None and limit < config.max_file_size:
         log.info("server_file_limit", max_file_size=limit)
@@ -76,8 +89,7 @@ async def find_monitor(client: SoapCaller, config: UploadConfig, sleep: Sleep,
     return monitor, await with_company_root(monitor, config)
 
 
-async def with_company_root(monitor: JobMonitor | None,
-                            config: UploadConfig) -> UploadConfig:
+async def with_company_root(monitor: JobMonitor | None, config: UploadConfig) -> UploadConfig:
     """The config with ``company_root``: as given, else the server's (``getCompanyInfo``'s
     ``rootPath``). Without it every target would land outside the company's folders.
 
@@ -91,16 +103,22 @@ async def with_company_root(monitor: JobMonitor | None,
         return config
     advice = "give --company-root (the company's root folder, e.g. 'Acme/')"
     if monitor is None:
-        raise ConfigError(f"company_root: not given, and the server's API cannot be asked "
-                          f"for it (getCompanyInfo: see job_monitoring_unavailable); {advice}")
+        raise ConfigError(
+            f"company_root: not given, and the server's API cannot be asked "
+            f"for it (getCompanyInfo: see job_monitoring_unavailable); {advice}"
+        )
     try:
         answer = await monitor.call("getCompanyInfo", companyHandle=config.company_handle)
     except BulkupError as exc:
         if is_retryable(exc):
-            raise UploadFailed(f"cannot look up the company root (getCompanyInfo): "
-                               f"{describe(exc)}; {advice} to go without", [exc]) from exc
-        raise ConfigError(f"company_root: not given, and getCompanyInfo failed "
-                          f"({describe(exc)}); {advice}") from None
+            raise UploadFailed(
+                f"cannot look up the company root (getCompanyInfo): "
+                f"{describe(exc)}; {advice} to go without",
+                [exc],
+            ) from exc
+        raise ConfigError(
+            f"company_root: not given, and getCompanyInfo failed ({describe(exc)}); {advice}"
+        ) from None
     info = answer.get("companyInfo")
     root = info.get("rootPath") if isinstance(info, dict) else None
     if not isinstance(root, str) or not root.strip("/"):
@@ -109,9 +127,14 @@ async def with_company_root(monitor: JobMonitor | None,
     return config.with_overrides(company_root=root)
 
 
-async def server_verdicts(monitor: JobMonitor | None, settings: WaitSettings,
-                          handles: list[str], ledger: Ledger, failures: Failures,
-                          stop: asyncio.Event) -> tuple[Outcome | None, str]:
+async def server_verdicts(
+    monitor: JobMonitor | None,
+    settings: WaitSettings,
+    handles: list[str],
+    ledger: Ledger,
+    failures: Failures,
+    stop: asyncio.Event,
+) -> tuple[Outcome | None, str]:
     """Wait for each job, read its log, settle its files; returns the outcome and a status.
 
     A Ctrl-C (``stop``) ends the wait: the files keep the state they have.
@@ -125,8 +148,9 @@ async def server_verdicts(monitor: JobMonitor | None, settings: WaitSettings,
     if stop.is_set():
         return None, "not waited for (interrupted)"
     outcome = Outcome()
-    waiting = asyncio.create_task(_wait_and_confirm(monitor, settings.wait_timeout_s, handles,
-                                                    ledger, failures, outcome))
+    waiting = asyncio.create_task(
+        _wait_and_confirm(monitor, settings.wait_timeout_s, handles, ledger, failures, outcome)
+    )
     stopped = asyncio.create_task(stop.wait())  # both owned here: awaited before returning
     try:
         await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -140,8 +164,14 @@ async def server_verdicts(monitor: JobMonitor | None, settings: WaitSettings,
     return outcome, waiting.result()
 
 
-async def _wait_and_confirm(monitor: JobMonitor, timeout_s: float, handles: list[str],
-                            ledger: Ledger, failures: Failures, outcome: Outcome) -> str:
+async def _wait_and_confirm(
+    monitor: JobMonitor,
+    timeout_s: float,
+    handles: list[str],
+    ledger: Ledger,
+    failures: Failures,
+    outcome: Outcome,
+) -> str:
     still_open: list[str] = []
     try:
         async with asyncio.timeout(timeout_s):
@@ -156,8 +186,10 @@ async def _wait_and_confirm(monitor: JobMonitor, timeout_s: float, handles: list
         return f"incomplete: {reason}"
     if still_open:
         log.warning("job_still_open", job_handles=still_open)
-        return (f"incomplete: job {', '.join(still_open)} is still open on the server "
-                "(its endJob did not get through; it closes at its idle timeout)")
+        return (
+            f"incomplete: job {', '.join(still_open)} is still open on the server "
+            "(its endJob did not get through; it closes at its idle timeout)"
+        )
     if outcome.unmatched_lines:
         log.warning("job_log_lines_unmatched", count=outcome.unmatched_lines)
     return "complete"

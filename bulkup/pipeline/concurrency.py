@@ -66,8 +66,7 @@ import structlog
 from bulkup.config.model import UploadConfig
 from bulkup.errors import RequestTimeout, RunStopping, ServerUnavailable
 
-__all__ = ["AutoSettings", "Change", "ConcurrencyController", "Limiter", "Ticket",
-           "signal_of"]
+__all__ = ["AutoSettings", "Change", "ConcurrencyController", "Limiter", "Ticket", "signal_of"]
 
 log = structlog.get_logger("bulkup.pipeline.concurrency")
 Clock = Callable[[], float]
@@ -102,8 +101,7 @@ class AutoSettings:
         """The settings for ``--concurrency auto``; None for a fixed concurrency."""
         if config.concurrency != "auto":
             return None
-        return cls(initial=min(INITIAL, config.max_concurrency),
-                   maximum=config.max_concurrency)
+        return cls(initial=min(INITIAL, config.max_concurrency), maximum=config.max_concurrency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +205,12 @@ class ConcurrencyController:
         if window.posts < max(self.limit, self.settings.min_window_posts):
             return None
         span = max(now - window.started, 1e-9)
-        measure = Measure(self.limit, window.bytes / span, window.latency / window.posts,
-                          window.saturated * 2 >= window.posts)
+        measure = Measure(
+            self.limit,
+            window.bytes / span,
+            window.latency / window.posts,
+            window.saturated * 2 >= window.posts,
+        )
         self._window = _Window(started=now)
         self.windows += 1
         return self._after(measure)
@@ -234,10 +236,14 @@ class ConcurrencyController:
             self._probe = None
             return self._judge(left, measure)
         plateau = self._plateau
-        if (plateau and measure.latency > plateau[0].latency * self.settings.latency_rise
-                and measure.throughput < plateau[0].throughput * (1 + self.settings.min_gain)):
-            return self._cut(math.floor(self.limit * self.settings.backoff), "latency rose",
-                             measure)
+        if (
+            plateau
+            and measure.latency > plateau[0].latency * self.settings.latency_rise
+            and measure.throughput < plateau[0].throughput * (1 + self.settings.min_gain)
+        ):
+            return self._cut(
+                math.floor(self.limit * self.settings.backoff), "latency rose", measure
+            )
         plateau.append(measure)
         del plateau[1:-2]  # the first (the latency reference) and the last two
         self._ceiling_windows = max(self._ceiling_windows - 1, 0)
@@ -295,8 +301,9 @@ class ConcurrencyController:
             target = min(target, self.settings.maximum, self._below_ceiling())
             saturated = plateau.saturated
         else:
-            target = max(math.ceil(self.limit / (1 + self.settings.growth_step)),
-                         self.settings.initial)
+            target = max(
+                math.ceil(self.limit / (1 + self.settings.growth_step)), self.settings.initial
+            )
             saturated = True
         if target == self.limit or not saturated:
             self._settle(plateau)
@@ -331,8 +338,9 @@ class ConcurrencyController:
         self._window = _Window()
         if measure is None:
             return Change(old, new, reason)
-        return Change(old, new, reason, round(measure.throughput / 1e6, 2),
-                      round(measure.latency * 1000, 1))
+        return Change(
+            old, new, reason, round(measure.throughput / 1e6, 2), round(measure.latency * 1000, 1)
+        )
 
 
 BATCH_SLACK = 2
@@ -444,8 +452,15 @@ class Limiter:
     def _apply(self, change: Change | None) -> None:
         if change is None:
             return
-        log.info("concurrency_changed", old=change.old, new=change.new, reason=change.reason,
-                 mb_s=change.mb_s, latency_ms=change.latency_ms, in_flight=self.in_flight)
+        log.info(
+            "concurrency_changed",
+            old=change.old,
+            new=change.new,
+            reason=change.reason,
+            mb_s=change.mb_s,
+            latency_ms=change.latency_ms,
+            in_flight=self.in_flight,
+        )
         self._posts.hand_over(self.limit)
         self._batches.hand_over(self._batch_room())
 

@@ -60,6 +60,8 @@ class JobRecorder(Protocol):
     async def job_active(self, handle: str) -> None: ...
     async def job_closing(self, handle: str) -> None: ...
     async def job_closed(self, handle: str) -> None: ...
+
+
 MAX_JOB_REPLACEMENTS = 5
 
 
@@ -90,14 +92,23 @@ class JobSettings:
     def from_config(cls, config: UploadConfig) -> JobSettings:
         """Built once per run (the retry policy with it)."""
         return cls(
-            job_name=config.job_name, company_handle=config.company_handle or "",
-            upload_params=config.upload_params, locale=config.locale,
-            description=config.description, namespace=config.namespace,
-            auth=AuthHeader(user=config.user or "", password=config.password or "",
-                            locale=config.locale,
-                            fault_http_status_code=config.fault_http_status_code),
-            auth_namespace=config.auth_namespace, chunk_size=config.chunk_size,
-            keepalive_after_s=config.keepalive_after_s, retry=policy_of(config))
+            job_name=config.job_name,
+            company_handle=config.company_handle or "",
+            upload_params=config.upload_params,
+            locale=config.locale,
+            description=config.description,
+            namespace=config.namespace,
+            auth=AuthHeader(
+                user=config.user or "",
+                password=config.password or "",
+                locale=config.locale,
+                fault_http_status_code=config.fault_http_status_code,
+            ),
+            auth_namespace=config.auth_namespace,
+            chunk_size=config.chunk_size,
+            keepalive_after_s=config.keepalive_after_s,
+            retry=policy_of(config),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +138,7 @@ class JobLinks:
 class JobCoordinator:
     """Owns the job handle(s) of one run."""
 
-    def __init__(self, settings: JobSettings, *, deps: Deps,
-                 links: JobLinks = JobLinks()) -> None:
+    def __init__(self, settings: JobSettings, *, deps: Deps, links: JobLinks = JobLinks()) -> None:
         """Once ``deps.stop`` is set no job is opened or kept alive and no failed POST is
         retried."""
         self._settings = settings
@@ -200,8 +210,9 @@ class JobCoordinator:
                 params = self._follow_up_xml[handle] = self._encode(job_handle=handle)
         else:
             params = self._encode(job_handle=handle, file_name=file_name)
-        return xml_part(boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams",
-                                                                    params)
+        return xml_part(boundary, "auth", self._auth_xml) + xml_part(
+            boundary, "uploadParams", params
+        )
 
     def _follow_up_head(self, handle: str, boundary: str) -> bytes:
         return self.head(boundary, handle)
@@ -209,9 +220,11 @@ class JobCoordinator:
     def _encode(self, **fields: object) -> bytes:
         """An ``uploadPostParam``; every POST carries the job's same ``uploadParams`` options
         (the servlet takes them from the opening POST and ignores them afterwards)."""
-        param = UploadPostParam(company_handle=self._settings.company_handle,
-                                upload_params=self._settings.upload_params,
-                                **fields)  # type: ignore[arg-type]
+        param = UploadPostParam(
+            company_handle=self._settings.company_handle,
+            upload_params=self._settings.upload_params,
+            **fields,  # type: ignore[arg-type]
+        )
         return encode_upload_post_param(param, namespace=self._settings.namespace)
 
     def touch(self) -> None:
@@ -220,44 +233,67 @@ class JobCoordinator:
         self._stats.posts += 1
 
     async def _open(self, name: str) -> None:
-        params = self._encode(job_name=name, locale=self._settings.locale,
-                              description=self._settings.description)
-        result = await self._post_without_files(lambda boundary: xml_part(
-            boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params))
+        params = self._encode(
+            job_name=name, locale=self._settings.locale, description=self._settings.description
+        )
+        result = await self._post_without_files(
+            lambda boundary: (
+                xml_part(boundary, "auth", self._auth_xml)
+                + xml_part(boundary, "uploadParams", params)
+            )
+        )
         self.handle = result
         self.handles.append(result)
         if self._recorder is not None:
             await self._recorder.job_opened(result, name)
         log.info("job_opened", job_handle=result, job_name=name)
 
-    async def _post_without_files(self, head_of: Callable[[str], bytes],
-                                  job: str | None = None) -> str:
+    async def _post_without_files(
+        self, head_of: Callable[[str], bytes], job: str | None = None
+    ) -> str:
         """A file-less POST; when it goes into the open job ``job``, its answer must name
         that job."""
         record = Attempts()
 
         async def attempt() -> str:
             boundary = new_boundary()
-            body = BatchBody(boundary=boundary, head=head_of(boundary), files=(),
-                             chunk_size=self._settings.chunk_size)
+            body = BatchBody(
+                boundary=boundary,
+                head=head_of(boundary),
+                files=(),
+                chunk_size=self._settings.chunk_size,
+            )
             answered = (await self._client.post(body)).job_handle
             if job is not None and answered != job:
-                raise HandleMismatch(f"the answer named job {answered!r}, not {job!r}: not "
-                                     "an acknowledgement")
+                raise HandleMismatch(
+                    f"the answer named job {answered!r}, not {job!r}: not an acknowledgement"
+                )
             return answered
 
         try:
-            handle = await call_with_retry(attempt, self._settings.retry, sleep=self._sleep,
-                                           rng=self._rng, record=record,
-                                           on_retry=self._on_retry, stop=self._stop)
+            handle = await call_with_retry(
+                attempt,
+                self._settings.retry,
+                sleep=self._sleep,
+                rng=self._rng,
+                record=record,
+                on_retry=self._on_retry,
+                stop=self._stop,
+            )
         finally:
             self._stats.retries += record.retries
         self.touch()
         return handle
 
     def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
-        log.warning("post_retry", kind="job", attempt=attempt, wait_s=round(wait_s, 3),
-                    error=type(exc).__name__, reason=str(exc)[:200])
+        log.warning(
+            "post_retry",
+            kind="job",
+            attempt=attempt,
+            wait_s=round(wait_s, 3),
+            error=type(exc).__name__,
+            reason=str(exc)[:200],
+        )
 
     async def job_is_alive(self, handle: str) -> bool:
         """After a 30001 on a follow-up: does the job still take POSTs? (D-14).
@@ -274,7 +310,8 @@ class JobCoordinator:
                 f"job {handle} is open on the server but refuses POSTs from this machine: its "
                 "source address changed mid-job (a NAT pool or a proxy with several egress "
                 "addresses). Run from a host with one egress address, or pin it with "
-                "--source-ip; the same command again resumes with a new job.")
+                "--source-ip; the same command again resumes with a new job."
+            )
         return probe_accepted
 
     async def _open_on_server(self, handle: str) -> bool | None:
@@ -292,8 +329,9 @@ class JobCoordinator:
     async def _probe(self, handle: str) -> bool:
         """Does a file-less POST of ours get into the job?"""
         try:
-            await self._post_without_files(functools.partial(self._follow_up_head, handle),
-                                           job=handle)
+            await self._post_without_files(
+                functools.partial(self._follow_up_head, handle), job=handle
+            )
         except IpsApiFault as fault:
             if fault.may_mean_job_lost:
                 return False
@@ -306,8 +344,9 @@ class JobCoordinator:
             if self.handle != lost:
                 return  # another worker already replaced it
             if len(self.handles) > MAX_JOB_REPLACEMENTS:
-                raise UploadFailed(f"the server lost the job {MAX_JOB_REPLACEMENTS} times; "
-                                   "giving up")
+                raise UploadFailed(
+                    f"the server lost the job {MAX_JOB_REPLACEMENTS} times; giving up"
+                )
             log.warning("job_lost", job_handle=lost)
             self.handle = None
             if self._recorder is not None:
@@ -324,8 +363,9 @@ class JobCoordinator:
                 continue
             handle = self.handle
             try:
-                await self._post_without_files(functools.partial(self._follow_up_head, handle),
-                                               job=handle)
+                await self._post_without_files(
+                    functools.partial(self._follow_up_head, handle), job=handle
+                )
             except RunStopping:
                 return
             if self._recorder is not None:
@@ -343,9 +383,13 @@ class JobCoordinator:
         if self._recorder is not None:  # before sending: a crash then never POSTs into it
             await self._recorder.job_closing(handle)
         try:
-            await self._post_without_files(lambda boundary: xml_part(
-                boundary, "auth", self._auth_xml) + xml_part(boundary, "uploadParams", params),
-                job=handle)
+            await self._post_without_files(
+                lambda boundary: (
+                    xml_part(boundary, "auth", self._auth_xml)
+                    + xml_part(boundary, "uploadParams", params)
+                ),
+                job=handle,
+            )
         except IpsApiFault as fault:
             if not fault.may_mean_job_lost:
                 raise

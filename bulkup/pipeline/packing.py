@@ -51,8 +51,10 @@ class BatchPacker:
 
     def room(self) -> tuple[int, int]:
         """How many more files, and bytes of them, the open batch takes (each at least 1)."""
-        return (max(self._max_files - len(self._open), 1),
-                max(self._max_bytes - self._open_bytes, 1))
+        return (
+            max(self._max_files - len(self._open), 1),
+            max(self._max_bytes - self._open_bytes, 1),
+        )
 
     def add(self, entry: FileEntry) -> list[Batch]:
         """Add one entry.
@@ -109,6 +111,9 @@ class PlanListing:
             self.posts += 1
             if self._out is not None:
                 post = self.posts
-                self._out.write("".join(
-                    f"{post}\t{escaped(e.target)}\t{e.size}\t{escaped(e.path)}\n"
-                    for e in batch.entries))
+                self._out.write(
+                    "".join(
+                        f"{post}\t{escaped(e.target)}\t{e.size}\t{escaped(e.path)}\n"
+                        for e in batch.entries
+                    )
+                )

@@ -94,15 +94,16 @@ class Pipe(Generic[T]):
                 raise PipeClosed("put into a closed pipe")
             room = self._capacity - len(self._items)
             if room > 0:
-                self._items.extend(items[start:start + room])
+                self._items.extend(items[start : start + room])
                 start += room
                 _wake_one(self._getters)
             if start >= len(items):
                 return
             await _wait_in(self._putters, self._wake_next_putter)
 
-    async def take(self, limit: int, *, weigh: Callable[[T], int] | None = None,
-                   budget: int = 0) -> list[T]:
+    async def take(
+        self, limit: int, *, weigh: Callable[[T], int] | None = None, budget: int = 0
+    ) -> list[T]:
         """Up to ``limit`` items, waiting for the first; ``[]`` means the pipe is closed and
         empty: the end of the stream.
 

@@ -66,8 +66,9 @@ class SyncPlanner:
             hashes = await asyncio.to_thread(_hash_chunk, chunk, known)
         send = [e for e in chunk if self._should_send(e, known.get(e.target), hashes)]
         if known:
-            await journal.call(Journal.record_walked, self.run_id,
-                               [e for e in chunk if e.target in known], hashes)
+            await journal.call(
+                Journal.record_walked, self.run_id, [e for e in chunk if e.target in known], hashes
+            )
         self.hashes.update((e.target, hashes[e.target]) for e in send if e.target in hashes)
         return self._skipped_but(chunk, send)
 
@@ -83,8 +84,7 @@ class SyncPlanner:
         self.stats.bytes_skipped += sum([e.size for e in chunk]) - sum([e.size for e in send])
         return send
 
-    def _should_send(self, entry: FileEntry, known: Known | None,
-                     hashes: dict[str, str]) -> bool:
+    def _should_send(self, entry: FileEntry, known: Known | None, hashes: dict[str, str]) -> bool:
         config = self.config
         if config.force:
             return True

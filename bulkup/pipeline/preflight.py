@@ -39,11 +39,15 @@ def check_credentials(config: UploadConfig) -> None:
     if not config.user:
         raise ConfigError("no user: give --user (or BULKUP_USER, or user in the config)")
     if not config.password:
-        raise ConfigError("no password: set BULKUP_PASSWORD (or password_file in the config); "
-                          "it is never taken from a flag")
+        raise ConfigError(
+            "no password: set BULKUP_PASSWORD (or password_file in the config); "
+            "it is never taken from a flag"
+        )
     if not config.company_handle:
-        raise ConfigError("no company handle: give --company-handle (or "
-                          "BULKUP_COMPANY_HANDLE, or company_handle in the config)")
+        raise ConfigError(
+            "no company handle: give --company-handle (or "
+            "BULKUP_COMPANY_HANDLE, or company_handle in the config)"
+        )
 
 
 def check_ca_bundle(path: Path | None) -> None:
@@ -56,8 +60,10 @@ def check_ca_bundle(path: Path | None) -> None:
         reason = exc.strerror or "cannot be read"
         if isinstance(exc, ssl.SSLError):
             reason = "holds no PEM certificate"
-        raise ConfigError(f"ca_bundle: {_shown(path)}: {reason}; give a PEM file of CA "
-                          "certificates with --ca-bundle") from None
+        raise ConfigError(
+            f"ca_bundle: {_shown(path)}: {reason}; give a PEM file of CA "
+            "certificates with --ca-bundle"
+        ) from None
 
 
 def check_report_folder(path: Path | None) -> None:
@@ -66,8 +72,10 @@ def check_report_folder(path: Path | None) -> None:
         return
     folder = path.parent
     if not folder.is_dir():
-        raise ConfigError(f"report: the folder {_shown(folder)} does not exist; create it or "
-                          "give another --report path")
+        raise ConfigError(
+            f"report: the folder {_shown(folder)} does not exist; create it or "
+            "give another --report path"
+        )
     if not os.access(folder, os.W_OK) or path.is_dir():
         raise ConfigError(f"report: cannot write {_shown(path)}; give a writable --report path")
 
@@ -82,18 +90,20 @@ def check_source_ip(address: str | None) -> None:
             probe.bind((address, 0))
         except OSError as exc:
             if exc.errno != errno.EADDRNOTAVAIL:
-                raise ConfigError(f"source_ip: cannot bind to {address} ({exc.strerror})") \
-                    from None
-            raise ConfigError(f"source_ip: {address} is not an address of this host; give "
-                              "one of its addresses with --source-ip") from None
+                raise ConfigError(f"source_ip: cannot bind to {address} ({exc.strerror})") from None
+            raise ConfigError(
+                f"source_ip: {address} is not an address of this host; give "
+                "one of its addresses with --source-ip"
+            ) from None
 
 
 def check_sources(sources: Sequence[str]) -> None:
     """Every source exists (a file or a folder; a dangling link counts as missing)."""
     for source in sources:
         if not os.path.exists(source):
-            raise ConfigError(f"{_shown(Path(source))}: no such file or folder (a SRC of the "
-                              "upload)")
+            raise ConfigError(
+                f"{_shown(Path(source))}: no such file or folder (a SRC of the upload)"
+            )
 
 
 def _shown(path: Path) -> str:

@@ -84,9 +84,14 @@ class RunHooks:
     progress_interval_s: float = 0.5
 
 
-async def run_upload(config: UploadConfig, sources: Sequence[str], *,
-                     stop: asyncio.Event | None = None, abort: asyncio.Event | None = None,
-                     hooks: RunHooks = RunHooks()) -> UploadReport:
+async def run_upload(
+    config: UploadConfig,
+    sources: Sequence[str],
+    *,
+    stop: asyncio.Event | None = None,
+    abort: asyncio.Event | None = None,
+    hooks: RunHooks = RunHooks(),
+) -> UploadReport:
     """Upload every file under ``sources``; returns the report.
 
     ``stop`` asks for a graceful stop (see the module's notes), ``abort`` for leaving at once.
@@ -99,14 +104,18 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     check_before_upload(config, sources)
     config = named_for_shard(config)
     now = time.time()  # ages from the run's start
-    file_filter = await apply_shard(config, sources,
-                                    lambda: FileFilter.from_config(config, now=now))
+    file_filter = await apply_shard(
+        config, sources, lambda: FileFilter.from_config(config, now=now)
+    )
     stats = Stats(clock=hooks.clock)
     failures = Failures(stats)
     if config.dry_run:
-        return with_shard(await _dry_run(
-            config, _walker(config, sources, failures, file_filter), stats, failures),
-            file_filter)
+        return with_shard(
+            await _dry_run(
+                config, _walker(config, sources, failures, file_filter), stats, failures
+            ),
+            file_filter,
+        )
     url = config.upload_url
     if not url:
         raise ConfigError("no server: give --server URL, --region or --emulator")
@@ -114,18 +123,38 @@ async def run_upload(config: UploadConfig, sources: Sequence[str], *,
     try:
         if recorder is not None:
             failures.sink = recorder.failed
-        return with_shard(await _run(config, url, sources, stats, failures, recorder,
-                                     stop or asyncio.Event(), abort, hooks, file_filter),
-                          file_filter)
+        return with_shard(
+            await _run(
+                config,
+                url,
+                sources,
+                stats,
+                failures,
+                recorder,
+                stop or asyncio.Event(),
+                abort,
+                hooks,
+                file_filter,
+            ),
+            file_filter,
+        )
     finally:
         if recorder is not None:
             await recorder.close()
 
 
-async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: Stats,
-               failures: Failures, recorder: RunRecorder | None, stop: asyncio.Event,
-               abort: asyncio.Event | None, hooks: RunHooks,
-               file_filter: FileFilter) -> UploadReport:
+async def _run(
+    config: UploadConfig,
+    url: str,
+    sources: Sequence[str],
+    stats: Stats,
+    failures: Failures,
+    recorder: RunRecorder | None,
+    stop: asyncio.Event,
+    abort: asyncio.Event | None,
+    hooks: RunHooks,
+    file_filter: FileFilter,
+) -> UploadReport:
     resume = await recorder.resumable_job() if recorder else None
     ledger: Ledger = JournalLedger(recorder) if recorder else MemoryLedger()
     async with UploadClient(config, url, stats=stats) as client:
@@ -137,33 +166,61 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
             monitor, setup_failure = None, Fatal(describe(exc))
         resume = await _still_open(resume, monitor, recorder)
         walker = _walker(config, sources, failures, file_filter)
-        planner = SyncPlanner(config=config, stats=stats,
-                              journal=recorder.journal if recorder else None,
-                              run_id=recorder.run_id if recorder else 0)
-        deps = Deps(client=client, stats=stats, clock=hooks.clock, sleep=hooks.sleep,
-                    rng=hooks.rng, stop=stop)
-        coordinator = JobCoordinator(JobSettings.from_config(config), deps=deps, links=JobLinks(
-            recorder=recorder, status=monitor,
-            resume=(resume.handle, resume.name) if resume else None))
-        sender = BatchSender(SenderSettings.from_config(config), deps=deps,
-                             coordinator=coordinator,
-                             outcomes=Outcomes(failures, _receipts(recorder, planner, ledger)))
+        planner = SyncPlanner(
+            config=config,
+            stats=stats,
+            journal=recorder.journal if recorder else None,
+            run_id=recorder.run_id if recorder else 0,
+        )
+        deps = Deps(
+            client=client,
+            stats=stats,
+            clock=hooks.clock,
+            sleep=hooks.sleep,
+            rng=hooks.rng,
+            stop=stop,
+        )
+        coordinator = JobCoordinator(
+            JobSettings.from_config(config),
+            deps=deps,
+            links=JobLinks(
+                recorder=recorder,
+                status=monitor,
+                resume=(resume.handle, resume.name) if resume else None,
+            ),
+        )
+        sender = BatchSender(
+            SenderSettings.from_config(config),
+            deps=deps,
+            coordinator=coordinator,
+            outcomes=Outcomes(failures, _receipts(recorder, planner, ledger)),
+        )
         fatal = setup_failure or await _unless_aborted(
             _send_and_close(config, walker, planner, sender, coordinator, stats, stop, hooks),
-            abort, stop)
+            abort,
+            stop,
+        )
         handles = list(coordinator.handles)
         if recorder is not None and monitor is not None and not stop.is_set():
             handles += await recorder.earlier_unconfirmed_jobs(handles)
-        outcome, confirmation = await server_verdicts(monitor, WaitSettings.from_config(config),
-                                                      handles, ledger, failures, stop)
-    report = _with_verdicts(_report(stats, failures, coordinator.handles, stop.is_set(), fatal),
-                            outcome, confirmation, config)
+        outcome, confirmation = await server_verdicts(
+            monitor, WaitSettings.from_config(config), handles, ledger, failures, stop
+        )
+    report = _with_verdicts(
+        _report(stats, failures, coordinator.handles, stop.is_set(), fatal),
+        outcome,
+        confirmation,
+        config,
+    )
     if recorder is None:
         return report
     try:
         # Gone files only after a walk that saw everything: a filtered-out file is not gone.
-        saw_all = (walker.stats.done and not stop.is_set()
-                   and not left_out(file_filter, walker.stats.excluded))
+        saw_all = (
+            walker.stats.done
+            and not stop.is_set()
+            and not left_out(file_filter, walker.stats.excluded)
+        )
         gone = await recorder.finish(report, saw_all)
     except JournalError as exc:
         log.error("journal_finish_failed", reason=str(exc))
@@ -173,8 +230,9 @@ async def _run(config: UploadConfig, url: str, sources: Sequence[str], stats: St
     return dataclasses.replace(report, files_gone=len(gone), gone=tuple(gone))
 
 
-async def _still_open(resume: ResumableJob | None, monitor: JobMonitor | None,
-                      recorder: RunRecorder | None) -> ResumableJob | None:
+async def _still_open(
+    resume: ResumableJob | None, monitor: JobMonitor | None, recorder: RunRecorder | None
+) -> ResumableJob | None:
     """The earlier run's open job, if the server still lists it as taking POSTs
     (``getActiveJobs``; when the API cannot say, the journal's word stands and a 30001 on the
     first POST would still show a lost job). A job the server no longer has open is recorded
@@ -188,15 +246,25 @@ async def _still_open(resume: ResumableJob | None, monitor: JobMonitor | None,
         return resume
     if job is not None and job.state in OPEN_STATES:
         return resume
-    log.info("job_not_resumed", job_handle=resume.handle,
-             state=job.state if job is not None else "not listed")
+    log.info(
+        "job_not_resumed",
+        job_handle=resume.handle,
+        state=job.state if job is not None else "not listed",
+    )
     await recorder.job_closed(resume.handle)
     return None
 
 
-async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPlanner,
-                          sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
-                          stop: asyncio.Event, hooks: RunHooks) -> Fatal | None:
+async def _send_and_close(
+    config: UploadConfig,
+    walker: Walker,
+    planner: SyncPlanner,
+    sender: BatchSender,
+    coordinator: JobCoordinator,
+    stats: Stats,
+    stop: asyncio.Event,
+    hooks: RunHooks,
+) -> Fatal | None:
     """The pipeline, then endJob; returns why the run failed, if it did."""
     fatal: Fatal | None = None
     try:
@@ -206,8 +274,9 @@ async def _send_and_close(config: UploadConfig, walker: Walker, planner: SyncPla
     return await _close_job(coordinator, fatal, stop.is_set())
 
 
-async def _unless_aborted(work: Coroutine[Any, Any, Fatal | None],
-                          abort: asyncio.Event | None, stop: asyncio.Event) -> Fatal | None:
+async def _unless_aborted(
+    work: Coroutine[Any, Any, Fatal | None], abort: asyncio.Event | None, stop: asyncio.Event
+) -> Fatal | None:
     """``work``'s outcome; when ``abort`` fires first, ``work`` is cancelled (and awaited:
     receipts being written finish first) and the run counts as interrupted."""
     if abort is None:
@@ -220,23 +289,28 @@ async def _unless_aborted(work: Coroutine[Any, Any, Fatal | None],
         return None
 
 
-def _with_verdicts(report: UploadReport, outcome: Outcome | None, confirmation: str,
-                   config: UploadConfig) -> UploadReport:
+def _with_verdicts(
+    report: UploadReport, outcome: Outcome | None, confirmation: str, config: UploadConfig
+) -> UploadReport:
     """The server's verdicts in the report; unconfirmed files fail if confirmation is required."""
     outcome = outcome or Outcome(unconfirmed=report.files_uploaded)
     failed = report.files_failed
     if config.require_confirmation and outcome.unconfirmed:
         failed += outcome.unconfirmed
     return dataclasses.replace(
-        report, files_failed=failed, files_confirmed=outcome.confirmed,
+        report,
+        files_failed=failed,
+        files_confirmed=outcome.confirmed,
         files_skipped_by_server=outcome.skipped_by_server,
-        files_unconfirmed=outcome.unconfirmed, confirmation=confirmation,
-        jobs_stopped=outcome.stopped_jobs, files_refused=outcome.failed,
-        files_failed_locally=max(report.files_failed - outcome.failed, 0))
+        files_unconfirmed=outcome.unconfirmed,
+        confirmation=confirmation,
+        jobs_stopped=outcome.stopped_jobs,
+        files_refused=outcome.failed,
+        files_failed_locally=max(report.files_failed - outcome.failed, 0),
+    )
 
 
-def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
-              ledger: Ledger) -> OnPosted:
+def _receipts(recorder: RunRecorder | None, planner: SyncPlanner, ledger: Ledger) -> OnPosted:
     """What the sender calls once a POST is acknowledged: the journal's receipt (or, without
     a journal, the in-memory ledger the job log is matched against)."""
 
@@ -245,34 +319,49 @@ def _receipts(recorder: RunRecorder | None, planner: SyncPlanner,
             assert isinstance(ledger, MemoryLedger)
             ledger.add(handle, entries)
             return
-        hashes = {e.target: planner.hashes.pop(e.target) for e in entries
-                  if e.target in planner.hashes}
+        hashes = {
+            e.target: planner.hashes.pop(e.target) for e in entries if e.target in planner.hashes
+        }
         await recorder.posted(entries, handle, hashes)
 
     return on_posted
 
 
-def _walker(config: UploadConfig, sources: Sequence[str], failures: Failures,
-            file_filter: FileFilter) -> Walker:
-    return Walker(roots=sources, file_filter=file_filter,
-                  follow_symlinks=config.follow_symlinks,
-                  follow_external_symlinks=config.follow_external_symlinks,
-                  company_root=config.company_root,
-                  dest_folder=config.dest_folder, max_file_size=config.max_file_size,
-                  on_failure=failures.add, stats=failures.stats)
+def _walker(
+    config: UploadConfig, sources: Sequence[str], failures: Failures, file_filter: FileFilter
+) -> Walker:
+    return Walker(
+        roots=sources,
+        file_filter=file_filter,
+        follow_symlinks=config.follow_symlinks,
+        follow_external_symlinks=config.follow_external_symlinks,
+        company_root=config.company_root,
+        dest_folder=config.dest_folder,
+        max_file_size=config.max_file_size,
+        on_failure=failures.add,
+        stats=failures.stats,
+    )
 
 
-async def _pipeline(config: UploadConfig, walker: Walker, planner: SyncPlanner,
-                    sender: BatchSender, coordinator: JobCoordinator, stats: Stats,
-                    stop: asyncio.Event, hooks: RunHooks) -> None:
+async def _pipeline(
+    config: UploadConfig,
+    walker: Walker,
+    planner: SyncPlanner,
+    sender: BatchSender,
+    coordinator: JobCoordinator,
+    stats: Stats,
+    stop: asyncio.Event,
+    hooks: RunHooks,
+) -> None:
     walked: Pipe[FileEntry] = Pipe(config.queue_size)
     to_send: Pipe[FileEntry] = Pipe(config.queue_size)
     async with asyncio.TaskGroup() as group:
         walking = walked.closes_with(group.create_task(walker.run(walked)))
         planning = to_send.closes_with(group.create_task(planner.run(walked, to_send)))
-        workers = [group.create_task(_worker(to_send, _packer(config), sender, coordinator,
-                                                   stop))
-                   for _ in range(config.concurrency_cap)]
+        workers = [
+            group.create_task(_worker(to_send, _packer(config), sender, coordinator, stop))
+            for _ in range(config.concurrency_cap)
+        ]
         helpers = [
             group.create_task(coordinator.keep_alive()),
             group.create_task(_cancel_on(stop, walking, planning)),
@@ -290,8 +379,9 @@ async def _drain(workers: list[asyncio.Task[None]], stop: asyncio.Event, grace_s
     stopping = asyncio.ensure_future(stop.wait())  # owned here: cancelled and awaited below
     try:
         while pending and not stop.is_set():
-            _, pending = await asyncio.wait(pending | {stopping},
-                                            return_when=asyncio.FIRST_COMPLETED)
+            _, pending = await asyncio.wait(
+                pending | {stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
             pending.discard(stopping)
     finally:
         stopping.cancel()
@@ -309,8 +399,13 @@ def _packer(config: UploadConfig) -> BatchPacker:
     return BatchPacker(config.max_post_bytes, config.max_files_per_post)
 
 
-async def _worker(pipe: Pipe[FileEntry], packer: BatchPacker, sender: BatchSender,
-                  coordinator: JobCoordinator, stop: asyncio.Event) -> None:
+async def _worker(
+    pipe: Pipe[FileEntry],
+    packer: BatchPacker,
+    sender: BatchSender,
+    coordinator: JobCoordinator,
+    stop: asyncio.Event,
+) -> None:
     """Pack entries into batches and send each as soon as it is full; the first entry starts
     opening the job (so its round trip overlaps with packing). Each take is about what the
     open batch still has room for, so the workers share the files out. Under
@@ -361,7 +456,9 @@ async def _report_progress(stats: Stats, hooks: RunHooks) -> None:
         return
     while True:
         hooks.progress(stats.snapshot())
-        await asyncio.sleep(hooks.progress_interval_s)
+        await asyncio.sleep(
+            hooks.progress_interval_s
+        )  # real time: a display refresh, not a wait a test fakes
 
 
 class Fatal(NamedTuple):
@@ -383,10 +480,15 @@ def _fatal_reason(group: BaseExceptionGroup[BaseException]) -> Fatal:
     chosen = next((exc for exc in leaves if is_fatal(exc)), leaves[0])
     if is_fatal(chosen):
         log.error("run_failed", error=type(chosen).__name__, reason=describe(chosen))
-        return Fatal(describe(chosen),
-                     EXIT_USAGE if isinstance(chosen, JournalError) else EXIT_FATAL)
-    log.error("run_failed_unexpectedly", error=type(chosen).__name__, reason=describe(chosen),
-              exc_info=chosen)
+        return Fatal(
+            describe(chosen), EXIT_USAGE if isinstance(chosen, JournalError) else EXIT_FATAL
+        )
+    log.error(
+        "run_failed_unexpectedly",
+        error=type(chosen).__name__,
+        reason=describe(chosen),
+        exc_info=chosen,
+    )
     return Fatal(f"internal error: {type(chosen).__name__}: {describe(chosen)}")
 
 
@@ -398,8 +500,9 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield exc
 
 
-async def _close_job(coordinator: JobCoordinator, fatal: Fatal | None,
-                     stopping: bool) -> Fatal | None:
+async def _close_job(
+    coordinator: JobCoordinator, fatal: Fatal | None, stopping: bool
+) -> Fatal | None:
     """endJob for an opened job, whatever happened before; a failure here is reported (when
     stopping, only logged: the server closes an idle job itself, and the run exits 130)."""
     await coordinator.settled()
@@ -416,8 +519,9 @@ async def _close_job(coordinator: JobCoordinator, fatal: Fatal | None,
     return fatal
 
 
-async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
-                   failures: Failures) -> UploadReport:
+async def _dry_run(
+    config: UploadConfig, walker: Walker, stats: Stats, failures: Failures
+) -> UploadReport:
     """Walk and pack, send nothing. With ``list_files``, each batch's files are printed as
     the batch is complete (POST number, target, size; memory stays one open batch)."""
     walked: Pipe[FileEntry] = Pipe(config.queue_size)
@@ -431,20 +535,34 @@ async def _dry_run(config: UploadConfig, walker: Walker, stats: Stats,
                 total += entry.size
     plan.add([packer.flush()])
     posts = plan.posts
-    return _report(stats, failures, [], False, None, dry_run=True, planned_posts=posts,
-                   bytes_planned=total)
+    return _report(
+        stats, failures, [], False, None, dry_run=True, planned_posts=posts, bytes_planned=total
+    )
 
 
-def _report(stats: Stats, failures: Failures, handles: list[str], interrupted: bool,
-            fatal: Fatal | None, **extra: Any) -> UploadReport:
+def _report(
+    stats: Stats,
+    failures: Failures,
+    handles: list[str],
+    interrupted: bool,
+    fatal: Fatal | None,
+    **extra: Any,
+) -> UploadReport:
     snap = stats.snapshot()
     return UploadReport(
-        job_handles=tuple(handles), files_found=snap.files_found,
-        files_uploaded=snap.files_uploaded, files_failed=snap.files_failed,
-        files_skipped=snap.files_skipped, bytes_uploaded=snap.bytes_uploaded,
-        posts=snap.posts, retries=snap.retries, duration_s=snap.elapsed_s,
-        failures=tuple(failures.kept), interrupted=interrupted,
+        job_handles=tuple(handles),
+        files_found=snap.files_found,
+        files_uploaded=snap.files_uploaded,
+        files_failed=snap.files_failed,
+        files_skipped=snap.files_skipped,
+        bytes_uploaded=snap.bytes_uploaded,
+        posts=snap.posts,
+        retries=snap.retries,
+        duration_s=snap.elapsed_s,
+        failures=tuple(failures.kept),
+        interrupted=interrupted,
         fatal_error=fatal.reason if fatal else None,
         fatal_exit_code=fatal.exit_code if fatal else None,
-        files_failed_locally=snap.files_failed, **extra,
+        files_failed_locally=snap.files_failed,
+        **extra,
     )

@@ -61,8 +61,12 @@ class SenderSettings:
     @classmethod
     def from_config(cls, config: UploadConfig) -> SenderSettings:
         """Built once per run (after the server's file limit is known)."""
-        return cls(retry=policy_of(config), chunk_size=config.chunk_size,
-                   max_file_size=config.max_file_size, auto=AutoSettings.from_config(config))
+        return cls(
+            retry=policy_of(config),
+            chunk_size=config.chunk_size,
+            max_file_size=config.max_file_size,
+            auto=AutoSettings.from_config(config),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +85,25 @@ class BatchSender:
     :class:`~bulkup.pipeline.concurrency.Limiter`) and reports its outcome to it; with a fixed
     concurrency there is no gate (the number of workers is the limit)."""
 
-    def __init__(self, settings: SenderSettings, *, deps: Deps, coordinator: JobCoordinator,
-                 outcomes: Outcomes) -> None:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        *,
+        deps: Deps,
+        coordinator: JobCoordinator,
+        outcomes: Outcomes,
+    ) -> None:
         """Once ``deps.stop`` is set no POST is started and no failed one retried."""
         self._settings, self._coordinator = settings, coordinator
         self._client, self._stats, self._stop = deps.client, deps.stats, deps.stop
         self._sleep, self._rng = deps.sleep, deps.rng
         self._failures, self._on_posted = outcomes.failures, outcomes.on_posted
         self._resends: dict[str, int] = {}  # path: resends after it changed while being sent
-        self.gate = None if settings.auto is None else Limiter(
-            ConcurrencyController(settings.auto, deps.clock))
+        self.gate = (
+            None
+            if settings.auto is None
+            else Limiter(ConcurrencyController(settings.auto, deps.clock))
+        )
 
     async def send(self, batch: Batch) -> None:
         """Deliver ``batch``; every file ends up uploaded or in the failures, unless the run
@@ -149,9 +162,15 @@ class BatchSender:
             return handle
 
         try:
-            used = await call_with_retry(attempt, self._settings.retry, sleep=self._sleep,
-                                         rng=self._rng, record=record, on_retry=self._on_retry,
-                                         stop=self._stop)
+            used = await call_with_retry(
+                attempt,
+                self._settings.retry,
+                sleep=self._sleep,
+                rng=self._rng,
+                record=record,
+                on_retry=self._on_retry,
+                stop=self._stop,
+            )
         finally:
             self._stats.retries += record.retries
         self._coordinator.touch()
@@ -162,8 +181,10 @@ class BatchSender:
         handle = await self._coordinator.current_handle()
         answer = await self._client.post(self._body(entries, handle))
         if answer.job_handle != handle:
-            raise HandleMismatch(f"the answer named job {answer.job_handle!r}, not "
-                                 f"{handle!r}: not an acknowledgement")
+            raise HandleMismatch(
+                f"the answer named job {answer.job_handle!r}, not "
+                f"{handle!r}: not an acknowledgement"
+            )
         return handle
 
     def _body(self, entries: list[FileEntry], handle: str) -> BatchBody:
@@ -171,18 +192,27 @@ class BatchSender:
         if len(entries) == 1 and entries[0].needs_file_name_param:
             target = entries[0].target
             head = self._coordinator.head(boundary, handle, file_name=target)
-            parts = [FilePart(entries[0], file_part_header(boundary, 1,
-                                                           header_file_name(1, target)))]
+            parts = [
+                FilePart(entries[0], file_part_header(boundary, 1, header_file_name(1, target)))
+            ]
         else:
             head = self._coordinator.head(boundary, handle)
-            parts = [FilePart(e, file_part_header(boundary, i, e.target))
-                     for i, e in enumerate(entries, 1)]
-        return BatchBody(boundary=boundary, head=head, files=parts,
-                         chunk_size=self._settings.chunk_size)
+            parts = [
+                FilePart(e, file_part_header(boundary, i, e.target))
+                for i, e in enumerate(entries, 1)
+            ]
+        return BatchBody(
+            boundary=boundary, head=head, files=parts, chunk_size=self._settings.chunk_size
+        )
 
     def _on_retry(self, exc: BaseException, attempt: int, wait_s: float) -> None:
-        log.warning("post_retry", attempt=attempt, wait_s=round(wait_s, 3),
-                    error=type(exc).__name__, reason=describe(exc)[:200])
+        log.warning(
+            "post_retry",
+            attempt=attempt,
+            wait_s=round(wait_s, 3),
+            error=type(exc).__name__,
+            reason=describe(exc)[:200],
+        )
 
     def _drop_source(self, entries: list[FileEntry], exc: SourceError) -> list[FileEntry]:
         """The entries to send again: without the file ``exc`` names (failed), or with it
@@ -197,8 +227,7 @@ class BatchSender:
         self._fail(bad or entries, reason)
         return [e for e in entries if e.path != exc.path] if bad else []
 
-    def _changed_while_sent(self, entry: FileEntry,
-                            exc: SourceChangedWhileSent) -> FileEntry | str:
+    def _changed_while_sent(self, entry: FileEntry, exc: SourceChangedWhileSent) -> FileEntry | str:
         """The file as it is now, to be resent; or, after MAX_CHANGED_RESENDS resends (or
         when it cannot be sent any more), the reason it fails."""
         resends = self._resends.get(entry.path, 0)
@@ -207,8 +236,13 @@ class BatchSender:
         fresh = restat(entry, self._settings.max_file_size)
         if isinstance(fresh, FileEntry):
             self._resends[entry.path] = resends + 1
-            log.info("file_changed_while_sent", path=escaped(entry.path), resend=resends + 1,
-                     reason=exc.reason, size=fresh.size)
+            log.info(
+                "file_changed_while_sent",
+                path=escaped(entry.path),
+                resend=resends + 1,
+                reason=exc.reason,
+                size=fresh.size,
+            )
         return fresh
 
     def _fail(self, entries: list[FileEntry], reason: str) -> None:

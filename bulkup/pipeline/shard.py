@@ -43,8 +43,17 @@ from bulkup.config.shard import ShardSpec, parse_shard, shard_key, shard_of
 from bulkup.pipeline.coordinator import default_job_name
 from bulkup.report import UploadReport
 
-__all__ = ["BIG_SHARE", "ShardFilter", "SizePlan", "Tally", "apply_shard", "left_out",
-           "list_tree", "named_for_shard", "with_shard"]
+__all__ = [
+    "BIG_SHARE",
+    "ShardFilter",
+    "SizePlan",
+    "Tally",
+    "apply_shard",
+    "left_out",
+    "list_tree",
+    "named_for_shard",
+    "with_shard",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -102,8 +111,10 @@ class Tally:
 
     def size_plan(self) -> tuple[SizePlan, list[int], list[int]]:
         """The size plan and the files and bytes per shard it gives."""
-        big = sorted((item for item in self._big if self._is_big(item[0])),
-                     key=lambda item: (-item[0], item[1]))
+        big = sorted(
+            (item for item in self._big if self._is_big(item[0])),
+            key=lambda item: (-item[0], item[1]),
+        )
         files, loads = list(self.files), list(self.bytes)
         for size, key in big:
             index = shard_of(key, self.count)
@@ -127,8 +138,13 @@ def deviation(loads: Sequence[int]) -> float:
 class ShardFilter(FileFilter):
     """The run's filter, then the shard rule (see the module's notes)."""
 
-    def __init__(self, inner: FileFilter, spec: ShardSpec, dest_folder: str | None,
-                 plan: SizePlan | None = None) -> None:
+    def __init__(
+        self,
+        inner: FileFilter,
+        spec: ShardSpec,
+        dest_folder: str | None,
+        plan: SizePlan | None = None,
+    ) -> None:
         super().__init__()  # the base's state: a filter that lets everything through
         self._inner, self._spec, self._dest, self._plan = inner, spec, dest_folder, plan
         self.other_shards = 0
@@ -154,8 +170,9 @@ class ShardFilter(FileFilter):
         if not self._inner.accepts(rel_path, size, mtime_ns):
             return False
         key = shard_key(rel_path, self._dest)
-        owner = (self._plan.shard_of(key) if self._plan is not None
-                 else shard_of(key, self._spec.count))
+        owner = (
+            self._plan.shard_of(key) if self._plan is not None else shard_of(key, self._spec.count)
+        )
         if owner == self._spec.index:
             self.own += 1
             return True
@@ -164,8 +181,9 @@ class ShardFilter(FileFilter):
 
     def warn_unmatched(self) -> None:
         self._inner.warn_unmatched()
-        log.info("shard_walked", shard=str(self._spec), files=self.own,
-                 other_shards=self.other_shards)
+        log.info(
+            "shard_walked", shard=str(self._spec), files=self.own, other_shards=self.other_shards
+        )
 
 
 JOB_NAME_MAX = 90  # the config's limit, leaving room for "-r<k>" (D-06 allows 100)
@@ -181,11 +199,12 @@ def named_for_shard(config: UploadConfig) -> UploadConfig:
     base = config.job_name or default_job_name()
     if base.endswith(suffix):
         return config
-    return config.with_overrides(job_name=base[:JOB_NAME_MAX - len(suffix)] + suffix)
+    return config.with_overrides(job_name=base[: JOB_NAME_MAX - len(suffix)] + suffix)
 
 
-async def apply_shard(config: UploadConfig, sources: Sequence[str],
-                      make_filter: Callable[[], FileFilter]) -> FileFilter:
+async def apply_shard(
+    config: UploadConfig, sources: Sequence[str], make_filter: Callable[[], FileFilter]
+) -> FileFilter:
     """The run's filter: ``make_filter()``, restricted to the shard when one is asked for
     (with ``shard_by = "size"``, after a listing walk of the whole tree)."""
     if config.shard is None:
@@ -195,14 +214,20 @@ async def apply_shard(config: UploadConfig, sources: Sequence[str],
     if config.shard_by == "size":
         tally = await list_tree(config, sources, make_filter(), spec.count)
         plan = tally.size_plan()[0]
-        log.info("shard_plan", shard=str(spec), fingerprint=plan.fingerprint,
-                 placed_by_size=len(plan.placed), files=sum(tally.files),
-                 bytes=tally.total_bytes)
+        log.info(
+            "shard_plan",
+            shard=str(spec),
+            fingerprint=plan.fingerprint,
+            placed_by_size=len(plan.placed),
+            files=sum(tally.files),
+            bytes=tally.total_bytes,
+        )
     return ShardFilter(make_filter(), spec, config.dest_folder, plan)
 
 
-async def list_tree(config: UploadConfig, sources: Sequence[str], file_filter: FileFilter,
-                    count: int) -> Tally:
+async def list_tree(
+    config: UploadConfig, sources: Sequence[str], file_filter: FileFilter, count: int
+) -> Tally:
     """List every source (on a thread; nothing is sent, nothing is reported failed) and tally
     N shards: the files the filters let through, by key and size. Every shard lists with this
     same code, so they agree with each other; a file the run's walker then refuses (a bad
@@ -210,8 +235,9 @@ async def list_tree(config: UploadConfig, sources: Sequence[str], file_filter: F
     return await asyncio.to_thread(_list_tree, config, tuple(sources), file_filter, count)
 
 
-def _list_tree(config: UploadConfig, sources: tuple[str, ...], file_filter: FileFilter,
-               count: int) -> Tally:
+def _list_tree(
+    config: UploadConfig, sources: tuple[str, ...], file_filter: FileFilter, count: int
+) -> Tally:
     tally = Tally(count)
     inside = tuple(os.path.realpath(root) for root in sources)
     for root in sources:
@@ -226,14 +252,21 @@ def _list_tree(config: UploadConfig, sources: tuple[str, ...], file_filter: File
             stack = [(root, "")]
             while stack:
                 path, rel_dir = stack.pop()
-                stack.extend(reversed(_list_dir(tally, config, file_filter, path, rel_dir,
-                                                seen, inside)))
+                stack.extend(
+                    reversed(_list_dir(tally, config, file_filter, path, rel_dir, seen, inside))
+                )
     return tally
 
 
-def _list_dir(tally: Tally, config: UploadConfig, file_filter: FileFilter, path: str,
-              rel_dir: str, seen: set[tuple[int, int]],
-              inside: tuple[str, ...]) -> list[tuple[str, str]]:
+def _list_dir(
+    tally: Tally,
+    config: UploadConfig,
+    file_filter: FileFilter,
+    path: str,
+    rel_dir: str,
+    seen: set[tuple[int, int]],
+    inside: tuple[str, ...],
+) -> list[tuple[str, str]]:
     """Tally a directory's files; return its subdirectories to list."""
     try:
         with os.scandir(path) as entries:
@@ -268,16 +301,18 @@ def _stat(path: str, config: UploadConfig, inside: tuple[str, ...]) -> os.stat_r
             return None
         if not config.follow_external_symlinks:
             real = os.path.realpath(path)
-            if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-                       for root in inside):
+            if not any(
+                real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in inside
+            ):
                 return None
         return os.stat(path)
     except OSError:
         return None
 
 
-def _tally_file(tally: Tally, config: UploadConfig, file_filter: FileFilter, rel: str,
-                st: os.stat_result) -> None:
+def _tally_file(
+    tally: Tally, config: UploadConfig, file_filter: FileFilter, rel: str, st: os.stat_result
+) -> None:
     if file_filter.accepts(rel, st.st_size, st.st_mtime_ns):
         tally.add(shard_key(rel, config.dest_folder), st.st_size)
 
@@ -300,6 +335,9 @@ def with_shard(report: UploadReport, file_filter: FileFilter) -> UploadReport:
     if not isinstance(file_filter, ShardFilter):
         return report
     plan = file_filter.plan
-    return dataclasses.replace(report, shard=str(file_filter.spec),
-                               shard_by="hash" if plan is None else "size",
-                               shard_plan=None if plan is None else plan.fingerprint)
+    return dataclasses.replace(
+        report,
+        shard=str(file_filter.spec),
+        shard_by="hash" if plan is None else "size",
+        shard_plan=None if plan is None else plan.fingerprint,
+    )

@@ -73,6 +73,7 @@ _PLAIN_NAME = re.compile(r'[^\x00-\x20\x7f-\U0010ffff\\:*?"<>|;#%&+,=]+')
 
 FailureCallback = Callable[[FileFailure], None]
 
+
 class _File(NamedTuple):
     path: str
     name: str
@@ -174,8 +175,7 @@ class Walker:
             raise ValueError("give file_filter or include/exclude, not both")
         self._filter = file_filter or FileFilter(include=include, exclude=exclude)
         self._follow = follow_symlinks
-        self._links = _Links(self._roots, follow=follow_symlinks,
-                             external=follow_external_symlinks)
+        self._links = _Links(self._roots, follow=follow_symlinks, external=follow_external_symlinks)
         self._company_root = company_root
         self._dest_folder = dest_folder
         self._max_file_size = max_file_size
@@ -220,8 +220,11 @@ class Walker:
         log.info("walk_finished", **self.stats._asdict())
         self._filter.warn_unmatched()
         if self._counts.name_warnings:
-            log.warning("target_names_warned", files=self._counts.name_warnings,
-                        details="each file's warning is logged at debug level (-v)")
+            log.warning(
+                "target_names_warned",
+                files=self._counts.name_warnings,
+                details="each file's warning is logged at debug level (-v)",
+            )
 
     async def _scan_roots(self, chunks: Pipe[_Chunk]) -> None:
         """The scanning stage: every root, depth first, chunk by chunk into ``chunks``."""
@@ -237,13 +240,22 @@ class Walker:
             stack = list(reversed(await self._scan_dir(scan, "", seen, chunks, first)))
             while stack:
                 directory = stack.pop()
-                scan = _Scan(directory.path, self._links,
-                             self._plain_files(directory.rel_path, directory.path))
+                scan = _Scan(
+                    directory.path,
+                    self._links,
+                    self._plain_files(directory.rel_path, directory.path),
+                )
                 subdirs = await self._scan_dir(scan, directory.rel_path, seen, chunks)
                 stack.extend(reversed(subdirs))
 
-    async def _scan_dir(self, scan: _Scan, rel_dir: str, seen: set[tuple[int, int]] | None,
-                        chunks: Pipe[_Chunk], first: _Listing | None = None) -> list[_Pending]:
+    async def _scan_dir(
+        self,
+        scan: _Scan,
+        rel_dir: str,
+        seen: set[tuple[int, int]] | None,
+        chunks: Pipe[_Chunk],
+        first: _Listing | None = None,
+    ) -> list[_Pending]:
         """Every chunk of one directory (``first`` already listed) into ``chunks``; returns
         the subdirectories to walk."""
         subdirs: list[_Pending] = []
@@ -260,8 +272,9 @@ class Walker:
         finally:
             scan.close()
 
-    def _subdirs(self, listing: _Listing, rel_dir: str,
-                 seen: set[tuple[int, int]] | None) -> list[_Pending]:
+    def _subdirs(
+        self, listing: _Listing, rel_dir: str, seen: set[tuple[int, int]] | None
+    ) -> list[_Pending]:
         subdirs: list[_Pending] = []
         for record in listing.records:
             if isinstance(record, _Dir):
@@ -323,11 +336,23 @@ class Walker:
 
         def plain(record: _File) -> FileEntry | None:
             name = record.name
-            if (len(name) > room or len(name) > MAX_SEGMENT_BYTES or record.size > max_size
-                    or plain_name(name) is None or name in (".", "..")):
+            if (
+                len(name) > room
+                or len(name) > MAX_SEGMENT_BYTES
+                or record.size > max_size
+                or plain_name(name) is None
+                or name in (".", "..")
+            ):
                 return None
-            return FileEntry(record.path, prefix_rel + name, prefix_target + name, record.size,
-                             record.mtime_ns, record.inode, needs_param)
+            return FileEntry(
+                record.path,
+                prefix_rel + name,
+                prefix_target + name,
+                record.size,
+                record.mtime_ns,
+                record.inode,
+                needs_param,
+            )
 
         return plain
 
@@ -350,8 +375,12 @@ class Walker:
         folder_target, folder_problem_found = self._folder_of(rel_path)
         name = rel_path.rpartition("/")[2]
         target = f"{folder_target}/{name}" if folder_target else name
-        problem = (undecodable_problem(record.path, os.sep) or folder_problem_found
-                   or name_problem(name, target) or self._size_problem(record.size))
+        problem = (
+            undecodable_problem(record.path, os.sep)
+            or folder_problem_found
+            or name_problem(name, target)
+            or self._size_problem(record.size)
+        )
         if problem is not None:
             self._fail(record.path, problem, target)
             return
@@ -375,8 +404,9 @@ class Walker:
         rel_dir = rel_path.rpartition("/")[0]
         cached = self._folder_cache
         if cached is None or cached[0] != rel_dir:
-            folder = build_target(rel_dir, company_root=self._company_root,
-                                  dest_folder=self._dest_folder).rstrip("/")
+            folder = build_target(
+                rel_dir, company_root=self._company_root, dest_folder=self._dest_folder
+            ).rstrip("/")
             cached = self._folder_cache = (rel_dir, folder, folder_problem(folder))
         return cached[1], cached[2]
 
@@ -390,16 +420,22 @@ class Walker:
         if record.leads_to is None:
             log.info("walk_skipped", path=escaped(record.path), reason=record.reason)
         else:
-            log.warning("walk_skipped", path=escaped(record.path), reason=record.reason,
-                        leads_to=escaped(record.leads_to))
+            log.warning(
+                "walk_skipped",
+                path=escaped(record.path),
+                reason=record.reason,
+                leads_to=escaped(record.leads_to),
+            )
 
     def _fail(self, path: str, reason: str, target: str | None = None) -> None:
         """Report a failure with every name in it escaped (see the module's notes)."""
         self._counts.walk_failed += 1
-        failure = FileFailure(escaped(path), escaped(reason),
-                              None if target is None else escaped(target))
-        log.debug("walk_failed", path=failure.path, reason=failure.reason,
-                  target=failure.target)  # the failure's one warning is file_failed
+        failure = FileFailure(
+            escaped(path), escaped(reason), None if target is None else escaped(target)
+        )
+        log.debug(
+            "walk_failed", path=failure.path, reason=failure.reason, target=failure.target
+        )  # the failure's one warning is file_failed
         if self._on_failure is not None:
             self._on_failure(failure)
 
@@ -426,7 +462,6 @@ class _Links:
         if any(real == root[:-1] or real.startswith(root) for root in self._inside):
             return None
         return _Skip(path, "symlink out of the source roots", leads_to=real)
-
 
 
 class _Scan:

@@ -117,7 +117,6 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str) -> Any:
     """The processing options (:mod:`bulkup.protocol.processing`), imported on first use."""
     if name[:1].isupper():  # a class name; never a submodule's, so no import loop

@@ -97,9 +97,17 @@ class AuthHeader:
 _CROP_FIELDS = ("manual_crop_options", "auto_color_crop_options", "auto_transparent_crop_options")
 # The fields that hold a class of bulkup.protocol.processing (its NESTED, by name only).
 _PROCESSING_FIELDS = (
-    *_CROP_FIELDS, "photoshop_options", "post_script_options", "pdf_options", "media_options",
-    "illustrator_options", "color_management_options", "auto_set_creation_options",
-    "knockout_background", "unsharp_mask_options", "un_compress_options",
+    *_CROP_FIELDS,
+    "photoshop_options",
+    "post_script_options",
+    "pdf_options",
+    "media_options",
+    "illustrator_options",
+    "color_management_options",
+    "auto_set_creation_options",
+    "knockout_background",
+    "unsharp_mask_options",
+    "un_compress_options",
 )
 
 

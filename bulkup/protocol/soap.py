@@ -19,16 +19,22 @@ from bulkup.protocol.encode import _checked, _children
 from bulkup.protocol.namespaces import NS_2014_04_03, NS_UNVERSIONED
 from bulkup.protocol.options import AuthHeader
 
-__all__ = ["MAX_SOAP_RESPONSE_BYTES", "SOAP_11", "as_list", "encode_soap_request",
-           "parse_soap_response"]
+__all__ = [
+    "MAX_SOAP_RESPONSE_BYTES",
+    "SOAP_11",
+    "as_list",
+    "encode_soap_request",
+    "parse_soap_response",
+]
 
 SOAP_11 = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_SOAP_RESPONSE_BYTES = 32 * 1024 * 1024  # a page of 1000 job log details, with room
 Params = Mapping[str, "str | int | Sequence[str] | None"]
 
 
-def encode_soap_request(operation: str, params: Params, auth: AuthHeader, *,
-                        namespace: str = NS_2014_04_03) -> bytes:
+def encode_soap_request(
+    operation: str, params: Params, auth: AuthHeader, *, namespace: str = NS_2014_04_03
+) -> bytes:
     """A SOAP 1.1 request for ``operation`` (e.g. ``getActiveJobs``).
 
     Args:
@@ -49,17 +55,20 @@ def encode_soap_request(operation: str, params: Params, auth: AuthHeader, *,
         else:
             body[name] = {"items": [_checked(v, f"{operation}Param/{name}") for v in value]}
     header = {"@xmlns": NS_UNVERSIONED, **_children(auth, "authHeader")}
-    envelope = {"soapenv:Envelope": {
-        "@xmlns:soapenv": SOAP_11,
-        "soapenv:Header": {"authHeader": header},
-        "soapenv:Body": {f"{operation}Param": body},
-    }}
+    envelope = {
+        "soapenv:Envelope": {
+            "@xmlns:soapenv": SOAP_11,
+            "soapenv:Header": {"authHeader": header},
+            "soapenv:Body": {f"{operation}Param": body},
+        }
+    }
     text: str = xmltodict.unparse(envelope, full_document=False)
     return text.encode("utf-8")
 
 
-def parse_soap_response(body: bytes, *, operation: str, http_status: int,
-                        content_encoding: str | None = None) -> dict[str, Any]:
+def parse_soap_response(
+    body: bytes, *, operation: str, http_status: int, content_encoding: str | None = None
+) -> dict[str, Any]:
     """The ``<operation>Return`` element as nested dicts (local names; texts as str).
 
     Raises:

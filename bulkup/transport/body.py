@@ -62,8 +62,10 @@ def new_boundary() -> str:
 
 def xml_part(boundary: str, name: str, xml: bytes) -> bytes:
     """One complete XML form part (D-02: text/plain, UTF-8), delimiter line included."""
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n"
-            "Content-Type: text/plain; charset=UTF-8\r\n\r\n")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+        "Content-Type: text/plain; charset=UTF-8\r\n\r\n"
+    )
     return head.encode("ascii") + xml + CRLF
 
 
@@ -75,16 +77,25 @@ def file_part_header(boundary: str, index: int, header_name: str) -> bytes:
     """
     if _UNSAFE_IN_HEADER.search(header_name) or not header_name.isprintable():
         raise ValueError(f"unsafe file name for a part header: {header_name!r}")
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file{index}\"; "
-            f"filename=\"{header_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file{index}"; '
+        f'filename="{header_name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    )
     return head.encode("utf-8")
 
 
 class BatchBody(Payload):
     """A streaming ``multipart/form-data`` payload for aiohttp with an exact size."""
 
-    def __init__(self, *, boundary: str, head: bytes, files: Sequence[FilePart],
-                 chunk_size: int, reader: SmallFileReader | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        boundary: str,
+        head: bytes,
+        files: Sequence[FilePart],
+        chunk_size: int,
+        reader: SmallFileReader | None = None,
+    ) -> None:
         self.boundary = boundary
         self._head = head
         self._files = tuple(files)
@@ -92,8 +103,11 @@ class BatchBody(Payload):
         self._closing = f"--{boundary}--\r\n".encode("ascii")
         content_type = f"multipart/form-data; boundary={boundary}"
         super().__init__(None, content_type=content_type)
-        self._size = (len(head) + len(self._closing)
-                      + sum(len(p.header) + p.entry.size + 2 for p in self._files))
+        self._size = (
+            len(head)
+            + len(self._closing)
+            + sum(len(p.header) + p.entry.size + 2 for p in self._files)
+        )
         # Set by the client for each POST: how small files are read, what counts and paces.
         self.reader: SmallFileReader = reader or InProcessReader()
         self.meter: Stats | None = None
@@ -102,8 +116,9 @@ class BatchBody(Payload):
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a streamed upload body cannot be decoded")
 
-    async def write_with_length(self, writer: AbstractStreamWriter,
-                                content_length: int | None) -> None:
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
         await self.write(writer)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
@@ -166,8 +181,9 @@ class BatchBody(Payload):
             if wire.can_sendfile:
                 sent = await wire.sendfile(handle, 0, part.entry.size)
                 if sent != part.entry.size:
-                    raise SourceChangedWhileSent(part.entry.path,
-                                                 "file shrank while it was being sent")
+                    raise SourceChangedWhileSent(
+                        part.entry.path, "file shrank while it was being sent"
+                    )
             else:
                 await self._copy_in_chunks(wire, handle, part.entry)
             await asyncio.to_thread(_check_at_end, handle, part.entry)
@@ -227,8 +243,9 @@ def _open_checked(entry: FileEntry) -> Any:
     size = os.fstat(handle.fileno()).st_size
     if size != entry.size:
         handle.close()
-        raise SourceChangedError(entry.path, f"size changed from {entry.size} to {size} bytes "
-                                             "since the walk")
+        raise SourceChangedError(
+            entry.path, f"size changed from {entry.size} to {size} bytes since the walk"
+        )
     return handle
 
 
@@ -239,8 +256,7 @@ def _chunk_sizes(total: int, chunk_size: int) -> Iterator[int]:
         total -= size
 
 
-def _start_thread_read(handle: Any, size: int,
-                       entry: FileEntry) -> asyncio.Future[bytes] | None:
+def _start_thread_read(handle: Any, size: int, entry: FileEntry) -> asyncio.Future[bytes] | None:
     if not size:
         return None
     reading = asyncio.ensure_future(asyncio.to_thread(_read_exact, handle, size, entry))
@@ -262,8 +278,9 @@ def _check_at_end(handle: Any, entry: FileEntry) -> None:
     """After the last byte: nothing more to read, and the file still is what the walk saw."""
     if handle.read(1):
         raise SourceChangedWhileSent(entry.path, "file grew while it was being sent")
-    changed = read_helper.changed_since_walk(os.fstat(handle.fileno()), entry.size,
-                                             entry.mtime_ns, entry.inode)
+    changed = read_helper.changed_since_walk(
+        os.fstat(handle.fileno()), entry.size, entry.mtime_ns, entry.inode
+    )
     if changed:
         raise SourceChangedWhileSent(entry.path, changed)
 

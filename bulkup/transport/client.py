@@ -106,22 +106,27 @@ def _mapped(exc: aiohttp.ClientError | OSError, url: str, proxy: Proxy | None) -
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return RequestTimeout(f"timed out talking to {url}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return ConnectError(f"cannot connect to the proxy {_shown(proxy)} for {url}: "
-                            f"{exc.os_error.strerror or exc}")
+        return ConnectError(
+            f"cannot connect to the proxy {_shown(proxy)} for {url}: {exc.os_error.strerror or exc}"
+        )
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         problem = f"the proxy {_shown(proxy)} answered HTTP {exc.status} for {url}"
         if exc.status in (403, 407):
-            return ProxyRefused(f"{problem}: it refuses to carry the request (check the "
-                                "proxy URL's user:password)")
+            return ProxyRefused(
+                f"{problem}: it refuses to carry the request (check the proxy URL's user:password)"
+            )
         return TransportError(problem)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return CertificateError(f"TLS certificate of {url} not trusted "
-                                f"({exc.certificate_error}); give its CA with --ca-bundle")
+        return CertificateError(
+            f"TLS certificate of {url} not trusted "
+            f"({exc.certificate_error}); give its CA with --ca-bundle"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(f"cannot connect to {url}: {exc.os_error.strerror or exc}")
     if isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ETIMEDOUT:
-        return RequestTimeout(f"{url} stopped taking the upload (connection timed out "
-                              "while sending; stall_timeout_s)")
+        return RequestTimeout(
+            f"{url} stopped taking the upload (connection timed out while sending; stall_timeout_s)"
+        )
     return TransportError(f"connection to {url} failed: {type(exc).__name__}: {exc}")
 
 
@@ -144,8 +149,10 @@ async def deadline(url: str, seconds: float) -> AsyncIterator[None]:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError as exc:
-        raise RequestTimeout(f"{url} did not finish the request within its deadline of "
-                             f"{seconds:g} s (post_timeout_s)") from exc
+        raise RequestTimeout(
+            f"{url} did not finish the request within its deadline of "
+            f"{seconds:g} s (post_timeout_s)"
+        ) from exc
 
 
 def refuse_redirect(url: str, resp: aiohttp.ClientResponse) -> None:
@@ -198,10 +205,17 @@ def small_file_reader(config: UploadConfig, url: str) -> SmallFileReader:
 class UploadClient:
     """Sends prepared bodies to the servlet and classifies the answers (spec §4.5)."""
 
-    def __init__(self, config: UploadConfig, url: str,
-                 environ: Mapping[str, str] = os.environ, *, stats: Stats | None = None,
-                 bwlimit: BandwidthLimit | None = None, tpslimit: PostLimit | None = None,
-                 reader: SmallFileReader | None = None) -> None:
+    def __init__(
+        self,
+        config: UploadConfig,
+        url: str,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        stats: Stats | None = None,
+        bwlimit: BandwidthLimit | None = None,
+        tpslimit: PostLimit | None = None,
+        reader: SmallFileReader | None = None,
+    ) -> None:
         """``bwlimit``, ``tpslimit`` and ``reader`` default to what ``config`` asks for."""
         self._config = config
         self._stats = stats if stats is not None else Stats()
@@ -226,21 +240,31 @@ class UploadClient:
         config = self._config
         local_addr = (config.source_ip, 0) if config.source_ip else None
         connector = aiohttp.TCPConnector(
-            limit=config.concurrency_cap + 2, family=_FAMILIES[config.address_family],
-            local_addr=local_addr, ssl=ssl_context(config) if self.url.startswith("https")
-            else True, ttl_dns_cache=None, enable_cleanup_closed=True,
+            limit=config.concurrency_cap + 2,
+            family=_FAMILIES[config.address_family],
+            local_addr=local_addr,
+            ssl=ssl_context(config) if self.url.startswith("https") else True,
+            ttl_dns_cache=None,
+            enable_cleanup_closed=True,
             socket_factory=stall_limited_sockets(config.stall_timeout_s),
         )
-        timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s,
-                                        sock_read=config.read_timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=config.connect_timeout_s, sock_read=config.read_timeout_s
+        )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False,
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
         )
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if self._session is not None:
                 await self._session.close()
@@ -275,12 +299,14 @@ class UploadClient:
         assert self._session is not None
         proxy = self._proxy(self.url)
         with mapped_errors(self.url, proxy):
-            async with self._session.post(self.url, data=body, headers=headers,
-                                          allow_redirects=False, **_via(proxy)) as resp:
+            async with self._session.post(
+                self.url, data=body, headers=headers, allow_redirects=False, **_via(proxy)
+            ) as resp:
                 refuse_redirect(self.url, resp)
                 raw = await _read_bounded(resp)
                 return parse_upload_response(
-                    raw, http_status=resp.status,
+                    raw,
+                    http_status=resp.status,
                     content_encoding=resp.headers.get("Content-Encoding"),
                     retry_after=resp.headers.get("Retry-After"),
                 )
@@ -292,13 +318,17 @@ class UploadClient:
         session, proxy = self._session, self._proxy(url)
         async with deadline(url, post_deadline_s(self._config, len(envelope))):
             with mapped_errors(url, proxy):
-                async with session.post(url, data=envelope, headers=headers,
-                                        allow_redirects=False, **_via(proxy)) as resp:
+                async with session.post(
+                    url, data=envelope, headers=headers, allow_redirects=False, **_via(proxy)
+                ) as resp:
                     refuse_redirect(url, resp)
                     raw = await _read_bounded(resp, MAX_SOAP_RESPONSE_BYTES)
                     return parse_soap_response(
-                        raw, operation=operation, http_status=resp.status,
-                        content_encoding=resp.headers.get("Content-Encoding"))
+                        raw,
+                        operation=operation,
+                        http_status=resp.status,
+                        content_encoding=resp.headers.get("Content-Encoding"),
+                    )
 
 
 def _via(proxy: Proxy | None) -> dict[str, Any]:

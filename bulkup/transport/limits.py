@@ -53,8 +53,7 @@ class LimitSwitch:
     def toggle(self) -> None:
         """Flip the limit off or back on (the signal handler's whole work); logs it."""
         self.suspended = not self.suspended
-        log.info("bwlimit_toggled", limit="off" if self.suspended else "on",
-                 signal="SIGUSR2")
+        log.info("bwlimit_toggled", limit="off" if self.suspended else "on", signal="SIGUSR2")
 
 
 BWLIMIT_SWITCH = LimitSwitch()
@@ -66,9 +65,15 @@ class TokenBucket:
     A take larger than what is saved waits for the rest (the bucket goes into debt), one
     waiter at a time, in order."""
 
-    def __init__(self, rate: Callable[[], float | None], *, burst: Callable[[float], float],
-                 full: bool = False, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        rate: Callable[[], float | None],
+        *,
+        burst: Callable[[float], float],
+        full: bool = False,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._rate, self._burst = rate, burst
         self._clock, self._sleep = clock, sleep
         self._last = clock()
@@ -104,15 +109,22 @@ class BandwidthLimit:
     """The run's byte bucket: the timetable's rate at the local time (looked at once a second),
     unless SIGUSR2 suspended it."""
 
-    def __init__(self, timetable: Timetable, *, switch: LimitSwitch = BWLIMIT_SWITCH,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 now: Now = datetime.now) -> None:
+    def __init__(
+        self,
+        timetable: Timetable,
+        *,
+        switch: LimitSwitch = BWLIMIT_SWITCH,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        now: Now = datetime.now,
+    ) -> None:
         self._timetable, self._switch = timetable, switch
         self._clock, self._now = clock, now
         self._scheduled: int | None = None
         self._checked_at: float | None = None
-        self._bucket = TokenBucket(self.rate, burst=lambda rate: rate * BURST_S,
-                                   clock=clock, sleep=sleep)
+        self._bucket = TokenBucket(
+            self.rate, burst=lambda rate: rate * BURST_S, clock=clock, sleep=sleep
+        )
 
     def rate(self) -> float | None:
         """Bytes a second now; None: no limit."""
@@ -140,18 +152,30 @@ class PostLimit:
     """The run's POST bucket: ``per_second`` POSTs started a second, ``burst`` at once (as
     rclone's ``--tpslimit``, the bucket starts full)."""
 
-    def __init__(self, per_second: float, burst: int, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self._bucket = TokenBucket(lambda: per_second, burst=lambda _: float(burst), full=True,
-                                   clock=clock, sleep=sleep)
+    def __init__(
+        self,
+        per_second: float,
+        burst: int,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._bucket = TokenBucket(
+            lambda: per_second, burst=lambda _: float(burst), full=True, clock=clock, sleep=sleep
+        )
 
     async def take(self) -> None:
         await self._bucket.take(1)
 
 
-def bandwidth_limit(config: UploadConfig, *, clock: Clock = time.monotonic,
-                    sleep: Sleep = asyncio.sleep, now: Now = datetime.now,
-                    switch: LimitSwitch = BWLIMIT_SWITCH) -> BandwidthLimit | None:
+def bandwidth_limit(
+    config: UploadConfig,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    now: Now = datetime.now,
+    switch: LimitSwitch = BWLIMIT_SWITCH,
+) -> BandwidthLimit | None:
     """The run's byte limit, or None when ``bwlimit`` never limits."""
     if config.bwlimit is None:
         return None
@@ -161,8 +185,9 @@ def bandwidth_limit(config: UploadConfig, *, clock: Clock = time.monotonic,
     return BandwidthLimit(timetable, switch=switch, clock=clock, sleep=sleep, now=now)
 
 
-def post_limit(config: UploadConfig, *, clock: Clock = time.monotonic,
-               sleep: Sleep = asyncio.sleep) -> PostLimit | None:
+def post_limit(
+    config: UploadConfig, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+) -> PostLimit | None:
     """The run's POST limit, or None without ``tpslimit``."""
     if not config.tpslimit:
         return None

@@ -74,8 +74,9 @@ class SmallFileReader(Protocol):
     def writes_direct(self) -> bool:
         """Whether :meth:`parts` can write into a connection itself (``direct_to``)."""
 
-    async def parts(self, group: Sequence[FilePart],
-                    direct_to: int | None = None) -> bytes | bytearray:
+    async def parts(
+        self, group: Sequence[FilePart], direct_to: int | None = None
+    ) -> bytes | bytearray:
         """The group's parts still to be sent (all of them unless ``direct_to`` took some)."""
 
     async def start(self) -> None:
@@ -120,23 +121,26 @@ class HelperReader:
     def writes_direct(self) -> bool:
         return self._process is not None and not self._broken and self._fd_channel is not None
 
-    async def parts(self, group: Sequence[FilePart],
-                    direct_to: int | None = None) -> bytes | bytearray:
+    async def parts(
+        self, group: Sequence[FilePart], direct_to: int | None = None
+    ) -> bytes | bytearray:
         """The group's parts still to be sent; raises SourceError for the first file that
         cannot be sent, HelperLost if the helper died while writing into ``direct_to``.
 
         Groups of files averaging over HELPER_MAX_MEAN_FILE bytes are read in process."""
         process = self._process
-        if (process is None or self._broken
-                or sum(p.entry.size for p in group) > HELPER_MAX_MEAN_FILE * len(group)):
+        if (
+            process is None
+            or self._broken
+            or sum(p.entry.size for p in group) > HELPER_MAX_MEAN_FILE * len(group)
+        ):
             return small_parts(group)
         direct = direct_to is not None and self._pass_fd(direct_to)
         try:
             rest = await self._request(process, list(group), direct)
         except HelperUnavailable as exc:
             if direct:
-                raise HelperLost(f"the read helper stopped while sending files: {exc}") \
-                    from None
+                raise HelperLost(f"the read helper stopped while sending files: {exc}") from None
             return small_parts(group)
         self.direct_groups += direct
         return rest
@@ -164,9 +168,14 @@ class HelperReader:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._argv, "--fd-channel", str(theirs.fileno()),
-                stdin=asyncio.subprocess.PIPE, stdout=write_end,
-                stderr=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+                *self._argv,
+                "--fd-channel",
+                str(theirs.fileno()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=write_end,
+                stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+            )
         except OSError as exc:
             os.close(read_end)
             ours.close()
@@ -179,18 +188,25 @@ class HelperReader:
         self._fd_channel = ours
         self._process = process
         self._replies = asyncio.get_running_loop().create_task(
-            self._read_replies(ReplyPipe(read_end)))
+            self._read_replies(ReplyPipe(read_end))
+        )
         log.debug("read_helper_started", pid=process.pid)
 
-    def _request(self, process: asyncio.subprocess.Process, group: list[FilePart],
-                 direct: bool) -> asyncio.Future[bytearray]:
+    def _request(
+        self, process: asyncio.subprocess.Process, group: list[FilePart], direct: bool
+    ) -> asyncio.Future[bytearray]:
         assert process.stdin is not None
         parts = [wire.REQUEST.pack(len(group), wire.TO_SOCKET if direct else wire.TO_PIPE)]
         for part in group:
             path = os.fsencode(part.entry.path)
             entry = part.entry
-            parts += (wire.FILE.pack(entry.size, entry.mtime_ns, entry.inode, len(path),
-                                     len(part.header)), path, part.header)
+            parts += (
+                wire.FILE.pack(
+                    entry.size, entry.mtime_ns, entry.inode, len(path), len(part.header)
+                ),
+                path,
+                part.header,
+            )
         future: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
         self._waiting.append((future, group))  # replies come in request order
         self._arrived.set()
@@ -224,8 +240,9 @@ class HelperReader:
 
     def _give_up(self, reason: str) -> None:
         if not self._broken:
-            log.warning("read_helper_failed", reason=reason,
-                        consequence="files are read in process")
+            log.warning(
+                "read_helper_failed", reason=reason, consequence="files are read in process"
+            )
         self._broken = True
         while self._waiting:
             future, _ = self._waiting.popleft()
@@ -238,8 +255,12 @@ class HelperReader:
         process = self._process
         if process is None:
             return
-        log.debug("read_helper_stopping", pid=process.pid, groups=self.helper_groups,
-                  direct=self.direct_groups)
+        log.debug(
+            "read_helper_stopping",
+            pid=process.pid,
+            groups=self.helper_groups,
+            direct=self.direct_groups,
+        )
         if process.stdin is not None:
             process.stdin.close()
         try:
@@ -326,8 +347,9 @@ def small_parts(group: Sequence[FilePart]) -> bytes:
     pieces: list[bytes] = []
     for part in group:
         entry = part.entry
-        status, data = wire.read_whole(os.fsencode(entry.path), entry.size, entry.mtime_ns,
-                                       entry.inode)
+        status, data = wire.read_whole(
+            os.fsencode(entry.path), entry.size, entry.mtime_ns, entry.inode
+        )
         if status != wire.OK:
             raise _source_error(status, part.entry, data)
         pieces += (part.header, data, wire.CRLF)

@@ -41,8 +41,9 @@ class Pace(Protocol):
 class Wire:
     """aiohttp's writer for one body: merged, counted, paced writes and the two shortcuts."""
 
-    def __init__(self, writer: AbstractStreamWriter, meter: Stats | None = None,
-                 pace: Pace | None = None) -> None:
+    def __init__(
+        self, writer: AbstractStreamWriter, meter: Stats | None = None, pace: Pace | None = None
+    ) -> None:
         self._writer = writer
         self._buffer = bytearray()
         self._meter = meter
@@ -86,7 +87,7 @@ class Wire:
             return
         view, offset = memoryview(data), 0
         while offset < len(data):
-            piece = view[offset:offset + self._pace.piece_bytes()]
+            piece = view[offset : offset + self._pace.piece_bytes()]
             await self._pace.take(len(piece))
             await self._writer.write(piece)
             self.count(len(piece))

@@ -107,15 +107,24 @@ class Emulator:
     def company_dir(self, name: str = "Acme") -> Path:
         return self.root / name
 
-    async def post_raw(self, data: bytes, *, ctype: str | None = None,
-                       headers: dict[str, str] | None = None,
-                       local_addr: tuple[str, int] | None = None) -> Reply:
+    async def post_raw(
+        self,
+        data: bytes,
+        *,
+        ctype: str | None = None,
+        headers: dict[str, str] | None = None,
+        local_addr: tuple[str, int] | None = None,
+    ) -> Reply:
         """POST bytes exactly as given (aiohttp adds only Host, Content-Length, ...)."""
         sent = {"Content-Type": ctype or content_type()}
         sent.update(headers or {})
         connector = aiohttp.TCPConnector(local_addr=local_addr, force_close=True)
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                        skip_auto_headers=("Accept-Encoding",), timeout=TIMEOUT)
+        session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+            timeout=TIMEOUT,
+        )
         async with session, session.post(self.url, data=data, headers=sent) as response:
             raw = await response.read()
             got = {k.lower(): v for k, v in response.headers.items()}
@@ -124,23 +133,35 @@ class Emulator:
     async def post(self, parts: list[Part], **kwargs: Any) -> Reply:
         return await self.post_raw(body(parts), **kwargs)
 
-    async def send(self, params: str, file_parts: list[Part] | None = None, *,
-                   user: str = USER, password: str = PASSWORD, auth_extra: str = "",
-                   **kwargs: Any) -> Reply:
+    async def send(
+        self,
+        params: str,
+        file_parts: list[Part] | None = None,
+        *,
+        user: str = USER,
+        password: str = PASSWORD,
+        auth_extra: str = "",
+        **kwargs: Any,
+    ) -> Reply:
         """auth + uploadParams (+ files), in that order."""
-        parts = [xml_part("auth", auth_xml(user, password, extra=auth_extra)),
-                 xml_part("uploadParams", params), *(file_parts or [])]
+        parts = [
+            xml_part("auth", auth_xml(user, password, extra=auth_extra)),
+            xml_part("uploadParams", params),
+            *(file_parts or []),
+        ]
         return await self.post(parts, **kwargs)
 
-    async def open_job(self, name: str = "job", *, company: str = "c|42",
-                       options: str | None = None, **kwargs: Any) -> str:
+    async def open_job(
+        self, name: str = "job", *, company: str = "c|42", options: str | None = None, **kwargs: Any
+    ) -> str:
         """An opening POST without files; returns the job handle."""
         extra = {} if options is None else {"options": options}
         reply = await self.send(params_xml(company, job_name=name, **extra), **kwargs)
         return reply.job_handle()
 
-    async def upload(self, handle: str, named: dict[str, bytes], *, company: str = "c|42",
-                     **kwargs: Any) -> Reply:
+    async def upload(
+        self, handle: str, named: dict[str, bytes], *, company: str = "c|42", **kwargs: Any
+    ) -> Reply:
         """A follow-up POST with these files."""
         return await self.send(params_xml(company, job_handle=handle), files(named), **kwargs)
 
@@ -181,9 +202,14 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[StartEmulator]:
     """Factory: start an emulator with knobs (``build_settings`` keywords)."""
     runners: list[web.AppRunner] = []
 
-    async def start(*, root: Path | None = None, acme_extra: str = "",
-                    config: Path | None | str = "default", clock: FakeClock | None = None,
-                    **knobs: Any) -> Emulator:
+    async def start(
+        *,
+        root: Path | None = None,
+        acme_extra: str = "",
+        config: Path | None | str = "default",
+        clock: FakeClock | None = None,
+        **knobs: Any,
+    ) -> Emulator:
         root = root or tmp_path / "root"
         if config == "default":
             config = tmp_path / f"emulator-{len(runners)}.toml"
@@ -212,8 +238,9 @@ async def emu(start_emulator: StartEmulator) -> Emulator:
     return await start_emulator()
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *,
-                     timeout: float = 5.0) -> None:
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0
+) -> None:
     """Poll ``predicate`` (sync or async) every 10 ms until true (fails after ``timeout``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -230,13 +257,13 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], *,
 class RawPost:
     """One POST over a bare asyncio stream: head and body sent in pieces, by hand."""
 
-    def __init__(self, emu: Emulator, content_length: int, *,
-                 ctype: str | None = None) -> None:
+    def __init__(self, emu: Emulator, content_length: int, *, ctype: str | None = None) -> None:
         self.emu = emu
-        self.head = (f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {emu.host}:{emu.port}\r\n"
-                     f"Content-Type: {ctype or content_type()}\r\n"
-                     f"Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
-                     ).encode("ascii")
+        self.head = (
+            f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {emu.host}:{emu.port}\r\n"
+            f"Content-Type: {ctype or content_type()}\r\n"
+            f"Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -273,5 +300,6 @@ class RawPost:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         raw = await asyncio.wait_for(
-            self.reader.readexactly(int(headers.get("content-length", "0"))), 15)
+            self.reader.readexactly(int(headers.get("content-length", "0"))), 15
+        )
         return Reply(status, headers, raw)

@@ -26,20 +26,30 @@ USER, PASSWORD = "uploader@example.com", "s3cret"
 _DEFAULT: Any = object()
 
 
-def auth_header(user: str | None = USER, password: str | None = PASSWORD, *,
-                ns: str | None = NS_BASE, extra: str = "") -> str:
+def auth_header(
+    user: str | None = USER,
+    password: str | None = PASSWORD,
+    *,
+    ns: str | None = NS_BASE,
+    extra: str = "",
+) -> str:
     """An ``authHeader`` SOAP header entry; None leaves an element out."""
     xmlns = f' xmlns="{ns}"' if ns else ""
     user_el = "" if user is None else f"<user>{escape(user)}</user>"
     password_el = "" if password is None else f"<password>{escape(password)}</password>"
-    return (f"<authHeader{xmlns}>{user_el}{password_el}<appName>soap-tests</appName>"
-            f"<appVersion>1</appVersion>{extra}</authHeader>")
+    return (
+        f"<authHeader{xmlns}>{user_el}{password_el}<appName>soap-tests</appName>"
+        f"<appVersion>1</appVersion>{extra}</authHeader>"
+    )
 
 
 def fields(**values: str | int | None) -> str:
     """Child elements in the given order (None left out)."""
-    return "".join(f"<{name}>{escape(str(value))}</{name}>" for name, value in values.items()
-                   if value is not None)
+    return "".join(
+        f"<{name}>{escape(str(value))}</{name}>"
+        for name, value in values.items()
+        if value is not None
+    )
 
 
 def items(name: str, values: list[str]) -> str:
@@ -47,15 +57,24 @@ def items(name: str, values: list[str]) -> str:
     return f"<{name}>" + "".join(f"<items>{escape(v)}</items>" for v in values) + f"</{name}>"
 
 
-def envelope(operation: str, inner: str = "", *, ns: str | None = NS_2014,
-             auth: str | None = _DEFAULT, soap: str = SOAP11, element: str | None = None) -> str:
+def envelope(
+    operation: str,
+    inner: str = "",
+    *,
+    ns: str | None = NS_2014,
+    auth: str | None = _DEFAULT,
+    soap: str = SOAP11,
+    element: str | None = None,
+) -> str:
     """``<operation>Param`` (or ``element``) in a SOAP envelope with an authHeader."""
     auth = auth_header() if auth is _DEFAULT else auth
     xmlns = f' xmlns="{ns}"' if ns else ""
     name = element or f"{operation}Param"
     header = f"<s:Header>{auth}</s:Header>" if auth is not None else ""
-    return (f'<s:Envelope xmlns:s="{soap}">{header}<s:Body>'
-            f"<{name}{xmlns}>{inner}</{name}></s:Body></s:Envelope>")
+    return (
+        f'<s:Envelope xmlns:s="{soap}">{header}<s:Body>'
+        f"<{name}{xmlns}>{inner}</{name}></s:Body></s:Envelope>"
+    )
 
 
 def basic(user: str, password: str) -> str:
@@ -101,8 +120,9 @@ class SoapReply:
             assert [c.tag for c in fault] == ["faultcode", "faultstring", "detail"]
             code, string, detail = (fault[0].text or ""), (fault[1].text or ""), fault[2]
         else:
-            assert [c.tag for c in fault] == [f"{{{SOAP12}}}{n}" for n in
-                                              ("Code", "Reason", "Detail")]
+            assert [c.tag for c in fault] == [
+                f"{{{SOAP12}}}{n}" for n in ("Code", "Reason", "Detail")
+            ]
             code = fault.findtext(f"{{{SOAP12}}}Code/{{{SOAP12}}}Value") or ""
             string = fault.findtext(f"{{{SOAP12}}}Reason/{{{SOAP12}}}Text") or ""
             detail = fault[2]
@@ -113,8 +133,9 @@ class SoapReply:
         return kind, int(ips[0].text or ""), code, string
 
 
-def assert_soap_fault(reply: SoapReply, kind: str, code: int, *, status: int = 500,
-                      soap: str = SOAP11) -> str:
+def assert_soap_fault(
+    reply: SoapReply, kind: str, code: int, *, status: int = 500, soap: str = SOAP11
+) -> str:
     """Check kind, code, HTTP status, faultcode and faultstring; returns the faultstring."""
     got_kind, got_code, faultcode, faultstring = reply.fault(soap)
     assert (got_kind, got_code, reply.status) == (kind, code, status), reply.body[:600]
@@ -123,21 +144,31 @@ def assert_soap_fault(reply: SoapReply, kind: str, code: int, *, status: int = 5
         assert faultcode == ("soapenv:Server" if server else "soapenv:Client")
     else:
         assert faultcode == ("soap:Receiver" if server else "soap:Sender")
-    names = {"authenticationFault": "AuthenticationException",
-             "authorizationFault": "AuthorizationException", "ipsApiFault": "IpsApiException"}
+    names = {
+        "authenticationFault": "AuthenticationException",
+        "authorizationFault": "AuthorizationException",
+        "ipsApiFault": "IpsApiException",
+    }
     assert faultstring == names[kind]
     return faultstring
 
 
-async def post_soap(url: str, data: str | bytes, *, soap: str = SOAP11,
-                    headers: dict[str, str] | None = None, action: str | None = None) -> SoapReply:
+async def post_soap(
+    url: str,
+    data: str | bytes,
+    *,
+    soap: str = SOAP11,
+    headers: dict[str, str] | None = None,
+    action: str | None = None,
+) -> SoapReply:
     """POST one envelope; no Accept-Encoding unless given."""
     sent = {"Content-Type": REQUEST_TYPES[soap]}
     if action is not None:
         sent["SOAPAction"] = action
     sent.update(headers or {})
-    session = aiohttp.ClientSession(auto_decompress=False, timeout=TIMEOUT,
-                                    skip_auto_headers=("Accept-Encoding",))
+    session = aiohttp.ClientSession(
+        auto_decompress=False, timeout=TIMEOUT, skip_auto_headers=("Accept-Encoding",)
+    )
     payload = data.encode("utf-8") if isinstance(data, str) else data
     async with session, session.post(url, data=payload, headers=sent) as response:
         raw = await response.read()
@@ -146,6 +177,7 @@ async def post_soap(url: str, data: str | bytes, *, soap: str = SOAP11,
 
 
 # --- reading answers by local name -------------------------------------------------------------
+
 
 def local(tag: str) -> str:
     return tag.rpartition("}")[2]
@@ -181,9 +213,16 @@ def flat(element: ET.Element) -> dict[str, str]:
     return {local(c.tag): c.text or "" for c in element if len(c) == 0}
 
 
-async def call(url: str, operation: str, inner: str = "", *, soap: str = SOAP11,
-               headers: dict[str, str] | None = None, action: str | None = None,
-               **kwargs: Any) -> SoapReply:
+async def call(
+    url: str,
+    operation: str,
+    inner: str = "",
+    *,
+    soap: str = SOAP11,
+    headers: dict[str, str] | None = None,
+    action: str | None = None,
+    **kwargs: Any,
+) -> SoapReply:
     """One operation: ``inner`` is the XML inside ``<operation>Param``."""
     data = envelope(operation, inner, soap=soap, **kwargs)
     return await post_soap(url, data, soap=soap, headers=headers, action=action)

@@ -25,6 +25,5 @@ class TestAnnounce:
     def test_real_users_beyond_loopback_do_not_warn(self, tmp_path: Path) -> None:
         """With real users configured there is no demo warning, and no password shown."""
         out = io.StringIO()
-        announce(build_settings(root=tmp_path, host="0.0.0.0", users=["a@b.c:s3cr3t-pw"]), 1,
-                 out)
+        announce(build_settings(root=tmp_path, host="0.0.0.0", users=["a@b.c:s3cr3t-pw"]), 1, out)
         assert "WARNING" not in out.getvalue() and "s3cr3t-pw" not in out.getvalue()

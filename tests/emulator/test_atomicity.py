@@ -19,12 +19,18 @@ def everything_under(root: Path) -> list[str]:
     return sorted(found)
 
 
-def head_until_content(params: str, filename: str, *, password: str = PASSWORD,
-                       before: list[Part] | None = None) -> bytes:
+def head_until_content(
+    params: str, filename: str, *, password: str = PASSWORD, before: list[Part] | None = None
+) -> bytes:
     """The body up to (not including) the content of a last file part called ``filename``."""
-    data = body([xml_part("auth", auth_xml(USER, password)),
-                 xml_part("uploadParams", params), *(before or []),
-                 file_part(filename, b"", name="fileN")])
+    data = body(
+        [
+            xml_part("auth", auth_xml(USER, password)),
+            xml_part("uploadParams", params),
+            *(before or []),
+            file_part(filename, b"", name="fileN"),
+        ]
+    )
     return data[: data.rindex(TAIL)]
 
 
@@ -32,8 +38,11 @@ class TestCutBody:
     async def test_connection_closed_mid_file(self, emu: Emulator) -> None:
         """D-13: a body cut mid-file stores nothing and leaves the staging dir empty."""
         handle = await emu.open_job()
-        head = head_until_content(params_xml(job_handle=handle), "cut.jpg",
-                                  before=files({"whole.jpg": b"complete first file"}))
+        head = head_until_content(
+            params_xml(job_handle=handle),
+            "cut.jpg",
+            before=files({"whole.jpg": b"complete first file"}),
+        )
         async with RawPost(emu, len(head) + 10_000_000 + len(TAIL)) as post:
             await post.send(head + b"c" * 300_000)
 
@@ -62,8 +71,9 @@ class TestCutBody:
 
 
 class TestStartup:
-    async def test_staging_left_by_a_crash_is_discarded(self, start_emulator: StartEmulator,
-                                                        tmp_path: Path) -> None:
+    async def test_staging_left_by_a_crash_is_discarded(
+        self, start_emulator: StartEmulator, tmp_path: Path
+    ) -> None:
         """D-13: staging files from an earlier run are removed at start and never ingested."""
         staging = tmp_path / "root" / ".bulkup-emulator" / "staging"
         staging.mkdir(parents=True)
@@ -102,8 +112,10 @@ class TestFaultedPost:
     async def test_fault_after_body_discards_staged_files(self, emu: Emulator) -> None:
         """D-13: a fault found only at the end (fileName with two parts) discards both files."""
         handle = await emu.open_job()
-        reply = await emu.send(params_xml(job_handle=handle, file_name="x.jpg"),
-                               files({"a.jpg": b"a" * 5000, "b.jpg": b"b" * 5000}))
+        reply = await emu.send(
+            params_xml(job_handle=handle, file_name="x.jpg"),
+            files({"a.jpg": b"a" * 5000, "b.jpg": b"b" * 5000}),
+        )
         assert_fault(reply, "ipsApiFault", 30001)
         assert everything_under(emu.root) == []
 

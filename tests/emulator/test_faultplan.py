@@ -34,15 +34,17 @@ async def outcome(emu: Emulator, n: int) -> str:
     return "30000"
 
 
-async def run_sequence(start_emulator: StartEmulator, tmp_path: Path, name: str, plan: str,
-                       count: int = 30) -> tuple[list[str], Emulator]:
+async def run_sequence(
+    start_emulator: StartEmulator, tmp_path: Path, name: str, plan: str, count: int = 30
+) -> tuple[list[str], Emulator]:
     emu = await start_emulator(root=tmp_path / name, faults=plan)
     return [await outcome(emu, n) for n in range(count)], emu
 
 
 class TestSequence:
-    async def test_same_seed_same_outcomes(self, start_emulator: StartEmulator,
-                                           tmp_path: Path) -> None:
+    async def test_same_seed_same_outcomes(
+        self, start_emulator: StartEmulator, tmp_path: Path
+    ) -> None:
         """The same seed gives the same outcome sequence on two fresh emulators."""
         first, emu1 = await run_sequence(start_emulator, tmp_path, "a", PLAN)
         second, emu2 = await run_sequence(start_emulator, tmp_path, "b", PLAN)
@@ -52,8 +54,9 @@ class TestSequence:
         assert len(await emu1.jobs()) == ok == len(emu1.stored())
         assert sorted(emu1.stored()) == sorted(emu2.stored())
 
-    async def test_other_seed_other_outcomes(self, start_emulator: StartEmulator,
-                                             tmp_path: Path) -> None:
+    async def test_other_seed_other_outcomes(
+        self, start_emulator: StartEmulator, tmp_path: Path
+    ) -> None:
         """Another seed gives another sequence (the seed really drives the draws)."""
         first, _ = await run_sequence(start_emulator, tmp_path, "a", PLAN)
         other, _ = await run_sequence(start_emulator, tmp_path, "b", PLAN.replace("7", "8", 1))
@@ -65,17 +68,25 @@ class TestSequence:
         url = f"http://{emu.host}:{emu.port}/_emulator/jobs"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             counts = (await response.json())["injected"]
-        assert counts == {"none": seen.count("ok"), "http503": seen.count("503"),
-                          "drop": seen.count("drop"), "fault30000": seen.count("30000")}
+        assert counts == {
+            "none": seen.count("ok"),
+            "http503": seen.count("503"),
+            "drop": seen.count("drop"),
+            "fault30000": seen.count("30000"),
+        }
 
 
 class TestEachFault:
     async def test_drop_closes_without_response(self, start_emulator: StartEmulator) -> None:
         """A dropped POST gets no response bytes at all and stores nothing."""
         emu = await start_emulator(faults="seed=3,drop=1")
-        data = body([xml_part("auth", auth_xml(USER, PASSWORD)),
-                     xml_part("uploadParams", params_xml(job_name="dropped")),
-                     *files({"d.jpg": b"d" * 100_000})])
+        data = body(
+            [
+                xml_part("auth", auth_xml(USER, PASSWORD)),
+                xml_part("uploadParams", params_xml(job_name="dropped")),
+                *files({"d.jpg": b"d" * 100_000}),
+            ]
+        )
         async with RawPost(emu, len(data)) as post:
             try:
                 await post.send(data)
@@ -96,8 +107,9 @@ class TestEachFault:
         assert await emu.jobs() == []
         assert emu.stored() == {} and emu.staged() == []
 
-    async def test_latency(self, start_emulator: StartEmulator,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_latency(
+        self, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """``latency_ms`` delays every POST: its answer waits for a 60 ms sleep (held here
         until released, so nothing is timed), one per POST."""
         emu = await start_emulator(faults="latency_ms=60")
@@ -108,8 +120,9 @@ class TestEachFault:
             slept.append(delay)
             await released.wait()
 
-        monkeypatch.setattr(app_module, "asyncio",
-                            SimpleNamespace(**{**vars(asyncio), "sleep": held}))
+        monkeypatch.setattr(
+            app_module, "asyncio", SimpleNamespace(**{**vars(asyncio), "sleep": held})
+        )
         sending = asyncio.create_task(emu.send(params_xml(job_name="slow")))
         await wait_until(lambda: slept == [0.06])
         assert await emu.jobs() == []  # held before the body is read: no job opened yet
@@ -125,7 +138,12 @@ class TestParsing:
         """A full plan parses into its numbers."""
         plan = FaultPlan.parse(" seed=7, http503=0.3,drop=0.2,fault30000=0.2,latency_ms=20 ")
         assert (plan.seed, plan.http503, plan.drop, plan.fault30000, plan.latency_ms) == (
-            7, 0.3, 0.2, 0.2, 20.0)
+            7,
+            0.3,
+            0.2,
+            0.2,
+            20.0,
+        )
         assert plan.active
 
     def test_empty_plan(self) -> None:
@@ -134,11 +152,19 @@ class TestParsing:
         assert not plan.active
         assert {plan.next().value for _ in range(50)} == {"none"}
 
-    @pytest.mark.parametrize(("text", "key"), [
-        ("bogus=1", "bogus"), ("http503=abc", "http503"), ("drop=1.5", "drop"),
-        ("fault30000=-0.1", "fault30000"), ("latency_ms=-1", "latency_ms"), ("seed", "seed"),
-        ("seed=x", "seed"), ("latency_ms=fast", "latency_ms"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "key"),
+        [
+            ("bogus=1", "bogus"),
+            ("http503=abc", "http503"),
+            ("drop=1.5", "drop"),
+            ("fault30000=-0.1", "fault30000"),
+            ("latency_ms=-1", "latency_ms"),
+            ("seed", "seed"),
+            ("seed=x", "seed"),
+            ("latency_ms=fast", "latency_ms"),
+        ],
+    )
     def test_bad_plan_names_key(self, text: str, key: str) -> None:
         """A bad plan raises FaultPlanError naming the offending key."""
         with pytest.raises(FaultPlanError, match=key):

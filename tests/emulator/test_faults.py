@@ -46,8 +46,9 @@ async def assert_nothing_happened(emu: Emulator) -> None:
 class TestRow1Framing:
     async def test_not_multipart(self, emu: Emulator) -> None:
         """Row 1: a urlencoded body is ipsApiFault 30001 with HTTP 500."""
-        reply = await emu.post_raw(b"auth=x&uploadParams=y",
-                                   ctype="application/x-www-form-urlencoded")
+        reply = await emu.post_raw(
+            b"auth=x&uploadParams=y", ctype="application/x-www-form-urlencoded"
+        )
         assert assert_fault(reply, IPS, 30001) == "Invalid multipart request"
 
     async def test_multipart_without_boundary(self, emu: Emulator) -> None:
@@ -64,8 +65,9 @@ class TestRow1Framing:
 
     async def test_garbage_after_boundary(self, emu: Emulator) -> None:
         """Row 1: text after a delimiter on its line is 30001."""
-        data = body([auth(), params()]).replace(b"--emu-test-5b1c0e\r\n",
-                                                b"--emu-test-5b1c0e junk\r\n", 1)
+        data = body([auth(), params()]).replace(
+            b"--emu-test-5b1c0e\r\n", b"--emu-test-5b1c0e junk\r\n", 1
+        )
         assert_fault(await emu.post_raw(data), IPS, 30001)
 
     async def test_boundary_longer_than_parser_allows(self, emu: Emulator) -> None:
@@ -89,31 +91,51 @@ class TestRows2To6Authentication:
         """Row 2: no ``auth`` part is authenticationFault 10000."""
         assert assert_fault(await emu.post([params()]), AUTH, 10000) == "No credentials"
 
-    @pytest.mark.parametrize("xml", [
-        "<authHeader><user>u</user>",
-        "",
-        "not xml at all",
-        "<authHeaders><user>uploader@example.com</user><password>s3cret</password></authHeaders>",
-        ('<!DOCTYPE authHeader [<!ENTITY e "s3cret">]><authHeader><user>uploader@example.com'
-         "</user><password>&e;</password></authHeader>"),
-    ], ids=["unclosed", "empty", "text", "wrong-root", "dtd"])
+    @pytest.mark.parametrize(
+        "xml",
+        [
+            "<authHeader><user>u</user>",
+            "",
+            "not xml at all",
+            "<authHeaders><user>uploader@example.com</user><password>s3cret</password></authHeaders>",
+            (
+                '<!DOCTYPE authHeader [<!ENTITY e "s3cret">]><authHeader><user>uploader@example.com'
+                "</user><password>&e;</password></authHeader>"
+            ),
+        ],
+        ids=["unclosed", "empty", "text", "wrong-root", "dtd"],
+    )
     async def test_auth_not_an_auth_header(self, emu: Emulator, xml: str) -> None:
         """Row 3: an auth part that is not a well-formed ``authHeader`` is 30003."""
         reply = await emu.post([xml_part("auth", xml), params()])
         assert assert_fault(reply, IPS, 30003) == "Invalid authHeader XML"
 
-    @pytest.mark.parametrize(("user", "password"), [
-        (None, PASSWORD), (USER, None), ("", PASSWORD), (USER, ""), ("   ", PASSWORD),
-    ])
-    async def test_missing_user_or_password(self, emu: Emulator, user: str | None,
-                                            password: str | None) -> None:
+    @pytest.mark.parametrize(
+        ("user", "password"),
+        [
+            (None, PASSWORD),
+            (USER, None),
+            ("", PASSWORD),
+            (USER, ""),
+            ("   ", PASSWORD),
+        ],
+    )
+    async def test_missing_user_or_password(
+        self, emu: Emulator, user: str | None, password: str | None
+    ) -> None:
         """Row 4: user or password missing or empty is 10000."""
         assert_fault(await emu.post([auth(user, password), params()]), AUTH, 10000)
 
-    @pytest.mark.parametrize(("user", "password"), [
-        ("nobody@example.com", PASSWORD), (USER, "wrong"), (USER, PASSWORD.upper()),
-        ("second@example.com", PASSWORD), (USER, f" {PASSWORD} "),
-    ])
+    @pytest.mark.parametrize(
+        ("user", "password"),
+        [
+            ("nobody@example.com", PASSWORD),
+            (USER, "wrong"),
+            (USER, PASSWORD.upper()),
+            ("second@example.com", PASSWORD),
+            (USER, f" {PASSWORD} "),
+        ],
+    )
     async def test_bad_credentials(self, emu: Emulator, user: str, password: str) -> None:
         """Row 5: unknown user or wrong password is 10001 with the vendor's reason text."""
         reply = await emu.post([auth(user, password), params()])
@@ -130,24 +152,32 @@ class TestRows7To12Parameters:
         reply = await emu.post([auth()])
         assert assert_fault(reply, IPS, 30002) == "Missing parameter: uploadParams"
 
-    @pytest.mark.parametrize("xml", [
-        "<uploadPostParam><companyHandle>c|42</companyHandle>",
-        "<uploadPost><companyHandle>c|42</companyHandle><jobName>j</jobName></uploadPost>",
-        "",
-    ], ids=["unclosed", "wrong-root", "empty"])
+    @pytest.mark.parametrize(
+        "xml",
+        [
+            "<uploadPostParam><companyHandle>c|42</companyHandle>",
+            "<uploadPost><companyHandle>c|42</companyHandle><jobName>j</jobName></uploadPost>",
+            "",
+        ],
+        ids=["unclosed", "wrong-root", "empty"],
+    )
     async def test_upload_params_not_xml(self, emu: Emulator, xml: str) -> None:
         """Row 8: a malformed ``uploadParams`` part or a wrong root is 30003."""
         reply = await emu.post([auth(), xml_part("uploadParams", xml)])
         assert_fault(reply, IPS, 30003)
 
-    @pytest.mark.parametrize(("kwargs", "missing"), [
-        ({"company": None}, "companyHandle"),
-        ({"company": ""}, "companyHandle"),
-        ({"job_name": None}, "jobName"),
-        ({"job_name": ""}, "jobName"),
-    ])
-    async def test_missing_parameters(self, emu: Emulator, kwargs: dict[str, object],
-                                      missing: str) -> None:
+    @pytest.mark.parametrize(
+        ("kwargs", "missing"),
+        [
+            ({"company": None}, "companyHandle"),
+            ({"company": ""}, "companyHandle"),
+            ({"job_name": None}, "jobName"),
+            ({"job_name": ""}, "jobName"),
+        ],
+    )
+    async def test_missing_parameters(
+        self, emu: Emulator, kwargs: dict[str, object], missing: str
+    ) -> None:
         """Row 9: missing companyHandle, no jobName/jobHandle, empty jobName are 30002."""
         reply = await emu.post([auth(), params(**kwargs)])
         assert missing in assert_fault(reply, IPS, 30002)
@@ -190,8 +220,9 @@ class TestRows13To15Jobs:
     async def test_job_of_another_user(self, emu: Emulator) -> None:
         """Row 14: a job opened by another user of the same company is 20005."""
         handle = await emu.open_job()
-        reply = await emu.upload(handle, {"a.jpg": b"x"}, user="second@example.com",
-                                 password="pw-second")
+        reply = await emu.upload(
+            handle, {"a.jpg": b"x"}, user="second@example.com", password="pw-second"
+        )
         assert_fault(reply, AUTHZ, 20005)
         assert emu.stored() == {}
 
@@ -208,8 +239,9 @@ class TestRows16To17Options:
         """Row 16: an opening POST without the ``uploadParams`` element is 30002."""
         assert_fault(await emu.post([auth(), params(options=None)]), IPS, 30002)
 
-    @pytest.mark.parametrize("child", ["overwrite", "readyForPublish", "createMask",
-                                       "emailSetting"])
+    @pytest.mark.parametrize(
+        "child", ["overwrite", "readyForPublish", "createMask", "emailSetting"]
+    )
     async def test_required_option_missing(self, emu: Emulator, child: str) -> None:
         """Row 16: each required UploadPostJob child missing is 30002 naming it."""
         start = REQUIRED_OPTIONS.index(f"<{child}>")
@@ -223,15 +255,21 @@ class TestRows16To17Options:
         options = REQUIRED_OPTIONS.replace("<preservePublishState>true</preservePublishState>", "")
         (await emu.post([auth(), params(options=options)])).job_handle()
 
-    @pytest.mark.parametrize("extra", [
-        "<preserveCrop>yes</preserveCrop>",
-        "<unsharpMaskOptions><amount>6</amount></unsharpMaskOptions>",
-        "<unsharpMaskOptions><threshold>1.5</threshold></unsharpMaskOptions>",
-        "<pdfOptions><colorspace>rgb</colorspace></pdfOptions>",
-        "<bogusOption>1</bogusOption>",
-        ("<manualCropOptions><left>1</left></manualCropOptions>"
-         "<autoTransparentCropOptions><tolerance>0.5</tolerance></autoTransparentCropOptions>"),
-    ], ids=["boolean", "range", "integer", "enum-case", "unknown-element", "two-crops"])
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            "<preserveCrop>yes</preserveCrop>",
+            "<unsharpMaskOptions><amount>6</amount></unsharpMaskOptions>",
+            "<unsharpMaskOptions><threshold>1.5</threshold></unsharpMaskOptions>",
+            "<pdfOptions><colorspace>rgb</colorspace></pdfOptions>",
+            "<bogusOption>1</bogusOption>",
+            (
+                "<manualCropOptions><left>1</left></manualCropOptions>"
+                "<autoTransparentCropOptions><tolerance>0.5</tolerance></autoTransparentCropOptions>"
+            ),
+        ],
+        ids=["boolean", "range", "integer", "enum-case", "unknown-element", "two-crops"],
+    )
     async def test_invalid_option(self, emu: Emulator, extra: str) -> None:
         """Row 17: bad boolean/number/enum/range, unknown element, two crops are 30001."""
         reply = await emu.post([auth(), params(options=REQUIRED_OPTIONS + extra)])
@@ -265,8 +303,9 @@ class TestRows18To19FileParts:
 
     async def test_file_name_with_two_file_parts(self, emu: Emulator) -> None:
         """Row 19: ``fileName`` together with two file parts is 30001, nothing stored."""
-        reply = await emu.post([auth(), params(file_name="x.jpg"),
-                                *files({"a.jpg": b"a", "b.jpg": b"b"})])
+        reply = await emu.post(
+            [auth(), params(file_name="x.jpg"), *files({"a.jpg": b"a", "b.jpg": b"b"})]
+        )
         assert_fault(reply, IPS, 30001)
         await assert_nothing_happened(emu)
 
@@ -297,7 +336,8 @@ class TestRow21InternalError:
         await assert_nothing_happened(emu)
 
     async def test_injected_fault30000_honours_fault_http_status(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """D-22 with row 21: the injected internal error comes after the request's checks, so
         it carries the client's faultHttpStatusCode like any other fault."""
         emu = await start_emulator(faults="seed=1,fault30000=1")
@@ -307,15 +347,18 @@ class TestRow21InternalError:
         await assert_nothing_happened(emu)
 
     async def test_injected_fault30000_after_a_real_fault(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """A request that fails its checks gets that fault, not the injected one."""
         emu = await start_emulator(faults="seed=1,fault30000=1")
         reply = await emu.post([auth(password="bad"), params(), *files({"a.jpg": b"x"})])
         assert_fault(reply, AUTH, 10001)
 
-    async def test_unexpected_exception(self, emu: Emulator,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_unexpected_exception(
+        self, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Row 21: an unexpected exception while committing is 30000 with its text."""
+
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
 
@@ -367,14 +410,19 @@ class TestEvaluationOrder:
 
     async def test_not_member_before_unknown_job(self, emu: Emulator) -> None:
         """Row 11 before row 13: outsider with an unknown jobHandle → 20006."""
-        reply = await emu.post([auth("outsider@example.com", "pw-outsider"),
-                                params(job_name=None, job_handle="j|42||x|1")])
+        reply = await emu.post(
+            [
+                auth("outsider@example.com", "pw-outsider"),
+                params(job_name=None, job_handle="j|42||x|1"),
+            ]
+        )
         assert_fault(reply, AUTHZ, 20006)
 
     async def test_role_before_bad_options(self, emu: Emulator) -> None:
         """Row 12 before row 17: ImagePortalUser with invalid options → 20003."""
-        reply = await emu.post([auth("viewer@example.com", "pw-viewer"),
-                                params(options=REQUIRED_OPTIONS + "<bogus/>")])
+        reply = await emu.post(
+            [auth("viewer@example.com", "pw-viewer"), params(options=REQUIRED_OPTIONS + "<bogus/>")]
+        )
         assert_fault(reply, AUTHZ, 20003)
 
     async def test_bad_job_name_before_missing_options(self, emu: Emulator) -> None:
@@ -385,13 +433,15 @@ class TestEvaluationOrder:
     async def test_missing_option_before_bad_option(self, emu: Emulator) -> None:
         """Row 16 before row 17: a required child missing and a bad enum → 30002."""
         options = REQUIRED_OPTIONS.replace("<overwrite>true</overwrite>", "").replace(
-            ">None<", ">bogus<")
+            ">None<", ">bogus<"
+        )
         assert_fault(await emu.post([auth(), params(options=options)]), IPS, 30002)
 
     async def test_bad_option_before_nameless_file(self, emu: Emulator) -> None:
         """Row 17 before row 18: a bad option and a nameless file part → 30001."""
-        reply = await emu.post([auth(), params(options=REQUIRED_OPTIONS + "<x/>"),
-                                file_part(None, b"x")])
+        reply = await emu.post(
+            [auth(), params(options=REQUIRED_OPTIONS + "<x/>"), file_part(None, b"x")]
+        )
         assert_fault(reply, IPS, 30001)
 
     async def test_file_first_before_oversize(self, start_emulator: StartEmulator) -> None:
@@ -402,14 +452,21 @@ class TestEvaluationOrder:
 
     async def test_nameless_file_before_file_name_with_two_parts(self, emu: Emulator) -> None:
         """Row 18 before row 19: no filename anywhere beats the two-part rule → 30002."""
-        reply = await emu.post([auth(), params(), file_part(None, b"a", name="file1"),
-                                file_part(None, b"b", name="file2")])
+        reply = await emu.post(
+            [
+                auth(),
+                params(),
+                file_part(None, b"a", name="file1"),
+                file_part(None, b"b", name="file2"),
+            ]
+        )
         assert_fault(reply, IPS, 30002)
 
     async def test_missing_company_before_bad_end_job(self, emu: Emulator) -> None:
         """Row 9 before the endJob check: no companyHandle and endJob ``yes`` → 30002."""
-        reply = await emu.post([auth(), params(company=None, job_name=None,
-                                               job_handle="j|42||x|1", end_job="yes")])
+        reply = await emu.post(
+            [auth(), params(company=None, job_name=None, job_handle="j|42||x|1", end_job="yes")]
+        )
         assert_fault(reply, IPS, 30002)
 
     async def test_unknown_company_before_bad_end_job(self, emu: Emulator) -> None:
@@ -420,8 +477,12 @@ class TestEvaluationOrder:
     async def test_other_users_job_before_bad_end_job(self, emu: Emulator) -> None:
         """Row 14 before the endJob check: another user's job and endJob ``yes`` → 20005."""
         handle = await emu.open_job()
-        reply = await emu.post([auth("second@example.com", "pw-second"),
-                                params(job_name=None, job_handle=handle, end_job="yes")])
+        reply = await emu.post(
+            [
+                auth("second@example.com", "pw-second"),
+                params(job_name=None, job_handle=handle, end_job="yes"),
+            ]
+        )
         assert_fault(reply, AUTHZ, 20005)
 
     async def test_wrong_password_before_oversize(self, start_emulator: StartEmulator) -> None:
@@ -448,29 +509,36 @@ class TestFaultHttpStatusCode:
     async def test_override_with_missing_password(self, emu: Emulator) -> None:
         """D-22: a readable auth part without password still carries the override."""
         extra = "<faultHttpStatusCode>200</faultHttpStatusCode>"
-        assert_fault(await emu.post([auth(password=None, extra=extra), params()]), AUTH, 10000,
-                     status=200)
+        assert_fault(
+            await emu.post([auth(password=None, extra=extra), params()]), AUTH, 10000, status=200
+        )
 
-    @pytest.mark.parametrize("value", ["99", "700", "abc", "", "2OO", "\u00b2", "-200", "204",
-                                       "205", "304"])
+    @pytest.mark.parametrize(
+        "value", ["99", "700", "abc", "", "2OO", "\u00b2", "-200", "204", "205", "304"]
+    )
     async def test_override_ignored(self, emu: Emulator, value: str) -> None:
         """D-22: a value that is not an integer 200-599 (or a status that cannot carry a body)
         leaves the fault at 500."""
         extra = f"<faultHttpStatusCode>{value}</faultHttpStatusCode>"
         assert_fault(await emu.post([auth(password="bad", extra=extra), params()]), AUTH, 10001)
 
-    @pytest.mark.parametrize("xml", [
-        "<authHeader><faultHttpStatusCode>200</faultHttpStatusCode><user>x</user>",
-        "<notAuth><faultHttpStatusCode>200</faultHttpStatusCode></notAuth>",
-    ], ids=["not-well-formed", "wrong-root"])
+    @pytest.mark.parametrize(
+        "xml",
+        [
+            "<authHeader><faultHttpStatusCode>200</faultHttpStatusCode><user>x</user>",
+            "<notAuth><faultHttpStatusCode>200</faultHttpStatusCode></notAuth>",
+        ],
+        ids=["not-well-formed", "wrong-root"],
+    )
     async def test_override_not_applied_when_auth_broken(self, emu: Emulator, xml: str) -> None:
         """D-22: with a broken auth part the fault is 500 whatever it says."""
         assert_fault(await emu.post([xml_part("auth", xml), params()]), IPS, 30003)
 
     async def test_override_not_applied_without_multipart(self, emu: Emulator) -> None:
         """D-22: a row-1 fault is 500 even if the body mentions an override."""
-        reply = await emu.post_raw(b"<faultHttpStatusCode>200</faultHttpStatusCode>",
-                                   ctype="text/xml")
+        reply = await emu.post_raw(
+            b"<faultHttpStatusCode>200</faultHttpStatusCode>", ctype="text/xml"
+        )
         assert_fault(reply, IPS, 30001)
 
     async def test_success_stays_200(self, emu: Emulator) -> None:

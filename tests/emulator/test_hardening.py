@@ -51,8 +51,9 @@ class TestBackslashKept:
     async def test_backslashes_become_folders(self, emu: Emulator) -> None:
         """``filename="A\\b\\c.jpg"`` is stored as ``A/b/c.jpg`` (not ``Abc.jpg``)."""
         handle = await emu.open_job()
-        reply = await emu.send(params_xml(job_handle=handle),
-                               [file_part(b'"A\\b\\c.jpg"', b"jpeg")])
+        reply = await emu.send(
+            params_xml(job_handle=handle), [file_part(b'"A\\b\\c.jpg"', b"jpeg")]
+        )
         assert reply.job_handle() == handle
         assert emu.stored() == {"A/b/c.jpg": b"jpeg"}
 
@@ -60,8 +61,7 @@ class TestBackslashKept:
         """``\\"`` keeps the value open and the backslash stays: ``a\\"b.jpg`` → ``a/"b.jpg``,
         which D-25 refuses (``"`` in a name); nothing is stored."""
         handle = await emu.open_job()
-        await emu.send(params_xml(job_handle=handle),
-                       [file_part(b'"a\\"b.jpg"; x=1', b"jpeg")])
+        await emu.send(params_xml(job_handle=handle), [file_part(b'"a\\"b.jpg"; x=1', b"jpeg")])
         record = (await emu.job(handle))["files"][0]
         assert record["target_path"] == 'Acme/a/"b.jpg'
         assert record["outcome"] == "UploadError"
@@ -71,11 +71,17 @@ class TestBackslashKept:
 class TestClientGone:
     """Row 15: a client that cuts its body mid-POST costs one log line, not a traceback."""
 
-    async def test_cut_body_logs_one_line(self, emu: Emulator, events: Events,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+    async def test_cut_body_logs_one_line(
+        self, emu: Emulator, events: Events, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.DEBUG, logger="aiohttp")
-        data = body([xml_part("auth", auth_xml(USER, PASSWORD)),
-                     xml_part("uploadParams", params_xml()), file_part("x.jpg", b"x" * 100_000)])
+        data = body(
+            [
+                xml_part("auth", auth_xml(USER, PASSWORD)),
+                xml_part("uploadParams", params_xml()),
+                file_part("x.jpg", b"x" * 100_000),
+            ]
+        )
         async with RawPost(emu, len(data)) as post:
             await post.send(data[: len(data) // 2])
         await wait_until(lambda: bool(named(events, "client_gone")))
@@ -96,24 +102,32 @@ class FakeContent:
 
     async def iter_any(self) -> AsyncIterator[bytes]:
         for at in range(0, len(self.data), self.chunk):
-            piece = self.data[at:at + self.chunk]
+            piece = self.data[at : at + self.chunk]
             self.read += len(piece)
             yield piece
 
 
 def empty_parts(count: int, *, authenticated: bool = True) -> bytes:
     password = PASSWORD if authenticated else "wrong"
-    parts = [xml_part("auth", auth_xml(USER, password)),
-             xml_part("uploadParams", params_xml(job_handle="j|42||x|1"))]
+    parts = [
+        xml_part("auth", auth_xml(USER, password)),
+        xml_part("uploadParams", params_xml(job_handle="j|42||x|1")),
+    ]
     parts += [file_part(f"e{i}.jpg", b"", name=f"file{i}") for i in range(count)]
     return body(parts)
 
 
-def reader_for(tmp_path: Path, *, keep: bool, max_parts: int = 10_000,
-               drain_limit: int = 64 * 1024**2) -> BodyReader:
-    return BodyReader(staging_dir=tmp_path, max_file_size=2**31, drain_limit_bytes=drain_limit,
-                      max_parts=max_parts, strict_part_order=True,
-                      keep_files=lambda post: keep)
+def reader_for(
+    tmp_path: Path, *, keep: bool, max_parts: int = 10_000, drain_limit: int = 64 * 1024**2
+) -> BodyReader:
+    return BodyReader(
+        staging_dir=tmp_path,
+        max_file_size=2**31,
+        drain_limit_bytes=drain_limit,
+        max_parts=max_parts,
+        strict_part_order=True,
+        keep_files=lambda post: keep,
+    )
 
 
 class TestBoundedParts:
@@ -130,8 +144,11 @@ class TestBoundedParts:
         reader = reader_for(tmp_path, keep=True, max_parts=100)
         content = FakeContent(empty_parts(20_000))
         held: list[int] = []
-        post = await reader.read(SimpleNamespace(content=content), BOUNDARY,  # type: ignore[arg-type]
-                                 touch=lambda: held.append(len(reader.post.files)))
+        post = await reader.read(
+            SimpleNamespace(content=content),
+            BOUNDARY,  # type: ignore[arg-type]
+            touch=lambda: held.append(len(reader.post.files)),
+        )
         assert post.too_many_parts
         assert max(held) <= 100
         assert post.files == []
@@ -162,9 +179,13 @@ class TestBoundedParts:
         (the cap is named); the job receives nothing."""
         emu = await start_emulator(max_parts_per_post=100)
         handle = await emu.open_job()
-        data = body([xml_part("auth", auth_xml(USER, PASSWORD)),
-                     xml_part("uploadParams", params_xml(job_handle=handle)),
-                     *(file_part(f"e{i}.jpg", b"", name=f"file{i}") for i in range(20_000))])
+        data = body(
+            [
+                xml_part("auth", auth_xml(USER, PASSWORD)),
+                xml_part("uploadParams", params_xml(job_handle=handle)),
+                *(file_part(f"e{i}.jpg", b"", name=f"file{i}") for i in range(20_000)),
+            ]
+        )
         async with RawPost(emu, len(data)) as post:
             await post.send(data)
             reply = await post.response()
@@ -235,9 +256,11 @@ async def trickle(writer: asyncio.StreamWriter, pieces: list[bytes], pause: floa
 
 
 def head(content_length: int, *, host: str = "127.0.0.1") -> bytes:
-    return (f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-            f"Content-Length: {content_length}\r\n\r\n").encode("ascii")
+    return (
+        f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {content_length}\r\n\r\n"
+    ).encode("ascii")
 
 
 class TestSlowClients:
@@ -277,14 +300,16 @@ class TestSlowClients:
             await reader.readexactly(length)
         writer.close()
 
-    async def test_unfulfilled_content_length_dropped(self, guarded: Start,
-                                                      guard_events: Events) -> None:
+    async def test_unfulfilled_content_length_dropped(
+        self, guarded: Start, guard_events: Events
+    ) -> None:
         """Content-Length 10 GB, 1 KB sent, then silence: cut after the 0.2 s body idle
         timeout, one ``body_idle_timeout`` line, nothing staged, no job."""
         running = await guarded(body_idle_timeout_s=0.2)
         reader, writer = await connect(running)
-        writer.write(head(10 * 1024**3) + body([xml_part("auth", auth_xml(USER, PASSWORD))])
-                     + b"x" * 1024)
+        writer.write(
+            head(10 * 1024**3) + body([xml_part("auth", auth_xml(USER, PASSWORD))]) + b"x" * 1024
+        )
         await writer.drain()
         assert await closed_by_server(reader) == b""
         writer.close()
@@ -294,17 +319,22 @@ class TestSlowClients:
         assert list(staging.iterdir()) == []
         assert running.runner.app[emulator_app.STATE].store.jobs() == []
 
-    async def test_slow_but_steady_body_is_served(self, guarded: Start,
-                                                  guard_events: Events) -> None:
+    async def test_slow_but_steady_body_is_served(
+        self, guarded: Start, guard_events: Events
+    ) -> None:
         """The body timeout is an idle timeout: a body sent in 12 pieces 50 ms apart (0.6 s
         in all, three times the 0.2 s timeout) is answered normally."""
         running = await guarded(body_idle_timeout_s=0.2)
         reader, writer = await connect(running)
-        data = body([xml_part("auth", auth_xml("demo@example.com", "demo")),
-                     xml_part("uploadParams", params_xml("c|1", job_name="steady"))])
+        data = body(
+            [
+                xml_part("auth", auth_xml("demo@example.com", "demo")),
+                xml_part("uploadParams", params_xml("c|1", job_name="steady")),
+            ]
+        )
         writer.write(head(len(data)))
         step = -(-len(data) // 12)
-        await trickle(writer, [data[at:at + step] for at in range(0, len(data), step)], 0.05)
+        await trickle(writer, [data[at : at + step] for at in range(0, len(data), step)], 0.05)
         answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
         assert answer.startswith(b"HTTP/1.1 200 ")
         writer.close()
@@ -314,8 +344,9 @@ class TestSlowClients:
 class TestConnectionCap:
     """Row 13: at most ``max_connections`` at once; the next are answered 503 and closed."""
 
-    async def test_sixth_connection_refused_then_room_again(self, guarded: Start,
-                                                            guard_events: Events) -> None:
+    async def test_sixth_connection_refused_then_room_again(
+        self, guarded: Start, guard_events: Events
+    ) -> None:
         running = await guarded(max_connections=5)
         held = [await connect(running) for _ in range(5)]
         await wait_until(lambda: running.connections.open == 5)
@@ -340,8 +371,11 @@ class TestConnectionCap:
     def test_defaults(self, tmp_path: Path) -> None:
         """Rule 9's defaults: 1,000 connections, 30 s for a head, 60 s of body silence."""
         settings = build_settings(root=tmp_path)
-        assert (settings.max_connections, settings.header_timeout_s,
-                settings.body_idle_timeout_s) == (1000, 30.0, 60.0)
+        assert (
+            settings.max_connections,
+            settings.header_timeout_s,
+            settings.body_idle_timeout_s,
+        ) == (1000, 30.0, 60.0)
 
 
 class TestOneNameSpace:
@@ -357,27 +391,34 @@ class TestOneNameSpace:
         """``shoes/a.jpg`` then ``Shoes.png``: the asset would be named like the folder."""
         got = await self.outcomes(emu, {"shoes/a.jpg": b"a", "Shoes.png": b"p"})
         assert got[0].startswith("UploadSuccess")
-        assert got[1] == ("UploadError: Acme/Shoes.png: name conflict: asset 'Shoes' has the "
-                          "name of folder Acme/shoes/")
+        assert got[1] == (
+            "UploadError: Acme/Shoes.png: name conflict: asset 'Shoes' has the "
+            "name of folder Acme/shoes/"
+        )
         assert emu.stored() == {"shoes/a.jpg": b"a"}
 
     async def test_folder_may_not_take_an_asset_name(self, emu: Emulator) -> None:
         """``boots.jpg`` then ``x/BOOTS/b.jpg``: the new folder would be named like the asset;
         neither the file nor the folder is created."""
         got = await self.outcomes(emu, {"boots.jpg": b"b", "x/BOOTS/b.jpg": b"c"})
-        assert got[1] == ("UploadError: Acme/x/BOOTS/b.jpg: name conflict: folder 'BOOTS' has "
-                          "the name of asset Acme/boots.jpg")
+        assert got[1] == (
+            "UploadError: Acme/x/BOOTS/b.jpg: name conflict: folder 'BOOTS' has "
+            "the name of asset Acme/boots.jpg"
+        )
         assert emu.stored() == {"boots.jpg": b"b"}
         assert not (emu.company_dir() / "x").exists()
 
-    async def test_folders_on_disk_count(self, start_emulator: StartEmulator,
-                                         tmp_path: Path) -> None:
+    async def test_folders_on_disk_count(
+        self, start_emulator: StartEmulator, tmp_path: Path
+    ) -> None:
         """A folder already in the company folder at start-up is in the name space too."""
         (tmp_path / "root" / "Acme" / "old" / "gifs").mkdir(parents=True)
         emu = await start_emulator()
         got = await self.outcomes(emu, {"new/gifs.gif": b"g"})
-        assert got == ["UploadError: Acme/new/gifs.gif: name conflict: asset 'gifs' has the "
-                       "name of folder Acme/old/gifs/"]
+        assert got == [
+            "UploadError: Acme/new/gifs.gif: name conflict: asset 'gifs' has the "
+            "name of folder Acme/old/gifs/"
+        ]
 
     async def test_unrelated_names_unaffected(self, emu: Emulator) -> None:
         """Same-named folders in two places, and assets beside them, are fine."""
@@ -396,10 +437,23 @@ class TestServeCommandGuards:
         503 and closed (logged once on stderr); the first, silent, is closed at its header
         deadline."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulkup", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--root", str(tmp_path / "served"), "--max-connections", "1",
-            "--header-timeout-s", "0.3",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "bulkup",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--root",
+            str(tmp_path / "served"),
+            "--max-connections",
+            "1",
+            "--header-timeout-s",
+            "0.3",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             assert proc.stdout is not None and proc.stderr is not None
             line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
@@ -407,7 +461,8 @@ class TestServeCommandGuards:
             first_reader, first = await asyncio.open_connection("127.0.0.1", port)
             first.write(b"GET /_emulator/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert (await asyncio.wait_for(first_reader.readline(), 5)).startswith(
-                b"HTTP/1.1 200 ")  # admitted and served: it holds the one slot now
+                b"HTTP/1.1 200 "
+            )  # admitted and served: it holds the one slot now
             second_reader, second = await asyncio.open_connection("127.0.0.1", port)
             assert (await closed_by_server(second_reader)).startswith(b"HTTP/1.1 503 ")
             second.close()

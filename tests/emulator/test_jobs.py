@@ -34,24 +34,36 @@ class TestLifeCycle:
         job = await emu.job(handle)
         assert (job["state"], job["open"], job["file_count"], job["posts"]) == ("New", True, 0, 1)
         assert (job["name"], job["original_name"], job["user"], job["company"]) == (
-            "first", "first", USER, "c|42")
+            "first",
+            "first",
+            USER,
+            "c|42",
+        )
         assert job["client"] == "emu-tests 1"
         assert emu.stored() == {}
 
     async def test_follow_up_stores_files(self, emu: Emulator) -> None:
         """D-13: a follow-up's files are stored byte-exact and listed with size and sha256."""
         handle = await emu.open_job()
-        payload = {"Acme/shoes/2025/shoe-001.jpg": bytes(range(256)) * 40,
-                   "shoes/shoe-002.png": b"\x00\r\n--emu-test\r\n\x00"}
+        payload = {
+            "Acme/shoes/2025/shoe-001.jpg": bytes(range(256)) * 40,
+            "shoes/shoe-002.png": b"\x00\r\n--emu-test\r\n\x00",
+        }
         reply = await emu.upload(handle, payload)
         assert reply.job_handle() == handle
-        assert emu.stored() == {"shoes/2025/shoe-001.jpg": payload["Acme/shoes/2025/shoe-001.jpg"],
-                                "shoes/shoe-002.png": payload["shoes/shoe-002.png"]}
+        assert emu.stored() == {
+            "shoes/2025/shoe-001.jpg": payload["Acme/shoes/2025/shoe-001.jpg"],
+            "shoes/shoe-002.png": payload["shoes/shoe-002.png"],
+        }
         job = await emu.job(handle)
         assert job["state"] == "WaitingClient"
         assert [(f["target_path"], f["size"], f["sha256"], f["outcome"]) for f in job["files"]] == [
-            ("Acme/shoes/2025/shoe-001.jpg", 10240, sha(payload["Acme/shoes/2025/shoe-001.jpg"]),
-             "UploadSuccess"),
+            (
+                "Acme/shoes/2025/shoe-001.jpg",
+                10240,
+                sha(payload["Acme/shoes/2025/shoe-001.jpg"]),
+                "UploadSuccess",
+            ),
             ("Acme/shoes/shoe-002.png", 16, sha(payload["shoes/shoe-002.png"]), "UploadSuccess"),
         ]
         assert all(f["asset_handle"].startswith("a|42|1|") for f in job["files"])
@@ -153,8 +165,9 @@ class TestJobNames:
     async def test_job_of_another_user(self, emu: Emulator) -> None:
         """D-11: a job opened by another user is authorizationFault 20005."""
         handle = await emu.open_job()
-        reply = await emu.upload(handle, {"a.jpg": b"a"}, user="second@example.com",
-                                 password="pw-second")
+        reply = await emu.upload(
+            handle, {"a.jpg": b"a"}, user="second@example.com", password="pw-second"
+        )
         assert_fault(reply, "authorizationFault", 20005)
         assert emu.stored() == {}
 
@@ -185,8 +198,13 @@ class TestSameIp:
     async def test_other_address_and_other_user(self, emu: Emulator) -> None:
         """D-21 row 13 before 14: another user from another address gets 30001."""
         handle = await emu.open_job()
-        reply = await emu.upload(handle, {"a.jpg": b"a"}, user="second@example.com",
-                                 password="pw-second", local_addr=(OTHER_IP, 0))
+        reply = await emu.upload(
+            handle,
+            {"a.jpg": b"a"},
+            user="second@example.com",
+            password="pw-second",
+            local_addr=(OTHER_IP, 0),
+        )
         assert_fault(reply, IPS, 30001)
 
     async def test_end_job_from_other_address(self, emu: Emulator) -> None:
@@ -253,9 +271,13 @@ class TestIdleTimeout:
     async def test_no_expiry_while_receiving(self, emu: Emulator) -> None:
         """D-08: no expiry while a POST of the job is being received; deadline from its end."""
         handle = await emu.open_job()
-        head = body([xml_part("auth", auth_xml(USER, PASSWORD)),
-                     xml_part("uploadParams", params_xml(job_handle=handle)),
-                     file_part("slow.jpg", b"")])
+        head = body(
+            [
+                xml_part("auth", auth_xml(USER, PASSWORD)),
+                xml_part("uploadParams", params_xml(job_handle=handle)),
+                file_part("slow.jpg", b""),
+            ]
+        )
         head = head[: head.rindex(b"\r\n--emu-test-5b1c0e--")]  # up to the file's content
         content = b"s" * 50_000
         rest = b"\r\n--emu-test-5b1c0e--\r\n"

@@ -78,10 +78,12 @@ HOSTILE = [
 
 
 class TestHostileNames:
-    @pytest.mark.parametrize(("filename", "stored"), [(f, s) for _, f, s in HOSTILE],
-                             ids=[i for i, _, _ in HOSTILE])
-    async def test_stays_inside_root(self, deep: Emulator, tmp_path: Path,
-                                     filename: str | bytes, stored: str | None) -> None:
+    @pytest.mark.parametrize(
+        ("filename", "stored"), [(f, s) for _, f, s in HOSTILE], ids=[i for i, _, _ in HOSTILE]
+    )
+    async def test_stays_inside_root(
+        self, deep: Emulator, tmp_path: Path, filename: str | bytes, stored: str | None
+    ) -> None:
         """D-16/D-25: a hostile name is stored inside the company folder or is an UploadError."""
         handle = await deep.open_job()
         before = tree(tmp_path)
@@ -101,17 +103,26 @@ class TestHostileNames:
             assert deep.stored() == {stored: b"payload"}
         assert deep.staged() == []
 
-    @pytest.mark.parametrize(("field", "value"), [
-        ("file_name", "../../x.jpg"), ("file_name", "/../x.jpg"), ("file_name", "a\\..\\..\\x.jpg"),
-        ("dest_folder", "../.."), ("dest_folder", "Acme/../../"), ("dest_folder", "a/\t/"),
-    ])
-    async def test_hostile_xml_names(self, deep: Emulator, tmp_path: Path, field: str,
-                                     value: str) -> None:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("file_name", "../../x.jpg"),
+            ("file_name", "/../x.jpg"),
+            ("file_name", "a\\..\\..\\x.jpg"),
+            ("dest_folder", "../.."),
+            ("dest_folder", "Acme/../../"),
+            ("dest_folder", "a/\t/"),
+        ],
+    )
+    async def test_hostile_xml_names(
+        self, deep: Emulator, tmp_path: Path, field: str, value: str
+    ) -> None:
         """D-16: ``fileName``/``destFolder`` escapes are UploadErrors too."""
         handle = await deep.open_job()
         before = tree(tmp_path)
-        reply = await deep.send(params_xml(job_handle=handle, **{field: value}),
-                                [file_part("x.jpg", b"p")])
+        reply = await deep.send(
+            params_xml(job_handle=handle, **{field: value}), [file_part("x.jpg", b"p")]
+        )
         reply.job_handle()
         assert tree(tmp_path) == before
         assert (await deep.job(handle))["files"][0]["outcome"] == ERROR
@@ -121,11 +132,11 @@ class TestHostileNames:
         """D-21 row 1: CR LF inside the filename breaks the part headers → 30001."""
         handle = await deep.open_job()
         before = tree(tmp_path)
-        reply = await deep.send(params_xml(job_handle=handle),
-                                [file_part(b'"x\r\n../../y.jpg"', b"p")])
+        reply = await deep.send(
+            params_xml(job_handle=handle), [file_part(b'"x\r\n../../y.jpg"', b"p")]
+        )
         assert_fault(reply, "ipsApiFault", 30001)
         assert tree(tmp_path) == before
-
 
     async def test_file_where_folder_exists(self, emu: Emulator) -> None:
         """A file whose target is an existing folder is an UploadError, not a crash."""
@@ -138,8 +149,9 @@ class TestHostileNames:
 
 def _option(overwrite: bool) -> str:
     value = "true" if overwrite else "false"
-    return REQUIRED_OPTIONS.replace("<overwrite>true</overwrite>",
-                                    f"<overwrite>{value}</overwrite>")
+    return REQUIRED_OPTIONS.replace(
+        "<overwrite>true</overwrite>", f"<overwrite>{value}</overwrite>"
+    )
 
 
 async def _outcomes(emu: Emulator, handle: str) -> list[tuple[str, str]]:
@@ -153,8 +165,10 @@ class TestOutcomes:
         (await emu.upload(first, {"p/a.jpg": b"old"})).job_handle()
         second = await emu.open_job(options=_option(True))
         (await emu.upload(second, {"p/a.jpg": b"new"})).job_handle()
-        old_record, new_record = (await emu.job(first))["files"][0], (await emu.job(second))[
-            "files"][0]
+        old_record, new_record = (
+            (await emu.job(first))["files"][0],
+            (await emu.job(second))["files"][0],
+        )
         assert new_record["outcome"] == "FileUpdated"
         assert new_record["asset_handle"] == old_record["asset_handle"]
         assert emu.stored() == {"p/a.jpg": b"new"}
@@ -164,19 +178,22 @@ class TestOutcomes:
         handle = await emu.open_job(options=_option(False))
         (await emu.upload(handle, {"a.jpg": b"old"})).job_handle()
         (await emu.upload(handle, {"a.jpg": b"new"})).job_handle()
-        assert await _outcomes(emu, handle) == [("Acme/a.jpg", "UploadSuccess"),
-                                                ("Acme/a.jpg", "DuplicateSkipped")]
+        assert await _outcomes(emu, handle) == [
+            ("Acme/a.jpg", "UploadSuccess"),
+            ("Acme/a.jpg", "DuplicateSkipped"),
+        ]
         assert emu.stored() == {"a.jpg": b"old"}
         assert emu.staged() == []
 
     async def test_same_target_twice_in_one_post(self, emu: Emulator) -> None:
         """D-15: the same target twice in one POST is handled in order (then FileUpdated)."""
         handle = await emu.open_job()
-        parts = [file_part("t.jpg", b"one", name="file1"), file_part("t.jpg", b"two",
-                                                                      name="file2")]
+        parts = [file_part("t.jpg", b"one", name="file1"), file_part("t.jpg", b"two", name="file2")]
         (await emu.send(params_xml(job_handle=handle), parts)).job_handle()
-        assert await _outcomes(emu, handle) == [("Acme/t.jpg", "UploadSuccess"),
-                                                ("Acme/t.jpg", "FileUpdated")]
+        assert await _outcomes(emu, handle) == [
+            ("Acme/t.jpg", "UploadSuccess"),
+            ("Acme/t.jpg", "FileUpdated"),
+        ]
         assert emu.stored() == {"t.jpg": b"two"}
 
     async def test_case_insensitive_match(self, emu: Emulator) -> None:
@@ -203,14 +220,18 @@ class TestOutcomes:
         assert [o for _, o in await _outcomes(emu, handle)] == ["UploadSuccess", ERROR]
         assert emu.stored() == {"x/a.jpg": b"1"}
 
-    @pytest.mark.parametrize(("mode", "other_ext", "other_folder"), [
-        ("OverwriteFullName", ERROR, ERROR),
-        ("OverwriteAnyExt", "FileUpdated", ERROR),
-        ("OverwriteFullNameAnyFolder", ERROR, "FileUpdated"),
-        ("OverwriteAnyExtAnyFolder", "FileUpdated", "FileUpdated"),
-    ])
-    async def test_overwrite_modes(self, start_emulator: StartEmulator, mode: str,
-                                   other_ext: str, other_folder: str) -> None:
+    @pytest.mark.parametrize(
+        ("mode", "other_ext", "other_folder"),
+        [
+            ("OverwriteFullName", ERROR, ERROR),
+            ("OverwriteAnyExt", "FileUpdated", ERROR),
+            ("OverwriteFullNameAnyFolder", ERROR, "FileUpdated"),
+            ("OverwriteAnyExtAnyFolder", "FileUpdated", "FileUpdated"),
+        ],
+    )
+    async def test_overwrite_modes(
+        self, start_emulator: StartEmulator, mode: str, other_ext: str, other_folder: str
+    ) -> None:
         """D-15: the company overwriteMode decides what counts as the same file."""
         emu = await start_emulator(acme_extra=f'overwrite_mode = "{mode}"')
         handle = await emu.open_job()
@@ -224,8 +245,9 @@ class TestOutcomes:
         assert ("g/b.jpg" in stored) == (other_folder == "FileUpdated")
         assert ("f/b.jpg" in stored) == (other_folder != "FileUpdated")
 
-    async def test_existing_files_are_assets(self, start_emulator: StartEmulator,
-                                             tmp_path: Path) -> None:
+    async def test_existing_files_are_assets(
+        self, start_emulator: StartEmulator, tmp_path: Path
+    ) -> None:
         """D-15: files already in the company folder at start count as assets."""
         (tmp_path / "root" / "Acme" / "old").mkdir(parents=True)
         (tmp_path / "root" / "Acme" / "old" / "pre.jpg").write_bytes(b"before")
@@ -235,15 +257,19 @@ class TestOutcomes:
         assert [o for _, o in await _outcomes(emu, handle)] == ["DuplicateSkipped", ERROR]
         assert emu.stored() == {"old/pre.jpg": b"before"}
 
-    @pytest.mark.parametrize(("filename", "content", "why"), [
-        ("empty.jpg", b"", "empty"),
-        ("thing.xyz", b"x", "unsupported"),
-        ("noext", b"x", "unsupported"),
-        (".jpg", b"x", "unsupported"),
-        ("script.js", b"x", "unsupported"),
-    ])
-    async def test_rejected_files(self, emu: Emulator, filename: str, content: bytes,
-                                  why: str) -> None:
+    @pytest.mark.parametrize(
+        ("filename", "content", "why"),
+        [
+            ("empty.jpg", b"", "empty"),
+            ("thing.xyz", b"x", "unsupported"),
+            ("noext", b"x", "unsupported"),
+            (".jpg", b"x", "unsupported"),
+            ("script.js", b"x", "unsupported"),
+        ],
+    )
+    async def test_rejected_files(
+        self, emu: Emulator, filename: str, content: bytes, why: str
+    ) -> None:
         """D-25: empty files, unknown extensions and .js (by default) are UploadErrors."""
         handle = await emu.open_job()
         (await emu.upload(handle, {filename: content})).job_handle()
@@ -267,29 +293,34 @@ class TestOutcomes:
 
 
 class TestTargetPath:
-    @pytest.mark.parametrize(("kwargs", "filename", "stored"), [
-        ({"file_name": "over/ride.jpg"}, "ignored.jpg", "over/ride.jpg"),
-        ({"file_name": "Acme/x/y.jpg"}, "ignored.jpg", "x/y.jpg"),
-        ({"dest_folder": "dest"}, "f.jpg", "dest/f.jpg"),
-        ({"dest_folder": "dest/"}, "sub/f.jpg", "dest/sub/f.jpg"),
-        ({"dest_folder": "Acme/dest"}, "f.jpg", "dest/f.jpg"),
-        ({"dest_folder": "/dest"}, "f.jpg", "dest/f.jpg"),
-        ({"dest_folder": "dest", "file_name": "named.jpg"}, "ignored.jpg", "dest/named.jpg"),
-        ({"dest_folder": ""}, "f.jpg", "f.jpg"),
-        ({}, "Acme/f.jpg", "f.jpg"),
-        ({}, "/Acme/f.jpg", "f.jpg"),
-        ({}, "Acme//a///b.jpg", "a/b.jpg"),
-        ({}, "Acme\\win\\f.jpg", "win/f.jpg"),
-        ({}, "acme/f.jpg", "acme/f.jpg"),
-        ({}, "Acme/Acme/f.jpg", "Acme/f.jpg"),
-        ({}, "Other/f.jpg", "Other/f.jpg"),
-    ])
-    async def test_target(self, emu: Emulator, kwargs: dict[str, str], filename: str,
-                          stored: str) -> None:
+    @pytest.mark.parametrize(
+        ("kwargs", "filename", "stored"),
+        [
+            ({"file_name": "over/ride.jpg"}, "ignored.jpg", "over/ride.jpg"),
+            ({"file_name": "Acme/x/y.jpg"}, "ignored.jpg", "x/y.jpg"),
+            ({"dest_folder": "dest"}, "f.jpg", "dest/f.jpg"),
+            ({"dest_folder": "dest/"}, "sub/f.jpg", "dest/sub/f.jpg"),
+            ({"dest_folder": "Acme/dest"}, "f.jpg", "dest/f.jpg"),
+            ({"dest_folder": "/dest"}, "f.jpg", "dest/f.jpg"),
+            ({"dest_folder": "dest", "file_name": "named.jpg"}, "ignored.jpg", "dest/named.jpg"),
+            ({"dest_folder": ""}, "f.jpg", "f.jpg"),
+            ({}, "Acme/f.jpg", "f.jpg"),
+            ({}, "/Acme/f.jpg", "f.jpg"),
+            ({}, "Acme//a///b.jpg", "a/b.jpg"),
+            ({}, "Acme\\win\\f.jpg", "win/f.jpg"),
+            ({}, "acme/f.jpg", "acme/f.jpg"),
+            ({}, "Acme/Acme/f.jpg", "Acme/f.jpg"),
+            ({}, "Other/f.jpg", "Other/f.jpg"),
+        ],
+    )
+    async def test_target(
+        self, emu: Emulator, kwargs: dict[str, str], filename: str, stored: str
+    ) -> None:
         """D-16: fileName overrides filename, destFolder prefixes, the root prefix is stripped."""
         handle = await emu.open_job()
-        reply = await emu.send(params_xml(job_handle=handle, **kwargs),
-                               [file_part(filename, b"data")])
+        reply = await emu.send(
+            params_xml(job_handle=handle, **kwargs), [file_part(filename, b"data")]
+        )
         reply.job_handle()
         assert emu.stored() == {stored: b"data"}
         assert (await emu.job(handle))["files"][0]["target_path"] == "Acme/" + stored
@@ -298,8 +329,9 @@ class TestTargetPath:
     async def test_file_name_without_part_filename(self, emu: Emulator) -> None:
         """D-16 step 1: ``fileName`` alone names a part that has no ``filename``."""
         handle = await emu.open_job()
-        reply = await emu.send(params_xml(job_handle=handle, file_name="solo.jpg"),
-                               [file_part(None, b"s")])
+        reply = await emu.send(
+            params_xml(job_handle=handle, file_name="solo.jpg"), [file_part(None, b"s")]
+        )
         reply.job_handle()
         assert emu.stored() == {"solo.jpg": b"s"}
 
@@ -308,8 +340,10 @@ class TestBulk:
     async def test_thousand_file_parts(self, emu: Emulator) -> None:
         """D-18: one POST with 1,000 small file parts stores all 1,000 byte-exact."""
         handle = await emu.open_job()
-        payload = {f"bulk/{i // 100}/f{i:04d}.jpg": hashlib.sha256(str(i).encode()).digest()
-                   * (1 + i % 5) for i in range(1000)}
+        payload = {
+            f"bulk/{i // 100}/f{i:04d}.jpg": hashlib.sha256(str(i).encode()).digest() * (1 + i % 5)
+            for i in range(1000)
+        }
         reply = await emu.upload(handle, payload)
         assert reply.job_handle() == handle
         assert emu.stored() == payload
@@ -317,7 +351,8 @@ class TestBulk:
         assert job["file_count"] == 1000
         assert {f["outcome"] for f in job["files"]} == {"UploadSuccess"}
         assert [f["sha256"] for f in job["files"]] == [
-            hashlib.sha256(data).hexdigest() for data in payload.values()]
+            hashlib.sha256(data).hexdigest() for data in payload.values()
+        ]
         assert emu.staged() == []
 
 
@@ -326,4 +361,5 @@ class TestHelpers:
         """The test helper escapes ``\\`` and ``"`` as RFC quoted-pairs."""
         assert quoted('a"b\\c;d') == '"a\\"b\\\\c;d"'
         assert files({"x": b""})[0].header_lines[0] == (
-            b'Content-Disposition: form-data; name="file1"; filename="x"')
+            b'Content-Disposition: form-data; name="file1"; filename="x"'
+        )

@@ -47,14 +47,18 @@ async def slow(start_emulator: StartEmulator) -> Emulator:
 async def states(emu: Emulator) -> dict[str, tuple[str, str]]:
     """jobHandle → (state, progress) from getActiveJobs."""
     reply = await call(emu.soap_url, "getActiveJobs")
-    return {text(j, "jobHandle") or "": (text(j, "state") or "", text(j, "progress") or "")
-            for j in listed(reply.answer("getActiveJobs"), "jobArray")}
+    return {
+        text(j, "jobHandle") or "": (text(j, "state") or "", text(j, "progress") or "")
+        for j in listed(reply.answer("getActiveJobs"), "jobArray")
+    }
 
 
 async def log_of(emu: Emulator, handle: str) -> tuple[ET.Element, list[dict[str, str]]]:
     inner = fields(companyHandle="c|42", jobHandle=handle)
-    [log] = listed((await call(emu.soap_url, "getJobLogDetails", inner))
-                   .answer("getJobLogDetails"), "jobLogArray")
+    [log] = listed(
+        (await call(emu.soap_url, "getJobLogDetails", inner)).answer("getJobLogDetails"),
+        "jobLogArray",
+    )
     return log, [flat(item) for item in listed(log, "detailArray")]
 
 
@@ -74,8 +78,9 @@ def held(emu: Emulator) -> list[str]:
 
 
 async def control(emu: Emulator, operation: str, handle: str, soap: str = SOAP11) -> None:
-    reply = await call(emu.soap_url, operation,
-                       fields(companyHandle="c|42", jobHandle=handle), soap=soap)
+    reply = await call(
+        emu.soap_url, operation, fields(companyHandle="c|42", jobHandle=handle), soap=soap
+    )
     assert names(reply.answer(operation, soap=soap)) == []
 
 
@@ -90,8 +95,12 @@ class TestDelayedProcessing:
         assert await outcomes(slow, handle) == ["Pending", "Pending"]
         assert len(held(slow)) == 2 and slow.stored() == {}
         _, rows = await log_of(slow, handle)
-        assert [r["logType"] for r in rows] == ["BeginUpload", "OriginalJobName", "JobClient",
-                                                "JobType"]
+        assert [r["logType"] for r in rows] == [
+            "BeginUpload",
+            "OriginalJobName",
+            "JobClient",
+            "JobType",
+        ]
         await release(slow)
         await wait_until(lambda: slow.stored() == {"a.jpg": b"a"})
         assert await states(slow) == {handle: ("Running", "50")}
@@ -104,8 +113,12 @@ class TestDelayedProcessing:
         assert await states(slow) == {handle: ("Done", "100")}
         log, rows = await log_of(slow, handle)
         assert text(log, "logType") == "EndUpload" and text(log, "endDate")
-        assert [r["logType"] for r in rows[4:]] == ["UploadSuccess", "UploadSuccess",
-                                                    "TotalFileCount", "EndUpload"]
+        assert [r["logType"] for r in rows[4:]] == [
+            "UploadSuccess",
+            "UploadSuccess",
+            "TotalFileCount",
+            "EndUpload",
+        ]
         assert held(slow) == [] and slow.staged() == []
 
     async def test_done_lingers_then_vanishes(self, slow: Emulator) -> None:
@@ -134,8 +147,9 @@ class TestDelayedProcessing:
     async def test_refused_and_failing_files_later(self, slow: Emulator) -> None:
         """Per-file errors found later are log lines (D-13); the POST itself was a 200."""
         handle = await slow.open_job("later")
-        reply = await slow.send(params_xml(job_handle=handle, end_job="true"),
-                                files({"a/./b.jpg": b"1", "e.jpg": b""}))
+        reply = await slow.send(
+            params_xml(job_handle=handle, end_job="true"), files({"a/./b.jpg": b"1", "e.jpg": b""})
+        )
         reply.job_handle()
         for left in (1, 0):
             await release(slow)
@@ -143,7 +157,9 @@ class TestDelayedProcessing:
         assert await states(slow) == {handle: ("Done", "100")}
         _, rows = await log_of(slow, handle)
         assert [r["logMessage"] for r in rows[4:6]] == [
-            "a/./b.jpg: path segment '.' is not allowed", "Acme/e.jpg: file is empty (0 bytes)"]
+            "a/./b.jpg: path segment '.' is not allowed",
+            "Acme/e.jpg: file is empty (0 bytes)",
+        ]
 
     async def test_idle_timeout_drains(self, slow: Emulator) -> None:
         """D-08: an idle-closed job still processes its files, then ends saying why."""
@@ -170,11 +186,17 @@ class TestDelayedProcessing:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/scene7/UploadFile"
-        data = body([xml_part("auth", auth_xml("demo@example.com", "demo")),
-                     xml_part("uploadParams", params_xml("c|1", job_name="bye")),
-                     *files({"z.jpg": b"z"})])
-        async with aiohttp.ClientSession() as session, session.post(
-                url, data=data, headers={"Content-Type": content_type()}) as response:
+        data = body(
+            [
+                xml_part("auth", auth_xml("demo@example.com", "demo")),
+                xml_part("uploadParams", params_xml("c|1", job_name="bye")),
+                *files({"z.jpg": b"z"}),
+            ]
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=data, headers={"Content-Type": content_type()}) as response,
+        ):
             assert response.status == 200
         staging = tmp_path / "r" / ".bulkup-emulator" / "staging"
         assert len(list(staging.iterdir())) == 1
@@ -207,11 +229,15 @@ class TestStopAndDelete:
             ("FileCancel", "Acme/s2.jpg: cancelled by stopJob"),
             ("FileCancel", "Acme/s3.jpg: cancelled by stopJob"),
             ("TotalFileCount", "3"),
-            ("EndUpload", "Upload job stop ended: stopped by stopJob")]
+            ("EndUpload", "Upload job stop ended: stopped by stopJob"),
+        ]
         assert "assetHandle" not in rows[5] and rows[5]["assetName"] == "s2"
         got = flat(log)
         assert (got["fatalError"], got["fileSuccessCount"], got["fileErrorCount"]) == (
-            "true", "1", "2")
+            "true",
+            "1",
+            "2",
+        )
         assert held(slow) == []
 
     async def test_stop_idle_job(self, emu: Emulator) -> None:
@@ -236,8 +262,12 @@ class TestStopAndDelete:
         await release(slow)
         await wait_until(lambda: held(slow) == [])
         log, rows = await log_of(slow, handle)
-        assert [r["logType"] for r in rows[4:]] == ["UploadSuccess", "FileCancel",
-                                                    "TotalFileCount", "EndUpload"]
+        assert [r["logType"] for r in rows[4:]] == [
+            "UploadSuccess",
+            "FileCancel",
+            "TotalFileCount",
+            "EndUpload",
+        ]
         assert rows[5]["logMessage"] == "Acme/d2.jpg: cancelled by deleteJob"
         assert text(log, "fatalError") == "true"
 
@@ -250,10 +280,14 @@ class TestStopAndDelete:
         log, _ = await log_of(emu, handle)
         assert text(log, "fatalError") == "false"
 
-    @pytest.mark.parametrize(("inner", "code"), [
-        (fields(companyHandle="c|42", jobHandle="j|42||nope|1"), 30001),
-        (fields(companyHandle="c|42"), 30002), (fields(jobHandle="j|42||x|1"), 30002),
-    ])
+    @pytest.mark.parametrize(
+        ("inner", "code"),
+        [
+            (fields(companyHandle="c|42", jobHandle="j|42||nope|1"), 30001),
+            (fields(companyHandle="c|42"), 30002),
+            (fields(jobHandle="j|42||x|1"), 30002),
+        ],
+    )
     async def test_stop_faults(self, emu: Emulator, inner: str, code: int) -> None:
         """An unknown jobHandle is 30001; a missing companyHandle or jobHandle 30002."""
         assert_soap_fault(await call(emu.soap_url, "stopJob", inner), IPS, code)
@@ -274,8 +308,11 @@ class TestSettings:
         parser = argparse.ArgumentParser()
         add_serve_arguments(parser)
         args = parser.parse_args(["--processing-delay-s", "0.25", "--done-linger-s", "5"])
-        settings = build_settings(root=tmp_path, processing_delay_s=args.processing_delay_s,
-                                  done_linger_s=args.done_linger_s)
+        settings = build_settings(
+            root=tmp_path,
+            processing_delay_s=args.processing_delay_s,
+            done_linger_s=args.done_linger_s,
+        )
         assert (settings.processing_delay_s, settings.done_linger_s) == (0.25, 5.0)
         assert build_settings(root=tmp_path).processing_delay_s == 0.0
 

@@ -42,9 +42,13 @@ def pushback(emu: Emulator) -> Pushback:
 
 def upload_body(handle: str, name: str, content: bytes = FILE, company: str = "c|42") -> bytes:
     """A follow-up POST's body with one file."""
-    return body([xml_part("auth", auth_xml(USER, PASSWORD)),
-                 xml_part("uploadParams", params_xml(company, job_handle=handle)),
-                 *files({f"Acme/p/{name}.jpg": content})])
+    return body(
+        [
+            xml_part("auth", auth_xml(USER, PASSWORD)),
+            xml_part("uploadParams", params_xml(company, job_handle=handle)),
+            *files({f"Acme/p/{name}.jpg": content}),
+        ]
+    )
 
 
 @contextlib.asynccontextmanager
@@ -67,17 +71,22 @@ async def finish(post: RawPost) -> Reply:
     return await post.response()
 
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   data: bytes, host: str) -> Reply:
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, host: str
+) -> Reply:
     """One keep-alive POST on an open connection, and its answer."""
-    writer.write(f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {host}\r\n"
-                 f"Content-Type: {content_type()}\r\nContent-Length: {len(data)}\r\n\r\n"
-                 .encode("ascii") + data)
+    writer.write(
+        f"POST /scene7/UploadFile HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: {content_type()}\r\nContent-Length: {len(data)}\r\n\r\n".encode("ascii")
+        + data
+    )
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     lines = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in
-               (line.partition(":") for line in lines[1:] if line)}
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines[1:] if line)
+    }
     raw = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
     return Reply(int(lines[0].split()[1]), headers, raw)
 
@@ -95,7 +104,8 @@ class TestMaxInflight:
     """``--max-inflight N``: the N+1th POST of a company is refused until one is answered."""
 
     async def test_one_beyond_the_limit_is_refused_then_accepted(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """Two POSTs held in flight; a third gets 503 + Retry-After and nothing of it is kept;
         once the two are answered, the same POST is accepted."""
         emu = await start_emulator(max_inflight=2)
@@ -114,7 +124,8 @@ class TestMaxInflight:
         assert emu.staged() == []
 
     async def test_429_and_retry_after_are_configurable(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """``--pushback-status 429 --retry-after-s 7``."""
         emu = await start_emulator(max_inflight=1, pushback_status=429, retry_after_s=7)
         handle = await emu.open_job("busy")
@@ -123,7 +134,8 @@ class TestMaxInflight:
             assert (await finish(posts[0])).status == 200
 
     async def test_per_company_and_without_files_and_soap_not_counted(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """The limit is per company: another company's POST goes through; a POST without
         files (opening a job) counts like any other; SOAP calls are neither counted nor
         refused."""
@@ -140,7 +152,8 @@ class TestMaxInflight:
         assert pushback(emu).inflight.refused == 1
 
     async def test_refused_post_leaves_the_connection_usable(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """The refused POST's body is read to its end before the 503 (keep-alive kept), so the
         client retries on the same connection."""
         emu = await start_emulator(max_inflight=1)
@@ -160,7 +173,8 @@ class TestMaxInflight:
         assert emu.stored()["p/retried.jpg"] == FILE
 
     async def test_refused_body_past_the_drain_limit_closes(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """A refused body longer than ``drain_limit_bytes`` is not read to its end: the answer
         says Connection: close."""
         emu = await start_emulator(max_inflight=1, drain_limit_bytes=2_000)
@@ -188,7 +202,8 @@ class TestResponseDelay:
     """``--response-delay-ms``: every answer waits, on the injected sleep."""
 
     async def test_every_answer_waits_on_the_injected_sleep(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """Upload POSTs (opening, with files, refused) and SOAP calls each wait 50 ms."""
         clock = SteppingClock()
         emu = await start_emulator(response_delay_ms=50, clock=clock)
@@ -198,7 +213,8 @@ class TestResponseDelay:
         assert clock.sleeps == [0.05, 0.05, 0.05]
 
     async def test_the_wait_does_not_block_and_holds_the_slot(
-            self, start_emulator: StartEmulator) -> None:
+        self, start_emulator: StartEmulator
+    ) -> None:
         """While an answer waits (the clock not moved), the loop serves others; the POST keeps
         its place in flight, so with ``max_inflight`` 1 the next one is refused; moving the
         clock releases both answers."""

@@ -26,14 +26,43 @@ from .wire import REQUIRED_OPTIONS, files, params_xml
 IPS = "ipsApiFault"
 DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 NO_OVERWRITE = REQUIRED_OPTIONS.replace("<overwrite>true", "<overwrite>false")
-ACTIVE_JOB_FIELDS = ["companyHandle", "jobHandle", "name", "originalName", "type", "state",
-                     "submitUserEmail", "locale", "description", "serverName", "startDate",
-                     "totalSize", "progress", "lastProgressUpdate", "uploadPostJob"]
-COUNTERS = ["fileSuccessCount", "fileErrorCount", "fileWarningCount", "fileDuplicateCount",
-            "fileUpdateCount", "totalFileCount", "transferSuccessCount", "transferErrorCount",
-            "transferWarningCount"]
-JOB_LOG_HEAD = ["companyHandle", "jobHandle", "jobName", "originalJobName", "submitUserEmail",
-                "logType", "startDate"]
+ACTIVE_JOB_FIELDS = [
+    "companyHandle",
+    "jobHandle",
+    "name",
+    "originalName",
+    "type",
+    "state",
+    "submitUserEmail",
+    "locale",
+    "description",
+    "serverName",
+    "startDate",
+    "totalSize",
+    "progress",
+    "lastProgressUpdate",
+    "uploadPostJob",
+]
+COUNTERS = [
+    "fileSuccessCount",
+    "fileErrorCount",
+    "fileWarningCount",
+    "fileDuplicateCount",
+    "fileUpdateCount",
+    "totalFileCount",
+    "transferSuccessCount",
+    "transferErrorCount",
+    "transferWarningCount",
+]
+JOB_LOG_HEAD = [
+    "companyHandle",
+    "jobHandle",
+    "jobName",
+    "originalJobName",
+    "submitUserEmail",
+    "logType",
+    "startDate",
+]
 
 
 async def active_jobs(emu: Emulator, **params: Any) -> list[ET.Element]:
@@ -46,8 +75,9 @@ async def job_logs(emu: Emulator, **params: Any) -> list[ET.Element]:
     return listed(reply.answer("getJobLogs"), "jobLogArray")
 
 
-async def job_log(emu: Emulator, handle: str, extra: str = "",
-                  **params: Any) -> tuple[ET.Element, list[dict[str, str]]]:
+async def job_log(
+    emu: Emulator, handle: str, extra: str = "", **params: Any
+) -> tuple[ET.Element, list[dict[str, str]]]:
     """(the job's JobLog, its detail rows as dicts) from one getJobLogDetails page."""
     inner = fields(companyHandle="c|42", jobHandle=handle, **params) + extra
     reply = await call(emu.soap_url, "getJobLogDetails", inner)
@@ -70,27 +100,44 @@ class TestGetActiveJobs:
 
     async def test_active_job_fields(self, emu: Emulator) -> None:
         """An ActiveJob carries the D-23 fields, in §5.6 order, with the job's options."""
-        options = (REQUIRED_OPTIONS
-                   + "<unsharpMaskOptions><amount>1.5</amount></unsharpMaskOptions>"
-                   "<projectHandleArray><items>p|1</items><items>p|2</items></projectHandleArray>")
-        xml = params_xml(job_name="fields", options=options,
-                         extra="<description>d &amp; e</description><locale>de-DE</locale>")
+        options = (
+            REQUIRED_OPTIONS + "<unsharpMaskOptions><amount>1.5</amount></unsharpMaskOptions>"
+            "<projectHandleArray><items>p|1</items><items>p|2</items></projectHandleArray>"
+        )
+        xml = params_xml(
+            job_name="fields",
+            options=options,
+            extra="<description>d &amp; e</description><locale>de-DE</locale>",
+        )
         handle = (await emu.send(xml)).job_handle()
         (await emu.upload(handle, {"a.jpg": b"abc", "b.jpg": b"defgh"})).job_handle()
         [job] = await active_jobs(emu)
         assert names(job) == ACTIVE_JOB_FIELDS
         got = flat(job)
         assert {k: got[k] for k in ACTIVE_JOB_FIELDS[:10]} == {
-            "companyHandle": "c|42", "jobHandle": handle, "name": "fields",
-            "originalName": "fields", "type": "UploadPost", "state": "WaitingClient",
-            "submitUserEmail": "uploader@example.com", "locale": "de-DE",
-            "description": "d & e", "serverName": "emulator"}
+            "companyHandle": "c|42",
+            "jobHandle": handle,
+            "name": "fields",
+            "originalName": "fields",
+            "type": "UploadPost",
+            "state": "WaitingClient",
+            "submitUserEmail": "uploader@example.com",
+            "locale": "de-DE",
+            "description": "d & e",
+            "serverName": "emulator",
+        }
         assert (got["totalSize"], got["progress"]) == ("8", "100")
         assert DATE.fullmatch(got["startDate"]) and DATE.fullmatch(got["lastProgressUpdate"])
         options_el = sub(job, "uploadPostJob")
-        assert names(options_el) == ["overwrite", "readyForPublish", "preservePublishState",
-                                     "createMask", "projectHandleArray", "emailSetting",
-                                     "unsharpMaskOptions"]
+        assert names(options_el) == [
+            "overwrite",
+            "readyForPublish",
+            "preservePublishState",
+            "createMask",
+            "projectHandleArray",
+            "emailSetting",
+            "unsharpMaskOptions",
+        ]
         assert [i.text for i in listed(options_el, "projectHandleArray")] == ["p|1", "p|2"]
         assert flat(sub(options_el, "unsharpMaskOptions")) == {"amount": "1.5"}
         assert text(options_el, "overwrite") == "true"
@@ -110,7 +157,8 @@ class TestGetActiveJobs:
         handles = [text(j, "jobHandle") for j in await active_jobs(emu)]
         assert handles == [first, second, third, elsewhere]
         assert [text(j, "jobHandle") for j in await active_jobs(emu, companyHandle="c|43")] == [
-            elsewhere]
+            elsewhere
+        ]
         assert [text(j, "jobHandle") for j in await active_jobs(emu, jobHandle=third)] == [third]
         by_name = await active_jobs(emu, companyHandle="c|42", originalName="dup")
         assert [text(j, "name") for j in by_name] == ["dup", "dup-1"]
@@ -120,8 +168,9 @@ class TestGetActiveJobs:
         """Without companyHandle, only jobs of the caller's companies are listed."""
         await emu.open_job("acme")
         mine = await emu.open_job("other-co", company="c|43")
-        reply = await call(emu.soap_url, "getActiveJobs",
-                           auth=auth_header("outsider@example.com", "pw-outsider"))
+        reply = await call(
+            emu.soap_url, "getActiveJobs", auth=auth_header("outsider@example.com", "pw-outsider")
+        )
         jobs = listed(reply.answer("getActiveJobs"), "jobArray")
         assert [text(j, "jobHandle") for j in jobs] == [mine]
 
@@ -141,7 +190,10 @@ class TestGetJobLogs:
         assert names(log) == JOB_LOG_HEAD + ["endDate"] + COUNTERS + ["fatalError"]
         got = flat(log)
         assert (got["logType"], got["jobName"], got["originalJobName"]) == (
-            "EndUpload", "sum", "sum")
+            "EndUpload",
+            "sum",
+            "sum",
+        )
         assert [got[c] for c in COUNTERS] == ["1", "1", "0", "0", "0", "2", "2", "0", "0"]
         assert got["fatalError"] == "false" and DATE.fullmatch(got["endDate"])
 
@@ -163,11 +215,17 @@ class TestGetJobLogs:
         by_name = await job_logs(emu, sortBy="JobName", sortDirection="Descending", userHandle="u")
         assert [text(log, "jobName") for log in by_name] == ["j3", "j2", "j1"]
 
-    @pytest.mark.parametrize("inner", [
-        fields(startDate="2026-01-01T00:00:00"), fields(endDate="yesterday"),
-        fields(sortBy="Size"), fields(sortDirection="descending"), fields(numRows=0),
-        fields(numRows="many"),
-    ])
+    @pytest.mark.parametrize(
+        "inner",
+        [
+            fields(startDate="2026-01-01T00:00:00"),
+            fields(endDate="yesterday"),
+            fields(sortBy="Size"),
+            fields(sortDirection="descending"),
+            fields(numRows=0),
+            fields(numRows="many"),
+        ],
+    )
     async def test_invalid_parameters(self, emu: Emulator, inner: str) -> None:
         """A date without zone, unknown sort field/direction or bad numRows: 30001."""
         assert_soap_fault(await call(emu.soap_url, "getJobLogs", inner), IPS, 30001)
@@ -185,24 +243,36 @@ class TestJobLogDetails:
         assert names(log)[-2:] == ["detailTotalRows", "detailArray"]
         assert text(log, "detailTotalRows") == "8" and text(log, "logType") == "EndUpload"
         assert [(r["logType"], r["logMessage"]) for r in rows[:4]] == [
-            ("BeginUpload", "Upload job lines started"), ("OriginalJobName", "lines"),
-            ("JobClient", "emu-tests 1"), ("JobType", "UploadPost")]
+            ("BeginUpload", "Upload job lines started"),
+            ("OriginalJobName", "lines"),
+            ("JobClient", "emu-tests 1"),
+            ("JobType", "UploadPost"),
+        ]
         jpg, pdf = file_rows(rows)
         assert {k: v for k, v in jpg.items() if k != "assetHandle"} == {
-            "logMessage": "Acme/a/b.jpg was processed into IPS", "logType": "UploadSuccess",
-            "assetName": "b", "assetType": "MasterImage"}
+            "logMessage": "Acme/a/b.jpg was processed into IPS",
+            "logType": "UploadSuccess",
+            "assetName": "b",
+            "assetType": "MasterImage",
+        }
         assert jpg["assetHandle"].startswith("a|42|1|")
         assert (pdf["assetName"], pdf["assetType"]) == ("doc", "Pdf")
-        assert rows[-2:] == [{"logMessage": "2", "logType": "TotalFileCount"},
-                             {"logMessage": "Upload job lines ended: closed by endJob",
-                              "logType": "EndUpload"}]
+        assert rows[-2:] == [
+            {"logMessage": "2", "logType": "TotalFileCount"},
+            {"logMessage": "Upload job lines ended: closed by endJob", "logType": "EndUpload"},
+        ]
 
     async def test_per_file_problems(self, emu: Emulator) -> None:
         """Error and duplicate lines begin with the target path (name as sent when refused)."""
         handle = await emu.open_job("problems", options=NO_OVERWRITE)
         (await emu.upload(handle, {"c.jpg": b"1"})).job_handle()
-        named = {"x.jpg": b"", "x.foo": b"1", "c.png": b"2", "Acme/c.jpg": b"3",
-                 "../evil.jpg": b"4"}
+        named = {
+            "x.jpg": b"",
+            "x.foo": b"1",
+            "c.png": b"2",
+            "Acme/c.jpg": b"3",
+            "../evil.jpg": b"4",
+        }
         (await emu.upload(handle, named)).job_handle()
         _, rows = await job_log(emu, handle)
         first, *rest = rows[4:]
@@ -214,10 +284,19 @@ class TestJobLogDetails:
             ("UploadError", "../evil.jpg: path segment '..' is not allowed"),
         ]
         assert [(r["assetName"], r["assetType"]) for r in rest] == [
-            ("x", "MasterImage"), ("x", "NoType"), ("c", "MasterImage"), ("c", "MasterImage"),
-            ("evil", "MasterImage")]
-        assert [r.get("assetHandle") for r in rest] == [None, None, None, first["assetHandle"],
-                                                        None]
+            ("x", "MasterImage"),
+            ("x", "NoType"),
+            ("c", "MasterImage"),
+            ("c", "MasterImage"),
+            ("evil", "MasterImage"),
+        ]
+        assert [r.get("assetHandle") for r in rest] == [
+            None,
+            None,
+            None,
+            first["assetHandle"],
+            None,
+        ]
 
     async def test_update_and_counters(self, emu: Emulator) -> None:
         """FileUpdated keeps the asset handle; the counters follow every outcome."""
@@ -227,7 +306,9 @@ class TestJobLogDetails:
         log, rows = await job_log(emu, handle)
         new, updated, _ = rows[4:]
         assert (updated["logType"], updated["logMessage"]) == (
-            "FileUpdated", "Acme/u.jpg was processed into IPS (updated)")
+            "FileUpdated",
+            "Acme/u.jpg was processed into IPS (updated)",
+        )
         assert updated["assetHandle"] == new["assetHandle"]
         got = flat(log)
         assert [got[c] for c in COUNTERS] == ["1", "1", "0", "0", "1", "3", "3", "0", "0"]
@@ -274,11 +355,13 @@ class TestJobLogDetails:
         every = [r["logMessage"] for rows in pages for r in rows]
         assert len(set(every)) == len(every) == 2506
         assert [f"Acme/big/f{i:04d}.jpg was processed into IPS" for i in range(2500)] == [
-            m for m in every if m.startswith("Acme/")]
+            m for m in every if m.startswith("Acme/")
+        ]
         backwards = []
         for page in (1, 2, 3):
-            _, rows = await job_log(emu, handle, recordsPerPage=1000, resultsPage=page,
-                                    sortDirection="Descending")
+            _, rows = await job_log(
+                emu, handle, recordsPerPage=1000, resultsPage=page, sortDirection="Descending"
+            )
             backwards += [r["logMessage"] for r in rows]
         assert backwards == every[::-1]  # newest first, across pages
         log, rows = await job_log(emu, handle, recordsPerPage=5000)
@@ -286,9 +369,15 @@ class TestJobLogDetails:
         log, rows = await job_log(emu, handle)
         assert len(rows) == 1000
 
-    @pytest.mark.parametrize("inner", [fields(recordsPerPage=0), fields(resultsPage=0),
-                                       fields(sortBy="Date,LogType"),
-                                       fields(sortDirection="Up")])
+    @pytest.mark.parametrize(
+        "inner",
+        [
+            fields(recordsPerPage=0),
+            fields(resultsPage=0),
+            fields(sortBy="Date,LogType"),
+            fields(sortDirection="Up"),
+        ],
+    )
     async def test_invalid_paging(self, emu: Emulator, inner: str) -> None:
         """Page size or number below 1, unknown sortBy/sortDirection: 30001."""
         handle = await emu.open_job()
@@ -312,6 +401,8 @@ class TestJobLogDetails:
         handle = await emu.open_job("idle")
         emu.clock.advance(61)
         log, rows = await job_log(emu, handle)
-        assert rows[-1] == {"logType": "EndUpload", "logMessage":
-                            "Upload job idle ended: closed by idle timeout (no POST for 60 s)"}
+        assert rows[-1] == {
+            "logType": "EndUpload",
+            "logMessage": "Upload job idle ended: closed by idle timeout (no POST for 60 s)",
+        }
         assert text(log, "fatalError") == "false"

@@ -46,12 +46,14 @@ def repair(text: str, file_bytes: list[bytes]) -> tuple[str, bytes, dict[str, st
     """
     lines = text.split("\n")
     blank = next(i for i, line in enumerate(lines) if not line.strip())
-    head = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines[:blank]
-                                                 if ":" in line)}
+    head = {
+        k.strip(): v.strip()
+        for k, _, v in (line.partition(":") for line in lines[:blank] if ":" in line)
+    }
     boundary = head["Content-Type"].split("boundary=")[1]
     delimiter = "--" + boundary
     parts: list[tuple[list[str], list[str]]] = []
-    for line in lines[blank + 1:]:
+    for line in lines[blank + 1 :]:
         if line.rstrip().startswith(delimiter):
             parts.append(([], []))
             in_headers = True
@@ -69,10 +71,14 @@ def repair(text: str, file_bytes: list[bytes]) -> tuple[str, bytes, dict[str, st
     out = bytearray()
     for headers, content in parts:
         text_content = "\r\n".join(content)
-        text_content = text_content.replace("<password>*</password>",
-                                            f"<password>{PASSWORD}</password>")
-        data = (next(files) if text_content.strip() == "<file bytes ... >"
-                else text_content.encode("ascii"))
+        text_content = text_content.replace(
+            "<password>*</password>", f"<password>{PASSWORD}</password>"
+        )
+        data = (
+            next(files)
+            if text_content.strip() == "<file bytes ... >"
+            else text_content.encode("ascii")
+        )
         out += (delimiter + "\r\n" + "\r\n".join(headers) + "\r\n\r\n").encode("ascii")
         out += data + b"\r\n"
     out += (delimiter + "--\r\n").encode("ascii")
@@ -88,16 +94,17 @@ class TestVendorExample:
             pytest.skip("seed file not available here")
         assert COPY.read_text(encoding="utf-8") == seed_section(SEED.read_text(encoding="utf-8"))
 
-
     async def test_repaired_vendor_example(self, start_emulator: StartEmulator) -> None:
         """§2.7/§2.8: the repaired vendor request is accepted and both files land in place."""
-        emu = await start_emulator(config=None, users=[f"{USER}:{PASSWORD}"],
-                                   companies=["ApiTestCo1:c|2101"])
+        emu = await start_emulator(
+            config=None, users=[f"{USER}:{PASSWORD}"], companies=["ApiTestCo1:c|2101"]
+        )
         first, second = b"\xff\xd8\xff\xe0 first jpeg" + bytes(range(256)), b"\xff\xd8 second\r\n--"
         boundary, data, headers = repair(example_text(), [first, second])
         assert data.count(b"--" + boundary.encode() + b"--") == 1
-        reply = await emu.post_raw(data, ctype=f"multipart/form-data; boundary={boundary}",
-                                   headers=headers)
+        reply = await emu.post_raw(
+            data, ctype=f"multipart/form-data; boundary={boundary}", headers=headers
+        )
         handle = reply.job_handle()
         assert re.fullmatch(r"j\|2101\|\|uploadFileServlet-1376682217351\|\d+", handle)
         assert emu.stored("ApiTestCo1") == {
@@ -109,7 +116,11 @@ class TestVendorExample:
             "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-1.jpg",
             "ApiTestCo1/UploadFileServlet1376682217351/1376682217351-2.jpg",
         ]
-        assert job["options"]["manualCropOptions"] == {"left": 500, "right": 500, "top": 500,
-                                                       "bottom": 500}
+        assert job["options"]["manualCropOptions"] == {
+            "left": 500,
+            "right": 500,
+            "top": 500,
+            "bottom": 500,
+        }
         assert job["options"]["photoshopOptions"]["layerOptions"]["anchor"] == "Northwest"
         assert (job["client"], job["open"]) == ("MyUploadServletTest 1.0", True)

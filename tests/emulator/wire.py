@@ -45,8 +45,9 @@ class Part:
         return b"--" + boundary.encode("ascii") + b"\r\n" + head + b"\r\n" + self.content
 
 
-def xml_part(name: str, xml: str | bytes, *, charset: str | None = "UTF-8",
-             encoding: str = "utf-8") -> Part:
+def xml_part(
+    name: str, xml: str | bytes, *, charset: str | None = "UTF-8", encoding: str = "utf-8"
+) -> Part:
     """An XML form part (``auth`` / ``uploadParams``)."""
     content = xml if isinstance(xml, bytes) else xml.encode(encoding)
     lines = [f'Content-Disposition: form-data; name="{name}"'.encode("ascii")]
@@ -55,8 +56,13 @@ def xml_part(name: str, xml: str | bytes, *, charset: str | None = "UTF-8",
     return Part(tuple(lines), content)
 
 
-def file_part(filename: str | bytes | None, content: bytes, *, name: str = "file1",
-              header_encoding: str = "utf-8") -> Part:
+def file_part(
+    filename: str | bytes | None,
+    content: bytes,
+    *,
+    name: str = "file1",
+    header_encoding: str = "utf-8",
+) -> Part:
     """A file part; ``filename`` is quoted/escaped unless given as raw header bytes."""
     disposition = f'Content-Disposition: form-data; name="{name}"'.encode("ascii")
     if isinstance(filename, bytes):
@@ -68,8 +74,7 @@ def file_part(filename: str | bytes | None, content: bytes, *, name: str = "file
 
 def files(named: dict[str, bytes]) -> list[Part]:
     """File parts ``file1`` … ``fileN`` for a {filename: bytes} mapping, in order."""
-    return [file_part(fn, data, name=f"file{i}") for i, (fn, data) in
-            enumerate(named.items(), 1)]
+    return [file_part(fn, data, name=f"file{i}") for i, (fn, data) in enumerate(named.items(), 1)]
 
 
 def body(parts: list[Part], boundary: str = BOUNDARY) -> bytes:
@@ -89,21 +94,32 @@ def content_type(boundary: str = BOUNDARY) -> str:
     return f"multipart/form-data; boundary={boundary}"
 
 
-def auth_xml(user: str | None, password: str | None, *, ns: str | None = NS_2014,
-             extra: str = "") -> str:
+def auth_xml(
+    user: str | None, password: str | None, *, ns: str | None = NS_2014, extra: str = ""
+) -> str:
     """An ``authHeader`` document (no XML declaration); None leaves an element out."""
     xmlns = f' xmlns="{ns}"' if ns else ""
     user_el = "" if user is None else f"<user>{escape(user)}</user>"
     password_el = "" if password is None else f"<password>{escape(password)}</password>"
-    return (f"<authHeader{xmlns}>{user_el}{password_el}<appName>emu-tests</appName>"
-            f"<appVersion>1</appVersion>{extra}</authHeader>")
+    return (
+        f"<authHeader{xmlns}>{user_el}{password_el}<appName>emu-tests</appName>"
+        f"<appVersion>1</appVersion>{extra}</authHeader>"
+    )
 
 
-def params_xml(company: str | None = "c|42", *, job_name: str | None = _UNSET,
-               job_handle: str | None = None, end_job: str | None = None,
-               file_name: str | None = None, dest_folder: str | None = None,
-               options: str | None = REQUIRED_OPTIONS, ns: str | None = NS_2014,
-               root: str = "uploadPostParam", extra: str = "") -> str:
+def params_xml(
+    company: str | None = "c|42",
+    *,
+    job_name: str | None = _UNSET,
+    job_handle: str | None = None,
+    end_job: str | None = None,
+    file_name: str | None = None,
+    dest_folder: str | None = None,
+    options: str | None = REQUIRED_OPTIONS,
+    ns: str | None = NS_2014,
+    root: str = "uploadPostParam",
+    extra: str = "",
+) -> str:
     """An ``uploadPostParam`` document; ``options`` is the inner XML of ``uploadParams``."""
     xmlns = f' xmlns="{ns}"' if ns else ""
     out = [f"<{root}{xmlns}>"]
@@ -132,10 +148,12 @@ _FAULT_SHAPE = re.compile(
     r"<\?xml version='1\.0' encoding='UTF-8'\?>"
     r"<tns:(authenticationFault|authorizationFault|ipsApiFault)"
     r' xmlns:tns="http://www\.scene7\.com/IpsApi/xsd">'
-    r"<tns:code>(\d+)</tns:code><tns:reason>([^<]*)</tns:reason></tns:\1>")
+    r"<tns:code>(\d+)</tns:code><tns:reason>([^<]*)</tns:reason></tns:\1>"
+)
 _SUCCESS_SHAPE = re.compile(
     r"<\?xml version='1\.0' encoding='UTF-8'\?>"
-    r'<uploadPostReturn xmlns="([^"]+)"><jobHandle>[^<]*</jobHandle></uploadPostReturn>')
+    r'<uploadPostReturn xmlns="([^"]+)"><jobHandle>[^<]*</jobHandle></uploadPostReturn>'
+)
 
 
 @dataclass(slots=True)

@@ -36,16 +36,25 @@ class Emulator:
 
     def config(self, **changes: Any) -> UploadConfig:
         base: dict[str, Any] = dict(
-            server_url=self.url, user=USER, password=PASSWORD, company_handle="c|42",
-            company_root="Acme/", concurrency=4, backoff_base_s=0.001, backoff_cap_s=0.01,
+            server_url=self.url,
+            user=USER,
+            password=PASSWORD,
+            company_handle="c|42",
+            company_root="Acme/",
+            concurrency=4,
+            backoff_base_s=0.001,
+            backoff_cap_s=0.01,
         )
         base.update(changes)
         return UploadConfig(**base)
 
     def stored_files(self) -> dict[str, bytes]:
         """Every file under the company folder, by path relative to it."""
-        return {p.relative_to(self.company_dir).as_posix(): p.read_bytes()
-                for p in self.company_dir.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(self.company_dir).as_posix(): p.read_bytes()
+            for p in self.company_dir.rglob("*")
+            if p.is_file()
+        }
 
 
 @pytest.fixture
@@ -54,8 +63,9 @@ async def start_emulator(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     async def start(middlewares: tuple[Any, ...] = (), **knobs: Any) -> Emulator:
         root = tmp_path / f"server{len(runners)}"
-        settings = build_settings(root=root, users=[f"{USER}:{PASSWORD}"],
-                                  companies=["Acme:c|42"], **knobs)
+        settings = build_settings(
+            root=root, users=[f"{USER}:{PASSWORD}"], companies=["Acme:c|42"], **knobs
+        )
         app = make_app(settings)
         app.middlewares.extend(middlewares)
         runner = web.AppRunner(app, access_log=None)
@@ -101,8 +111,9 @@ def before_read(monkeypatch: pytest.MonkeyPatch) -> BeforeRead:
         for cls in (InProcessReader, HelperReader):
             original = cls.parts
 
-            async def parts(self: Any, group: Any, direct_to: int | None = None,
-                            _original: Any = original) -> Any:
+            async def parts(
+                self: Any, group: Any, direct_to: int | None = None, _original: Any = original
+            ) -> Any:
                 for part in group:
                     change(Path(part.entry.path))
                 return await _original(self, group, direct_to)

@@ -17,8 +17,10 @@ Reply = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 
 def answer(handle: str = JOB) -> web.Response:
-    return web.Response(text=f"<uploadPostReturn><jobHandle>{handle}</jobHandle>"
-                             "</uploadPostReturn>", content_type="text/xml")
+    return web.Response(
+        text=f"<uploadPostReturn><jobHandle>{handle}</jobHandle></uploadPostReturn>",
+        content_type="text/xml",
+    )
 
 
 def kind_of(path: str, body: bytes) -> str:

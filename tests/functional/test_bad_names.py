@@ -40,17 +40,25 @@ def _bad_name_tree(root: Path) -> Path:
     return root
 
 
-async def _cli(*args: str, max_file_bytes: int | None = None
-               ) -> subprocess.CompletedProcess[bytes]:
+async def _cli(*args: str, max_file_bytes: int | None = None) -> subprocess.CompletedProcess[bytes]:
     """The CLI in a subprocess (this test's loop keeps serving the emulator). Its stdout is
     strict UTF-8: a raw surrogate escape printed to the terminal would crash it.
     ``max_file_bytes`` limits the size of any file it writes (a full disk, for it)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", *args,
-        env={**os.environ, "BULKUP_PASSWORD": PASSWORD, "PYTHONIOENCODING": "utf-8:strict",
-             "PYTHONDONTWRITEBYTECODE": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=None if max_file_bytes is None else lambda: _limit_files(max_file_bytes))
+        sys.executable,
+        "-m",
+        "bulkup",
+        *args,
+        env={
+            **os.environ,
+            "BULKUP_PASSWORD": PASSWORD,
+            "PYTHONIOENCODING": "utf-8:strict",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=None if max_file_bytes is None else lambda: _limit_files(max_file_bytes),
+    )
     out, err = await proc.communicate()
     return subprocess.CompletedProcess(args, proc.returncode or 0, out, err)
 
@@ -61,8 +69,20 @@ def _limit_files(size: int) -> None:
 
 
 def _upload_args(emulator: Any, *more: str) -> list[str]:
-    return ["upload", "--server", emulator.url, "--user", USER, "--company-handle", "c|42",
-            "--company-root", "Acme/", "--log-format", "json", *more]
+    return [
+        "upload",
+        "--server",
+        emulator.url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        "--company-root",
+        "Acme/",
+        "--log-format",
+        "json",
+        *more,
+    ]
 
 
 def _journal_counts(path: Path) -> dict[str, int]:
@@ -70,36 +90,48 @@ def _journal_counts(path: Path) -> dict[str, int]:
     db = sqlite3.connect(path)
     try:
         (run,) = db.execute("SELECT max(id) FROM runs").fetchone()
-        (posted,) = db.execute("SELECT count(*) FROM files WHERE run_id=? AND state IN "
-                               "('posted', 'confirmed')", (run,)).fetchone()
-        (failed,) = db.execute("SELECT count(*) FROM failures WHERE run_id=?",
-                               (run,)).fetchone()
+        (posted,) = db.execute(
+            "SELECT count(*) FROM files WHERE run_id=? AND state IN ('posted', 'confirmed')", (run,)
+        ).fetchone()
+        (failed,) = db.execute("SELECT count(*) FROM failures WHERE run_id=?", (run,)).fetchone()
     finally:
         db.close()
     return {"posted": posted, "failed": failed}
 
 
 class TestBadNameFailsAlone:
-    async def test_cli_run_goes_on_and_every_count_agrees(self, emulator: Any,
-                                                          tmp_path: Path) -> None:
+    async def test_cli_run_goes_on_and_every_count_agrees(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """Row 4 as a user meets it: exit 1, the good files on the server, the bad one failed
         with its bytes escaped; the report is valid UTF-8 JSON and its counts equal the
         summary's, `bulkup status`'s and the journal's own tables."""
         src = _bad_name_tree(tmp_path / "src")
         report_path, journal = tmp_path / "r.json", tmp_path / "j.journal"
-        done = await _cli(*_upload_args(emulator, str(src), "--report", str(report_path),
-                                        "--journal", str(journal)))
+        done = await _cli(
+            *_upload_args(
+                emulator, str(src), "--report", str(report_path), "--journal", str(journal)
+            )
+        )
         stdout, stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
         assert done.returncode == 1, stderr
         assert "internal error" not in stdout + stderr and "Traceback" not in stderr
         assert emulator.stored_files() == GOOD
 
         report = json.loads(report_path.read_bytes().decode("utf-8"))
-        assert report["failures"] == [{
-            "path": f"{src}/caf\\xe9.jpg", "reason": "file name is not valid UTF-8: caf\\xe9.jpg",
-            "target": "Acme/caf\\xe9.jpg"}]
-        assert (report["files_uploaded"], report["files_failed"], report["exit_code"],
-                report["fatal_error"]) == (3, 1, 1, None)
+        assert report["failures"] == [
+            {
+                "path": f"{src}/caf\\xe9.jpg",
+                "reason": "file name is not valid UTF-8: caf\\xe9.jpg",
+                "target": "Acme/caf\\xe9.jpg",
+            }
+        ]
+        assert (
+            report["files_uploaded"],
+            report["files_failed"],
+            report["exit_code"],
+            report["fatal_error"],
+        ) == (3, 1, 1, None)
         assert "sent 3 (" in stdout and "failed locally 1, skipped 0" in stdout
         assert f"FAILED {src}/caf\\xe9.jpg: file name is not valid UTF-8" in stdout
 
@@ -110,7 +142,8 @@ class TestBadNameFailsAlone:
         assert _journal_counts(journal) == {"posted": 3, "failed": 1}
         failed = await _cli("report", "--failed", "--json", "--journal", str(journal))
         assert [f["reason"] for f in json.loads(failed.stdout)["failures"]] == [
-            "file name is not valid UTF-8: caf\\xe9.jpg"]
+            "file name is not valid UTF-8: caf\\xe9.jpg"
+        ]
 
     async def test_bad_directory_and_bad_root(self, emulator: Any, tmp_path: Path) -> None:
         """A directory with a bad name fails each file under it; a root with a bad name (as
@@ -119,25 +152,31 @@ class TestBadNameFailsAlone:
         bad_root = os.fsencode(tmp_path) + b"/r\xe9p"
         os.makedirs(bad_root + b"/ok-dir")
         os.makedirs(os.fsencode(good) + b"/d\xff")
-        for name in (bad_root + b"/x.jpg", bad_root + b"/ok-dir/y.jpg",
-                     os.fsencode(good) + b"/d\xff/z.jpg"):
+        for name in (
+            bad_root + b"/x.jpg",
+            bad_root + b"/ok-dir/y.jpg",
+            os.fsencode(good) + b"/d\xff/z.jpg",
+        ):
             fd = os.open(name, os.O_CREAT | os.O_WRONLY, 0o644)
             os.close(fd)
         journal = tmp_path / "j.journal"
-        report = await run_upload(emulator.config(journal=journal),
-                                  [os.fsdecode(bad_root), str(good)])
+        report = await run_upload(
+            emulator.config(journal=journal), [os.fsdecode(bad_root), str(good)]
+        )
         assert report.exit_code == 1 and report.fatal_error is None
         assert (report.files_uploaded, report.files_failed) == (1, 3)
         assert sorted(f.reason for f in report.failures) == [
             "directory name is not valid UTF-8: d\\xff",
             "directory name is not valid UTF-8: r\\xe9p",
-            "directory name is not valid UTF-8: r\\xe9p"]
+            "directory name is not valid UTF-8: r\\xe9p",
+        ]
         assert emulator.stored_files() == {"g.jpg": b"g"}
         json.dumps(report.as_json(), ensure_ascii=False).encode("utf-8")
         assert _journal_counts(journal) == {"posted": 1, "failed": 3}
 
     async def test_journal_error_midway_report_agrees_with_journal(
-            self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """An error in the journal mid-run (here writing the failures, which is what row 4's
         UnicodeEncodeError hit) ends the run, and the report's uploaded count is what the
         journal holds: the receipt is the last write of an acknowledged POST, so it is never
@@ -150,8 +189,10 @@ class TestBadNameFailsAlone:
 
         monkeypatch.setattr(Journal, "record_failed", broken)
         journal = tmp_path / "j.journal"
-        report = await run_upload(emulator.config(
-            journal=journal, max_file_size=50, max_files_per_post=1, concurrency=1), [str(src)])
+        report = await run_upload(
+            emulator.config(journal=journal, max_file_size=50, max_files_per_post=1, concurrency=1),
+            [str(src)],
+        )
         assert report.fatal_error is not None and "disk I/O error" in report.fatal_error
         assert report.files_uploaded == _journal_counts(journal)["posted"]
         (run,) = Journal(journal).recent_runs()
@@ -160,9 +201,18 @@ class TestBadNameFailsAlone:
 
 class TestReportFile:
     def _report(self, failures: tuple[FileFailure, ...] = ()) -> UploadReport:
-        return UploadReport(job_handles=("j|1",), files_found=3, files_uploaded=2,
-                            files_failed=len(failures), files_skipped=0, bytes_uploaded=20,
-                            posts=2, retries=0, duration_s=1.0, failures=failures)
+        return UploadReport(
+            job_handles=("j|1",),
+            files_found=3,
+            files_uploaded=2,
+            files_failed=len(failures),
+            files_skipped=0,
+            bytes_uploaded=20,
+            posts=2,
+            retries=0,
+            duration_s=1.0,
+            failures=failures,
+        )
 
     def test_raw_name_never_breaks_the_json(self, tmp_path: Path) -> None:
         """A failure that still holds a surrogate escape (however it got there) is written
@@ -173,8 +223,9 @@ class TestReportFile:
         report = self._report((raw,))
         report.write_json(path)
         written = json.loads(path.read_bytes().decode("utf-8"))
-        assert written["failures"] == [{"path": "/t/caf\\xe9.jpg", "reason": "odd\\xff",
-                                        "target": None}]
+        assert written["failures"] == [
+            {"path": "/t/caf\\xe9.jpg", "reason": "odd\\xff", "target": None}
+        ]
         "\n".join(report.summary_lines()).encode("utf-8")
 
     def test_a_failed_write_leaves_the_old_report_whole(self, tmp_path: Path) -> None:
@@ -196,16 +247,19 @@ class TestReportFile:
         assert path.read_text() == '{"old": true}\n'
         assert os.listdir(tmp_path) == ["r.json"]
 
-    async def test_cli_report_write_fails_exits_2_and_says_so(self, emulator: Any,
-                                                             tmp_path: Path) -> None:
+    async def test_cli_report_write_fails_exits_2_and_says_so(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """The report cannot be written at the end (the disk is full, for the process): the
         upload happened and its summary is printed, then one line naming the path, exit 2; no
         traceback, and the previous report is still whole (it was left half-written)."""
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         target = tmp_path / "r.json"
         target.write_text('{"old": true}\n')
-        done = await _cli(*_upload_args(emulator, str(src), "--report", str(target),
-                                        "--no-journal"), max_file_bytes=300)
+        done = await _cli(
+            *_upload_args(emulator, str(src), "--report", str(target), "--no-journal"),
+            max_file_bytes=300,
+        )
         stderr = done.stderr.decode()
         assert done.returncode == 2 and "Traceback" not in stderr, stderr
         assert f"bulkup: cannot write the report to {target}: File too large" in stderr
@@ -224,29 +278,45 @@ class TestLinksStayInside:
         (src / "again.jpg").symlink_to(src / "real.jpg")
         return src, secret
 
-    async def test_cli_follow_symlinks_never_sends_what_is_outside(self, emulator: Any,
-                                                                   tmp_path: Path) -> None:
+    async def test_cli_follow_symlinks_never_sends_what_is_outside(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """Row 10: a link to a file out of the tree, and one to a directory, are skipped with
         a warning naming where they lead; the inside link is sent; nothing fails (exit 0)."""
         src, secret = self._tree(tmp_path)
-        done = await _cli(*_upload_args(emulator, str(src), "--follow-symlinks",
-                                        "--no-journal"))
+        done = await _cli(*_upload_args(emulator, str(src), "--follow-symlinks", "--no-journal"))
         assert done.returncode == 0, done.stderr.decode()
         assert emulator.stored_files() == {"again.jpg": b"real", "real.jpg": b"real"}
-        skips = [json.loads(line) for line in done.stderr.decode().splitlines()
-                 if '"walk_skipped"' in line]
+        skips = [
+            json.loads(line)
+            for line in done.stderr.decode().splitlines()
+            if '"walk_skipped"' in line
+        ]
         assert sorted((s["path"], s["leads_to"], s["level"]) for s in skips) == [
             (str(src / "etc"), str(secret.parent), "warning"),
-            (str(src / "leak.jpg"), str(secret), "warning")]
+            (str(src / "leak.jpg"), str(secret), "warning"),
+        ]
 
-    async def test_cli_follow_external_symlinks_when_asked(self, emulator: Any,
-                                                           tmp_path: Path) -> None:
+    async def test_cli_follow_external_symlinks_when_asked(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         src, _ = self._tree(tmp_path)
-        done = await _cli(*_upload_args(emulator, str(src), "--follow-symlinks",
-                                        "--follow-external-symlinks", "--no-journal"))
+        done = await _cli(
+            *_upload_args(
+                emulator,
+                str(src),
+                "--follow-symlinks",
+                "--follow-external-symlinks",
+                "--no-journal",
+            )
+        )
         assert done.returncode == 0, done.stderr.decode()
-        assert set(emulator.stored_files()) == {"again.jpg", "real.jpg", "leak.jpg",
-                                                "etc/shadow.jpg"}
+        assert set(emulator.stored_files()) == {
+            "again.jpg",
+            "real.jpg",
+            "leak.jpg",
+            "etc/shadow.jpg",
+        }
 
     async def test_config_key_and_environment(self, emulator: Any, tmp_path: Path) -> None:
         """follow_external_symlinks as a config key and as BULKUP_FOLLOW_EXTERNAL_SYMLINKS."""
@@ -255,14 +325,16 @@ class TestLinksStayInside:
         config_file = tmp_path / "bulkup.toml"
         config_file.write_text("follow_symlinks = true\nfollow_external_symlinks = true\n")
         assert load_config(path=config_file, environ={}, overrides={}).follow_external_symlinks
-        from_env = load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes",
-                                                   "BULKUP_FOLLOW_SYMLINKS": "yes"},
-                               overrides={})
+        from_env = load_config(
+            path=None,
+            environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes", "BULKUP_FOLLOW_SYMLINKS": "yes"},
+            overrides={},
+        )
         assert from_env.follow_external_symlinks
         with pytest.raises(ConfigError, match="follow_external_symlinks needs follow_symlinks"):
-            load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes"},
-                        overrides={})
+            load_config(path=None, environ={"BULKUP_FOLLOW_EXTERNAL_SYMLINKS": "yes"}, overrides={})
         src, _ = self._tree(tmp_path)
-        report = await run_upload(emulator.config(follow_symlinks=True, no_journal=True),
-                                  [str(src)])
+        report = await run_upload(
+            emulator.config(follow_symlinks=True, no_journal=True), [str(src)]
+        )
         assert report.exit_code == 0 and "leak.jpg" not in emulator.stored_files()

@@ -60,8 +60,12 @@ class TearingOs:
     def read(self, fd: int, size: int) -> bytes:
         first = os.lseek(fd, 0, os.SEEK_CUR) == 0  # one tear per read of the file
         data = os.read(fd, size)
-        if (self._left and first and len(data) > 1
-                and os.fstat(fd).st_ino == os.stat(self._victim).st_ino):
+        if (
+            self._left
+            and first
+            and len(data) > 1
+            and os.fstat(fd).st_ino == os.stat(self._victim).st_ino
+        ):
             self._left -= 1
             self.version += 1
             rewrite(self._victim, self.version)
@@ -86,13 +90,21 @@ def tear_in_process(monkeypatch: pytest.MonkeyPatch, victim: str, times: int) ->
     monkeypatch.setattr(read_helper, "os", TearingOs(victim, times))
 
 
-def tear_in_helper(monkeypatch: pytest.MonkeyPatch, victim: str, times: int,
-                   helpers: list[HelperReader], folder: Path) -> None:
+def tear_in_helper(
+    monkeypatch: pytest.MonkeyPatch,
+    victim: str,
+    times: int,
+    helpers: list[HelperReader],
+    folder: Path,
+) -> None:
     """The uploader's read helper runs a wrapper script: the real helper with TearingOs."""
     script = folder / "tearing_helper.py"
     sources = inspect.getsource(rewrite) + "\n" + inspect.getsource(TearingOs)
-    script.write_text(HELPER_WRAPPER.format(script=str(HELPER_SCRIPT), sources=sources,
-                                            victim=victim, times=times))
+    script.write_text(
+        HELPER_WRAPPER.format(
+            script=str(HELPER_SCRIPT), sources=sources, victim=victim, times=times
+        )
+    )
 
     def make() -> HelperReader:
         helpers.append(HelperReader(python=sys.executable, script=script))
@@ -106,16 +118,24 @@ def tear_sendfile(monkeypatch: pytest.MonkeyPatch, victim: str, times: int) -> N
     original = asyncio.BaseEventLoop.sendfile
     left = [times]
 
-    async def tearing(self: Any, transport: Any, file: Any, offset: int = 0,
-                      count: int | None = None, *, fallback: bool = True) -> int:
+    async def tearing(
+        self: Any,
+        transport: Any,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
         if not (left[0] and count and is_victim(file.fileno(), victim)):
             return await original(self, transport, file, offset, count, fallback=fallback)
         left[0] -= 1
         half = count // 2
         sent = await original(self, transport, file, offset, half, fallback=fallback)
         rewrite(victim, times - left[0])
-        return sent + await original(self, transport, file, offset + half, count - half,
-                                     fallback=fallback)
+        return sent + await original(
+            self, transport, file, offset + half, count - half, fallback=fallback
+        )
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", tearing)
 
@@ -154,13 +174,26 @@ def tree(folder: Path, path: str) -> tuple[Path, dict[str, bytes]]:
 
 async def upload(emulator: Emulator, src: Path, path: str) -> Any:
     chunk = 4096 if path in ("sendfile", "chunked") else 1024 * 1024
-    return await run_upload(emulator.config(no_journal=True, concurrency=1, chunk_size=chunk,
-                                            read_helper=path == "read_helper",
-                                            max_files_per_post=100), [str(src)])
+    return await run_upload(
+        emulator.config(
+            no_journal=True,
+            concurrency=1,
+            chunk_size=chunk,
+            read_helper=path == "read_helper",
+            max_files_per_post=100,
+        ),
+        [str(src)],
+    )
 
 
-def tear(path: str, monkeypatch: pytest.MonkeyPatch, victim: str, times: int,
-         helpers: list[HelperReader], folder: Path) -> None:
+def tear(
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    victim: str,
+    times: int,
+    helpers: list[HelperReader],
+    folder: Path,
+) -> None:
     tearers: dict[str, Callable[[], None]] = {
         "in_process": lambda: tear_in_process(monkeypatch, victim, times),
         "read_helper": lambda: tear_in_helper(monkeypatch, victim, times, helpers, folder),
@@ -172,8 +205,11 @@ def tear(path: str, monkeypatch: pytest.MonkeyPatch, victim: str, times: int,
 
 def received(emulator: Emulator) -> list[tuple[str, str]]:
     """(target name, sha256) of every file of every POST the emulator accepted."""
-    return sorted((record.target_path.rsplit("/", 1)[-1], record.sha256)
-                  for job in emulator.jobs() for record in job.files)
+    return sorted(
+        (record.target_path.rsplit("/", 1)[-1], record.sha256)
+        for job in emulator.jobs()
+        for record in job.files
+    )
 
 
 def sha(data: bytes) -> str:
@@ -182,7 +218,8 @@ def sha(data: bytes) -> str:
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_changed_once_is_resent_and_lands_byte_exact(
-        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
     """Torn once mid-read: that POST is cut, the batch resent with the file as it is now; the
     server holds the file's new bytes, it was accepted once, and no torn copy was accepted."""
     src, files = tree(tmp_path / "src", path)
@@ -202,8 +239,9 @@ async def test_changed_once_is_resent_and_lands_byte_exact(
 
 
 @pytest.mark.parametrize("path", PATHS)
-async def test_keeps_changing_fails_alone(emulator: Emulator, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+async def test_keeps_changing_fails_alone(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
     """Torn on every read: sent three times, every POST cut; the file fails alone with
     "changed while being sent", the seven others land, and nothing of it was accepted."""
     src, files = tree(tmp_path / "src", path)

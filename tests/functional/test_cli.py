@@ -19,24 +19,46 @@ from .conftest import PASSWORD, USER, make_tree
 CANARY = "canary-Pw-91d3"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bulkup", *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=cwd)
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulkup", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 class TestMainCommand:
     def test_emulator_sample_run(self, tmp_path: Path) -> None:
         """`bulkup upload --emulator` uploads the sample tree and prints the summary; exit 0."""
-        done = run_cli("upload", "--emulator", "--report", str(tmp_path / "r.json"),
-                       "--emulator-root", str(tmp_path / "kept"))
+        done = run_cli(
+            "upload",
+            "--emulator",
+            "--report",
+            str(tmp_path / "r.json"),
+            "--emulator-root",
+            str(tmp_path / "kept"),
+        )
         assert done.returncode == 0, done.stderr
         assert "found 7 files; sent 7 (" in done.stdout and "files landed under" in done.stdout
         report = json.loads((tmp_path / "r.json").read_text())
         landed = Path(report["emulator_root"])
         assert len([p for p in landed.rglob("*") if p.is_file()]) == 7
-        for key in ("job_handles", "files_uploaded", "files_failed", "files_skipped",
-                    "bytes_uploaded", "posts", "retries", "duration_s", "failures"):
+        for key in (
+            "job_handles",
+            "files_uploaded",
+            "files_failed",
+            "files_skipped",
+            "bytes_uploaded",
+            "posts",
+            "retries",
+            "duration_s",
+            "failures",
+        ):
             assert key in report
 
     def test_emulator_run_leaves_no_temporary_folder(self, tmp_path: Path) -> None:
@@ -53,9 +75,18 @@ class TestMainCommand:
     def test_dry_run_sends_nothing(self, tmp_path: Path) -> None:
         """--dry-run prints files, bytes and POSTs and opens no job."""
         src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"d" * 1000 for i in range(25)})
-        done = run_cli("upload", str(src), "--server", "http://127.0.0.1:9/scene7/UploadFile",
-                       "--max-files-per-post", "10", "--dry-run", "--concurrency", "1",
-                       env={"BULKUP_PASSWORD": CANARY})
+        done = run_cli(
+            "upload",
+            str(src),
+            "--server",
+            "http://127.0.0.1:9/scene7/UploadFile",
+            "--max-files-per-post",
+            "10",
+            "--dry-run",
+            "--concurrency",
+            "1",
+            env={"BULKUP_PASSWORD": CANARY},
+        )
         assert done.returncode == 0, done.stderr
         assert "dry run: 25 files, 25.0 kB, 3 POSTs planned" in done.stdout
         assert CANARY not in done.stdout + done.stderr
@@ -65,7 +96,7 @@ class TestExitCodes:
     def test_usage_errors_exit_2(self, tmp_path: Path) -> None:
         """A bad flag value and a bad config key exit 2 and name the culprit."""
         bad = tmp_path / "bad.toml"
-        bad.write_text('concurency = 3\n')
+        bad.write_text("concurency = 3\n")
         done = run_cli("upload", str(tmp_path), "--config", str(bad))
         assert done.returncode == 2 and "concurency" in done.stderr and "bad.toml" in done.stderr
         done = run_cli("upload", str(tmp_path), "--max-post-bytes", "lots")
@@ -75,15 +106,25 @@ class TestExitCodes:
         """Without SRC (and without --emulator) the command refuses to run."""
         assert main(["upload"]) == 2
 
-    async def test_wrong_password_exit_3_and_no_canary(self, emulator: Any,
-                                                       tmp_path: Path) -> None:
+    async def test_wrong_password_exit_3_and_no_canary(self, emulator: Any, tmp_path: Path) -> None:
         """Authentication fails: exit 3, the fault named, the password nowhere in the output."""
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         report = tmp_path / "r.json"
         done = await _run_async(
-            "upload", str(src), "--server", emulator.url, "--user", USER,
-            "--company-handle", "c|42", "--report", str(report), "--log-format", "json",
-            env={"BULKUP_PASSWORD": CANARY})
+            "upload",
+            str(src),
+            "--server",
+            emulator.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            "--report",
+            str(report),
+            "--log-format",
+            "json",
+            env={"BULKUP_PASSWORD": CANARY},
+        )
         assert done.returncode == 3
         assert "authenticationFault 10001" in done.stdout
         assert CANARY not in done.stdout + done.stderr + report.read_text()
@@ -92,8 +133,16 @@ class TestExitCodes:
         """A file the server would refuse fails alone: exit 1 and it is listed."""
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "bad:name.jpg": b"b"})
         done = await _run_async(
-            "upload", str(src), "--server", emulator.url, "--user", USER,
-            "--company-handle", "c|42", env={"BULKUP_PASSWORD": PASSWORD})
+            "upload",
+            str(src),
+            "--server",
+            emulator.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            env={"BULKUP_PASSWORD": PASSWORD},
+        )
         assert done.returncode == 1
         assert "FAILED" in done.stdout and "bad:name.jpg" in done.stdout
 
@@ -101,11 +150,16 @@ class TestExitCodes:
 async def _run_async(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a subprocess while this test's event loop keeps serving the emulator."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", *args, env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "bulkup",
+        *args,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
-
 
 
 class TestJournalCommands:
@@ -115,9 +169,18 @@ class TestJournalCommands:
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "bad:name.jpg": b"b"})
         journal = tmp_path / "j.journal"
         done = await _run_async(
-            "upload", str(src), "--server", emulator.url, "--user", USER,
-            "--company-handle", "c|42", "--journal", str(journal),
-            env={"BULKUP_PASSWORD": PASSWORD})
+            "upload",
+            str(src),
+            "--server",
+            emulator.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            "--journal",
+            str(journal),
+            env={"BULKUP_PASSWORD": PASSWORD},
+        )
         assert done.returncode == 1
         status = run_cli("status", "--journal", str(journal))
         assert status.returncode == 0
@@ -126,8 +189,9 @@ class TestJournalCommands:
         [failure] = json.loads(failed.stdout)["failures"]
         assert failure["path"].endswith("bad:name.jpg") and ":" in failure["reason"]
 
-    async def test_second_run_on_a_locked_journal_exits_2(self, emulator: Any,
-                                                         tmp_path: Path) -> None:
+    async def test_second_run_on_a_locked_journal_exits_2(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """While another run holds the journal, a second run exits 2 naming its PID."""
         from bulkup.journal.session import RunLock
 
@@ -136,9 +200,18 @@ class TestJournalCommands:
         lock.acquire()
         try:
             done = await _run_async(
-                "upload", str(src), "--server", emulator.url, "--user", USER,
-                "--company-handle", "c|42", "--journal", str(tmp_path / "j.journal"),
-                env={"BULKUP_PASSWORD": PASSWORD})
+                "upload",
+                str(src),
+                "--server",
+                emulator.url,
+                "--user",
+                USER,
+                "--company-handle",
+                "c|42",
+                "--journal",
+                str(tmp_path / "j.journal"),
+                env={"BULKUP_PASSWORD": PASSWORD},
+            )
         finally:
             lock.release()
         assert done.returncode == 2 and f"PID {os.getpid()}" in done.stderr
@@ -156,18 +229,31 @@ class TestJobCommands:
         src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b", "zero.jpg": b""})
         report_path = tmp_path / "r.json"
         done = await _run_async(
-            "upload", str(src), "--server", emulator.url, "--user", USER,
-            "--company-handle", "c|42", "--company-root", "Acme/", "--report",
-            str(report_path), env={"BULKUP_PASSWORD": PASSWORD})
+            "upload",
+            str(src),
+            "--server",
+            emulator.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            "--company-root",
+            "Acme/",
+            "--report",
+            str(report_path),
+            env={"BULKUP_PASSWORD": PASSWORD},
+        )
         assert done.returncode == 1  # the 0-byte file is refused by the server
         [handle] = json.loads(report_path.read_text())["job_handles"]
         common = ("--server", emulator.url, "--user", USER, "--company-handle", "c|42")
-        status = await _run_async("job", "status", handle, *common,
-                                  env={"BULKUP_PASSWORD": PASSWORD})
+        status = await _run_async(
+            "job", "status", handle, *common, env={"BULKUP_PASSWORD": PASSWORD}
+        )
         assert status.returncode == 0 and f"job {handle}: Done" in status.stdout
         assert "fileErrorCount: 1" in status.stdout and "fileSuccessCount: 2" in status.stdout
-        log = await _run_async("job", "log", handle, "--json", *common,
-                               env={"BULKUP_PASSWORD": PASSWORD})
+        log = await _run_async(
+            "job", "log", handle, "--json", *common, env={"BULKUP_PASSWORD": PASSWORD}
+        )
         lines = json.loads(log.stdout)["details"]
         types = [line["logType"] for line in lines]
         assert types[0] == "BeginUpload" and types[-1] == "EndUpload"

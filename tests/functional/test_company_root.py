@@ -26,9 +26,16 @@ async def test_root_taken_from_get_company_info(emulator: Any, tmp_path: Path) -
 
 
 def _config(url: str) -> UploadConfig:
-    return UploadConfig(server_url=url, user="u@x.y", password=PASSWORD, company_handle="c|1",
-                        no_journal=True, max_attempts=2, backoff_base_s=0.001,
-                        backoff_cap_s=0.01)
+    return UploadConfig(
+        server_url=url,
+        user="u@x.y",
+        password=PASSWORD,
+        company_handle="c|1",
+        no_journal=True,
+        max_attempts=2,
+        backoff_base_s=0.001,
+        backoff_cap_s=0.01,
+    )
 
 
 async def test_no_api_and_no_root_is_a_config_error(scripted: Any, tmp_path: Path) -> None:

@@ -31,12 +31,20 @@ async def no_wait(_: float) -> None:
 
 @pytest.mark.parametrize("status", [503, 429])
 async def test_auto_backs_off_from_a_server_that_pushes_back_and_loses_no_file(
-        start_emulator: Callable[..., Any], tmp_path: Path, status: int) -> None:
-    emulator = await start_emulator(max_inflight=2, pushback_status=status, retry_after_s=1,
-                                    response_delay_ms=20)
+    start_emulator: Callable[..., Any], tmp_path: Path, status: int
+) -> None:
+    emulator = await start_emulator(
+        max_inflight=2, pushback_status=status, retry_after_s=1, response_delay_ms=20
+    )
     tree = make_tree(tmp_path / "src", FILES)
-    config = emulator.config(concurrency="auto", max_concurrency=16, max_files_per_post=2,
-                             no_journal=True, no_wait=True, max_attempts=2)
+    config = emulator.config(
+        concurrency="auto",
+        max_concurrency=16,
+        max_files_per_post=2,
+        no_journal=True,
+        no_wait=True,
+        max_attempts=2,
+    )
     with capture_logs() as events:
         report = await run_upload(config, [str(tree)], hooks=RunHooks(sleep=no_wait))
     refused = emulator.app[STATE].pushback.inflight.refused
@@ -52,13 +60,15 @@ async def test_auto_backs_off_from_a_server_that_pushes_back_and_loses_no_file(
 
 
 async def test_a_fixed_concurrency_loses_no_file_to_announced_pushback_either(
-        start_emulator: Callable[..., Any], tmp_path: Path) -> None:
+    start_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
     """4 POSTs in flight against a limit of 2, each POST with 2 attempts: refusals the server
     announced use up none of them (they failed files before)."""
     emulator = await start_emulator(max_inflight=2, retry_after_s=1, response_delay_ms=20)
     tree = make_tree(tmp_path / "src", FILES)
-    config = emulator.config(concurrency=4, max_files_per_post=2, no_journal=True,
-                             no_wait=True, max_attempts=2)
+    config = emulator.config(
+        concurrency=4, max_files_per_post=2, no_journal=True, no_wait=True, max_attempts=2
+    )
     with capture_logs() as events:
         report = await run_upload(config, [str(tree)], hooks=RunHooks(sleep=no_wait))
     assert emulator.app[STATE].pushback.inflight.refused > 0

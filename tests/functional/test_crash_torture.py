@@ -31,8 +31,11 @@ def journal_claims(path: Path) -> dict[str, str]:
     """target → state for every file the journal says the server acknowledged."""
     journal = Journal(path)
     try:
-        return dict(journal._db.execute(
-            "SELECT target, state FROM files WHERE state IN ('posted', 'confirmed')").fetchall())
+        return dict(
+            journal._db.execute(
+                "SELECT target, state FROM files WHERE state IN ('posted', 'confirmed')"
+            ).fetchall()
+        )
     finally:
         journal.close()
 
@@ -53,28 +56,27 @@ class Killer:
         @web.middleware
         async def kill_at_point(request: web.Request, handler: Any) -> Any:
             return await self.handle(request, handler)
+
         return kill_at_point
 
     async def handle(self, request: web.Request, handler: Any) -> Any:
         if request.path.endswith("IpsApiService"):
-            if self.mode == "job-log" and "getActiveJobs" in request.headers.get("SOAPAction",
-                                                                                  ""):
+            if self.mode == "job-log" and "getActiveJobs" in request.headers.get("SOAPAction", ""):
                 self.fire()
             return await handler(request)
         self.posts += 1
         number = self.posts  # others may arrive while this one is handled
-        if (self.mode == "walk" and number == 1) or (
-                self.mode == "mid-post" and number == self.at):
+        if (self.mode == "walk" and number == 1) or (self.mode == "mid-post" and number == self.at):
             self.fire()
         response = await handler(request)
         self.note_post_into_closed_job(response)
         if self.mode == "after-post" and number == self.at:
             self.fire()
-        if self.mode == "end-job" and any(j.closed_by == "endJob"
-                                          for j in request.app[STATE].store.jobs()):
+        if self.mode == "end-job" and any(
+            j.closed_by == "endJob" for j in request.app[STATE].store.jobs()
+        ):
             self.fire()
         return response
-
 
     def note_post_into_closed_job(self, response: Any) -> None:
         body = getattr(response, "body", None)
@@ -88,19 +90,35 @@ class Killer:
 
 
 @pytest.mark.parametrize(("seed", "mode"), CASES, ids=[f"{s}-{m}" for s, m in CASES])
-async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int,
-                               mode: str) -> None:
+async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int, mode: str) -> None:
     """Kill at a seeded point, check the journal against the server, resume, check all."""
     rng = random.Random(seed)
     killer = Killer(mode, rng.randint(2, 12))
     server = await start_emulator(middlewares=(killer.middleware(),))
-    files = {f"d{i % 6}/f{i:03d}.jpg": rng.randbytes(rng.randrange(1, 3000))
-             for i in range(rng.randint(30, 80))}
+    files = {
+        f"d{i % 6}/f{i:03d}.jpg": rng.randbytes(rng.randrange(1, 3000))
+        for i in range(rng.randint(30, 80))
+    }
     src = make_tree(tmp_path / "src", files)
     journal = tmp_path / "j.journal"
-    args = ("upload", str(src), "--server", server.url, "--user", USER, "--company-handle",
-            "c|42", "--company-root", "Acme/", "--journal", str(journal),
-            "--max-files-per-post", "3", "--concurrency", "2")
+    args = (
+        "upload",
+        str(src),
+        "--server",
+        server.url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        "--company-root",
+        "Acme/",
+        "--journal",
+        str(journal),
+        "--max-files-per-post",
+        "3",
+        "--concurrency",
+        "2",
+    )
     first = await _spawn(args, killer)
     assert first == -signal.SIGKILL and killer.fired
     claims = journal_claims(journal) if journal.exists() else {}
@@ -110,8 +128,9 @@ async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int,
     before = {job.handle: len(job.files) for job in server.jobs()}
     killer.mode = "never"
     assert await _spawn(args, killer) == 0
-    resent = [f.target_path for job in server.jobs()
-              for f in job.files[before.get(job.handle, 0):]]
+    resent = [
+        f.target_path for job in server.jobs() for f in job.files[before.get(job.handle, 0) :]
+    ]
     assert not set(resent) & set(claims)  # nothing acknowledged is sent twice
     assert server.stored_files() == files  # nothing lost, byte for byte
     final = journal_claims(journal)  # every file confirmed, the crashed run's ones included
@@ -122,7 +141,13 @@ async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int,
 
 async def _spawn(args: tuple[str, ...], killer: Killer) -> int:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", *args, env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "bulkup",
+        *args,
+        env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     killer.pid = proc.pid
     return await proc.wait()

@@ -18,17 +18,38 @@ NOWHERE = "http://127.0.0.1:9/scene7/UploadFile"  # the discard port: nothing ma
 
 def dry_run(src: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKUP_")}
-    args = ["upload", str(src), "--server", NOWHERE, "--company-root", "Acme/",
-            "--dest-folder", "in", "--no-journal", "--dry-run", "--log-format", "json", *extra]
-    return subprocess.run([sys.executable, "-m", "bulkup", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    args = [
+        "upload",
+        str(src),
+        "--server",
+        NOWHERE,
+        "--company-root",
+        "Acme/",
+        "--dest-folder",
+        "in",
+        "--no-journal",
+        "--dry-run",
+        "--log-format",
+        "json",
+        *extra,
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "bulkup", *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
     folder = tmp_path / "src"
-    for rel, size in [("a.jpg", 10), ("b.jpg", 20), ("c.jpg", 30), ("sub/d.jpg", 40),
-                      ("sub/e.JPG", 50), ("weird/f.jpg", 60), ("x.tif", 70)]:
+    for rel, size in [
+        ("a.jpg", 10),
+        ("b.jpg", 20),
+        ("c.jpg", 30),
+        ("sub/d.jpg", 40),
+        ("sub/e.JPG", 50),
+        ("weird/f.jpg", 60),
+        ("x.tif", 70),
+    ]:
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"z" * size)
@@ -53,8 +74,9 @@ def test_list_prints_each_file_with_its_post_and_target(src: Path) -> None:
         ["3", "Acme/in/sub/e.JPG", "50", str(src / "sub/e.JPG")],
         ["4", "Acme/in/weird/f.jpg", "60", str(src / "weird/f.jpg")],
     ]
-    assert done.stdout.splitlines()[-1] == "dry run: 7 files, 280 B, 4 POSTs planned; nothing " \
-                                           "was sent"
+    assert (
+        done.stdout.splitlines()[-1] == "dry run: 7 files, 280 B, 4 POSTs planned; nothing was sent"
+    )
 
 
 def test_without_list_only_the_counts(src: Path) -> None:
@@ -66,9 +88,13 @@ def test_without_list_only_the_counts(src: Path) -> None:
 
 def test_list_needs_dry_run(src: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKUP_")}
-    done = subprocess.run([sys.executable, "-m", "bulkup", "upload", str(src), "--server",
-                           NOWHERE, "--list"], capture_output=True, text=True, env=env,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkup", "upload", str(src), "--server", NOWHERE, "--list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 2 and "list_files goes with dry_run" in done.stderr
 
 
@@ -93,8 +119,9 @@ def test_a_source_path_with_control_characters_is_listed_escaped(tmp_path: Path)
     (root / "a.jpg").write_bytes(b"a")
     done = dry_run(root, "--list")
     assert done.returncode == 0, done.stderr
-    assert listed(done.stdout) == [["1", "Acme/in/a.jpg", "1",
-                                    str(tmp_path / "in\\x1b[31mred" / "a.jpg")]]
+    assert listed(done.stdout) == [
+        ["1", "Acme/in/a.jpg", "1", str(tmp_path / "in\\x1b[31mred" / "a.jpg")]
+    ]
     assert "\x1b" not in done.stdout
 
 
@@ -103,13 +130,29 @@ def test_filters_from_flags_and_files(src: Path, tmp_path: Path) -> None:
     exactly the expected files are planned, and an unused pattern is warned about."""
     patterns = tmp_path / "exclude.txt"
     patterns.write_text("# not these\nweird/\n*.{tif,psd}\n*.gif\n", encoding="utf-8")
-    done = dry_run(src, "--list", "--exclude-from", str(patterns), "--include", "*.jpg",
-                   "--ignore-case", "--min-size", "20", "--max-size", "50")
+    done = dry_run(
+        src,
+        "--list",
+        "--exclude-from",
+        str(patterns),
+        "--include",
+        "*.jpg",
+        "--ignore-case",
+        "--min-size",
+        "20",
+        "--max-size",
+        "50",
+    )
     assert done.returncode == 0, done.stderr
     assert [row[1] for row in listed(done.stdout)] == [
-        "Acme/in/b.jpg", "Acme/in/c.jpg", "Acme/in/sub/d.jpg", "Acme/in/sub/e.JPG"]
-    warnings = [json.loads(line) for line in done.stderr.splitlines()
-                if "filter_matched_nothing" in line]
+        "Acme/in/b.jpg",
+        "Acme/in/c.jpg",
+        "Acme/in/sub/d.jpg",
+        "Acme/in/sub/e.JPG",
+    ]
+    warnings = [
+        json.loads(line) for line in done.stderr.splitlines() if "filter_matched_nothing" in line
+    ]
     assert [(w["kind"], w["pattern"]) for w in warnings] == [("exclude", "*.gif")]
 
 
@@ -123,8 +166,7 @@ def test_max_age_leaves_old_files_out(src: Path) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--include-from", "--exclude-from"])
-def test_a_missing_pattern_file_exits_2_naming_it(src: Path, tmp_path: Path,
-                                                  flag: str) -> None:
+def test_a_missing_pattern_file_exits_2_naming_it(src: Path, tmp_path: Path, flag: str) -> None:
     missing = tmp_path / "no-such-patterns.txt"
     done = dry_run(src, flag, str(missing))
     assert done.returncode == 2, done.stderr
@@ -142,8 +184,18 @@ def test_the_listing_streams_batch_by_batch() -> None:
 
     out = io.StringIO()
     plan, packer = PlanListing(out), BatchPacker(10**6, 2)
-    entries = [FileEntry(path=f"/s/{i}.jpg", rel_path=f"{i}.jpg", target=f"A/{i}.jpg", size=i,
-                         mtime_ns=0, inode=i, needs_file_name_param=False) for i in range(3)]
+    entries = [
+        FileEntry(
+            path=f"/s/{i}.jpg",
+            rel_path=f"{i}.jpg",
+            target=f"A/{i}.jpg",
+            size=i,
+            mtime_ns=0,
+            inode=i,
+            needs_file_name_param=False,
+        )
+        for i in range(3)
+    ]
     plan.add(packer.add(entries[0]))
     assert out.getvalue() == ""  # the open batch is not complete yet
     plan.add(packer.add(entries[1]))
@@ -155,8 +207,9 @@ def test_the_listing_streams_batch_by_batch() -> None:
     assert vars(plan).keys() == {"_out", "posts"}  # no entry is kept
 
 
-async def test_a_file_left_out_by_a_filter_is_not_reported_gone(emulator: Any,
-                                                                tmp_path: Path) -> None:
+async def test_a_file_left_out_by_a_filter_is_not_reported_gone(
+    emulator: Any, tmp_path: Path
+) -> None:
     """Uploaded once, then left out by --exclude (or --max-age): still on disk, so the journal
     must not call it gone; a file really deleted is reported again once no filter hides any."""
     from bulkup.pipeline.run import run_upload

@@ -56,8 +56,14 @@ class Pod:
     """What the kubelet makes of the manifest for one index: argv and environment, the
     volumes' mount paths mapped to local folders."""
 
-    def __init__(self, job: dict[str, Any], index: int, mounts: dict[str, Path],
-                 node: dict[str, str], address: str) -> None:
+    def __init__(
+        self,
+        job: dict[str, Any],
+        index: int,
+        mounts: dict[str, Path],
+        node: dict[str, str],
+        address: str,
+    ) -> None:
         container = pod_spec(job)["containers"][0]
         self.mounts, self.address = mounts, address
         env = {"JOB_COMPLETION_INDEX": str(index)}  # set by the Job controller
@@ -83,14 +89,15 @@ class Pod:
     def _local(self, value: str) -> str:
         for mount, local in self.mounts.items():
             if value == mount or value.startswith(mount + "/"):
-                return str(local) + value[len(mount):]
+                return str(local) + value[len(mount) :]
         return value
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes' ``$(VAR)``: replaced by a variable defined before; else left as it is."""
-    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: env.get(m.group(1), m.group(0)), text)
+    return re.sub(
+        r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text
+    )
 
 
 class Stall:
@@ -108,8 +115,9 @@ class Stall:
     def middleware(self) -> Any:
         @web.middleware
         async def stall(request: web.Request, handler: Any) -> Any:
-            mine = request.path.endswith("UploadFile") and request.remote == self.peer \
-                and self.active
+            mine = (
+                request.path.endswith("UploadFile") and request.remote == self.peer and self.active
+            )
             if mine:
                 self.arrived += 1
                 if self.arrived > self.passing:
@@ -125,19 +133,22 @@ class Stall:
             if isinstance(body, bytes) and b"was opened from" in body:
                 self.refused_peers.append(body.decode("utf-8", "replace"))
             return response
+
         return stall
 
 
 def journal_claims(path: Path) -> set[str]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return {row[0] for row in db.execute(
-            "SELECT target FROM files WHERE state IN ('posted', 'confirmed')")}
+        return {
+            row[0]
+            for row in db.execute("SELECT target FROM files WHERE state IN ('posted', 'confirmed')")
+        }
 
 
 async def _spawn(pod: Pod) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *pod.argv, env=pod.env, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
+        *pod.argv, env=pod.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
 
 
 async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
@@ -166,8 +177,9 @@ def test_the_manifests_agree() -> None:
 
 
 @pytest.mark.parametrize("restart", ["same-address", "new-pod"])
-async def test_indexed_job_runs_against_one_emulator(start_emulator: Any, tmp_path: Path,
-                                                     restart: str) -> None:
+async def test_indexed_job_runs_against_one_emulator(
+    start_emulator: Any, tmp_path: Path, restart: str
+) -> None:
     """``same-address``: the victim comes back with its address (its container restarted in
     place) and continues its job. ``new-pod``: the Job's retry of the index is a new pod with a
     new address; it opens a new job (the old one idles out on the server) and still sends
@@ -183,10 +195,14 @@ async def test_indexed_job_runs_against_one_emulator(start_emulator: Any, tmp_pa
     src = make_tree(tmp_path / "src", files)
     state = tmp_path / "state"
     state.mkdir()
-    node = {"BULKUP_SERVER_URL": server.url,  # the cluster's way to the servlet: the emulator
-            "BULKUP_MAX_FILES_PER_POST": "4",  # small POSTs, so a kill falls between them
-            "BULKUP_BACKOFF_BASE_S": "0.01", "BULKUP_BACKOFF_CAP_S": "0.05",
-            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    node = {
+        "BULKUP_SERVER_URL": server.url,  # the cluster's way to the servlet: the emulator
+        "BULKUP_MAX_FILES_PER_POST": "4",  # small POSTs, so a kill falls between them
+        "BULKUP_BACKOFF_BASE_S": "0.01",
+        "BULKUP_BACKOFF_CAP_S": "0.05",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+    }
     mounts = {"/data": src, "/state": state}
     pods = [Pod(job, k, mounts, node, address_of(k)) for k in range(count)]
     procs = [await _spawn(pod) for pod in pods]
@@ -202,9 +218,15 @@ async def test_indexed_job_runs_against_one_emulator(start_emulator: Any, tmp_pa
                 await proc.wait()
 
 
-async def _run_the_fleet(server: Any, stall: Stall, pods: list[Pod],
-                         procs: list[asyncio.subprocess.Process], files: dict[str, bytes],
-                         state: Path, count: int) -> None:
+async def _run_the_fleet(
+    server: Any,
+    stall: Stall,
+    pods: list[Pod],
+    procs: list[asyncio.subprocess.Process],
+    files: dict[str, bytes],
+    state: Path,
+    count: int,
+) -> None:
     # The victim: killed once two POSTs of files are acknowledged and in its journal.
     await asyncio.wait_for(stall.holding.wait(), 20)
     await asyncio.wait_for(stall.passed.wait(), 20)
@@ -236,7 +258,8 @@ async def _run_the_fleet(server: Any, stall: Stall, pods: list[Pod],
     assert len(closed) == count and sorted(jobs) == [f"s{k}of{count}" for k in range(count)]
     victim_address = pods[VICTIM].address
     assert {k: jobs[f"s{k}of{count}"].peer for k in range(count)} == {
-        k: victim_address if k == VICTIM else address_of(k) for k in range(count)}
+        k: victim_address if k == VICTIM else address_of(k) for k in range(count)
+    }
     assert stall.refused_peers == []  # every POST of every job came from its job's address
     resent = {f.target_path for f in jobs[f"s{VICTIM}of{count}"].files}
     if victim_address == address_of(VICTIM):  # the same job, continued
@@ -251,8 +274,14 @@ async def _run_the_fleet(server: Any, stall: Stall, pods: list[Pod],
     reports = sorted(state.glob("report-shard-*.json"))
     assert [p.name for p in reports] == [f"report-shard-{k}.json" for k in range(count)]
     merge = await asyncio.create_subprocess_exec(
-        pods[0].argv[0], "report", "merge", "--json", *map(str, reports),
-        stdout=asyncio.subprocess.PIPE, env={"PATH": os.environ.get("PATH", "")})
+        pods[0].argv[0],
+        "report",
+        "merge",
+        "--json",
+        *map(str, reports),
+        stdout=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
     out, _ = await merge.communicate()
     assert merge.returncode == 0
     merged = json.loads(out)
@@ -274,8 +303,13 @@ async def _run_the_fleet(server: Any, stall: Stall, pods: list[Pod],
 
 @pytest.mark.parametrize("bad", ["", "9"])
 async def test_a_pod_without_a_usable_index_stops_at_once(tmp_path: Path, bad: str) -> None:
-    pod = Pod(indexed_job(), 0, {"/data": tmp_path, "/state": tmp_path},
-              {"PATH": os.environ.get("PATH", "")}, address_of(0))
+    pod = Pod(
+        indexed_job(),
+        0,
+        {"/data": tmp_path, "/state": tmp_path},
+        {"PATH": os.environ.get("PATH", "")},
+        address_of(0),
+    )
     pod.env["JOB_COMPLETION_INDEX"] = bad
     code, err = await _finish(await _spawn(pod))
     assert code == 2 and "JOB_COMPLETION_INDEX" in err

@@ -23,8 +23,14 @@ ODD_NAMES = {
     'quote"name.jpg': "contains '\"'",
     "back\\slash.jpg": "contains '\\'",
 }
-SENT_NAMES = ["semi;colon.jpg", "per%cent.jpg", "emoji-😀.jpg", "x" * 251 + ".jpg",
-              "it's.jpg", "amp&hash#.jpg"]
+SENT_NAMES = [
+    "semi;colon.jpg",
+    "per%cent.jpg",
+    "emoji-😀.jpg",
+    "x" * 251 + ".jpg",
+    "it's.jpg",
+    "amp&hash#.jpg",
+]
 
 
 class TestNames:
@@ -46,8 +52,7 @@ class TestNames:
         src = tmp_path / "src"
         (src / Path(deep).parent).mkdir(parents=True)
         (src / deep).write_bytes(b"d")
-        report = await run_upload(emulator.config(no_journal=True, company_root=None),
-                                  [str(src)])
+        report = await run_upload(emulator.config(no_journal=True, company_root=None), [str(src)])
         [failure] = report.failures
         assert "longer than" in failure.reason
         assert emulator.stored_files() == {}
@@ -56,9 +61,9 @@ class TestNames:
 class TestChangingFiles:
     @pytest.mark.parametrize("read_helper", [True, False])
     @pytest.mark.parametrize("change", ["grow", "shrink", "vanish"])
-    async def test_file_changes_between_walk_and_send(self, emulator: Any, tmp_path: Path,
-                                                      change: str, read_helper: bool,
-                                                      before_read: BeforeRead) -> None:
+    async def test_file_changes_between_walk_and_send(
+        self, emulator: Any, tmp_path: Path, change: str, read_helper: bool, before_read: BeforeRead
+    ) -> None:
         """A file that changes after the walk fails alone; the rest of its POST arrives
         (files read in process, or by the read helper)."""
         src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" * 100 for i in range(5)})
@@ -74,19 +79,22 @@ class TestChangingFiles:
                     victim.unlink()
 
         before_read(change_once)
-        report = await run_upload(emulator.config(no_journal=True, concurrency=1,
-                                                  read_helper=read_helper), [str(src)])
+        report = await run_upload(
+            emulator.config(no_journal=True, concurrency=1, read_helper=read_helper), [str(src)]
+        )
         [failure] = report.failures
         assert failure.path == str(victim)
         assert ("vanished" if change == "vanish" else "size changed") in failure.reason
         assert sorted(emulator.stored_files()) == ["f0.jpg", "f1.jpg", "f3.jpg", "f4.jpg"]
 
-    async def test_helper_lost_mid_write_resends_the_post(self, emulator: Any, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_helper_lost_mid_write_resends_the_post(
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """The helper writes a group into the connection, then its answer never comes (as if
         it died): the POST fails with part of its body on the wire, is sent again, and every
         file arrives byte-exact, once."""
         from bulkup.transport import reader as reader_module
+
         original = reader_module.HelperReader._request
         lost: list[bool] = []
 
@@ -100,14 +108,16 @@ class TestChangingFiles:
         monkeypatch.setattr(reader_module.HelperReader, "_request", dies_after_writing)
         files = {f"f{i:02d}.jpg": bytes([i]) * 20_000 for i in range(30)}
         src = make_tree(tmp_path / "src", files)
-        report = await run_upload(emulator.config(no_journal=True, concurrency=1,
-                                                  max_files_per_post=10), [str(src)])
+        report = await run_upload(
+            emulator.config(no_journal=True, concurrency=1, max_files_per_post=10), [str(src)]
+        )
         assert lost and report.retries == 1 and report.exit_code == 0
         assert emulator.stored_files() == files
         assert sum(len(job.files) for job in emulator.jobs()) == len(files)
 
-    async def test_permission_denied(self, emulator: Any, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_permission_denied(
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """An unreadable file fails alone with the OS's reason (in process: the tests run as
         root, whom permissions do not stop; tests/unit/test_reader.py covers the helper)."""
         src = make_tree(tmp_path / "src", {"ok.jpg": b"o", "locked.jpg": b"l"})
@@ -119,8 +129,7 @@ class TestChangingFiles:
             return real_open(path, flags, *args, **kwargs)
 
         monkeypatch.setattr(os, "open", guarded)
-        report = await run_upload(emulator.config(no_journal=True, read_helper=False),
-                                  [str(src)])
+        report = await run_upload(emulator.config(no_journal=True, read_helper=False), [str(src)])
         monkeypatch.undo()
         [failure] = report.failures
         assert "Permission denied" in failure.reason
@@ -143,9 +152,23 @@ class TestFullDisk:
         command then completes."""
         src = make_tree(tmp_path / "src", {f"d{i % 9}/f{i:04d}.jpg": b"x" for i in range(600)})
         journal = tmp_path / "j.journal"
-        args = ["upload", str(src), "--server", emulator.url, "--user", USER,
-                "--company-handle", "c|42", "--company-root", "Acme/", "--journal", str(journal),
-                "--max-files-per-post", "5", "--no-wait"]
+        args = [
+            "upload",
+            str(src),
+            "--server",
+            emulator.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            "--company-root",
+            "Acme/",
+            "--journal",
+            str(journal),
+            "--max-files-per-post",
+            "5",
+            "--no-wait",
+        ]
         code, output = await _run(LIMITED_RUN, str(256 * 1024), *args)
         assert code == 2, output
         assert "cannot be written" in output and "Traceback" not in output
@@ -153,16 +176,22 @@ class TestFullDisk:
         posted = check._db.execute("SELECT count(*) FROM files WHERE state='posted'").fetchone()
         check.close()
         assert posted[0] < 600
-        code, output = await _run("import sys\nfrom bulkup.cli.main import main\n"
-                                  "sys.exit(main(sys.argv[2:]))", "0", *args)
+        code, output = await _run(
+            "import sys\nfrom bulkup.cli.main import main\nsys.exit(main(sys.argv[2:]))", "0", *args
+        )
         assert code == 0, output
         assert len(emulator.stored_files()) == 600
 
 
 async def _run(program: str, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", program, *args, env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-c",
+        program,
+        *args,
+        env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")
-

@@ -19,10 +19,19 @@ from .scripted import JOB, OTHER_JOB, answer
 
 
 def config(url: str, **changes: Any) -> UploadConfig:
-    base: dict[str, Any] = dict(server_url=url, user="u@x.y", password=PASSWORD,
-                                company_handle="c|1", company_root="Acme/",
-                                backoff_base_s=0.001, backoff_cap_s=0.01,
-                                max_attempts=4, no_journal=True, no_wait=True, concurrency=1)
+    base: dict[str, Any] = dict(
+        server_url=url,
+        user="u@x.y",
+        password=PASSWORD,
+        company_handle="c|1",
+        company_root="Acme/",
+        backoff_base_s=0.001,
+        backoff_cap_s=0.01,
+        max_attempts=4,
+        no_journal=True,
+        no_wait=True,
+        concurrency=1,
+    )
     base.update(changes)
     return UploadConfig(**base)
 
@@ -33,12 +42,14 @@ def tree(tmp_path: Path, count: int = 3) -> str:
 
 class TestRedirects:
     @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-    async def test_follow_up_redirect_is_not_followed(self, scripted: Any, tmp_path: Path,
-                                                      status: int) -> None:
+    async def test_follow_up_redirect_is_not_followed(
+        self, scripted: Any, tmp_path: Path, status: int
+    ) -> None:
         """Row 1/2: a follow-up answered with a redirect to another host: nothing (and no
         password) goes there, the files are failed with the status and the host named."""
-        elsewhere = await scripted(lambda request, kind: _async(answer(OTHER_JOB)),
-                                   host="127.0.0.2")
+        elsewhere = await scripted(
+            lambda request, kind: _async(answer(OTHER_JOB)), host="127.0.0.2"
+        )
 
         async def reply(request: web.Request, kind: str) -> web.StreamResponse:
             return _redirect(status, elsewhere.url) if kind == "follow-up" else answer()
@@ -67,9 +78,11 @@ class TestRedirects:
 
 class TestAnswersThatLie:
     async def test_follow_up_answer_naming_another_job_is_no_acknowledgement(
-            self, scripted: Any, tmp_path: Path) -> None:
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """Row 2: an answer carrying another job's handle acknowledges nothing: sent once
         more (a protocol error), then the files fail; none is counted uploaded."""
+
         async def reply(request: web.Request, kind: str) -> web.StreamResponse:
             return answer(OTHER_JOB if kind == "follow-up" else JOB)
 
@@ -79,9 +92,11 @@ class TestAnswersThatLie:
         assert OTHER_JOB in report.failures[0].reason
         assert servlet.kinds() == ["open", "follow-up", "follow-up", "end"]
 
-    async def test_end_job_answer_naming_another_job_is_reported(self, scripted: Any,
-                                                                 tmp_path: Path) -> None:
+    async def test_end_job_answer_naming_another_job_is_reported(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """endJob's answer must name the job too, or the close is reported as failed."""
+
         async def reply(request: web.Request, kind: str) -> web.StreamResponse:
             return answer(OTHER_JOB if kind == "end" else JOB)
 
@@ -92,11 +107,12 @@ class TestAnswersThatLie:
         assert servlet.kinds().count("end") == 2
 
     @pytest.mark.parametrize("body", ["", "<html>OK</html>", "not xml at all"])
-    async def test_2xx_garbage_on_a_follow_up_is_retried_once(self, scripted: Any,
-                                                              tmp_path: Path,
-                                                              body: str) -> None:
+    async def test_2xx_garbage_on_a_follow_up_is_retried_once(
+        self, scripted: Any, tmp_path: Path, body: str
+    ) -> None:
         """Row 8: a 2xx answer that is no document is sent once more (spec §4.5), not up to
         max_attempts."""
+
         async def reply(request: web.Request, kind: str) -> web.StreamResponse:
             return web.Response(text=body) if kind == "follow-up" else answer()
 
@@ -105,8 +121,9 @@ class TestAnswersThatLie:
         assert servlet.kinds() == ["open", "follow-up", "follow-up", "end"]
         assert report.files_failed == 3 and report.retries == 1
 
-    async def test_2xx_garbage_on_the_opening_opens_at_most_two_jobs(self, scripted: Any,
-                                                                     tmp_path: Path) -> None:
+    async def test_2xx_garbage_on_the_opening_opens_at_most_two_jobs(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """Row 8: each opening POST may have opened a job on the server; two at most."""
         servlet = await scripted(lambda request, kind: _async(web.Response(text="OK")))
         report = await run_upload(config(servlet.url, max_attempts=5), [tree(tmp_path)])
@@ -115,10 +132,12 @@ class TestAnswersThatLie:
 
 
 class TestDeadline:
-    async def test_trickled_answer_hits_the_post_deadline(self, scripted: Any,
-                                                          tmp_path: Path) -> None:
+    async def test_trickled_answer_hits_the_post_deadline(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """Row 3: an answer trickled a byte at a time keeps resetting the read timeout; the
         POST's deadline ends it, it is retried, then its files fail; the run ends."""
+
         async def reply(request: web.Request, kind: str) -> web.StreamResponse:
             if kind != "follow-up":
                 return answer()
@@ -126,17 +145,19 @@ class TestDeadline:
 
         servlet = await scripted(reply)
         async with asyncio.timeout(30):  # a hang guard, far above the 2 x 0.5 s expected
-            report = await run_upload(config(servlet.url, read_timeout_s=0.2,
-                                             post_timeout_s=0.5, max_attempts=2),
-                                      [tree(tmp_path)])
+            report = await run_upload(
+                config(servlet.url, read_timeout_s=0.2, post_timeout_s=0.5, max_attempts=2),
+                [tree(tmp_path)],
+            )
         assert report.files_failed == 3 and report.files_uploaded == 0
         assert "deadline of 0.5 s" in report.failures[0].reason
         assert servlet.kinds() == ["open", "follow-up", "follow-up", "end"]
 
 
 class TestStop:
-    async def test_stop_during_503s_stops_retries_at_once(self, scripted: Any,
-                                                          tmp_path: Path) -> None:
+    async def test_stop_during_503s_stops_retries_at_once(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """Row 9: after the stop no POST is retried and no back-off waited out (a 30 s
         back-off here); endJob is still sent once; exit 130; the files stay unsent."""
         stop = asyncio.Event()
@@ -149,16 +170,19 @@ class TestStop:
 
         servlet = await scripted(reply)
         async with asyncio.timeout(20):  # a hang guard: the back-off alone would be 30 s
-            report = await run_upload(config(servlet.url, backoff_base_s=30.0,
-                                             backoff_cap_s=30.0, max_attempts=5),
-                                      [tree(tmp_path)], stop=stop,
-                                      hooks=_real_sleep_with_min(30.0))
+            report = await run_upload(
+                config(servlet.url, backoff_base_s=30.0, backoff_cap_s=30.0, max_attempts=5),
+                [tree(tmp_path)],
+                stop=stop,
+                hooks=_real_sleep_with_min(30.0),
+            )
         assert servlet.kinds() == ["open", "follow-up", "end"]
         assert report.interrupted and report.exit_code == 130
         assert report.files_uploaded == 0 and report.files_failed == 0
 
-    async def test_stop_abandons_a_post_after_the_grace_period(self, scripted: Any,
-                                                                tmp_path: Path) -> None:
+    async def test_stop_abandons_a_post_after_the_grace_period(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """A POST in flight when the stop comes gets stop_grace_s, then is abandoned: its
         files are neither uploaded nor failed, and the journal holds no receipt for them,
         so the next run sends them."""
@@ -176,18 +200,22 @@ class TestStop:
             async with asyncio.timeout(20):
                 report = await run_upload(
                     config(servlet.url, stop_grace_s=0.2, no_journal=False, journal=journal),
-                    [tree(tmp_path)], stop=stop)
+                    [tree(tmp_path)],
+                    stop=stop,
+                )
         finally:
             release.set()
         assert report.interrupted and report.exit_code == 130
         assert report.files_uploaded == 0 and report.files_failed == 0
         assert servlet.kinds() == ["open", "follow-up", "end"]
-        again = await run_upload(config(servlet.url, no_journal=False, journal=journal),
-                                 [tree(tmp_path)])
+        again = await run_upload(
+            config(servlet.url, no_journal=False, journal=journal), [tree(tmp_path)]
+        )
         assert again.files_uploaded == 3 and again.exit_code == 0
 
     async def test_a_post_that_finishes_within_the_grace_period_counts(
-            self, scripted: Any, tmp_path: Path) -> None:
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """The POST in flight that is answered within stop_grace_s is acknowledged and
         counted; nothing after it is sent."""
         stop = asyncio.Event()
@@ -199,13 +227,17 @@ class TestStop:
             return answer()
 
         servlet = await scripted(reply)
-        report = await run_upload(config(servlet.url, stop_grace_s=30.0,
-                                         max_files_per_post=1), [tree(tmp_path)], stop=stop)
+        report = await run_upload(
+            config(servlet.url, stop_grace_s=30.0, max_files_per_post=1),
+            [tree(tmp_path)],
+            stop=stop,
+        )
         assert servlet.kinds() == ["open", "follow-up", "end"]
         assert report.files_uploaded == 1 and report.interrupted
 
-    async def test_abort_leaves_at_once_without_end_job(self, scripted: Any,
-                                                        tmp_path: Path) -> None:
+    async def test_abort_leaves_at_once_without_end_job(
+        self, scripted: Any, tmp_path: Path
+    ) -> None:
         """The second signal (``abort``) leaves a POST in flight at once, sends no endJob,
         and still returns the report."""
         stop, abort, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -220,8 +252,9 @@ class TestStop:
         servlet = await scripted(reply)
         try:
             async with asyncio.timeout(20):  # stop_grace_s is 60 s: only abort ends it
-                report = await run_upload(config(servlet.url, stop_grace_s=60.0),
-                                          [tree(tmp_path)], stop=stop, abort=abort)
+                report = await run_upload(
+                    config(servlet.url, stop_grace_s=60.0), [tree(tmp_path)], stop=stop, abort=abort
+                )
         finally:
             release.set()
         assert servlet.kinds() == ["open", "follow-up"]

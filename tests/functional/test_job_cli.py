@@ -16,9 +16,23 @@ ENV = {"BULKUP_PASSWORD": PASSWORD}
 async def _upload(emulator: Emulator, tmp_path: Path, *extra: str) -> str:
     src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b"})
     report = tmp_path / "r.json"
-    done = await _run_async("upload", str(src), "--server", emulator.url, "--user", USER,
-                            "--company-handle", "c|42", "--company-root", "Acme/",
-                            "--report", str(report), "--no-journal", *extra, env=ENV)
+    done = await _run_async(
+        "upload",
+        str(src),
+        "--server",
+        emulator.url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        "--company-root",
+        "Acme/",
+        "--report",
+        str(report),
+        "--no-journal",
+        *extra,
+        env=ENV,
+    )
     assert done.returncode == 0, done.stderr
     [handle] = json.loads(report.read_text())["job_handles"]
     return str(handle)
@@ -47,11 +61,13 @@ async def test_unknown_handle_exits_1(emulator: Any) -> None:
         assert "no " in done.stderr and "j|42||nope|9" in done.stderr
 
 
-async def test_job_takes_the_tls_flags(tls_emulator: Emulator, ca: dict[str, Path],
-                                       tmp_path: Path) -> None:
+async def test_job_takes_the_tls_flags(
+    tls_emulator: Emulator, ca: dict[str, Path], tmp_path: Path
+) -> None:
     handle = await _upload(tls_emulator, tmp_path, "--ca-bundle", str(ca["ca"]))
     refused = await _run_async("job", "status", handle, *common(tls_emulator), env=ENV)
     assert refused.returncode == 3 and "--ca-bundle" in refused.stderr
-    trusted = await _run_async("job", "status", handle, *common(tls_emulator), "--ca-bundle",
-                               str(ca["ca"]), env=ENV)
+    trusted = await _run_async(
+        "job", "status", handle, *common(tls_emulator), "--ca-bundle", str(ca["ca"]), env=ENV
+    )
     assert trusted.returncode == 0 and f"job {handle}: Done" in trusted.stdout

@@ -20,16 +20,31 @@ ENV = {"BULKUP_PASSWORD": PASSWORD}
 async def _upload(emulator: Any, tmp_path: Path) -> str:
     src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b"})
     report = tmp_path / "r.json"
-    done = await _run_async("upload", str(src), "--server", emulator.url, "--user", USER,
-                            "--company-handle", "c|42", "--company-root", "Acme/",
-                            "--dest-folder", "in", "--report", str(report), env=ENV)
+    done = await _run_async(
+        "upload",
+        str(src),
+        "--server",
+        emulator.url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        "--company-root",
+        "Acme/",
+        "--dest-folder",
+        "in",
+        "--report",
+        str(report),
+        env=ENV,
+    )
     assert done.returncode == 0, done.stderr
     return str(json.loads(report.read_text())["job_handles"][0])
 
 
 @pytest.mark.blocks_loop  # the CLI run with subprocess.run, on purpose
-async def test_status_names_server_destination_sources_and_counts(emulator: Any,
-                                                                 tmp_path: Path) -> None:
+async def test_status_names_server_destination_sources_and_counts(
+    emulator: Any, tmp_path: Path
+) -> None:
     await _upload(emulator, tmp_path)
     status = run_cli("status")
     assert status.returncode == 0, status.stderr
@@ -39,14 +54,24 @@ async def test_status_names_server_destination_sources_and_counts(emulator: Any,
     assert listed["target"]["dest_folder"] == "in" and listed["files"] == {"confirmed": 2}
 
 
-async def test_job_status_last_takes_the_handle_from_the_journal(emulator: Any,
-                                                                 tmp_path: Path) -> None:
+async def test_job_status_last_takes_the_handle_from_the_journal(
+    emulator: Any, tmp_path: Path
+) -> None:
     handle = await _upload(emulator, tmp_path)
-    done = await _run_async("job", "status", "--last", "--server", emulator.url, "--user",
-                            USER, "--company-handle", "c|42", env=ENV)
+    done = await _run_async(
+        "job",
+        "status",
+        "--last",
+        "--server",
+        emulator.url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        env=ENV,
+    )
     assert done.returncode == 0 and f"job {handle}: Done" in done.stdout
-    both = await _run_async("job", "status", handle, "--last", "--server", emulator.url,
-                            env=ENV)
+    both = await _run_async("job", "status", handle, "--last", "--server", emulator.url, env=ENV)
     assert both.returncode == 2 and "HANDLE or --last" in both.stderr
 
 

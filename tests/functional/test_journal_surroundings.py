@@ -53,7 +53,7 @@ class PostLog:
         """The POSTs naming ``handle`` after its first endJob."""
         ends = [i for i, (h, end) in enumerate(self.posts) if h == handle and end]
         assert ends, f"no endJob of {handle} was seen"
-        return [p for p in self.posts[ends[0] + 1:] if p[0] == handle]
+        return [p for p in self.posts[ends[0] + 1 :] if p[0] == handle]
 
 
 class ApiSwitch:
@@ -72,8 +72,8 @@ class ApiSwitch:
 class TestNeverIntoAClosedJob:
     @pytest.mark.parametrize("api", ["answers", "down"])
     async def test_crash_while_end_job_is_answered_does_not_reopen_the_job(
-            self, api: str, start_emulator: Any, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> None:
+        self, api: str, start_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Row 6: the server closes the job, but the run is gone before it hears the answer
         (as SIGKILL during endJob). The next run opens a new job; nothing is POSTed into the
         closed one, not even a probe. With the API down (getActiveJobs cannot be asked), the
@@ -90,8 +90,9 @@ class TestNeverIntoAClosedJob:
             abort.set()
 
         posts.on_end_job = crash
-        first = await run_upload(emulator.config(journal=journal, no_wait=True), [str(src)],
-                                 stop=stop, abort=abort)
+        first = await run_upload(
+            emulator.config(journal=journal, no_wait=True), [str(src)], stop=stop, abort=abort
+        )
         [closed] = first.job_handles
         (src / "b.jpg").write_bytes(b"b")
         switch.down = api == "down"
@@ -101,7 +102,8 @@ class TestNeverIntoAClosedJob:
         assert posts.after_end_of(closed) == []
 
     async def test_a_job_the_server_no_longer_has_open_is_not_resumed(
-            self, emulator: Any, tmp_path: Path) -> None:
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """The journal says open (a journal from before endJob was recorded first, or one
         whose last write was lost); getActiveJobs says Done: a new job, no POST into it."""
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
@@ -112,8 +114,7 @@ class TestNeverIntoAClosedJob:
             db.execute("UPDATE jobs SET closed=0")
         (src / "b.jpg").write_bytes(b"b")
         with capture_logs() as events:
-            second = await run_upload(emulator.config(journal=journal, no_wait=True),
-                                      [str(src)])
+            second = await run_upload(emulator.config(journal=journal, no_wait=True), [str(src)])
         assert second.exit_code == 0 and done not in second.job_handles
         assert [e for e in events if e["event"] == "job_not_resumed"][0]["job_handle"] == done
         assert all(done not in job.handle for job in emulator.jobs()[1:])
@@ -121,8 +122,7 @@ class TestNeverIntoAClosedJob:
 
 class TestJournalSurroundings:
     @pytest.mark.parametrize("where", ["parent is a file", "unwritable folder"])
-    def test_unusable_journal_folder_exits_2_naming_it(self, where: str,
-                                                      tmp_path: Path) -> None:
+    def test_unusable_journal_folder_exits_2_naming_it(self, where: str, tmp_path: Path) -> None:
         """Row 7: no traceback, exit 2, the path and what to do; nothing sent."""
         if where == "parent is a file":
             blocker = tmp_path / "not-a-folder"
@@ -134,11 +134,28 @@ class TestJournalSurroundings:
             journal = Path("/sys/kernel/bulkup-test/j.journal")
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         done = subprocess.run(
-            [sys.executable, "-m", "bulkup", "upload", str(src), "--server",
-             "http://127.0.0.1:9/scene7/UploadFile", "--user", USER, "--company-handle",
-             "c|1", "--company-root", "Acme/", "--journal", str(journal)],
-            capture_output=True, text=True, timeout=60, env={**os.environ,
-                                                            "BULKUP_PASSWORD": PASSWORD})
+            [
+                sys.executable,
+                "-m",
+                "bulkup",
+                "upload",
+                str(src),
+                "--server",
+                "http://127.0.0.1:9/scene7/UploadFile",
+                "--user",
+                USER,
+                "--company-handle",
+                "c|1",
+                "--company-root",
+                "Acme/",
+                "--journal",
+                str(journal),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
         assert str(journal) in done.stderr and "--journal" in done.stderr
@@ -148,10 +165,26 @@ class TestJournalSurroundings:
         blocker.write_text("x")
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         done = subprocess.run(
-            [sys.executable, "-m", "bulkup", "upload", str(src), "--server",
-             "http://127.0.0.1:9/scene7/UploadFile", "--user", USER, "--company-handle",
-             "c|1", "--company-root", "Acme/"], capture_output=True, text=True, timeout=60,
-            env={**os.environ, "BULKUP_PASSWORD": PASSWORD, "XDG_STATE_HOME": str(blocker)})
+            [
+                sys.executable,
+                "-m",
+                "bulkup",
+                "upload",
+                str(src),
+                "--server",
+                "http://127.0.0.1:9/scene7/UploadFile",
+                "--user",
+                USER,
+                "--company-handle",
+                "c|1",
+                "--company-root",
+                "Acme/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "BULKUP_PASSWORD": PASSWORD, "XDG_STATE_HOME": str(blocker)},
+        )
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "XDG_STATE_HOME" in done.stderr
 
@@ -160,8 +193,9 @@ def _can_mount() -> bool:
     """Whether ``unshare -m`` may mount here (root, or a user namespace)."""
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
-                           capture_output=True, timeout=30)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True, timeout=30
+    )
     return probe.returncode == 0
 
 
@@ -173,23 +207,52 @@ def upload_in_mount(tmp_path: Path, setup: str, journal: Path, *, copy_out: Path
     private mount namespace prepared by the ``setup`` shell line; the journal is copied out
     afterwards to ``copy_out`` (the mount vanishes with the namespace)."""
     src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
-    script = (f"{setup} || exit 99; \"$@\"; rc=$?; "
-              f"cp {journal} {copy_out} 2>/dev/null; exit $rc")
+    script = f'{setup} || exit 99; "$@"; rc=$?; cp {journal} {copy_out} 2>/dev/null; exit $rc'
     return subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "bulkup", "upload",
-         str(src), "--server", "http://127.0.0.1:9/scene7/UploadFile", "--user", USER,
-         "--company-handle", "c|1", "--company-root", "Acme/", "--journal", str(journal)],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "BULKUP_PASSWORD": PASSWORD})
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(src),
+            "--server",
+            "http://127.0.0.1:9/scene7/UploadFile",
+            "--user",
+            USER,
+            "--company-handle",
+            "c|1",
+            "--company-root",
+            "Acme/",
+            "--journal",
+            str(journal),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+    )
 
 
 def a_journal(path: Path) -> bytes:
     """A real journal with one acknowledged file and one run, checkpointed into one file."""
     journal = Journal(path)
     run = journal.begin_run(1)
-    journal.record_posted(run, [FileEntry(path="/s/a.jpg", rel_path="a.jpg",
-                                          target="Acme/a.jpg", size=1, mtime_ns=1, inode=1)],
-                          "j|1", {})
+    journal.record_posted(
+        run,
+        [
+            FileEntry(
+                path="/s/a.jpg", rel_path="a.jpg", target="Acme/a.jpg", size=1, mtime_ns=1, inode=1
+            )
+        ],
+        "j|1",
+        {},
+    )
     journal.end_run(run, {}, True)
     journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     journal._db.execute("PRAGMA journal_mode=DELETE")
@@ -205,8 +268,12 @@ class TestMountedSurroundings:
         folder = tmp_path / "ro"
         folder.mkdir()
         before = a_journal(folder / "j.journal")
-        done = upload_in_mount(tmp_path, f"mount --bind -o ro {folder} {folder}",
-                               folder / "j.journal", copy_out=tmp_path / "after.journal")
+        done = upload_in_mount(
+            tmp_path,
+            f"mount --bind -o ro {folder} {folder}",
+            folder / "j.journal",
+            copy_out=tmp_path / "after.journal",
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
         assert "Read-only file system" in done.stderr and "--journal" in done.stderr
@@ -216,9 +283,12 @@ class TestMountedSurroundings:
         folder = tmp_path / "full"
         folder.mkdir()
         done = upload_in_mount(
-            tmp_path, f"mount -t tmpfs -o size=64k none {folder} && "
+            tmp_path,
+            f"mount -t tmpfs -o size=64k none {folder} && "
             f"(dd if=/dev/zero of={folder}/filler bs=4k 2>/dev/null; true)",
-            folder / "j.journal", copy_out=tmp_path / "after.journal")
+            folder / "j.journal",
+            copy_out=tmp_path / "after.journal",
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
         assert "free some space" in done.stderr
@@ -228,28 +298,34 @@ class TestMountedSurroundings:
         folder.mkdir()
         before = a_journal(tmp_path / "saved.journal")
         done = upload_in_mount(
-            tmp_path, f"mount -t tmpfs -o size=256k none {folder} && "
+            tmp_path,
+            f"mount -t tmpfs -o size=256k none {folder} && "
             f"cp {tmp_path / 'saved.journal'} {folder}/j.journal && "
             f"(dd if=/dev/zero of={folder}/filler bs=1k 2>/dev/null; true)",
-            folder / "j.journal", copy_out=tmp_path / "after.journal")
+            folder / "j.journal",
+            copy_out=tmp_path / "after.journal",
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and str(folder / "j.journal") in done.stderr
         after = tmp_path / "after.journal"
         with sqlite3.connect(after) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             assert db.execute("SELECT target, state FROM files").fetchall() == [
-                ("Acme/a.jpg", "posted")]
+                ("Acme/a.jpg", "posted")
+            ]
         db.close()
         assert before  # the journal copied in was a real one
 
 
 class TestOneRunPerTarget:
-    async def test_second_run_with_another_journal_is_refused(self, emulator: Any,
-                                                              tmp_path: Path) -> None:
+    async def test_second_run_with_another_journal_is_refused(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """Row 11: the lock belongs to the target, wherever the journal lives."""
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
-        holder = await RunRecorder.start(emulator.config(journal=tmp_path / "one.journal"),
-                                         [str(src)])
+        holder = await RunRecorder.start(
+            emulator.config(journal=tmp_path / "one.journal"), [str(src)]
+        )
         try:
             with pytest.raises(JournalError, match="upload target .* in use by another run"):
                 await run_upload(emulator.config(journal=tmp_path / "two.journal"), [str(src)])
@@ -259,8 +335,9 @@ class TestOneRunPerTarget:
         again = await run_upload(emulator.config(journal=tmp_path / "two.journal"), [str(src)])
         assert again.exit_code == 0
 
-    async def test_clean_runs_leave_no_lock_and_log_no_take_over(self, emulator: Any,
-                                                                 tmp_path: Path) -> None:
+    async def test_clean_runs_leave_no_lock_and_log_no_take_over(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         journal = tmp_path / "j.journal"
         for _ in range(2):
@@ -271,8 +348,9 @@ class TestOneRunPerTarget:
         state = Path(os.environ["XDG_STATE_HOME"])
         assert list(tmp_path.glob("*.lock")) == [] and list(state.rglob("*.lock")) == []
 
-    async def test_a_dead_holder_is_named_when_its_lock_is_taken_over(self, emulator: Any,
-                                                                      tmp_path: Path) -> None:
+    async def test_a_dead_holder_is_named_when_its_lock_is_taken_over(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         journal = tmp_path / "j.journal"
         (tmp_path / "j.journal.lock").write_text(json.dumps({"pid": 999_999_999}))

@@ -16,11 +16,18 @@ from .conftest import PASSWORD
 NOWHERE = "http://127.0.0.1:9/scene7/UploadFile"  # the discard port: nothing may be sent
 
 
-def bulkup(*args: str, env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def bulkup(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "BULKUP_PASSWORD"}
-    return subprocess.run([sys.executable, "-m", "bulkup", *args], capture_output=True,
-                          text=True, env={**base, **(env or {})}, cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bulkup", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -31,10 +38,20 @@ def src(tmp_path: Path) -> Path:
     return folder
 
 
-def upload(src: Path, *extra: str, password: str | None = PASSWORD,
-           user: bool = True) -> subprocess.CompletedProcess[str]:
-    args = ["upload", str(src), "--server", NOWHERE, "--company-handle", "c|1", "--no-wait",
-            "--no-journal", *extra]
+def upload(
+    src: Path, *extra: str, password: str | None = PASSWORD, user: bool = True
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        "upload",
+        str(src),
+        "--server",
+        NOWHERE,
+        "--company-handle",
+        "c|1",
+        "--no-wait",
+        "--no-journal",
+        *extra,
+    ]
     if user:
         args += ["--user", "u@x.y"]
     env = {"BULKUP_PASSWORD": password} if password is not None else {}
@@ -47,10 +64,16 @@ MISTAKES = {
     "no user": ({"user": False}, [], "--user"),
     "missing CA bundle": ({}, ["--ca-bundle", "{tmp}/nope.pem"], "ca_bundle: {tmp}/nope.pem"),
     "CA bundle not PEM": ({}, ["--ca-bundle", "{src}/a.jpg"], "holds no PEM certificate"),
-    "report into a missing folder": ({}, ["--report", "{tmp}/no/such/r.json"],
-                                     "folder {tmp}/no/such does not exist"),
-    "source address not on this host": ({}, ["--source-ip", "192.0.2.77"],
-                                        "192.0.2.77 is not an address of this host"),
+    "report into a missing folder": (
+        {},
+        ["--report", "{tmp}/no/such/r.json"],
+        "folder {tmp}/no/such does not exist",
+    ),
+    "source address not on this host": (
+        {},
+        ["--source-ip", "192.0.2.77"],
+        "192.0.2.77 is not an address of this host",
+    ),
     "log file into a missing folder": ({}, ["--log-file", "{tmp}/no/such/log"], "log_file"),
 }
 
@@ -66,8 +89,18 @@ def test_mistake_exits_2_naming_the_culprit(name: str, src: Path, tmp_path: Path
 
 
 def test_missing_source_exits_2(tmp_path: Path, src: Path) -> None:
-    done = bulkup("upload", str(tmp_path / "not-there"), str(src), "--server", NOWHERE,
-                  "--user", "u@x.y", "--company-handle", "c|1", env={"BULKUP_PASSWORD": "x"})
+    done = bulkup(
+        "upload",
+        str(tmp_path / "not-there"),
+        str(src),
+        "--server",
+        NOWHERE,
+        "--user",
+        "u@x.y",
+        "--company-handle",
+        "c|1",
+        env={"BULKUP_PASSWORD": "x"},
+    )
     assert done.returncode == 2
     assert f"{tmp_path / 'not-there'}: no such file or folder" in done.stderr
     assert "Traceback" not in done.stderr
@@ -80,17 +113,20 @@ def test_dry_run_needs_no_credentials(src: Path) -> None:
 
 class TestLogLevels:
     def test_quiet_logs_no_info_events(self, tmp_path: Path) -> None:
-        done = bulkup("upload", "--emulator", "--no-journal", "-q", "--log-format", "json",
-                      cwd=tmp_path)
+        done = bulkup(
+            "upload", "--emulator", "--no-journal", "-q", "--log-format", "json", cwd=tmp_path
+        )
         assert done.returncode == 0, done.stderr
-        levels = {json.loads(line)["level"] for line in done.stderr.splitlines()
-                  if line.startswith("{")}
+        levels = {
+            json.loads(line)["level"] for line in done.stderr.splitlines() if line.startswith("{")
+        }
         assert levels <= {"warning", "error"}
 
     def test_verbose_logs_debug_events_into_the_log_file(self, tmp_path: Path) -> None:
         log_file = tmp_path / "run.log"
-        done = bulkup("upload", "--emulator", "--no-journal", "-v", "--log-file", str(log_file),
-                      cwd=tmp_path)
+        done = bulkup(
+            "upload", "--emulator", "--no-journal", "-v", "--log-file", str(log_file), cwd=tmp_path
+        )
         assert done.returncode == 0, done.stderr
         events = [json.loads(line) for line in log_file.read_text().splitlines()]
         assert {"job_opened", "job_closed"} <= {e["event"] for e in events}
@@ -118,10 +154,21 @@ class TestBrokenPipes:
         assert "Traceback" not in err and "BrokenPipe" not in err
 
     def test_log_into_a_closed_pipe_does_not_stop_the_run(self, tmp_path: Path) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "bulkup", "upload", "--emulator",
-                                 "--no-journal", "--report", str(tmp_path / "r.json")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                cwd=tmp_path)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bulkup",
+                "upload",
+                "--emulator",
+                "--no-journal",
+                "--report",
+                str(tmp_path / "r.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
         assert proc.stderr is not None
         proc.stderr.close()
         assert proc.wait(timeout=60) == 0
@@ -130,8 +177,9 @@ class TestBrokenPipes:
 
 def closed_stdout(*args: str) -> tuple[int, str]:
     """Run the CLI with a standard output whose reader has already left."""
-    proc = subprocess.Popen([sys.executable, "-m", "bulkup", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulkup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()
     with proc.stderr:

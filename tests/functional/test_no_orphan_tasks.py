@@ -40,14 +40,18 @@ def _server_side(task: asyncio.Task[Any]) -> bool:
     where = _file_of(task)
     return where.startswith(EMULATOR_DIR) or (
         os.path.dirname(where) == os.path.dirname(aiohttp.__file__)
-        and os.path.basename(where) in AIOHTTP_SERVER_FILES)
+        and os.path.basename(where) in AIOHTTP_SERVER_FILES
+    )
 
 
 def _left_behind() -> list[str]:
     """The client's tasks still on the loop, named by their coroutine and file."""
     me = asyncio.current_task()
-    return [f"{task.get_coro()!r} in {_file_of(task)}" for task in asyncio.all_tasks()
-            if task is not me and not task.done() and not _server_side(task)]
+    return [
+        f"{task.get_coro()!r} in {_file_of(task)}"
+        for task in asyncio.all_tasks()
+        if task is not me and not task.done() and not _server_side(task)
+    ]
 
 
 async def _settled() -> list[str]:
@@ -61,9 +65,9 @@ def _on_upload(action: Callable[[], None], after: int = 1) -> Any:
     seen = 0
 
     @web.middleware
-    async def middleware(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         nonlocal seen
         if request.method == "POST" and "UploadFile" in request.path:
             seen += 1
@@ -75,13 +79,13 @@ def _on_upload(action: Callable[[], None], after: int = 1) -> Any:
 
 
 class TestNothingLeftBehind:
-    async def test_clean_run_with_journal_and_verdicts(self, emulator: Any,
-                                                       tmp_path: Path) -> None:
+    async def test_clean_run_with_journal_and_verdicts(self, emulator: Any, tmp_path: Path) -> None:
         """A whole run (journal, several POSTs, the job log's verdicts) leaves no task."""
         source = make_tree(tmp_path / "src", FILES)
-        report = await run_upload(emulator.config(no_journal=False,
-                                                  journal=tmp_path / "j.sqlite",
-                                                  max_files_per_post=5), [str(source)])
+        report = await run_upload(
+            emulator.config(no_journal=False, journal=tmp_path / "j.sqlite", max_files_per_post=5),
+            [str(source)],
+        )
         assert report.exit_code == 0 and report.files_uploaded == len(FILES)
         assert await _settled() == []
 
@@ -89,8 +93,7 @@ class TestNothingLeftBehind:
         """503s and dropped connections, retried: nothing left once the run is over."""
         server = await start_emulator(faults="seed=7,http503=0.2,drop=0.2")
         source = make_tree(tmp_path / "src", FILES)
-        report = await run_upload(server.config(max_files_per_post=3, no_wait=True),
-                                  [str(source)])
+        report = await run_upload(server.config(max_files_per_post=3, no_wait=True), [str(source)])
         assert report.files_uploaded + report.files_failed == len(FILES)
         assert await _settled() == []
 
@@ -100,8 +103,11 @@ class TestNothingLeftBehind:
         stop = asyncio.Event()
         server = await start_emulator(middlewares=(_on_upload(stop.set, after=2),))
         source = make_tree(tmp_path / "src", FILES)
-        report = await run_upload(server.config(max_files_per_post=2, concurrency=2,
-                                                no_wait=True), [str(source)], stop=stop)
+        report = await run_upload(
+            server.config(max_files_per_post=2, concurrency=2, no_wait=True),
+            [str(source)],
+            stop=stop,
+        )
         assert report.interrupted and report.files_uploaded < len(FILES)
         assert await _settled() == []
 
@@ -112,9 +118,11 @@ class TestNothingLeftBehind:
         stop = asyncio.Event()
         server = await start_emulator(middlewares=(_on_upload(stop.set, after=2),))
         source = make_tree(tmp_path / "src", FILES)
-        report = await run_upload(server.config(max_files_per_post=1, concurrency=1,
-                                                queue_size=1, no_wait=True),
-                                  [str(source)], stop=stop)
+        report = await run_upload(
+            server.config(max_files_per_post=1, concurrency=1, queue_size=1, no_wait=True),
+            [str(source)],
+            stop=stop,
+        )
         assert report.interrupted and report.files_uploaded < len(FILES)
         assert await _settled() == []
 
@@ -128,14 +136,18 @@ class TestNothingLeftBehind:
 
         server = await start_emulator(middlewares=(_on_upload(both, after=2),))
         source = make_tree(tmp_path / "src", FILES)
-        report = await run_upload(server.config(max_files_per_post=2, stop_grace_s=60.0,
-                                                no_wait=True),
-                                  [str(source)], stop=stop, abort=abort)
+        report = await run_upload(
+            server.config(max_files_per_post=2, stop_grace_s=60.0, no_wait=True),
+            [str(source)],
+            stop=stop,
+            abort=abort,
+        )
         assert report.interrupted
         assert await _settled() == []
 
-    async def test_internal_error(self, emulator: Any, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_internal_error(
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A bug in a stage ends the run with exit 3; the other stages are gone too."""
         from bulkup.pipeline.planner import SyncPlanner
 
@@ -155,8 +167,9 @@ class TestNothingLeftBehind:
         posted = asyncio.Event()
         server = await start_emulator(middlewares=(_on_upload(posted.set, after=2),))
         source = make_tree(tmp_path / "src", FILES)
-        run = asyncio.create_task(run_upload(server.config(max_files_per_post=2,
-                                                           no_wait=True), [str(source)]))
+        run = asyncio.create_task(
+            run_upload(server.config(max_files_per_post=2, no_wait=True), [str(source)])
+        )
         await posted.wait()
         run.cancel()
         with pytest.raises(asyncio.CancelledError):

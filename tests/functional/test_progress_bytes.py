@@ -30,10 +30,20 @@ LARGE = {"large/big.bin": b"L" * 900_017}  # over chunk_size: sent alone (the st
 
 
 def config_for(url: str, **changes: Any) -> UploadConfig:
-    return UploadConfig(server_url=url, user="u@example.com", password="pw",
-                        company_handle="c|1", company_root="Acme/", no_journal=True,
-                        no_wait=True, concurrency=1, chunk_size=256 * 1024,
-                        backoff_base_s=0.001, backoff_cap_s=0.001, **changes)
+    return UploadConfig(
+        server_url=url,
+        user="u@example.com",
+        password="pw",
+        company_handle="c|1",
+        company_root="Acme/",
+        no_journal=True,
+        no_wait=True,
+        concurrency=1,
+        chunk_size=256 * 1024,
+        backoff_base_s=0.001,
+        backoff_cap_s=0.001,
+        **changes,
+    )
 
 
 class Watch:
@@ -60,8 +70,9 @@ class Watch:
             await self._changed.wait()
 
 
-async def held_upload(scripted: Any, tmp_path: Path, files: dict[str, bytes],
-                      **changes: Any) -> None:
+async def held_upload(
+    scripted: Any, tmp_path: Path, files: dict[str, bytes], **changes: Any
+) -> None:
     """Upload ``files`` in one POST whose answer is held; check the snapshots meanwhile."""
     held, release = asyncio.Event(), asyncio.Event()
 
@@ -74,9 +85,13 @@ async def held_upload(scripted: Any, tmp_path: Path, files: dict[str, bytes],
     server = await scripted(reply)
     source = make_tree(tmp_path / "src", files)
     watch = Watch()
-    run = asyncio.ensure_future(run_upload(
-        config_for(server.url, **changes), [str(source)],
-        hooks=RunHooks(progress=watch, progress_interval_s=0.005)))
+    run = asyncio.ensure_future(
+        run_upload(
+            config_for(server.url, **changes),
+            [str(source)],
+            hooks=RunHooks(progress=watch, progress_interval_s=0.005),
+        )
+    )
     try:
         await asyncio.wait_for(held.wait(), 10)
         on_the_wire = sum(len(body) for _, _, body in server.seen)  # opening POST + held one
@@ -95,25 +110,27 @@ async def held_upload(scripted: Any, tmp_path: Path, files: dict[str, bytes],
 
 
 @pytest.mark.parametrize("read_helper", [True, False], ids=["helper", "in-process"])
-async def test_small_files_count_as_sent_before_the_answer(scripted: Any, tmp_path: Path,
-                                                           read_helper: bool) -> None:
+async def test_small_files_count_as_sent_before_the_answer(
+    scripted: Any, tmp_path: Path, read_helper: bool
+) -> None:
     await held_upload(scripted, tmp_path, SMALL, read_helper=read_helper)
 
 
-async def test_a_large_file_counts_as_sent_before_the_answer(scripted: Any,
-                                                             tmp_path: Path) -> None:
+async def test_a_large_file_counts_as_sent_before_the_answer(scripted: Any, tmp_path: Path) -> None:
     await held_upload(scripted, tmp_path, LARGE)  # sendfile() on asyncio's loop
 
 
-async def test_a_large_file_sent_in_chunks_counts_too(scripted: Any, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_large_file_sent_in_chunks_counts_too(
+    scripted: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No sendfile (uvloop, TLS): the chunked copy through the merging writer."""
     monkeypatch.setattr(wire_module.Wire, "can_sendfile", property(lambda self: False))
     await held_upload(scripted, tmp_path, LARGE)
 
 
-async def test_the_count_moves_during_a_large_sendfile(scripted: Any, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_count_moves_during_a_large_sendfile(
+    scripted: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A large file goes in sendfile() pieces, each counted once the kernel took it: the server
     sees the count grow while the body is still coming in."""
     monkeypatch.setattr(wire_module, "SENDFILE_PIECE", 64 * 1024)
@@ -128,8 +145,11 @@ async def test_the_count_moves_during_a_large_sendfile(scripted: Any, tmp_path: 
     def record(snap: StatsSnapshot) -> None:
         counts.append(snap.bytes_sent)
 
-    report = await run_upload(config_for(server.url), [str(source)],
-                              hooks=RunHooks(progress=record, progress_interval_s=0.0))
+    report = await run_upload(
+        config_for(server.url),
+        [str(source)],
+        hooks=RunHooks(progress=record, progress_interval_s=0.0),
+    )
     assert report.files_uploaded == 1
     size = len(LARGE["large/big.bin"])
     partial = {c for c in counts if 0 < c < size}
@@ -156,9 +176,13 @@ async def test_a_retried_post_s_bytes_count_again(scripted: Any, tmp_path: Path)
     server = await scripted(reply)
     source = make_tree(tmp_path / "src", SMALL)
     watch = Watch()
-    run = asyncio.ensure_future(run_upload(
-        config_for(server.url), [str(source)],
-        hooks=RunHooks(progress=watch, progress_interval_s=0.005)))
+    run = asyncio.ensure_future(
+        run_upload(
+            config_for(server.url),
+            [str(source)],
+            hooks=RunHooks(progress=watch, progress_interval_s=0.005),
+        )
+    )
     try:
         await asyncio.wait_for(held.wait(), 10)
         bodies = [len(body) for _, kind, body in server.seen if kind == "follow-up"]

@@ -33,8 +33,7 @@ class ConnectProxy:
         auth = fields.get("Proxy-Authorization")
         self.tunnels.append((target, auth))
         if method != "CONNECT" or (self.required_auth and auth != self.required_auth):
-            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                         b"Content-Length: 0\r\n\r\n")
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
             writer.close()
             return
@@ -62,48 +61,61 @@ async def connect_proxy() -> AsyncIterator[ConnectProxy]:
 
 
 async def test_https_upload_goes_through_the_environment_proxy(
-        tls_emulator: Emulator, ca: dict[str, Path], connect_proxy: ConnectProxy,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_emulator: Emulator,
+    ca: dict[str, Path],
+    connect_proxy: ConnectProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With HTTPS_PROXY set, every connection is a CONNECT tunnel through the proxy, and the
     files land byte-exact."""
     monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     src = make_tree(tmp_path / "src", {f"f{i}.jpg": bytes([i]) * 5000 for i in range(20)})
-    report = await run_upload(tls_emulator.config(ca_bundle=ca["ca"], no_journal=True),
-                              [str(src)])
+    report = await run_upload(tls_emulator.config(ca_bundle=ca["ca"], no_journal=True), [str(src)])
     assert report.exit_code == 0 and report.files_uploaded == 20
     assert len(tls_emulator.stored_files()) == 20
     port = tls_emulator.url.split(":")[2].split("/")[0]
-    assert connect_proxy.tunnels and all(t == f"127.0.0.1:{port}"
-                                         for t, _ in connect_proxy.tunnels)
+    assert connect_proxy.tunnels and all(t == f"127.0.0.1:{port}" for t, _ in connect_proxy.tunnels)
 
 
-async def test_no_proxy_flag_goes_direct(tls_emulator: Emulator, ca: dict[str, Path],
-                                         connect_proxy: ConnectProxy, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_proxy_flag_goes_direct(
+    tls_emulator: Emulator,
+    ca: dict[str, Path],
+    connect_proxy: ConnectProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
     src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
-    report = await run_upload(tls_emulator.config(ca_bundle=ca["ca"], no_journal=True,
-                                                  proxy="direct"), [str(src)])
+    report = await run_upload(
+        tls_emulator.config(ca_bundle=ca["ca"], no_journal=True, proxy="direct"), [str(src)]
+    )
     assert report.exit_code == 0 and connect_proxy.tunnels == []
 
 
 async def test_proxy_credentials_travel_in_the_header_and_a_refusal_is_fatal(
-        tls_emulator: Emulator, ca: dict[str, Path], connect_proxy: ConnectProxy,
-        tmp_path: Path) -> None:
+    tls_emulator: Emulator, ca: dict[str, Path], connect_proxy: ConnectProxy, tmp_path: Path
+) -> None:
     """The proxy URL's user:password becomes Proxy-Authorization; a proxy that answers 407
     ends the run at once (exit 3) without the password in the message."""
     connect_proxy.required_auth = "Basic " + base64.b64encode(b"alice:pw-canary").decode()
     src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
     host = connect_proxy.url.removeprefix("http://")
-    good = await run_upload(tls_emulator.config(ca_bundle=ca["ca"], no_journal=True,
-                                                proxy=f"http://alice:pw-canary@{host}"),
-                            [str(src)])
+    good = await run_upload(
+        tls_emulator.config(
+            ca_bundle=ca["ca"], no_journal=True, proxy=f"http://alice:pw-canary@{host}"
+        ),
+        [str(src)],
+    )
     assert good.exit_code == 0
     assert {auth for _, auth in connect_proxy.tunnels} == {connect_proxy.required_auth}
-    bad = await run_upload(tls_emulator.config(ca_bundle=ca["ca"], no_journal=True,
-                                               proxy=f"http://alice:wrong-canary@{host}"),
-                           [str(src)])
+    bad = await run_upload(
+        tls_emulator.config(
+            ca_bundle=ca["ca"], no_journal=True, proxy=f"http://alice:wrong-canary@{host}"
+        ),
+        [str(src)],
+    )
     assert bad.exit_code == 3
     assert "HTTP 407" in (bad.fatal_error or "") and "canary" not in (bad.fatal_error or "")

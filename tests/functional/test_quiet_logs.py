@@ -12,8 +12,9 @@ from bulkup.pipeline.run import run_upload
 from .conftest import make_tree
 
 
-async def test_name_warnings_are_one_count_and_a_failure_one_event(emulator: Any,
-                                                                   tmp_path: Path) -> None:
+async def test_name_warnings_are_one_count_and_a_failure_one_event(
+    emulator: Any, tmp_path: Path
+) -> None:
     files = {f"with space {i}.jpg": b"x" for i in range(40)}
     files['quote"name.jpg'] = b"q"  # refused locally: the one failure
     src = make_tree(tmp_path / "src", files)

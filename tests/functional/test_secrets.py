@@ -18,10 +18,19 @@ CANARY = "Canary-Secret-4b9e1f"
 
 async def run_cli(*args: str, password: str = CANARY) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", *args,
-        env={**os.environ, "BULKUP_PASSWORD": password, "BULKUP_BACKOFF_BASE_S": "0.01",
-             "BULKUP_BACKOFF_CAP_S": "0.05"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "bulkup",
+        *args,
+        env={
+            **os.environ,
+            "BULKUP_PASSWORD": password,
+            "BULKUP_BACKOFF_BASE_S": "0.01",
+            "BULKUP_BACKOFF_CAP_S": "0.05",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")
 
@@ -32,8 +41,9 @@ def everything_written(root: Path) -> bytes:
 
 
 class TestCanary:
-    async def test_no_output_ever_holds_the_password(self, start_emulator: Any,
-                                                     tmp_path: Path) -> None:
+    async def test_no_output_ever_holds_the_password(
+        self, start_emulator: Any, tmp_path: Path
+    ) -> None:
         """Success, wrong password, dry run and an unreachable server: the canary is nowhere."""
         from . import conftest as conf
 
@@ -43,17 +53,35 @@ class TestCanary:
         out_dir.mkdir()
         common = ("--user", USER, "--company-handle", "c|42", "--log-format", "json")
         outputs = []
-        code, text = await run_cli("upload", str(src), "--server", server.url, *common,
-                                   "--report", str(out_dir / "ok.json"), "--journal",
-                                   str(out_dir / "ok.journal"), password=conf.PASSWORD)
+        code, text = await run_cli(
+            "upload",
+            str(src),
+            "--server",
+            server.url,
+            *common,
+            "--report",
+            str(out_dir / "ok.json"),
+            "--journal",
+            str(out_dir / "ok.journal"),
+            password=conf.PASSWORD,
+        )
         assert code == 1  # bad:name.jpg fails; the rest is a normal run
         outputs.append(text)
-        for name, extra in (("wrong", ("--server", server.url)),
-                            ("dry", ("--server", server.url, "--dry-run")),
-                            ("down", ("--server", "http://127.0.0.1:9/scene7/UploadFile"))):
-            code, text = await run_cli("upload", str(src), *extra, *common, "--report",
-                                       str(out_dir / f"{name}.json"), "--journal",
-                                       str(out_dir / f"{name}.journal"))
+        for name, extra in (
+            ("wrong", ("--server", server.url)),
+            ("dry", ("--server", server.url, "--dry-run")),
+            ("down", ("--server", "http://127.0.0.1:9/scene7/UploadFile")),
+        ):
+            code, text = await run_cli(
+                "upload",
+                str(src),
+                *extra,
+                *common,
+                "--report",
+                str(out_dir / f"{name}.json"),
+                "--journal",
+                str(out_dir / f"{name}.journal"),
+            )
             outputs.append(text)
         blob = "\n".join(outputs).encode() + everything_written(out_dir)
         assert CANARY.encode() not in blob
@@ -78,10 +106,24 @@ class TestCanary:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/scene7/UploadFile"
         src = make_tree(tmp_path / "src", {"a.jpg": b"a"})
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulkup", "upload", str(src), "--server", url, "--user", USER,
-            "--company-handle", "c|1", "--no-journal", "--max-file-size", "1MiB",
+            sys.executable,
+            "-m",
+            "bulkup",
+            "upload",
+            str(src),
+            "--server",
+            url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|1",
+            "--no-journal",
+            "--max-file-size",
+            "1MiB",
             env={**os.environ, "BULKUP_PASSWORD": CANARY},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):
                 cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
@@ -99,9 +141,19 @@ class TestCanary:
     async def test_emulator_never_prints_a_real_password(self, tmp_path: Path) -> None:
         """`bulkup serve --user a@b:<secret>` names the user, never the password."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulkup", "serve", "--port", "0", "--root",
-            str(tmp_path / "root"), "--user", f"ops@example.com:{CANARY}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "bulkup",
+            "serve",
+            "--port",
+            "0",
+            "--root",
+            str(tmp_path / "root"),
+            "--user",
+            f"ops@example.com:{CANARY}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         assert proc.stdout is not None
         lines = []
         try:

@@ -17,16 +17,37 @@ from .conftest import PASSWORD, make_tree
 from .scripted import answer
 
 
-async def _upload_until_held(server_url: str, tmp_path: Path, held: asyncio.Event,
-                             *extra: str) -> asyncio.subprocess.Process:
+async def _upload_until_held(
+    server_url: str, tmp_path: Path, held: asyncio.Event, *extra: str
+) -> asyncio.subprocess.Process:
     src = make_tree(tmp_path / "src", {f"f{i}.jpg": b"x" * 10 for i in range(3)})
     env = {**os.environ, "BULKUP_PASSWORD": PASSWORD, "XDG_STATE_HOME": str(tmp_path / "st")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", "upload", str(src), "--server", server_url,
-        "--user", "u@x.y", "--company-handle", "c|1", "--company-root", "Acme/", "--no-wait",
-        "--concurrency", "1",
-        "--report", str(tmp_path / "report.json"), "--log-format", "json", *extra,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        sys.executable,
+        "-m",
+        "bulkup",
+        "upload",
+        str(src),
+        "--server",
+        server_url,
+        "--user",
+        "u@x.y",
+        "--company-handle",
+        "c|1",
+        "--company-root",
+        "Acme/",
+        "--no-wait",
+        "--concurrency",
+        "1",
+        "--report",
+        str(tmp_path / "report.json"),
+        "--log-format",
+        "json",
+        *extra,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     async with asyncio.timeout(60):
         await held.wait()
     return proc
@@ -44,8 +65,9 @@ async def _held_server(scripted: Any) -> tuple[Any, asyncio.Event, asyncio.Event
     return await scripted(reply), held, release
 
 
-async def _signalled(scripted: Any, tmp_path: Path, grace_s: str,
-                     signals: int) -> tuple[int, bytes, Any, dict[str, Any]]:
+async def _signalled(
+    scripted: Any, tmp_path: Path, grace_s: str, signals: int
+) -> tuple[int, bytes, Any, dict[str, Any]]:
     """Upload until the server holds a follow-up POST, send SIGTERM ``signals`` times (0.2 s
     apart); the exit code, stderr, the server and the JSON report."""
     server, held, release = await _held_server(scripted)
@@ -63,8 +85,7 @@ async def _signalled(scripted: Any, tmp_path: Path, grace_s: str,
     return proc.returncode or 0, err, server, report
 
 
-async def test_one_sigterm_stops_closes_the_job_and_reports(scripted: Any,
-                                                            tmp_path: Path) -> None:
+async def test_one_sigterm_stops_closes_the_job_and_reports(scripted: Any, tmp_path: Path) -> None:
     """A POST held by the server when SIGTERM comes: after stop_grace_s it is abandoned,
     endJob is sent, the report is written (interrupted), exit 130."""
     code, err, server, report = await _signalled(scripted, tmp_path, "0.3", signals=1)
@@ -75,7 +96,8 @@ async def test_one_sigterm_stops_closes_the_job_and_reports(scripted: Any,
 
 
 async def test_second_sigterm_leaves_without_end_job_and_still_reports(
-        scripted: Any, tmp_path: Path) -> None:
+    scripted: Any, tmp_path: Path
+) -> None:
     """The second signal leaves at once (stop_grace_s is 120 s here), without endJob; the
     report is still written."""
     code, err, server, report = await _signalled(scripted, tmp_path, "120", signals=2)

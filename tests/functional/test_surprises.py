@@ -18,8 +18,10 @@ from bulkup.transport.client import stall_limited_sockets
 from .conftest import PASSWORD, make_tree
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OK = ('<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03"><jobHandle>'
-      "j|1||x|1</jobHandle></uploadPostReturn>")
+OK = (
+    '<uploadPostReturn xmlns="http://www.scene7.com/IpsApi/xsd/2014-04-03"><jobHandle>'
+    "j|1||x|1</jobHandle></uploadPostReturn>"
+)
 
 
 @pytest.fixture
@@ -41,10 +43,18 @@ async def serve(unused_tcp_port_factory: Any) -> AsyncIterator[Callable[[Handler
 
 
 def config(url: str, **changes: Any) -> UploadConfig:
-    base: dict[str, Any] = dict(server_url=url, user="u@x.y", password=PASSWORD,
-                                company_handle="c|1", company_root="Acme/",
-                                backoff_base_s=0.001, backoff_cap_s=0.01,
-                                max_attempts=3, no_journal=True, no_wait=True)
+    base: dict[str, Any] = dict(
+        server_url=url,
+        user="u@x.y",
+        password=PASSWORD,
+        company_handle="c|1",
+        company_root="Acme/",
+        backoff_base_s=0.001,
+        backoff_cap_s=0.01,
+        max_attempts=3,
+        no_journal=True,
+        no_wait=True,
+    )
     base.update(changes)
     return UploadConfig(**base)
 
@@ -55,13 +65,18 @@ async def answer_after_body(request: web.Request, response: web.StreamResponse) 
 
 
 class TestOddAnswers:
-    @pytest.mark.parametrize(("status", "body"), [
-        (502, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
-        (503, ""),
-        (500, "<uploadPostReturn><jobHandle>j|1"),
-    ], ids=["html-502", "empty-503", "truncated-xml-500"])
-    async def test_retried_then_fatal_when_opening(self, serve: Any, tmp_path: Path,
-                                                   status: int, body: str) -> None:
+    @pytest.mark.parametrize(
+        ("status", "body"),
+        [
+            (502, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+            (503, ""),
+            (500, "<uploadPostReturn><jobHandle>j|1"),
+        ],
+        ids=["html-502", "empty-503", "truncated-xml-500"],
+    )
+    async def test_retried_then_fatal_when_opening(
+        self, serve: Any, tmp_path: Path, status: int, body: str
+    ) -> None:
         """5xx pages without a fault document are retried; the opening never succeeds: exit 3."""
         calls = 0
 
@@ -77,6 +92,7 @@ class TestOddAnswers:
 
     async def test_huge_body_is_cut(self, serve: Any, tmp_path: Path) -> None:
         """A 100 MB answer is read only up to the 1 MiB limit and classified."""
+
         async def handler(request: web.Request) -> web.StreamResponse:
             await request.read()
             response = web.StreamResponse(status=200)
@@ -91,12 +107,14 @@ class TestOddAnswers:
             return response
 
         url = await serve(handler)
-        report = await run_upload(config(url, max_attempts=1),
-                                  [str(make_tree(tmp_path / "s", {"a.jpg": b"a"}))])
+        report = await run_upload(
+            config(url, max_attempts=1), [str(make_tree(tmp_path / "s", {"a.jpg": b"a"}))]
+        )
         assert report.exit_code == 3 and "larger than" in (report.fatal_error or "")
 
-    async def test_stalled_server_hits_read_timeout_and_is_retried(self, serve: Any,
-                                                                  tmp_path: Path) -> None:
+    async def test_stalled_server_hits_read_timeout_and_is_retried(
+        self, serve: Any, tmp_path: Path
+    ) -> None:
         """A server that takes the body and then says nothing: read timeout, then a retry.
 
         The timeout covers every answer of the run, so it is long enough that a loaded
@@ -120,8 +138,10 @@ class TestOddAnswers:
             release.set()
         assert report.exit_code == 0 and report.retries == 1 and report.files_uploaded == 1
 
-    @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"),
-                        reason="stall_timeout_s needs TCP_USER_TIMEOUT (Linux)")
+    @pytest.mark.skipif(
+        not hasattr(socket, "TCP_USER_TIMEOUT"),
+        reason="stall_timeout_s needs TCP_USER_TIMEOUT (Linux)",
+    )
     async def test_server_that_stops_reading_a_body_is_dropped(self, tmp_path: Path) -> None:
         """A server that stops reading in the middle of a body (its receive window stays at
         zero): the connection is dropped after stall_timeout_s, the POST retried, the file
@@ -146,9 +166,15 @@ class TestOddAnswers:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/scene7/UploadFile"
         src = make_tree(tmp_path / "s", {"big.bin": bytes(12 * 1024 * 1024), "a.jpg": b"a"})
         try:
-            report = await asyncio.wait_for(run_upload(config(
-                url, stall_timeout_s=0.3, max_attempts=2, max_post_bytes=4 * 1024 * 1024),
-                [str(src)]), timeout=30)
+            report = await asyncio.wait_for(
+                run_upload(
+                    config(
+                        url, stall_timeout_s=0.3, max_attempts=2, max_post_bytes=4 * 1024 * 1024
+                    ),
+                    [str(src)],
+                ),
+                timeout=30,
+            )
         finally:
             release.set()
             await runner.cleanup()
@@ -165,16 +191,20 @@ class TestOddAnswers:
 
     async def test_entity_tricks_are_refused_safely(self, serve: Any, tmp_path: Path) -> None:
         """An answer with entity expansion or an external entity is not trusted."""
-        bomb = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
-                '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-                '<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-                "<uploadPostReturn><jobHandle>&b;&e;</jobHandle></uploadPostReturn>")
+        bomb = (
+            '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+            "<uploadPostReturn><jobHandle>&b;&e;</jobHandle></uploadPostReturn>"
+        )
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await answer_after_body(request, web.Response(text=bomb,
-                                                                 content_type="text/xml"))
+            return await answer_after_body(
+                request, web.Response(text=bomb, content_type="text/xml")
+            )
 
         url = await serve(handler)
-        report = await run_upload(config(url, max_attempts=2),
-                                  [str(make_tree(tmp_path / "s", {"a.jpg": b"a"}))])
+        report = await run_upload(
+            config(url, max_attempts=2), [str(make_tree(tmp_path / "s", {"a.jpg": b"a"}))]
+        )
         assert report.exit_code == 3 and "DTD" in (report.fatal_error or "")

@@ -50,7 +50,10 @@ class TestIncremental:
         (src / "f2.jpg").unlink()
         report = await run_upload(config, [str(src)])
         assert sorted(sent_targets(emulator)[already:]) == [
-            "Acme/f0.jpg", "Acme/f1.jpg", "Acme/new.jpg"]
+            "Acme/f0.jpg",
+            "Acme/f1.jpg",
+            "Acme/new.jpg",
+        ]
         assert report.files_skipped == 3 and report.files_gone == 1
         assert report.gone == (str(src / "f2.jpg"),)
         assert emulator.stored_files()["f0.jpg"] == b"changed content"
@@ -75,13 +78,17 @@ class TestIncremental:
         first = await run_upload(config, [str(src)])
         assert first.files_failed == 1  # c.jpg is too large
         already = len(sent_targets(emulator))
-        retry = await run_upload(config.with_overrides(retry_failed=True, max_file_size=1000),
-                                 [str(src)])
+        retry = await run_upload(
+            config.with_overrides(retry_failed=True, max_file_size=1000), [str(src)]
+        )
         assert sent_targets(emulator)[already:] == ["Acme/c.jpg"] and retry.exit_code == 0
         already = len(sent_targets(emulator))
         await run_upload(config.with_overrides(force=True, max_file_size=1000), [str(src)])
         assert sorted(sent_targets(emulator)[already:]) == [
-            "Acme/a.jpg", "Acme/b.jpg", "Acme/c.jpg"]
+            "Acme/a.jpg",
+            "Acme/b.jpg",
+            "Acme/c.jpg",
+        ]
 
     async def test_no_journal_sends_everything(self, emulator: Any, tmp_path: Path) -> None:
         """--no-journal keeps nothing: every run sends every file."""
@@ -91,8 +98,9 @@ class TestIncremental:
         await run_upload(config, [str(src)])
         assert sent_targets(emulator) == ["Acme/a.jpg", "Acme/a.jpg"]
 
-    async def test_open_job_of_a_crashed_run_is_continued(self, emulator: Any,
-                                                          tmp_path: Path) -> None:
+    async def test_open_job_of_a_crashed_run_is_continued(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """A job left open by an earlier run (recently active) is continued, then closed."""
         src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b"})
         journal_path = tmp_path / "j.journal"
@@ -111,8 +119,9 @@ class TestIncremental:
 
 class TestCrashResume:
     @pytest.mark.parametrize("seed", range(5))
-    async def test_sigkill_then_resume(self, start_emulator: Any, tmp_path: Path,
-                                       seed: int) -> None:
+    async def test_sigkill_then_resume(
+        self, start_emulator: Any, tmp_path: Path, seed: int
+    ) -> None:
         """SIGKILL at a seeded POST (before or after the server took it), then the same
         command again: every file lands byte-exact and nothing acknowledged is sent twice."""
         rng = random.Random(seed)
@@ -133,13 +142,27 @@ class TestCrashResume:
             return response
 
         server = await start_emulator(middlewares=(killer,))
-        files = {f"d{i % 4}/f{i:03d}.jpg": rng.randbytes(rng.randrange(1, 4000))
-                 for i in range(90)}
+        files = {f"d{i % 4}/f{i:03d}.jpg": rng.randbytes(rng.randrange(1, 4000)) for i in range(90)}
         src = make_tree(tmp_path / "src", files)
         journal_path = tmp_path / "j.journal"
-        args = ("upload", str(src), "--server", server.url, "--user", USER,
-                "--company-handle", "c|42", "--company-root", "Acme/", "--journal",
-                str(journal_path), "--max-files-per-post", "3", "--concurrency", "2")
+        args = (
+            "upload",
+            str(src),
+            "--server",
+            server.url,
+            "--user",
+            USER,
+            "--company-handle",
+            "c|42",
+            "--company-root",
+            "Acme/",
+            "--journal",
+            str(journal_path),
+            "--max-files-per-post",
+            "3",
+            "--concurrency",
+            "2",
+        )
         first = await _spawn(args, victim)
         assert first == -signal.SIGKILL
         acknowledged = _posted_targets(journal_path)
@@ -147,8 +170,9 @@ class TestCrashResume:
         before = {job.handle: len(job.files) for job in server.jobs()}
         second = await _spawn(args, {})
         assert second == 0
-        resent = [f.target_path for job in server.jobs()
-                  for f in job.files[before.get(job.handle, 0):]]
+        resent = [
+            f.target_path for job in server.jobs() for f in job.files[before.get(job.handle, 0) :]
+        ]
         assert not set(resent) & acknowledged
         assert server.stored_files() == files
 
@@ -164,7 +188,13 @@ def _posted_targets(path: Path) -> set[str]:
 
 async def _spawn(args: tuple[str, ...], victim: dict[str, int]) -> int:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkup", *args, env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "bulkup",
+        *args,
+        env={**os.environ, "BULKUP_PASSWORD": PASSWORD},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     victim["pid"] = proc.pid
     return await proc.wait()

@@ -35,8 +35,9 @@ def mixed_tree(root: Path) -> dict[str, bytes]:
         "quotes/it's;here.jpg": rng.randbytes(800),
         "many/" + "x" * 200 + ".jpg": rng.randbytes(10),
     }
-    files.update({f"many/small-{i:03d}.jpg": rng.randbytes(rng.randrange(1, 5000))
-                  for i in range(60)})
+    files.update(
+        {f"many/small-{i:03d}.jpg": rng.randbytes(rng.randrange(1, 5000)) for i in range(60)}
+    )
     make_tree(root, files)
     return files
 
@@ -50,12 +51,14 @@ class TestMixedTree:
         report = await run_upload(config, [str(tmp_path / "src")])
         assert report.files_uploaded == len(files)
         [refused] = report.failures  # the server's verdict on the 0-byte file (D-25)
-        assert refused.reason == "refused by the server: Acme/empty/zero.jpg: file is empty " \
-            "(0 bytes)"
+        assert (
+            refused.reason == "refused by the server: Acme/empty/zero.jpg: file is empty (0 bytes)"
+        )
         assert report.files_confirmed == len(files) - 1 and report.confirmation == "complete"
         stored = emulator.stored_files()
-        expected = {unicodedata.normalize("NFC", rel): data for rel, data in files.items()
-                    if data}  # the emulator refuses 0-byte files (D-25) after acknowledging
+        expected = {
+            unicodedata.normalize("NFC", rel): data for rel, data in files.items() if data
+        }  # the emulator refuses 0-byte files (D-25) after acknowledging
         assert stored == expected
         [job] = emulator.jobs()
         outcomes = {f.target_path: f.outcome for f in job.files}
@@ -80,8 +83,7 @@ class TestMixedTree:
 
 
 class TestJobOrdering:
-    async def test_opening_first_and_alone_endjob_last(self, emulator: Any,
-                                                        tmp_path: Path) -> None:
+    async def test_opening_first_and_alone_endjob_last(self, emulator: Any, tmp_path: Path) -> None:
         """The opening POST is file-less and first; endJob starts after every other answer."""
         make_tree(tmp_path / "src", {f"f{i}.jpg": bytes([i]) * 100 for i in range(40)})
         await run_upload(emulator.config(max_files_per_post=3), [str(tmp_path / "src")])
@@ -103,12 +105,12 @@ class TestJobOrdering:
 
 
 class TestSourceAddress:
-    async def test_source_ip_is_what_the_server_sees(self, emulator: Any,
-                                                      tmp_path: Path) -> None:
+    async def test_source_ip_is_what_the_server_sees(self, emulator: Any, tmp_path: Path) -> None:
         """--source-ip 127.0.0.2 binds every connection; the job's peer is 127.0.0.2."""
         make_tree(tmp_path / "src", {f"f{i}.jpg": b"z" * 50 for i in range(10)})
-        report = await run_upload(emulator.config(source_ip="127.0.0.2", max_files_per_post=2),
-                                  [str(tmp_path / "src")])
+        report = await run_upload(
+            emulator.config(source_ip="127.0.0.2", max_files_per_post=2), [str(tmp_path / "src")]
+        )
         assert report.files_uploaded == 10
         [job] = emulator.jobs()
         assert job.peer == "127.0.0.2"
@@ -116,8 +118,9 @@ class TestSourceAddress:
 
 class TestFaults:
     @pytest.mark.parametrize("seed", [1, 2, 3])
-    async def test_fault_plan_every_file_arrives(self, start_emulator: Any, tmp_path: Path,
-                                                 seed: int) -> None:
+    async def test_fault_plan_every_file_arrives(
+        self, start_emulator: Any, tmp_path: Path, seed: int
+    ) -> None:
         """Under 503s, cut connections and 30000s every file arrives exactly, with the default
         retry budget (5 attempts, 2 retries of a 30000); retries counted.
 
@@ -126,11 +129,12 @@ class TestFaults:
         scheduler would, and a budget would only make failure unlikely). These seeds need at
         most 4 attempts for a POST and one 30000 each: the budget holds on every run.
         """
-        server = await start_emulator(
-            faults=f"seed={seed},http503=0.15,drop=0.1,fault30000=0.05")
+        server = await start_emulator(faults=f"seed={seed},http503=0.15,drop=0.1,fault30000=0.05")
         rng = random.Random(seed)
-        files = make_tree(tmp_path / "src", {
-            f"d{i % 5}/f{i}.jpg": rng.randbytes(rng.randrange(1, 9000)) for i in range(150)})
+        files = make_tree(
+            tmp_path / "src",
+            {f"d{i % 5}/f{i}.jpg": rng.randbytes(rng.randrange(1, 9000)) for i in range(150)},
+        )
         config = server.config(max_files_per_post=5, concurrency=1)
         assert (config.max_attempts, config.fault30000_retries) == (5, 2)  # the defaults
         report = await run_upload(config, [str(files)])
@@ -145,8 +149,7 @@ class TestFaults:
     async def test_wrong_password_is_fatal_at_once(self, emulator: Any, tmp_path: Path) -> None:
         """A wrong password stops the run with exit 3, names the fault, never retries."""
         make_tree(tmp_path / "src", {"a.jpg": b"a"})
-        report = await run_upload(emulator.config(password="wrong-canary"),
-                                  [str(tmp_path / "src")])
+        report = await run_upload(emulator.config(password="wrong-canary"), [str(tmp_path / "src")])
         assert report.exit_code == 3
         assert "authenticationFault 10001" in (report.fatal_error or "")
         assert report.retries == 0 and "wrong-canary" not in str(report.as_json())
@@ -156,9 +159,16 @@ class TestFaults:
         from bulkup.config.model import UploadConfig
 
         make_tree(tmp_path / "src", {"a.jpg": b"a"})
-        config = UploadConfig(server_url="http://127.0.0.1:9/scene7/UploadFile", user="u",
-                              password=PASSWORD, company_handle="c|1", company_root="Acme/",
-                              max_attempts=2, backoff_base_s=0.001, backoff_cap_s=0.01)
+        config = UploadConfig(
+            server_url="http://127.0.0.1:9/scene7/UploadFile",
+            user="u",
+            password=PASSWORD,
+            company_handle="c|1",
+            company_root="Acme/",
+            max_attempts=2,
+            backoff_base_s=0.001,
+            backoff_cap_s=0.01,
+        )
         report = await run_upload(config, [str(tmp_path / "src")])
         assert report.exit_code == 3 and "cannot open an upload job" in report.fatal_error
 
@@ -177,8 +187,7 @@ class TestFaults:
 
         server = await start_emulator(middlewares=(forget_jobs,))
         files = make_tree(tmp_path / "src", {f"f{i}.jpg": bytes([i]) * 300 for i in range(30)})
-        report = await run_upload(server.config(max_files_per_post=2, concurrency=1),
-                                  [str(files)])
+        report = await run_upload(server.config(max_files_per_post=2, concurrency=1), [str(files)])
         assert report.files_failed == 0 and report.files_uploaded == 30
         assert len(report.job_handles) == 2
         assert len(server.stored_files()) == 30
@@ -186,10 +195,12 @@ class TestFaults:
 
 class TestLocalProblems:
     async def test_too_large_and_vanished_files_fail_alone(
-            self, emulator: Any, tmp_path: Path, before_read: BeforeRead) -> None:
+        self, emulator: Any, tmp_path: Path, before_read: BeforeRead
+    ) -> None:
         """A file over max_file_size and one that vanishes before its POST fail; others land."""
-        src = make_tree(tmp_path / "src", {"big.jpg": b"b" * 5000, "ok.jpg": b"o" * 10,
-                                           "gone.jpg": b"g" * 10})
+        src = make_tree(
+            tmp_path / "src", {"big.jpg": b"b" * 5000, "ok.jpg": b"o" * 10, "gone.jpg": b"g" * 10}
+        )
         before_read(lambda path: path.unlink() if path.name == "gone.jpg" else None)
         report = await run_upload(emulator.config(max_file_size=1000), [str(src)])
         reasons = {Path(f.path).name: f.reason for f in report.failures}
@@ -198,8 +209,9 @@ class TestLocalProblems:
         assert report.exit_code == 1
         assert emulator.stored_files() == {"ok.jpg": b"o" * 10}
 
-    async def test_name_the_server_refuses_fails_locally(self, emulator: Any,
-                                                         tmp_path: Path) -> None:
+    async def test_name_the_server_refuses_fails_locally(
+        self, emulator: Any, tmp_path: Path
+    ) -> None:
         """A file name with a character IPS refuses (D-25) fails locally, named, exit 1."""
         src = make_tree(tmp_path / "src", {'say "cheese".jpg': b"c" * 5, "ok.jpg": b"o"})
         report = await run_upload(emulator.config(), [str(src)])
@@ -218,10 +230,10 @@ class TestLocalProblems:
         assert emulator.stored_files() == {"real/a.jpg": b"a" * 10}
 
 
-
 class TestInterrupt:
-    async def test_stop_drains_and_closes_the_job(self, start_emulator: Any,
-                                                  tmp_path: Path) -> None:
+    async def test_stop_drains_and_closes_the_job(
+        self, start_emulator: Any, tmp_path: Path
+    ) -> None:
         """First Ctrl-C: no new batches, those in flight finish, endJob is sent, exit 130."""
         stop = asyncio.Event()
         seen = 0
@@ -236,8 +248,9 @@ class TestInterrupt:
 
         server = await start_emulator(middlewares=(interrupt_after_three,))
         src = make_tree(tmp_path / "src", {f"f{i:03d}.jpg": b"x" * 100 for i in range(200)})
-        report = await run_upload(server.config(max_files_per_post=2, concurrency=2),
-                                  [str(src)], stop=stop)
+        report = await run_upload(
+            server.config(max_files_per_post=2, concurrency=2), [str(src)], stop=stop
+        )
         assert report.interrupted and report.exit_code == 130
         [job] = server.jobs()
         assert job.closed_by == "endJob" and job.post_log[-1]["end_job"]
@@ -247,8 +260,9 @@ class TestInterrupt:
 
 
 class TestUnexpected:
-    async def test_internal_error_is_reported_not_raised(self, emulator: Any, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_internal_error_is_reported_not_raised(
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A bug inside the pipeline ends the run with exit 3 and a reason, not a traceback."""
         from bulkup.pipeline.walker import Walker
 
@@ -261,8 +275,9 @@ class TestUnexpected:
 
 
 class TestLargeFiles:
-    async def test_large_files_stream_byte_exact(self, emulator: Any, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_large_files_stream_byte_exact(
+        self, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Files above the read chunk go out by sendfile() on asyncio's loop (plain HTTP) and
         arrive byte for byte, in one POST and across POSTs."""
         from bulkup.transport.wire import Wire
@@ -276,8 +291,11 @@ class TestLargeFiles:
 
         monkeypatch.setattr(Wire, "sendfile", spy)
         rng = random.Random(11)
-        files = {"big/a.tif": rng.randbytes(3 * 1024 * 1024 + 17),
-                 "big/b.tif": rng.randbytes(5 * 1024 * 1024), "small.jpg": b"s" * 10}
+        files = {
+            "big/a.tif": rng.randbytes(3 * 1024 * 1024 + 17),
+            "big/b.tif": rng.randbytes(5 * 1024 * 1024),
+            "small.jpg": b"s" * 10,
+        }
         src = make_tree(tmp_path / "src", files)
         report = await run_upload(emulator.config(chunk_size=1024 * 1024), [str(src)])
         assert report.exit_code == 0 and emulator.stored_files() == files
@@ -286,6 +304,7 @@ class TestLargeFiles:
     def test_event_loop_choice(self, emulator: Any) -> None:
         """auto: asyncio's loop (sendfile) on plain HTTP, uvloop on HTTPS."""
         assert not emulator.config().use_uvloop
-        assert emulator.config(server_url="https://upload.example.test/scene7/UploadFile",
-                               api_url=None).use_uvloop
+        assert emulator.config(
+            server_url="https://upload.example.test/scene7/UploadFile", api_url=None
+        ).use_uvloop
         assert emulator.config(event_loop="uvloop").use_uvloop

@@ -30,13 +30,17 @@ def ca(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 async def tls_emulator(ca: dict[str, Path], tmp_path: Path) -> AsyncIterator[Emulator]:
-    settings = build_settings(root=tmp_path / "server", users=[f"{USER}:{PASSWORD}"],
-                              companies=["Acme:c|42"], tls_cert=ca["cert"], tls_key=ca["key"])
+    settings = build_settings(
+        root=tmp_path / "server",
+        users=[f"{USER}:{PASSWORD}"],
+        companies=["Acme:c|42"],
+        tls_cert=ca["cert"],
+        tls_key=ca["key"],
+    )
     app = make_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls_context(settings)).start()
     port = runner.addresses[0][1]
-    yield Emulator(url=f"https://127.0.0.1:{port}/scene7/UploadFile", root=settings.root,
-                   app=app)
+    yield Emulator(url=f"https://127.0.0.1:{port}/scene7/UploadFile", root=settings.root, app=app)
     await runner.cleanup()

@@ -162,8 +162,10 @@ class TestSuccess:
 
     def test_pretty_printed_with_leading_whitespace_and_comments(self) -> None:
         """Whitespace around the document and comments are tolerated."""
-        body = (b"\n  <?xml version='1.0'?>\n<!-- hi -->\n<uploadPostReturn>\n"
-                b"  <jobHandle>j|4</jobHandle>\n</uploadPostReturn>\n")
+        body = (
+            b"\n  <?xml version='1.0'?>\n<!-- hi -->\n<uploadPostReturn>\n"
+            b"  <jobHandle>j|4</jobHandle>\n</uploadPostReturn>\n"
+        )
         assert parse_upload_response(body, http_status=200).job_handle == "j|4"
 
     def test_utf8_bom_and_non_ascii_handle(self) -> None:
@@ -393,8 +395,10 @@ class TestStatusFallback:
 
     def test_html_502_is_server_unavailable(self) -> None:
         """An HTML 502 page from a proxy: ServerUnavailable, retryable."""
-        body = (b"<html><head><title>502 Bad Gateway</title></head>"
-                b"<body><h1>Bad Gateway</h1></body></html>")
+        body = (
+            b"<html><head><title>502 Bad Gateway</title></head>"
+            b"<body><h1>Bad Gateway</h1></body></html>"
+        )
         with pytest.raises(ServerUnavailable) as caught:
             parse_upload_response(body, http_status=502)
         assert caught.value.http_status == 502

@@ -263,8 +263,9 @@ class TestProcessingOptionsLoadOnUse:
             "                                         upload_params=job))\n"
             "print('bulkup.protocol.processing' in sys.modules)\n"
         )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         assert done.stdout.strip() == "False"
 
     def test_the_package_names_them(self) -> None:
@@ -277,8 +278,9 @@ class TestProcessingOptionsLoadOnUse:
     @pytest.mark.parametrize(("field", "cls"), processing.NESTED)
     def test_every_nested_field_checks_its_class(self, field: str, cls: type[object]) -> None:
         """Each field of ``NESTED`` is checked when set, alone (the check loads the module)."""
-        with pytest.raises(ProtocolValueError, match=f"UploadPostJob.{field}: must be a "
-                                                     f"{cls.__name__}, got object"):
+        with pytest.raises(
+            ProtocolValueError, match=f"UploadPostJob.{field}: must be a {cls.__name__}, got object"
+        ):
             job(**{field: object()})
 
 

@@ -17,17 +17,27 @@ AUTH = AuthHeader(user="u@example.com", password="pw<&>")
 
 
 def envelope(body: str, soap: str = SOAP_11) -> bytes:
-    return (f'<s:Envelope xmlns:s="{soap}"><s:Header/><s:Body>{body}</s:Body>'
-            "</s:Envelope>").encode()
+    return (
+        f'<s:Envelope xmlns:s="{soap}"><s:Header/><s:Body>{body}</s:Body></s:Envelope>'
+    ).encode()
 
 
 class TestRequest:
     def test_envelope_shape(self) -> None:
         """authHeader in the SOAP header (unversioned ns), <op>Param in the API namespace."""
-        root = ET.fromstring(encode_soap_request(
-            "getJobLogDetails", {"companyHandle": "c|1", "jobHandle": "j|1||x|2",
-                                 "recordsPerPage": 1000, "resultsPage": None,
-                                 "logTypeArray": ["UploadError", "FileCancel"]}, AUTH))
+        root = ET.fromstring(
+            encode_soap_request(
+                "getJobLogDetails",
+                {
+                    "companyHandle": "c|1",
+                    "jobHandle": "j|1||x|2",
+                    "recordsPerPage": 1000,
+                    "resultsPage": None,
+                    "logTypeArray": ["UploadError", "FileCancel"],
+                },
+                AUTH,
+            )
+        )
         assert root.tag == f"{{{SOAP_11}}}Envelope"
         auth = root.find(f"{{{SOAP_11}}}Header/{{http://www.scene7.com/IpsApi/xsd}}authHeader")
         assert auth is not None
@@ -35,14 +45,26 @@ class TestRequest:
         param = root.find(f"{{{SOAP_11}}}Body/{{{NS}}}getJobLogDetailsParam")
         assert param is not None
         assert [c.tag.split("}")[1] for c in param] == [
-            "companyHandle", "jobHandle", "recordsPerPage", "logTypeArray"]
+            "companyHandle",
+            "jobHandle",
+            "recordsPerPage",
+            "logTypeArray",
+        ]
         assert [i.text for i in param.find(f"{{{NS}}}logTypeArray")] == [
-            "UploadError", "FileCancel"]
+            "UploadError",
+            "FileCancel",
+        ]
 
-    @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                          blacklist_characters="\x00\r\ufffe\uffff"
-                                          + "".join(map(chr, range(1, 9)))
-                                          + "".join(map(chr, range(11, 32))))))
+    @given(
+        st.text(
+            alphabet=st.characters(
+                blacklist_categories=("Cs",),
+                blacklist_characters="\x00\r\ufffe\uffff"
+                + "".join(map(chr, range(1, 9)))
+                + "".join(map(chr, range(11, 32))),
+            )
+        )
+    )
     def test_values_round_trip(self, value: str) -> None:
         """Hostile parameter values come back unchanged through a standard parser."""
         root = ET.fromstring(encode_soap_request("getActiveJobs", {"originalName": value}, AUTH))
@@ -52,22 +74,30 @@ class TestRequest:
 class TestAnswers:
     def test_return_element_as_dicts(self) -> None:
         """<op>Return comes back by local name, arrays normalised by as_list."""
-        body = envelope(f'<getActiveJobsReturn xmlns="{NS}"><jobArray><items><jobHandle>a'
-                        "</jobHandle><state>Running</state></items></jobArray>"
-                        "</getActiveJobsReturn>")
+        body = envelope(
+            f'<getActiveJobsReturn xmlns="{NS}"><jobArray><items><jobHandle>a'
+            "</jobHandle><state>Running</state></items></jobArray>"
+            "</getActiveJobsReturn>"
+        )
         answer = parse_soap_response(body, operation="getActiveJobs", http_status=200)
         assert [i["state"] for i in as_list(answer.get("jobArray"))] == ["Running"]
 
     def test_empty_array_and_many(self) -> None:
         """An empty jobArray is no items; two items are a list of two."""
-        empty = parse_soap_response(envelope(f'<getActiveJobsReturn xmlns="{NS}"><jobArray/>'
-                                             "</getActiveJobsReturn>"),
-                                    operation="getActiveJobs", http_status=200)
+        empty = parse_soap_response(
+            envelope(f'<getActiveJobsReturn xmlns="{NS}"><jobArray/></getActiveJobsReturn>'),
+            operation="getActiveJobs",
+            http_status=200,
+        )
         assert as_list(empty.get("jobArray")) == []
-        two = parse_soap_response(envelope(
-            f'<getActiveJobsReturn xmlns="{NS}"><jobArray><items><state>A</state></items>'
-            "<items><state>B</state></items></jobArray></getActiveJobsReturn>"),
-            operation="getActiveJobs", http_status=200)
+        two = parse_soap_response(
+            envelope(
+                f'<getActiveJobsReturn xmlns="{NS}"><jobArray><items><state>A</state></items>'
+                "<items><state>B</state></items></jobArray></getActiveJobsReturn>"
+            ),
+            operation="getActiveJobs",
+            http_status=200,
+        )
         assert len(as_list(two.get("jobArray"))) == 2
 
     def test_soap11_fault(self) -> None:
@@ -77,7 +107,8 @@ class TestAnswers:
             '</faultstring><detail><ns1:authorizationFault xmlns:ns1="http://www.scene7.com/'
             'IpsApi/xsd"><code xmlns="http://www.scene7.com/IpsApi/xsd">20003</code>'
             '<reason xmlns="http://www.scene7.com/IpsApi/xsd">no</reason>'
-            "</ns1:authorizationFault></detail></s:Fault>")
+            "</ns1:authorizationFault></detail></s:Fault>"
+        )
         with pytest.raises(AuthorizationFault) as caught:
             parse_soap_response(body, operation="getActiveJobs", http_status=500)
         assert caught.value.code == 20003
@@ -88,7 +119,9 @@ class TestAnswers:
             "<s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code><s:Reason><s:Text>x"
             '</s:Text></s:Reason><s:Detail><f:ipsApiFault xmlns:f="http://www.scene7.com/'
             'IpsApi/xsd"><f:code>30000</f:code><f:reason>boom</f:reason></f:ipsApiFault>'
-            "</s:Detail></s:Fault>", soap="http://www.w3.org/2003/05/soap-envelope")
+            "</s:Detail></s:Fault>",
+            soap="http://www.w3.org/2003/05/soap-envelope",
+        )
         with pytest.raises(IpsApiFault) as caught:
             parse_soap_response(body, operation="stopJob", http_status=500)
         assert caught.value.retryable
@@ -103,6 +136,7 @@ class TestAnswers:
 
     def test_empty_return_is_empty_dict(self) -> None:
         """stopJob's empty Return element is a valid, empty answer."""
-        answer = parse_soap_response(envelope(f'<stopJobReturn xmlns="{NS}"/>'),
-                                     operation="stopJob", http_status=200)
+        answer = parse_soap_response(
+            envelope(f'<stopJobReturn xmlns="{NS}"/>'), operation="stopJob", http_status=200
+        )
         assert answer == {}

@@ -12,8 +12,9 @@ from bulkup.transport.body import file_part_header
 from bulkup.transport.reader import FilePart, HelperReader
 
 
-def file_parts(folder: Path, sizes: list[int], prefix: str = "f",
-               boundary: str = "b") -> list[FilePart]:
+def file_parts(
+    folder: Path, sizes: list[int], prefix: str = "f", boundary: str = "b"
+) -> list[FilePart]:
     """One file per size (``<prefix><n>.bin``, each byte ``n % 256``), with its part header."""
     parts = []
     for i, size in enumerate(sizes, 1):
@@ -22,8 +23,14 @@ def file_parts(folder: Path, sizes: list[int], prefix: str = "f",
         if not path.is_file() or path.read_bytes() != data:  # a second body: files as they are
             path.write_bytes(data)
         st = path.stat()  # as the walker saw it: the body checks size, mtime and inode
-        entry = FileEntry(path=str(path), rel_path=path.name, target=f"Acme/{path.name}",
-                          size=size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        entry = FileEntry(
+            path=str(path),
+            rel_path=path.name,
+            target=f"Acme/{path.name}",
+            size=size,
+            mtime_ns=st.st_mtime_ns,
+            inode=st.st_ino,
+        )
         parts.append(FilePart(entry, file_part_header(boundary, i, entry.target)))
     return parts
 

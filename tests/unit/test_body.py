@@ -41,47 +41,62 @@ class Writer:
         self.data.write(chunk)
 
 
-def body_for(tmp_path: Path, sizes: list[int], chunk_size: int = 64 * 1024,
-             reader: SmallFileReader | None = None) -> BatchBody:
+def body_for(
+    tmp_path: Path,
+    sizes: list[int],
+    chunk_size: int = 64 * 1024,
+    reader: SmallFileReader | None = None,
+) -> BatchBody:
     boundary = new_boundary()
     parts = file_parts(tmp_path, sizes, boundary=boundary)
     head = xml_part(boundary, "auth", b"<authHeader/>") + xml_part(
-        boundary, "uploadParams", b"<uploadPostParam/>")
-    return BatchBody(boundary=boundary, head=head, files=parts, chunk_size=chunk_size,
-                     reader=reader)
+        boundary, "uploadParams", b"<uploadPostParam/>"
+    )
+    return BatchBody(
+        boundary=boundary, head=head, files=parts, chunk_size=chunk_size, reader=reader
+    )
 
 
 class TestLength:
     @settings(max_examples=25, deadline=None)
-    @given(sizes=st.lists(st.sampled_from([0, 1, 100, 4095, 70_000, 300_000]), max_size=8),
-           chunk=st.sampled_from([4096, 65536, 1024 * 1024]))
-    async def test_size_is_exactly_what_is_written(self, tmp_path_factory: pytest.TempPathFactory,
-                                                   sizes: list[int], chunk: int) -> None:
+    @given(
+        sizes=st.lists(st.sampled_from([0, 1, 100, 4095, 70_000, 300_000]), max_size=8),
+        chunk=st.sampled_from([4096, 65536, 1024 * 1024]),
+    )
+    async def test_size_is_exactly_what_is_written(
+        self, tmp_path_factory: pytest.TempPathFactory, sizes: list[int], chunk: int
+    ) -> None:
         """Content-Length (the payload size) equals the bytes written, for any mix of sizes."""
         body = body_for(tmp_path_factory.mktemp("b"), sizes, chunk)
         out = Writer()
         await body.write(out)
         assert body.size == len(out.data.getvalue())
 
-    async def test_parses_back_as_multipart(self, tmp_path: Path,
-                                            reader: SmallFileReader) -> None:
+    async def test_parses_back_as_multipart(self, tmp_path: Path, reader: SmallFileReader) -> None:
         """A standard MIME parser finds the two XML parts and every file, byte for byte."""
         body = body_for(tmp_path, [0, 5, 70_000, 30_000, 40_000], reader=reader)
         out = Writer()
         await body.write(out)
         message = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {body.content_type}\r\n\r\n".encode() + out.data.getvalue())
+            f"Content-Type: {body.content_type}\r\n\r\n".encode() + out.data.getvalue()
+        )
         parts = list(message.iter_parts())
         assert [p.get_param("name", header="content-disposition") for p in parts] == [
-            "auth", "uploadParams", "file1", "file2", "file3", "file4", "file5"]
+            "auth",
+            "uploadParams",
+            "file1",
+            "file2",
+            "file3",
+            "file4",
+            "file5",
+        ]
         assert parts[4].get_payload(decode=True) == bytes([3]) * 70_000
         assert parts[5].get_payload(decode=True) == bytes([4]) * 30_000
         assert parts[6].get_payload(decode=True) == bytes([5]) * 40_000
         assert parts[2].get_payload(decode=True) == b""
         assert body.size == len(out.data.getvalue())
 
-    async def test_small_writes_are_merged(self, tmp_path: Path,
-                                           reader: SmallFileReader) -> None:
+    async def test_small_writes_are_merged(self, tmp_path: Path, reader: SmallFileReader) -> None:
         """Many small files go out in few writes (about 64 KiB each), not one per part."""
         body = body_for(tmp_path, [100] * 500, reader=reader)
         out = Writer()
@@ -93,10 +108,12 @@ class TestOverTheWire:
     """A real connection (plain HTTP on asyncio's loop): large files go by sendfile() and, with
     the read helper, groups of small files are written into the connection by the helper."""
 
-    @pytest.mark.parametrize("sizes", [[16_384] * 150, [16_384] * 70 + [2_000_000] + [100] * 70,
-                                       [5, 0, 1_500_000, 7]])
-    async def test_server_gets_exactly_the_body(self, tmp_path: Path, sizes: list[int],
-                                                reader: SmallFileReader) -> None:
+    @pytest.mark.parametrize(
+        "sizes", [[16_384] * 150, [16_384] * 70 + [2_000_000] + [100] * 70, [5, 0, 1_500_000, 7]]
+    )
+    async def test_server_gets_exactly_the_body(
+        self, tmp_path: Path, sizes: list[int], reader: SmallFileReader
+    ) -> None:
         body = body_for(tmp_path, sizes, chunk_size=1024 * 1024, reader=reader)
         expected = Writer()
         await body_for(tmp_path, sizes, chunk_size=1024 * 1024).write(expected)
@@ -123,7 +140,7 @@ async def test_a_closed_connection_is_never_handed_to_the_helper() -> None:
 
 def _same_boundary(data: bytes, body: BatchBody) -> bytes:
     """``data`` was written with another body's random boundary: use ``body``'s."""
-    other = data[2:data.index(b"\r\n")].decode()
+    other = data[2 : data.index(b"\r\n")].decode()
     return data.replace(other.encode(), body.boundary.encode())
 
 
@@ -143,8 +160,10 @@ async def post_to_echo_server(body: BatchBody) -> bytes:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with aiohttp.ClientSession() as session, session.post(
-                f"http://127.0.0.1:{port}/", data=body) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"http://127.0.0.1:{port}/", data=body) as response,
+        ):
             assert response.status == 200
     finally:
         await runner.cleanup()
@@ -202,8 +221,9 @@ class FailingWriter(Writer):
 
 
 class TestHeaders:
-    @pytest.mark.parametrize("name", ['a"b.jpg', "a\r\nX-Evil: 1.jpg", "a\\b.jpg", "a;b.jpg",
-                                      "a\nb.jpg"])
+    @pytest.mark.parametrize(
+        "name", ['a"b.jpg', "a\r\nX-Evil: 1.jpg", "a\\b.jpg", "a;b.jpg", "a\nb.jpg"]
+    )
     def test_unsafe_names_never_reach_a_header(self, name: str) -> None:
         """A name that could break out of its quotes or its line is refused (D-17 sends it
         in fileName instead)."""
@@ -221,8 +241,9 @@ class TestChangedFiles:
         assert "f2.bin" in caught.value.path
 
     @pytest.mark.parametrize("new_size", [5, 15])
-    async def test_size_changed(self, tmp_path: Path, new_size: int,
-                                reader: SmallFileReader) -> None:
+    async def test_size_changed(
+        self, tmp_path: Path, new_size: int, reader: SmallFileReader
+    ) -> None:
         """A file whose size differs from the walk's fails with SourceChangedError."""
         body = body_for(tmp_path, [10, 200_000], chunk_size=65536, reader=reader)
         (tmp_path / "f1.bin").write_bytes(b"x" * new_size)

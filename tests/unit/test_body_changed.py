@@ -45,11 +45,16 @@ def replace_keeping_mtime(path: str) -> None:
     os.replace(other, path)
 
 
-def body_of(parts: list[FilePart], chunk_size: int = 1024 * 1024,
-            reader: SmallFileReader | None = None, boundary: str = "b") -> BatchBody:
+def body_of(
+    parts: list[FilePart],
+    chunk_size: int = 1024 * 1024,
+    reader: SmallFileReader | None = None,
+    boundary: str = "b",
+) -> BatchBody:
     head = xml_part(boundary, "auth", b"<authHeader/>")
-    return BatchBody(boundary=boundary, head=head, files=parts, chunk_size=chunk_size,
-                     reader=reader)
+    return BatchBody(
+        boundary=boundary, head=head, files=parts, chunk_size=chunk_size, reader=reader
+    )
 
 
 class Writer:
@@ -72,8 +77,9 @@ def closing(body: BatchBody) -> bytes:
 
 class TestSmallFiles:
     @pytest.mark.parametrize("change", ["rewritten", "replaced"])
-    async def test_a_changed_file_stops_the_body(self, tmp_path: Path, reader: SmallFileReader,
-                                                 change: str) -> None:
+    async def test_a_changed_file_stops_the_body(
+        self, tmp_path: Path, reader: SmallFileReader, change: str
+    ) -> None:
         """Same size, but rewritten (another mtime) or replaced (another inode) since the walk:
         the body stops before the closing boundary, naming the file; none of its bytes sent."""
         parts = file_parts(tmp_path, [1000] * 5, boundary="b")
@@ -98,8 +104,9 @@ class TestSmallFiles:
         await body.write(out)
         assert out.data.getvalue().endswith(closing(body) + b"\r\n")
 
-    async def test_a_size_change_still_fails_as_since_the_walk(self, tmp_path: Path,
-                                                               reader: SmallFileReader) -> None:
+    async def test_a_size_change_still_fails_as_since_the_walk(
+        self, tmp_path: Path, reader: SmallFileReader
+    ) -> None:
         """A size that differs at the read fails as before (SourceChangedError, not resent)."""
         parts = file_parts(tmp_path, [1000] * 3, boundary="b")
         Path(parts[1].entry.path).write_bytes(b"x" * 10)

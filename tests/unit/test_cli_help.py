@@ -29,18 +29,27 @@ def test_every_flag_has_help() -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to check the script")
 def test_bash_completion_is_valid_bash_and_knows_the_flags() -> None:
-    done = subprocess.run([sys.executable, "-m", "bulkup", "completion", "bash"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkup", "completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert "--follow-symlinks" in done.stdout and "upload" in done.stdout
-    syntax = subprocess.run(["bash", "-n"], input=done.stdout, capture_output=True, text=True,
-                            timeout=60)
+    syntax = subprocess.run(
+        ["bash", "-n"], input=done.stdout, capture_output=True, text=True, timeout=60
+    )
     assert syntax.returncode == 0, syntax.stderr
 
 
 def test_zsh_completion() -> None:
-    done = subprocess.run([sys.executable, "-m", "bulkup", "completion", "zsh"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkup", "completion", "zsh"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout.startswith("#compdef bulkup")
 
 

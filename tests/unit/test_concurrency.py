@@ -40,16 +40,23 @@ def controller(**settings: object) -> tuple[ConcurrencyController, FakeClock]:
     return ConcurrencyController(AutoSettings(**settings), clock), clock  # type: ignore[arg-type]
 
 
-def one_window(ctrl: ConcurrencyController, clock: FakeClock, rate: Callable[[int], float], *,
-               saturated: bool = True, latency_factor: float = 1.0) -> list[Change]:
+def one_window(
+    ctrl: ConcurrencyController,
+    clock: FakeClock,
+    rate: Callable[[int], float],
+    *,
+    saturated: bool = True,
+    latency_factor: float = 1.0,
+) -> list[Change]:
     """Answers under the current limit until a window ends (the limit may move then)."""
     changes: list[Change] = []
     limit, seen = ctrl.limit, ctrl.windows
     while ctrl.windows == seen:
         spacing = POST / rate(limit)
         clock.now += spacing
-        ticket = dataclasses.replace(ctrl.start(),
-                                     started=clock.now - spacing * limit * latency_factor)
+        ticket = dataclasses.replace(
+            ctrl.start(), started=clock.now - spacing * limit * latency_factor
+        )
         change = ctrl.acknowledged(ticket, POST, saturated=saturated)
         if change is not None:
             changes.append(change)
@@ -57,8 +64,13 @@ def one_window(ctrl: ConcurrencyController, clock: FakeClock, rate: Callable[[in
     return changes
 
 
-def windows(ctrl: ConcurrencyController, clock: FakeClock, rate: Callable[[int], float],
-            count: int, **kwargs: object) -> list[Change]:
+def windows(
+    ctrl: ConcurrencyController,
+    clock: FakeClock,
+    rate: Callable[[int], float],
+    count: int,
+    **kwargs: object,
+) -> list[Change]:
     changes: list[Change] = []
     for _ in range(count):
         changes += one_window(ctrl, clock, rate, **kwargs)  # type: ignore[arg-type]
@@ -96,8 +108,7 @@ def test_a_step_that_gains_nothing_is_taken_back_and_probed_ever_more_rarely() -
     seen: list[tuple[int, Change]] = []
     for _ in range(70):
         seen += [(ctrl.windows, c) for c in one_window(ctrl, clock, busy_server)]
-    assert [(c.old, c.new, c.reason) for _, c in seen] == [
-        (8, 10, "probe"), (10, 8, "no gain")] * 4
+    assert [(c.old, c.new, c.reason) for _, c in seen] == [(8, 10, "probe"), (10, 8, "no gain")] * 4
     # Windows at 8 before each probe: 2 (a steady level), then 8, 16, 32 (the hold doubles
     # after each probe that gained nothing).
     assert [w for w, c in seen if c.reason == "probe"] == [2, 12, 30, 64]
@@ -143,6 +154,7 @@ def test_no_probe_while_the_run_speeds_up_or_slows_down_for_other_reasons() -> N
         changes += one_window(ctrl, clock, ramp)
         speed[0] *= 1.4
     assert changes == [] and ctrl.limit == 8
+
 
 def test_a_gain_below_the_bar_is_no_gain() -> None:
     """10 -> 12 must bring at least 40% of the proportional 20%; 5% is noise."""
@@ -192,7 +204,9 @@ def test_after_pushback_it_recovers_below_that_level_and_probes_it_rarely() -> N
     assert windows(ctrl, clock, far_server, 9) == []  # below 8 for the ceiling's 8 windows
     changes = windows(ctrl, clock, far_server, 2)
     assert [(c.old, c.new, c.reason) for c in changes] == [
-        (7, 8, "probe"), (8, 10, "throughput grew")]  # no pushback at 8 now: climbing on
+        (7, 8, "probe"),
+        (8, 10, "throughput grew"),
+    ]  # no pushback at 8 now: climbing on
 
 
 def test_against_a_server_that_takes_four_it_stays_at_four_mostly() -> None:
@@ -235,13 +249,16 @@ def test_never_above_the_maximum() -> None:
     assert ctrl.limit == 12
 
 
-@pytest.mark.parametrize(("exc", "signal"), [
-    (ServerUnavailable("HTTP 503", http_status=503, retry_after_s=1), "pushback 503"),
-    (ServerUnavailable("HTTP 429", http_status=429), "pushback 429"),
-    (ServerUnavailable("HTTP 502", http_status=502), None),
-    (RequestTimeout("slow"), "timeout"),
-    (TransportError("reset"), None),
-])
+@pytest.mark.parametrize(
+    ("exc", "signal"),
+    [
+        (ServerUnavailable("HTTP 503", http_status=503, retry_after_s=1), "pushback 503"),
+        (ServerUnavailable("HTTP 429", http_status=429), "pushback 429"),
+        (ServerUnavailable("HTTP 502", http_status=502), None),
+        (RequestTimeout("slow"), "timeout"),
+        (TransportError("reset"), None),
+    ],
+)
 def test_what_counts_as_a_signal(exc: BaseException, signal: str | None) -> None:
     assert signal_of(exc) == signal
 
@@ -252,7 +269,8 @@ def test_the_settings_follow_the_config() -> None:
     assert auto is not None and (auto.initial, auto.maximum) == (5, 5)
     assert AutoSettings.from_config(UploadConfig()) is None  # fixed 8 by default
     assert AutoSettings.from_config(UploadConfig(concurrency="auto")) == AutoSettings(
-        initial=8, maximum=64)
+        initial=8, maximum=64
+    )
 
 
 def test_a_ticket_is_stamped_with_the_clock() -> None:

@@ -15,8 +15,12 @@ from bulkup.retry import PUSHBACK_BUDGET_S, Attempts, RetryPolicy, call_with_ret
 
 
 def gate(initial: int, **settings: object) -> Limiter:
-    return Limiter(ConcurrencyController(AutoSettings(initial=initial, **settings),  # type: ignore[arg-type]
-                                         lambda: 0.0))
+    return Limiter(
+        ConcurrencyController(
+            AutoSettings(initial=initial, **settings),  # type: ignore[arg-type]
+            lambda: 0.0,
+        )
+    )
 
 
 async def settle() -> None:
@@ -51,9 +55,18 @@ async def test_a_cut_holds_new_posts_until_enough_have_returned() -> None:
     with capture_logs() as events:
         limiter.failed(tickets[0], ServerUnavailable("busy", http_status=503, retry_after_s=1))
     assert limiter.limit == 3 and limiter.in_flight == 3
-    assert events == [{"event": "concurrency_changed", "old": 4, "new": 3,
-                       "reason": "pushback 503", "mb_s": None, "latency_ms": None,
-                       "in_flight": 3, "log_level": "info"}]
+    assert events == [
+        {
+            "event": "concurrency_changed",
+            "old": 4,
+            "new": 3,
+            "reason": "pushback 503",
+            "mb_s": None,
+            "latency_ms": None,
+            "in_flight": 3,
+            "log_level": "info",
+        }
+    ]
     entering = asyncio.create_task(limiter.enter())
     await settle()
     assert not entering.done()  # 3 in flight: at the limit
@@ -112,6 +125,7 @@ async def test_a_failure_that_is_no_signal_changes_nothing() -> None:
 
 # --- pushback the server announced never uses up a POST's attempts ---------------------------
 
+
 def refusals(count: int, exc: Exception) -> tuple[object, list[int]]:
     calls: list[int] = []
 
@@ -133,8 +147,16 @@ async def test_announced_pushback_is_retried_beyond_max_attempts() -> None:
     busy = ServerUnavailable("HTTP 503", http_status=503, retry_after_s=1)
     send, calls = refusals(30, busy)
     record = Attempts()
-    assert await call_with_retry(send, RetryPolicy(max_attempts=5), sleep=sleep,  # type: ignore[arg-type]
-                                 rng=lambda: 0.99, record=record) == "handle"
+    assert (
+        await call_with_retry(
+            send,
+            RetryPolicy(max_attempts=5),
+            sleep=sleep,  # type: ignore[arg-type]
+            rng=lambda: 0.99,
+            record=record,
+        )
+        == "handle"
+    )
     assert len(calls) == 31 and record.pushbacks == 30 and record.retries == 30
     assert waits == [1.0] * 30  # the Retry-After, not a back-off grown with the refusals
 
@@ -181,13 +203,16 @@ async def test_a_503_without_retry_after_counts_as_an_attempt() -> None:
     assert len(calls) == 5
 
 
-@pytest.mark.parametrize(("exc", "announced"), [
-    (ServerUnavailable("x", http_status=503, retry_after_s=1), True),
-    (ServerUnavailable("x", http_status=429, retry_after_s=0), True),
-    (ServerUnavailable("x", http_status=503), False),
-    (ServerUnavailable("x", http_status=502, retry_after_s=1), False),
-    (TransportError("x"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "announced"),
+    [
+        (ServerUnavailable("x", http_status=503, retry_after_s=1), True),
+        (ServerUnavailable("x", http_status=429, retry_after_s=0), True),
+        (ServerUnavailable("x", http_status=503), False),
+        (ServerUnavailable("x", http_status=502, retry_after_s=1), False),
+        (TransportError("x"), False),
+    ],
+)
 def test_what_is_announced_pushback(exc: Exception, announced: bool) -> None:
     assert is_pushback(exc) is announced
 

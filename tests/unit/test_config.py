@@ -148,8 +148,7 @@ class TestDefaults:
     def test_default_values(self) -> None:
         """The defaults are the documented ones."""
         config = UploadConfig()
-        assert (config.concurrency, config.max_files_per_post, config.queue_size) == (
-            8, 100, 1000)
+        assert (config.concurrency, config.max_files_per_post, config.queue_size) == (8, 100, 1000)
         assert (config.max_concurrency, config.concurrency_cap) == (64, 8)
         assert (config.max_post_bytes, config.chunk_size) == (16 * MiB, MiB)
         assert config.max_file_size == 2 * 1024**3
@@ -437,8 +436,7 @@ class TestFileErrors:
         path = write_toml(tmp_path, 'concurrency = "eight"\n')
         with pytest.raises(ConfigError) as info:
             load(path)
-        assert str(info.value) == (f'{path}: concurrency must be an integer or "auto", '
-                                   'got "eight"')
+        assert str(info.value) == (f'{path}: concurrency must be an integer or "auto", got "eight"')
 
     def test_unknown_key_names_key_and_file(self, tmp_path: Path) -> None:
         """An unknown key names the file and the key, and suggests the close one."""

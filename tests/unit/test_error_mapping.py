@@ -50,27 +50,45 @@ def mapped(exc: BaseException, **kwargs: Any) -> BaseException:
     return caught.value
 
 
-@pytest.mark.parametrize(("raised", "kind", "words"), [
-    (TimeoutError(), RequestTimeout, "timed out talking to"),
-    (aiohttp.ServerTimeoutError("read timed out"), RequestTimeout, "timed out talking to"),
-    (aiohttp.ClientOSError(errno.ETIMEDOUT, "Connection timed out"), RequestTimeout,
-     "stall_timeout_s"),
-    (aiohttp.ClientConnectorError(key(), ConnectionRefusedError(errno.ECONNREFUSED,
-                                                                "Connection refused")),
-     ConnectError, "cannot connect to https://s7.example.com/scene7/UploadFile: Connection "
-                   "refused"),
-    (aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"), TransportError,
-     "failed: ClientOSError"),
-    (aiohttp.ServerDisconnectedError(), TransportError, "failed: ServerDisconnectedError"),
-    (aiohttp.ClientPayloadError("Response payload is not completed"), TransportError,
-     "failed: ClientPayloadError"),
-    (ConnectionResetError(errno.ECONNRESET, "reset"), TransportError,
-     "failed: ConnectionResetError"),
-    (OSError(errno.EPIPE, "Broken pipe"), TransportError, "failed: BrokenPipeError"),
-])
-def test_each_transport_failure_to_its_bulkup_error(raised: BaseException,
-                                                     kind: type[BulkupError],
-                                                     words: str) -> None:
+@pytest.mark.parametrize(
+    ("raised", "kind", "words"),
+    [
+        (TimeoutError(), RequestTimeout, "timed out talking to"),
+        (aiohttp.ServerTimeoutError("read timed out"), RequestTimeout, "timed out talking to"),
+        (
+            aiohttp.ClientOSError(errno.ETIMEDOUT, "Connection timed out"),
+            RequestTimeout,
+            "stall_timeout_s",
+        ),
+        (
+            aiohttp.ClientConnectorError(
+                key(), ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            ),
+            ConnectError,
+            "cannot connect to https://s7.example.com/scene7/UploadFile: Connection refused",
+        ),
+        (
+            aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"),
+            TransportError,
+            "failed: ClientOSError",
+        ),
+        (aiohttp.ServerDisconnectedError(), TransportError, "failed: ServerDisconnectedError"),
+        (
+            aiohttp.ClientPayloadError("Response payload is not completed"),
+            TransportError,
+            "failed: ClientPayloadError",
+        ),
+        (
+            ConnectionResetError(errno.ECONNRESET, "reset"),
+            TransportError,
+            "failed: ConnectionResetError",
+        ),
+        (OSError(errno.EPIPE, "Broken pipe"), TransportError, "failed: BrokenPipeError"),
+    ],
+)
+def test_each_transport_failure_to_its_bulkup_error(
+    raised: BaseException, kind: type[BulkupError], words: str
+) -> None:
     """Each is retryable, never fatal, names the URL, and keeps aiohttp's error as its cause
     (for the debug log)."""
     got = mapped(raised)
@@ -91,8 +109,9 @@ def test_an_untrusted_certificate_is_fatal_and_says_what_to_do() -> None:
 def test_a_proxy_that_refuses_is_fatal_without_its_credentials(status: int) -> None:
     """407 and 403 from the proxy: ProxyRefused, fatal; the proxy shown without its
     password, and aiohttp's error (whose headers may carry it) not chained."""
-    raised = aiohttp.ClientHttpProxyError(request_info(), (), status=status,
-                                          message=f"Proxy-Authorization bob:{SECRET}")
+    raised = aiohttp.ClientHttpProxyError(
+        request_info(), (), status=status, message=f"Proxy-Authorization bob:{SECRET}"
+    )
     assert SECRET in str(raised)  # what must not get through
     got = mapped(raised, proxy=PROXY)
     assert isinstance(got, ProxyRefused) and is_fatal(got)
@@ -102,8 +121,9 @@ def test_a_proxy_that_refuses_is_fatal_without_its_credentials(status: int) -> N
 
 
 def test_a_proxy_that_fails_otherwise_is_retried_without_its_credentials() -> None:
-    raised = aiohttp.ClientHttpProxyError(request_info(), (), status=502,
-                                          message=f"bad gateway bob:{SECRET}")
+    raised = aiohttp.ClientHttpProxyError(
+        request_info(), (), status=502, message=f"bad gateway bob:{SECRET}"
+    )
     got = mapped(raised, proxy=PROXY)
     assert type(got) is TransportError and is_retryable(got)
     assert "HTTP 502" in str(got) and got.__cause__ is None
@@ -112,7 +132,8 @@ def test_a_proxy_that_fails_otherwise_is_retried_without_its_credentials() -> No
 
 def test_a_proxy_that_cannot_be_reached_is_named_without_its_credentials() -> None:
     raised = aiohttp.ClientProxyConnectionError(
-        key(), ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        key(), ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    )
     got = mapped(raised, proxy=PROXY)
     assert isinstance(got, ConnectError) and is_retryable(got)
     assert "cannot connect to the proxy http://127.0.0.1:3128 (from https_proxy)" in str(got)

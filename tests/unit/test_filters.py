@@ -92,26 +92,37 @@ def test_pattern_table(pattern: str, path: str, expected: bool) -> None:
     assert FileFilter(include=[pattern]).accepts(path, 1, 0) is expected
 
 
-@pytest.mark.parametrize(("pattern", "path"), [
-    ("*.JPG", "a.jpg"), ("*.jpg", "x/A.JPG"), ("/Top/*.Jpg", "top/a.JPG"), ("WEIRD/", "weird/a"),
-    ("*.{TIF,psd}", "a.tif"), ("[A-C]*.jpg", "b.jpg"), ("\u00c9t\u00e9.jpg", "\u00e9t\u00e9.jpg"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        ("*.JPG", "a.jpg"),
+        ("*.jpg", "x/A.JPG"),
+        ("/Top/*.Jpg", "top/a.JPG"),
+        ("WEIRD/", "weird/a"),
+        ("*.{TIF,psd}", "a.tif"),
+        ("[A-C]*.jpg", "b.jpg"),
+        ("\u00c9t\u00e9.jpg", "\u00e9t\u00e9.jpg"),
+    ],
+)
 def test_ignore_case_applies_to_every_pattern(pattern: str, path: str) -> None:
     """With ignore_case a pattern matches whatever the case of pattern and path."""
     assert FileFilter(exclude=[pattern], ignore_case=True).accepts(path, 1, 0) is False
     assert FileFilter(exclude=[pattern]).accepts(path, 1, 0) is True
 
 
-@pytest.mark.parametrize(("pattern", "directory", "pruned"), [
-    ("weird/", "weird", True),
-    ("weird/", "a/b/weird", True),
-    ("/weird/", "a/weird", False),
-    ("**/raw/**", "shoot/raw", True),
-    ("raw/**", "raw", True),
-    ("raw", "raw", False),  # files only: the directory is walked
-    ("*.jpg", "x.jpg", False),
-    ("raw/*", "raw", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "directory", "pruned"),
+    [
+        ("weird/", "weird", True),
+        ("weird/", "a/b/weird", True),
+        ("/weird/", "a/weird", False),
+        ("**/raw/**", "shoot/raw", True),
+        ("raw/**", "raw", True),
+        ("raw", "raw", False),  # files only: the directory is walked
+        ("*.jpg", "x.jpg", False),
+        ("raw/*", "raw", False),
+    ],
+)
 def test_which_directories_are_pruned(pattern: str, directory: str, pruned: bool) -> None:
     """Only directory rules (a trailing / or /**) stop the walk at a directory."""
     assert FileFilter(exclude=[pattern]).prunes(directory) is pruned
@@ -132,9 +143,20 @@ def test_exclude_wins_over_include() -> None:
 
 # --- the walker on real trees: the issue's cases ----------------------------------------------
 
-ISSUE_TREE = ["a.jpg", "B.JPG", "x.tif", "y.psd", "weird/c.jpg", "deep/weird/d.jpg",
-              "top/e.jpg", "top/sub/f.jpg", "deep/top/g.jpg", "shoot/raw/h.jpg",
-              "shoot/raw/deeper/i.jpg", "shoot/k.jpg"]
+ISSUE_TREE = [
+    "a.jpg",
+    "B.JPG",
+    "x.tif",
+    "y.psd",
+    "weird/c.jpg",
+    "deep/weird/d.jpg",
+    "top/e.jpg",
+    "top/sub/f.jpg",
+    "deep/top/g.jpg",
+    "shoot/raw/h.jpg",
+    "shoot/raw/deeper/i.jpg",
+    "shoot/k.jpg",
+]
 
 
 def _tree(root: Path, rels: list[str]) -> Path:
@@ -155,7 +177,9 @@ ISSUE_CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "exclude weird/": ({"exclude": ["weird/"]}, {"weird/c.jpg", "deep/weird/d.jpg"}),
     "exclude *.{tif,psd}": ({"exclude": ["*.{tif,psd}"]}, {"x.tif", "y.psd"}),
     "include *.JPG --ignore-case": (
-        {"include": ["*.JPG"], "ignore_case": True}, {"x.tif", "y.psd"}),
+        {"include": ["*.JPG"], "ignore_case": True},
+        {"x.tif", "y.psd"},
+    ),
     "* does not cross /": ({"exclude": ["top*"]}, set()),
     "anchored /top/*.jpg": ({"exclude": ["/top/*.jpg"]}, {"top/e.jpg"}),
     "**/raw/**": ({"exclude": ["**/raw/**"]}, {"shoot/raw/h.jpg", "shoot/raw/deeper/i.jpg"}),
@@ -185,10 +209,10 @@ async def test_an_excluded_directory_is_not_listed(tmp_path: Path) -> None:
 
 # --- pattern files ------------------------------------------------------------------------------
 
+
 def test_pattern_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
     listed = tmp_path / "exclude.txt"
-    listed.write_text("# raw files\n*.{tif,psd}\n\n   \n  weird/  \n#not/this\n",
-                      encoding="utf-8")
+    listed.write_text("# raw files\n*.{tif,psd}\n\n   \n  weird/  \n#not/this\n", encoding="utf-8")
     assert read_patterns(listed, "exclude_from") == ("*.{tif,psd}", "weird/")
 
 
@@ -201,8 +225,9 @@ def test_a_missing_pattern_file_is_a_config_error_naming_it(tmp_path: Path) -> N
 def test_from_config_adds_the_files_patterns(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("*.jpg\n", encoding="utf-8")
     (tmp_path / "ex.txt").write_text("weird/\n", encoding="utf-8")
-    config = UploadConfig(include=("*.png",), include_from=tmp_path / "in.txt",
-                          exclude_from=tmp_path / "ex.txt")
+    config = UploadConfig(
+        include=("*.png",), include_from=tmp_path / "in.txt", exclude_from=tmp_path / "ex.txt"
+    )
     rules = FileFilter.from_config(config, now=NOW)
     assert rules.accepts("a.png", 1, 0) and rules.accepts("x/a.jpg", 1, 0)
     assert not rules.accepts("weird/a.jpg", 1, 0) and not rules.accepts("a.gif", 1, 0)
@@ -216,8 +241,10 @@ def test_from_config_with_a_missing_file_raises(tmp_path: Path) -> None:
 
 # --- sizes and ages -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("size", "passes"), [(99, False), (100, True), (4096, True),
-                                              (4097, False)])
+
+@pytest.mark.parametrize(
+    ("size", "passes"), [(99, False), (100, True), (4096, True), (4097, False)]
+)
 def test_size_limits(size: int, passes: bool) -> None:
     """min_size and max_size bound a file's size, both ends included."""
     config = UploadConfig(min_size=100, max_size=4096)
@@ -228,8 +255,9 @@ def test_sizes_from_config_text() -> None:
     """Sizes take the project's units (the loader parses "4KiB")."""
     from bulkup.config.load import load_config
 
-    config = load_config(path=None, environ={"BULKUP_MIN_SIZE": "1KiB"},
-                         overrides={"max_size": 4096})
+    config = load_config(
+        path=None, environ={"BULKUP_MIN_SIZE": "1KiB"}, overrides={"max_size": 4096}
+    )
     assert (config.min_size, config.max_size) == (1024, 4096)
 
 
@@ -237,14 +265,17 @@ def _ns(epoch: float) -> int:
     return int(epoch * 1e9)
 
 
-@pytest.mark.parametrize(("age_days", "passes"), [
-    (0.0, False),  # younger than min_age (1d)
-    (0.5, False),
-    (1.0, True),  # exactly on a limit: sent
-    (3.0, True),
-    (7.0, True),
-    (7.5, False),  # older than max_age (1w)
-])
+@pytest.mark.parametrize(
+    ("age_days", "passes"),
+    [
+        (0.0, False),  # younger than min_age (1d)
+        (0.5, False),
+        (1.0, True),  # exactly on a limit: sent
+        (3.0, True),
+        (7.0, True),
+        (7.5, False),  # older than max_age (1w)
+    ],
+)
 def test_age_limits_measured_from_the_run_start(age_days: float, passes: bool) -> None:
     """max_age leaves out older files, min_age younger ones, measured from ``now``."""
     config = UploadConfig(min_age="1d", max_age="1w")
@@ -268,16 +299,28 @@ async def test_size_and_age_limits_in_a_walk(tmp_path: Path) -> None:
     os.utime(root / "new.jpg", (NOW - DAY, NOW - DAY))
     os.utime(root / "tiny.jpg", (NOW - DAY, NOW - DAY))
     config = UploadConfig(min_size=2, max_age="7d")
-    walker = Walker([str(root)], max_file_size=10**9,
-                    file_filter=FileFilter.from_config(config, now=NOW))
+    walker = Walker(
+        [str(root)], max_file_size=10**9, file_filter=FileFilter.from_config(config, now=NOW)
+    )
     assert await _walk(walker) == ["new.jpg"]
     assert walker.stats.excluded == 2
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30s", 30), ("10m", 600), ("2h", 7200), ("7d", 7 * DAY), ("1w", 7 * DAY),
-    ("1d12h", 1.5 * DAY), ("1.5h", 5400), ("90", 90), (" 2h ", 7200), ("500ms", 0.5),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("2h", 7200),
+        ("7d", 7 * DAY),
+        ("1w", 7 * DAY),
+        ("1d12h", 1.5 * DAY),
+        ("1.5h", 5400),
+        ("90", 90),
+        (" 2h ", 7200),
+        ("500ms", 0.5),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert age_seconds_before(text, NOW) == pytest.approx(NOW - seconds)
 
@@ -290,19 +333,22 @@ def test_bad_ages_are_config_errors(text: str) -> None:
         UploadConfig(max_age=text)
 
 
-@pytest.mark.parametrize(("changes", "culprit"), [
-    ({"min_size": 10, "max_size": 5}, "min_size"),
-    ({"min_age": "2w", "max_age": "1w"}, "min_age"),
-    ({"list_files": True}, "list_files"),
-    ({"min_size": -1}, "min_size"),
-])
-def test_filter_options_that_cannot_work_are_refused(changes: dict[str, Any],
-                                                     culprit: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "culprit"),
+    [
+        ({"min_size": 10, "max_size": 5}, "min_size"),
+        ({"min_age": "2w", "max_age": "1w"}, "min_age"),
+        ({"list_files": True}, "list_files"),
+        ({"min_size": -1}, "min_size"),
+    ],
+)
+def test_filter_options_that_cannot_work_are_refused(changes: dict[str, Any], culprit: str) -> None:
     with pytest.raises(ConfigError, match=culprit):
         UploadConfig(**changes)
 
 
 # --- the pattern that matched nothing -----------------------------------------------------------
+
 
 def _events(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == "filter_matched_nothing"]
@@ -312,8 +358,9 @@ async def test_a_pattern_that_matched_nothing_is_named_once(tmp_path: Path) -> N
     """At the end of a complete walk: one warning per unused pattern (include or exclude),
     none for the patterns that matched a file or pruned a directory."""
     root = _tree(tmp_path, ISSUE_TREE)
-    rules = FileFilter(include=["*.jpg", "*.gif"],
-                       exclude=["weird/", "*.bak", "/top/*.jpg", "*.bak"])
+    rules = FileFilter(
+        include=["*.jpg", "*.gif"], exclude=["weird/", "*.bak", "/top/*.jpg", "*.bak"]
+    )
     with capture_logs() as logs:
         await _walk(Walker([str(root)], max_file_size=10**9, file_filter=rules))
     found = [(e["kind"], e["pattern"], e["log_level"]) for e in _events(logs)]

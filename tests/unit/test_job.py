@@ -56,10 +56,16 @@ class FakeTime:
 
 
 def coordinator(client: FakeClient, time: FakeTime, **changes: Any) -> JobCoordinator:
-    config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
-                          password="pw", company_handle="c|1", **changes)
-    deps = Deps(client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep,
-                rng=lambda: 0.5)
+    config = UploadConfig(
+        server_url="http://127.0.0.1:1/scene7/UploadFile",
+        user="u@x.y",
+        password="pw",
+        company_handle="c|1",
+        **changes,
+    )
+    deps = Deps(
+        client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep, rng=lambda: 0.5
+    )
     return JobCoordinator(JobSettings.from_config(config), deps=deps)
 
 
@@ -82,8 +88,9 @@ class TestOpening:
 
     async def test_authentication_fault_propagates(self) -> None:
         """An authentication fault is not retried and not wrapped."""
-        client = FakeClient([AuthenticationFault(10001, "Invalid username/password",
-                                                 http_status=500)])
+        client = FakeClient(
+            [AuthenticationFault(10001, "Invalid username/password", http_status=500)]
+        )
         with pytest.raises(AuthenticationFault):
             await coordinator(client, FakeTime()).current_handle()
         assert len(client.params) == 1
@@ -106,8 +113,9 @@ class TestOpening:
         client = FakeClient([ConnectError("down")] * 6)
         job = coordinator(client, FakeTime(), max_attempts=3)
         job.open_soon()
-        results = await asyncio.gather(job.current_handle(), job.current_handle(),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            job.current_handle(), job.current_handle(), return_exceptions=True
+        )
         assert all(isinstance(r, UploadFailed) for r in results)
         assert len(client.params) == 3 and job.handle is None
 
@@ -130,8 +138,12 @@ class TestKeepAlive:
         assert time.sleeps[:3] == [1200.0, 1200.0, 1200.0]
         keepalives = client.params[1:]
         assert len(keepalives) == 3
-        assert all("<jobHandle>j|1||job|1</jobHandle>" in p and "<jobName>" not in p
-                   and "<endJob>" not in p for p in keepalives)
+        assert all(
+            "<jobHandle>j|1||job|1</jobHandle>" in p
+            and "<jobName>" not in p
+            and "<endJob>" not in p
+            for p in keepalives
+        )
 
     async def test_activity_postpones_keepalive(self) -> None:
         """A POST acknowledged at t=1000 moves the next keep-alive to t=2200, not t=1200."""
@@ -185,7 +197,7 @@ class TestUploadParamsEverywhere:
         with pytest.raises(asyncio.CancelledError):
             await job.keep_alive()
         await job.end_job()
-        options = {p[p.index("<uploadParams>"):p.index("</uploadParams>")] for p in client.params}
+        options = {p[p.index("<uploadParams>") : p.index("</uploadParams>")] for p in client.params}
         assert len(client.params) == 4 and len(options) == 1
 
     async def test_refused_endjob_means_closed(self) -> None:
@@ -204,15 +216,27 @@ class TestSettings:
     def test_the_settings_hold_what_the_config_says_built_once(self) -> None:
         """The coordinator reads its settings, not the config: the job's name, its options,
         the keep-alive interval and the retry policy, taken from the config once."""
-        config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
-                              password="pw", company_handle="c|1", job_name="nightly",
-                              keepalive_after_s=30.0, max_attempts=7, backoff_base_s=0.5,
-                              backoff_cap_s=9.0, fault30000_retries=4)
+        config = UploadConfig(
+            server_url="http://127.0.0.1:1/scene7/UploadFile",
+            user="u@x.y",
+            password="pw",
+            company_handle="c|1",
+            job_name="nightly",
+            keepalive_after_s=30.0,
+            max_attempts=7,
+            backoff_base_s=0.5,
+            backoff_cap_s=9.0,
+            fault30000_retries=4,
+        )
         settings = JobSettings.from_config(config)
         assert (settings.job_name, settings.company_handle, settings.keepalive_after_s) == (
-            "nightly", "c|1", 30.0)
-        assert settings.retry == RetryPolicy(max_attempts=7, base_s=0.5, cap_s=9.0,
-                                             fault30000_retries=4)
+            "nightly",
+            "c|1",
+            30.0,
+        )
+        assert settings.retry == RetryPolicy(
+            max_attempts=7, base_s=0.5, cap_s=9.0, fault30000_retries=4
+        )
         assert settings.upload_params is config.upload_params
         assert "pw" not in repr(settings)
 

@@ -19,8 +19,14 @@ from bulkup.models import FileEntry, FileFailure
 
 
 def entry(name: str, size: int = 10, mtime_ns: int = 1, inode: int = 7) -> FileEntry:
-    return FileEntry(path=f"/src/{name}", rel_path=name, target=f"Acme/{name}", size=size,
-                     mtime_ns=mtime_ns, inode=inode)
+    return FileEntry(
+        path=f"/src/{name}",
+        rel_path=name,
+        target=f"Acme/{name}",
+        size=size,
+        mtime_ns=mtime_ns,
+        inode=inode,
+    )
 
 
 class FakeClock:
@@ -38,8 +44,9 @@ class TestFile:
         journal.close()
         db = sqlite3.connect(tmp_path / "j.journal")
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] \
-            == str(journal_module.SCHEMA_VERSION)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+            journal_module.SCHEMA_VERSION
+        )
 
     def test_newer_schema_refused(self, tmp_path: Path) -> None:
         """A journal from a newer bulkup is refused with a clear message, not rewritten."""
@@ -55,8 +62,7 @@ class TestFile:
         """A truncated journal gives a clear error naming the file, never silent loss."""
         path = tmp_path / "j.journal"
         journal = Journal(path)
-        journal.record_posted(journal.begin_run(1), [entry(f"f{i}") for i in range(500)],
-                              "j|1", {})
+        journal.record_posted(journal.begin_run(1), [entry(f"f{i}") for i in range(500)], "j|1", {})
         journal.close()
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 3])
@@ -106,7 +112,8 @@ class TestFiles:
         assert known.state == "failed" and not known.unchanged_since_ack(entry("a.jpg"))
         journal.end_run(run, {"exit_code": 1}, True)
         assert journal.last_run_failures() == [
-            {"path": "/src/a.jpg", "target": "Acme/a.jpg", "reason": "boom"}]
+            {"path": "/src/a.jpg", "target": "Acme/a.jpg", "reason": "boom"}
+        ]
 
     def test_lookup_of_many(self, tmp_path: Path) -> None:
         """More targets than SQLite takes parameters (999) in one lookup."""
@@ -133,13 +140,25 @@ class TestFiles:
         one is gone."""
         journal = Journal(tmp_path / "j.journal")
         first = journal.begin_run(1)
-        known = [entry("same"), entry("resized"), entry("touched"), entry("failed"),
-                 entry("unwalked"), entry('q"uote\\ü')]
+        known = [
+            entry("same"),
+            entry("resized"),
+            entry("touched"),
+            entry("failed"),
+            entry("unwalked"),
+            entry('q"uote\\ü'),
+        ]
         journal.record_posted(first, known, "j|1", {})
         journal.record_failed(first, [FileFailure("/src/failed", "boom", "Acme/failed")])
         second = journal.begin_run(1)
-        walked = [entry("same"), entry("resized", size=11), entry("touched", mtime_ns=2),
-                  entry("failed"), entry("new"), entry('q"uote\\ü')]
+        walked = [
+            entry("same"),
+            entry("resized", size=11),
+            entry("touched", mtime_ns=2),
+            entry("failed"),
+            entry("new"),
+            entry('q"uote\\ü'),
+        ]
         assert journal.walked_changed(second, walked) == [1, 2, 3, 4]
         assert journal.gone(second) == ["/src/unwalked"]
 
@@ -147,13 +166,18 @@ class TestFiles:
         """The SQL decision is the one Known.unchanged_since_ack makes, file by file."""
         journal = Journal(tmp_path / "j.journal")
         run = journal.begin_run(1)
-        journal.record_posted(run, [entry(f"f{i}", size=i, mtime_ns=i) for i in range(40)],
-                              "j|1", {})
-        walked = [entry(f"f{i}", size=i + (i % 3 == 0), mtime_ns=i + (i % 5 == 0))
-                  for i in range(45)]
+        journal.record_posted(
+            run, [entry(f"f{i}", size=i, mtime_ns=i) for i in range(40)], "j|1", {}
+        )
+        walked = [
+            entry(f"f{i}", size=i + (i % 3 == 0), mtime_ns=i + (i % 5 == 0)) for i in range(45)
+        ]
         known = journal.lookup([e.target for e in walked])
-        expected = [i for i, e in enumerate(walked)
-                    if e.target not in known or not known[e.target].unchanged_since_ack(e)]
+        expected = [
+            i
+            for i, e in enumerate(walked)
+            if e.target not in known or not known[e.target].unchanged_since_ack(e)
+        ]
         assert journal.walked_changed(journal.begin_run(1), walked) == expected
 
     def test_hash_cache(self, tmp_path: Path) -> None:
@@ -174,11 +198,12 @@ class TestFiles:
         """Targets with quotes, backslashes, non-BMP and combining characters round-trip."""
         journal = Journal(tmp_path / "j.journal")
         run = journal.begin_run(1)
-        names = ['q"uote', "back\\slash", "emoji\U0001F600", "e\u0301", "tab\tx", "ü"]
+        names = ['q"uote', "back\\slash", "emoji\U0001f600", "e\u0301", "tab\tx", "ü"]
         journal.record_posted(run, [entry(n) for n in names], "j|1", {})
         assert set(journal.lookup([f"Acme/{n}" for n in names])) == {f"Acme/{n}" for n in names}
         assert journal.posted_sources("j|1", [f"Acme/{n}" for n in names]) == {
-            f"Acme/{n}": f"/src/{n}" for n in names}
+            f"Acme/{n}": f"/src/{n}" for n in names
+        }
 
 
 class TestRunsAndJobs:
@@ -191,17 +216,16 @@ class TestRunsAndJobs:
         clock.now += 60
         found = journal.resumable_job(source_ip=None, params_digest="digest", within_s=1200)
         assert found is not None and found.handle == "j|1||a|1"
-        assert journal.resumable_job(source_ip="127.0.0.2", params_digest="digest",
-                                     within_s=1200) is None
-        assert journal.resumable_job(source_ip=None, params_digest="other",
-                                     within_s=1200) is None
+        assert (
+            journal.resumable_job(source_ip="127.0.0.2", params_digest="digest", within_s=1200)
+            is None
+        )
+        assert journal.resumable_job(source_ip=None, params_digest="other", within_s=1200) is None
         clock.now += 1200
-        assert journal.resumable_job(source_ip=None, params_digest="digest",
-                                     within_s=1200) is None
+        assert journal.resumable_job(source_ip=None, params_digest="digest", within_s=1200) is None
         journal.record_job_active("j|1||a|1")
         journal.record_job_closed("j|1||a|1")
-        assert journal.resumable_job(source_ip=None, params_digest="digest",
-                                     within_s=1200) is None
+        assert journal.resumable_job(source_ip=None, params_digest="digest", within_s=1200) is None
 
     def test_old_runs_pruned(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Only the newest KEEP_RUNS runs (and their failures) are kept."""
@@ -231,8 +255,9 @@ class TestLock:
     def test_second_run_refused_then_lock_taken_over(self, tmp_path: Path) -> None:
         """A held lock names its PID; once that process is killed the lock is taken over."""
         path = tmp_path / "j.journal"
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+        )
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
             with pytest.raises(JournalError, match=f"PID {holder.pid}, started"):

@@ -48,17 +48,18 @@ def open_job(path: Path, clock: Any = None) -> Journal:
 class TestClosingState:
     def test_a_job_whose_end_job_was_sent_is_never_resumed(self, tmp_path: Path) -> None:
         journal = open_job(tmp_path / "j.journal")
-        assert journal.resumable_job(source_ip=None, params_digest="digest",
-                                     within_s=1200) is not None
+        assert (
+            journal.resumable_job(source_ip=None, params_digest="digest", within_s=1200) is not None
+        )
         journal.record_job_closing(HANDLE)
         assert journal.job_state(HANDLE) == JOB_CLOSING
-        assert journal.resumable_job(source_ip=None, params_digest="digest",
-                                     within_s=1200) is None
+        assert journal.resumable_job(source_ip=None, params_digest="digest", within_s=1200) is None
         journal.record_job_closed(HANDLE)
         assert journal.job_state(HANDLE) == JOB_CLOSED
 
     def test_closing_survives_reopening_and_keeps_its_files_acknowledged(
-            self, tmp_path: Path) -> None:
+        self, tmp_path: Path
+    ) -> None:
         """The state is committed at once (a SIGKILL right after loses nothing), and the
         files posted to the job stay acknowledged, waiting for the job log's verdicts."""
         from .test_journal import entry
@@ -89,7 +90,8 @@ class TestClosingState:
         assert version == (str(journal_module.SCHEMA_VERSION),) and version == ("2",)
 
     def test_old_closing_jobs_are_pruned_like_closed_ones(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setattr(journal_module, "KEEP_RUNS", 1)
         journal = open_job(tmp_path / "j.journal")
         journal.record_job_closing(HANDLE)
@@ -122,12 +124,18 @@ class Recorder:
 
 def coordinator_with(recorder: Recorder, client: FakeClient) -> JobCoordinator:
     time = FakeTime()
-    config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
-                          password="pw", company_handle="c|1")
-    deps = Deps(client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep,
-                rng=lambda: 0.5)
-    return JobCoordinator(JobSettings.from_config(config), deps=deps,
-                          links=JobLinks(recorder=recorder))
+    config = UploadConfig(
+        server_url="http://127.0.0.1:1/scene7/UploadFile",
+        user="u@x.y",
+        password="pw",
+        company_handle="c|1",
+    )
+    deps = Deps(
+        client=client, stats=Stats(clock=time), clock=time, sleep=time.sleep, rng=lambda: 0.5
+    )
+    return JobCoordinator(
+        JobSettings.from_config(config), deps=deps, links=JobLinks(recorder=recorder)
+    )
 
 
 class TestEndJobOrder:
@@ -163,13 +171,17 @@ class FullDisk(sqlite3.Connection):
 
 class TestUnusableFolders:
     def test_a_full_disk_at_opening_names_the_path_and_leaves_the_journal_alone(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         path = tmp_path / "j.journal"
         open_job(path).close()
         before = path.read_bytes()
         real_connect = sqlite3.connect
-        monkeypatch.setattr(journal_module.sqlite3, "connect",
-                            lambda *a, **k: real_connect(*a, **k, factory=FullDisk))
+        monkeypatch.setattr(
+            journal_module.sqlite3,
+            "connect",
+            lambda *a, **k: real_connect(*a, **k, factory=FullDisk),
+        )
         with pytest.raises(JournalError) as caught:
             Journal(path)
         message = str(caught.value)
@@ -184,8 +196,9 @@ class TestUnusableFolders:
         assert str(tmp_path / "file" / "j.journal") in str(caught.value)
 
     @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.ENOSPC])
-    def test_a_lock_that_cannot_be_created(self, code: int, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_lock_that_cannot_be_created(
+        self, code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         def refuse(*args: Any, **kwargs: Any) -> int:
             raise OSError(code, os.strerror(code))
 
@@ -196,14 +209,19 @@ class TestUnusableFolders:
         assert str(tmp_path / "j.journal.lock") in message and os.strerror(code) in message
 
     def test_target_lock_moves_to_the_temporary_folder_when_state_cannot_be_written(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """The target lock must be shared by every run on the target, so it never lives
         beside one journal; with no writable state folder it goes to a per-user folder of
         the temporary directory (the same for every run of this user)."""
         (tmp_path / "state").write_text("a file, not a folder")
         monkeypatch.setattr(journal_run.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
-        config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
-                              password="pw", company_handle="c|1")
+        config = UploadConfig(
+            server_url="http://127.0.0.1:1/scene7/UploadFile",
+            user="u@x.y",
+            password="pw",
+            company_handle="c|1",
+        )
         environ = {"XDG_STATE_HOME": str(tmp_path / "state")}
         path = journal_run.target_lock_path(config, ["/src"], environ)
         assert path.parent == tmp_path / "tmp" / f"bulkup-{os.getuid()}-locks"
@@ -219,7 +237,8 @@ class TestLockFiles:
         assert not lock.path.exists()
 
     def test_a_run_that_opened_a_released_file_takes_the_new_one(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A holder removes its file as another run opens it: that run must not hold a lock
         on a file no path names (a third run would then lock the new file too)."""
         holder = RunLock(tmp_path / "j.journal")

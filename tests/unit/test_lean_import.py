@@ -30,8 +30,14 @@ PROBE = textwrap.dedent("""
 
 
 def probe(mode: str, env: dict[str, str]) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                          env=env, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     return dict(json.loads(done.stdout))
 
 
@@ -51,8 +57,12 @@ def test_a_caller_s_own_ca_file_is_kept(tmp_path: Path) -> None:
 
 def test_https_always_gets_bulkup_s_own_verifying_context() -> None:
     """Never ``True`` (aiohttp's import-time default): a context that verifies."""
-    config = UploadConfig(server_url="https://ips.example.com/scene7/UploadFile",
-                          user="u@example.com", password="pw", company_handle="c|1")
+    config = UploadConfig(
+        server_url="https://ips.example.com/scene7/UploadFile",
+        user="u@example.com",
+        password="pw",
+        company_handle="c|1",
+    )
     context = ssl_context(config)
     assert not isinstance(context, bool)
     assert context.verify_mode.name == "CERT_REQUIRED" and context.check_hostname

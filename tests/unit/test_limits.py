@@ -29,8 +29,9 @@ MONDAY = datetime(2026, 11, 30)  # a Monday, 00:00
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     """Local time on the day ``day`` days after Monday 2026-11-30."""
-    return MONDAY.replace(day=30 + day if day == 0 else day, month=12 if day else 11,
-                          hour=hour, minute=minute)
+    return MONDAY.replace(
+        day=30 + day if day == 0 else day, month=12 if day else 11, hour=hour, minute=minute
+    )
 
 
 class FakeTime:
@@ -50,9 +51,19 @@ class FakeTime:
 
 
 class TestTimetable:
-    @pytest.mark.parametrize(("text", "rate"), [
-        ("10M", 10_000_000), ("512k", 512_000), ("1.5MiB", 1_572_864), ("off", None),
-        ("0", None), ("OFF", None), ("10M:1M", 10_000_000), ("200B", 200)])
+    @pytest.mark.parametrize(
+        ("text", "rate"),
+        [
+            ("10M", 10_000_000),
+            ("512k", 512_000),
+            ("1.5MiB", 1_572_864),
+            ("off", None),
+            ("0", None),
+            ("OFF", None),
+            ("10M:1M", 10_000_000),
+            ("200B", 200),
+        ],
+    )
     def test_a_single_rate_holds_all_week(self, text: str, rate: int | None) -> None:
         table = parse_bwlimit(text)
         assert {table.rate_at(at(day, hour)) for day in range(7) for hour in (0, 13)} == {rate}
@@ -87,11 +98,20 @@ class TestTimetable:
         assert table.rate_at(at(0, 11)) == 512_000
         assert table.rate_at(at(6, 21)) is None
 
-    @pytest.mark.parametrize(("text", "says"), [
-        ("512", "has no unit"), ("08:00,512", "has no unit"), ("fast", "is no rate"),
-        ("24:00,1M", "no time of day"), ("08:60,1M", "no time of day"),
-        ("Mo-08:00,1M", "no weekday"), ("1M 08:00,off", "single rate stands alone"),
-        ("", "empty"), ("08:00", "a time without a rate")])
+    @pytest.mark.parametrize(
+        ("text", "says"),
+        [
+            ("512", "has no unit"),
+            ("08:00,512", "has no unit"),
+            ("fast", "is no rate"),
+            ("24:00,1M", "no time of day"),
+            ("08:60,1M", "no time of day"),
+            ("Mo-08:00,1M", "no weekday"),
+            ("1M 08:00,off", "single rate stands alone"),
+            ("", "empty"),
+            ("08:00", "a time without a rate"),
+        ],
+    )
     def test_mistakes_name_the_entry(self, text: str, says: str) -> None:
         with pytest.raises(ConfigError, match=says):
             parse_bwlimit(text)
@@ -105,14 +125,21 @@ class TestTimetable:
             UploadConfig(tpslimit_burst=0)
 
 
-def limit(text: str, time: FakeTime, switch: LimitSwitch | None = None,
-          now: datetime = MONDAY) -> BandwidthLimit:
-    return BandwidthLimit(parse_bwlimit(text), switch=switch or LimitSwitch(), clock=time.clock,
-                          sleep=time.sleep, now=lambda: now)
+def limit(
+    text: str, time: FakeTime, switch: LimitSwitch | None = None, now: datetime = MONDAY
+) -> BandwidthLimit:
+    return BandwidthLimit(
+        parse_bwlimit(text),
+        switch=switch or LimitSwitch(),
+        clock=time.clock,
+        sleep=time.sleep,
+        now=lambda: now,
+    )
 
 
-async def send_for(pace: BandwidthLimit, time: FakeTime, seconds: float,
-                   workers: int = 8) -> Counter[int]:
+async def send_for(
+    pace: BandwidthLimit, time: FakeTime, seconds: float, workers: int = 8
+) -> Counter[int]:
     """Bytes handed on per whole second of fake time, by ``workers`` writers sharing it."""
     per_second: Counter[int] = Counter()
 
@@ -161,16 +188,19 @@ class TestBandwidth:
             switch.toggle()
             await pace.take(2_000_000)
         assert sum(time.slept) == pytest.approx(2.0, rel=0.01)
-        assert [(e["event"], e["limit"]) for e in logs] == [("bwlimit_toggled", "off"),
-                                                            ("bwlimit_toggled", "on")]
+        assert [(e["event"], e["limit"]) for e in logs] == [
+            ("bwlimit_toggled", "off"),
+            ("bwlimit_toggled", "on"),
+        ]
 
     async def test_a_timetable_change_reaches_a_waiting_writer(self) -> None:
         """A writer waiting on a slow limit goes on at the new rate once the table changes."""
         time = FakeTime()
         when = [at(2, 18, 59)]
         table = parse_bwlimit("08:00,1k 19:00,off")
-        pace = BandwidthLimit(table, switch=LimitSwitch(), clock=time.clock, sleep=time.sleep,
-                              now=lambda: when[0])
+        pace = BandwidthLimit(
+            table, switch=LimitSwitch(), clock=time.clock, sleep=time.sleep, now=lambda: when[0]
+        )
 
         async def turn_of_the_hour() -> None:
             while time.now < 5:

@@ -49,10 +49,12 @@ def test_a_loop_on_another_thread_is_not_judged() -> None:
 
 @pytest.mark.blocks_loop  # the tests run inside this one block the loop, as they should
 def test_a_test_that_blocks_fails_and_one_marked_passes(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n"
-                     "asyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     pytester.makeconftest('pytest_plugins = ["loop_guard"]\n')
-    pytester.makepyfile(test_blocking=f"""
+    pytester.makepyfile(
+        test_blocking=f"""
         import time
         import pytest
 
@@ -75,13 +77,17 @@ def test_a_test_that_blocks_fails_and_one_marked_passes(pytester: pytest.Pyteste
         @pytest.mark.blocks_loop({RECORD_FROM_S})
         async def test_blocking_teardown(slow_fixture):
             pass
-    """)
+    """
+    )
     assert HELD_S < BLOCK_LIMIT_S
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=3, errors=1)
-    result.stdout.fnmatch_lines([
-        "*ERROR at teardown of test_blocking_teardown*",
-        f"*event loop was blocked for more than {RECORD_FROM_S:g} s during teardown*",
-        "*_ test_blocks _*",
-        f"*event loop was blocked for more than {RECORD_FROM_S:g} s during the test*",
-        "*s: <Task*coro=<test_blocks()*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_blocking_teardown*",
+            f"*event loop was blocked for more than {RECORD_FROM_S:g} s during teardown*",
+            "*_ test_blocks _*",
+            f"*event loop was blocked for more than {RECORD_FROM_S:g} s during the test*",
+            "*s: <Task*coro=<test_blocks()*",
+        ]
+    )

@@ -16,15 +16,13 @@ def test_glibc_accepts_every_setting() -> None:
     """On glibc each mallopt() call must succeed (0 would mean a wrong parameter or a value out
     of range); elsewhere nothing is tried. Run in a child so this process keeps its defaults."""
     code = "from bulkup.cli.malloc_tuning import tune_malloc; print(tune_malloc())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     expected = os.confstr("CS_GNU_LIBC_VERSION") if sys.platform.startswith("linux") else ""
     assert done.stdout.strip() == str(bool(expected and expected.startswith("glibc")))
 
 
 @pytest.mark.parametrize("version", ["", "musl 1.2.4"])
-def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch,
-                                         version: str) -> None:
+def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     monkeypatch.setattr(malloc_tuning.sys, "platform", "linux")
     monkeypatch.setattr(malloc_tuning.os, "confstr", lambda name: version)
     assert tune_malloc() is False

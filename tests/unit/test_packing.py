@@ -92,9 +92,7 @@ class TestPackingProperties:
         assert packer.pending == 0
 
     @given(_streams())
-    def test_batches_closed_only_when_needed(
-        self, case: tuple[int, int, list[FileEntry]]
-    ) -> None:
+    def test_batches_closed_only_when_needed(self, case: tuple[int, int, list[FileEntry]]) -> None:
         """add closes a batch early only when it is full or cannot take the new entry."""
         max_bytes, max_files, entries = case
         packer = BatchPacker(max_bytes, max_files)

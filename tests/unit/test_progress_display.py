@@ -53,17 +53,36 @@ def _reset_logging() -> Iterator[None]:
 
 def snap(**changes: Any) -> StatsSnapshot:
     base: dict[str, Any] = dict(
-        files_found=0, bytes_found=0, walk_done=False, files_uploaded=0, bytes_uploaded=0,
-        files_failed=0, files_skipped=0, posts=0, retries=0, elapsed_s=0.0)
+        files_found=0,
+        bytes_found=0,
+        walk_done=False,
+        files_uploaded=0,
+        bytes_uploaded=0,
+        files_failed=0,
+        files_skipped=0,
+        posts=0,
+        retries=0,
+        elapsed_s=0.0,
+    )
     base.update(changes)
     return StatsSnapshot(**base)
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [
-    (0, "0:00:00"), (9.4, "0:00:09"), (59.6, "0:01:00"), (250, "0:04:10"),
-    (3723, "1:02:03"), (100 * 3600 + 1, "100:00:01"),
-    (None, "-"), (-1, "-"), (float("inf"), "-"), (float("nan"), "-"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0:00:00"),
+        (9.4, "0:00:09"),
+        (59.6, "0:01:00"),
+        (250, "0:04:10"),
+        (3723, "1:02:03"),
+        (100 * 3600 + 1, "100:00:01"),
+        (None, "-"),
+        (-1, "-"),
+        (float("inf"), "-"),
+        (float("nan"), "-"),
+    ],
+)
 def test_hms(seconds: float | None, shown: str) -> None:
     assert hms(seconds) == shown
 
@@ -100,22 +119,53 @@ def test_eta_only_once_the_walk_is_done_and_bytes_move() -> None:
     stalled = figures(snap(bytes_found=100 * MB, walk_done=True), 0.0)
     assert stalled.eta_s is None and "ETA -," in progress_line(stalled)
     # left: found - acknowledged - skipped = 100 - 10 - 30 = 60 MB at 0.5 MB/s: 120 s
-    moving = figures(snap(bytes_found=100 * MB, walk_done=True, bytes_uploaded=10 * MB,
-                          bytes_skipped=30 * MB, bytes_sent=12 * MB), 0.5 * MB)
+    moving = figures(
+        snap(
+            bytes_found=100 * MB,
+            walk_done=True,
+            bytes_uploaded=10 * MB,
+            bytes_skipped=30 * MB,
+            bytes_sent=12 * MB,
+        ),
+        0.5 * MB,
+    )
     assert moving.eta_s == pytest.approx(120.0)
     assert "ETA 0:02:00" in progress_line(moving)
 
 
 def test_the_lines_show_sent_acknowledged_in_flight_retries_failures() -> None:
-    fig = figures(snap(files_found=3010, bytes_found=412 * MB, walk_done=False,
-                       files_uploaded=1234, bytes_uploaded=150 * MB, bytes_sent=170_200_000,
-                       posts_in_flight=2, retries=3, files_failed=1, elapsed_s=9.0), 18.9 * MB)
+    fig = figures(
+        snap(
+            files_found=3010,
+            bytes_found=412 * MB,
+            walk_done=False,
+            files_uploaded=1234,
+            bytes_uploaded=150 * MB,
+            bytes_sent=170_200_000,
+            posts_in_flight=2,
+            retries=3,
+            files_failed=1,
+            elapsed_s=9.0,
+        ),
+        18.9 * MB,
+    )
     wire, files = progress_lines(fig)
     assert wire == "sent 170.2 MB, 18.9 MB/s (20 s avg), ETA -, elapsed 0:00:09"
-    assert files == ("acknowledged 1,234/3,010+ files, 150.0/412.0 MB; 2 POSTs in flight, "
-                     "3 retries, 1 failed")
-    one = figures(snap(walk_done=True, bytes_found=10, bytes_uploaded=5, posts_in_flight=1,
-                       retries=1, files_skipped=4, bytes_skipped=1), 0.0)
+    assert files == (
+        "acknowledged 1,234/3,010+ files, 150.0/412.0 MB; 2 POSTs in flight, 3 retries, 1 failed"
+    )
+    one = figures(
+        snap(
+            walk_done=True,
+            bytes_found=10,
+            bytes_uploaded=5,
+            posts_in_flight=1,
+            retries=1,
+            files_skipped=4,
+            bytes_skipped=1,
+        ),
+        0.0,
+    )
     assert "(60%); 1 POST in flight, 1 retry, 0 failed, 4 unchanged" in progress_lines(one)[1]
 
 
@@ -152,9 +202,17 @@ def test_stats_events_every_interval_on_the_run_s_clock() -> None:
         clock.now += 0.5
     assert [e["elapsed_s"] for e in events] == [60.0, 120.0, 180.0]
     assert events[0]["rate_bytes_per_s"] == MB
-    assert set(events[0]) >= {"files_found", "files_acknowledged", "files_failed",
-                              "bytes_sent", "bytes_acknowledged", "rate_bytes_per_s", "eta_s",
-                              "posts_in_flight", "retries"}
+    assert set(events[0]) >= {
+        "files_found",
+        "files_acknowledged",
+        "files_failed",
+        "bytes_sent",
+        "bytes_acknowledged",
+        "rate_bytes_per_s",
+        "eta_s",
+        "posts_in_flight",
+        "retries",
+    }
 
 
 def test_stats_events_keep_to_their_grid_after_a_late_tick() -> None:
@@ -198,8 +256,7 @@ def test_log_lines_print_above_the_progress_area_never_into_it() -> None:
     """The display and the console log share one terminal: after log lines between updates
     the screen shows each log line whole on a line of its own, the two progress lines last."""
     terminal = io.StringIO()
-    console = Console(file=terminal, force_terminal=True, width=160, height=12,
-                      color_system=None)
+    console = Console(file=terminal, force_terminal=True, width=160, height=12, color_system=None)
     configure_logging("console", stream=terminal)
     display = LiveDisplay(console, stdout=io.StringIO())
     log = structlog.get_logger()
@@ -244,8 +301,15 @@ PROBE = textwrap.dedent("""
 
 def test_a_run_off_a_terminal_never_imports_rich(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert "RICH []" in done.stdout
     assert "job_closed" in done.stderr or "job_opened" in done.stderr  # the run did happen

@@ -153,16 +153,29 @@ def test_the_rate_never_goes_negative() -> None:
 
 
 def test_large_counts_keep_their_separators() -> None:
-    fig = figures(StatsSnapshot(
-        files_found=1_234_567, bytes_found=5_000_000 * MB, walk_done=True,
-        files_uploaded=1_000_000, bytes_uploaded=4_000_000 * MB, files_failed=12_345,
-        files_skipped=0, posts=10, retries=1_500, elapsed_s=3 * 3600.0 + 5,
-        bytes_sent=4_100_000 * MB, posts_in_flight=16), 400 * MB)
+    fig = figures(
+        StatsSnapshot(
+            files_found=1_234_567,
+            bytes_found=5_000_000 * MB,
+            walk_done=True,
+            files_uploaded=1_000_000,
+            bytes_uploaded=4_000_000 * MB,
+            files_failed=12_345,
+            files_skipped=0,
+            posts=10,
+            retries=1_500,
+            elapsed_s=3 * 3600.0 + 5,
+            bytes_sent=4_100_000 * MB,
+            posts_in_flight=16,
+        ),
+        400 * MB,
+    )
     wire, files = progress_lines(fig)
-    assert wire == ("sent 4,100,000.0 MB, 400.0 MB/s (20 s avg), ETA 0:41:40, "
-                    "elapsed 3:00:05")
-    assert files == ("acknowledged 1,000,000/1,234,567 files, 4,000,000.0/5,000,000.0 MB "
-                     "(80%); 16 POSTs in flight, 1,500 retries, 12,345 failed")
+    assert wire == ("sent 4,100,000.0 MB, 400.0 MB/s (20 s avg), ETA 0:41:40, elapsed 3:00:05")
+    assert files == (
+        "acknowledged 1,000,000/1,234,567 files, 4,000,000.0/5,000,000.0 MB "
+        "(80%); 16 POSTs in flight, 1,500 retries, 12,345 failed"
+    )
 
 
 def test_finish_closes_the_display_once_and_nothing_is_shown_after() -> None:

@@ -18,16 +18,19 @@ def url_of(url: str, configured: str | None, **environ: str) -> str | None:
 
 
 class TestEnvironment:
-    @pytest.mark.parametrize(("environ", "expected"), [
-        ({}, None),
-        ({"https_proxy": "http://p:3128"}, "http://p:3128"),
-        ({"HTTPS_PROXY": "http://p:3128"}, "http://p:3128"),
-        ({"https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:2"}, "http://a:1"),
-        ({"http_proxy": "http://p:3128"}, None),  # an https URL does not take http_proxy
-        ({"ALL_PROXY": "http://all:8080"}, "http://all:8080"),
-        ({"https_proxy": "http://p:1", "all_proxy": "http://all:2"}, "http://p:1"),
-        ({"https_proxy": "p.example"}, "http://p.example:1080"),  # curl's default port
-    ])
+    @pytest.mark.parametrize(
+        ("environ", "expected"),
+        [
+            ({}, None),
+            ({"https_proxy": "http://p:3128"}, "http://p:3128"),
+            ({"HTTPS_PROXY": "http://p:3128"}, "http://p:3128"),
+            ({"https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:2"}, "http://a:1"),
+            ({"http_proxy": "http://p:3128"}, None),  # an https URL does not take http_proxy
+            ({"ALL_PROXY": "http://all:8080"}, "http://all:8080"),
+            ({"https_proxy": "http://p:1", "all_proxy": "http://all:2"}, "http://p:1"),
+            ({"https_proxy": "p.example"}, "http://p.example:1080"),  # curl's default port
+        ],
+    )
     def test_https_url(self, environ: dict[str, str], expected: str | None) -> None:
         assert url_of(HTTPS, None, **environ) == expected
 
@@ -37,27 +40,35 @@ class TestEnvironment:
         assert url_of(HTTP, None, HTTP_PROXY="http://p:1") is None
         assert url_of(HTTP, None, HTTPS_PROXY="http://p:1") is None
 
-    @pytest.mark.parametrize(("no_proxy", "bypassed"), [
-        ("*", True),
-        ("scene7.com", True),
-        (".scene7.com", True),
-        ("example.com,scene7.com", True),
-        ("example.com scene7.com", True),
-        ("S7SPS1SSL.SCENE7.COM", True),
-        ("7.com", False),  # a name matches whole labels only
-        ("other.com", False),
-        ("", False),
-    ])
+    @pytest.mark.parametrize(
+        ("no_proxy", "bypassed"),
+        [
+            ("*", True),
+            ("scene7.com", True),
+            (".scene7.com", True),
+            ("example.com,scene7.com", True),
+            ("example.com scene7.com", True),
+            ("S7SPS1SSL.SCENE7.COM", True),
+            ("7.com", False),  # a name matches whole labels only
+            ("other.com", False),
+            ("", False),
+        ],
+    )
     def test_no_proxy(self, no_proxy: str, bypassed: bool) -> None:
         got = url_of(HTTPS, None, https_proxy="http://p:1", no_proxy=no_proxy)
         assert (got is None) is bypassed
 
-    @pytest.mark.parametrize(("no_proxy", "bypassed"), [
-        ("127.0.0.1", True), ("127.0.0.0/8", True), ("10.0.0.0/8", False), ("127.0.0.2", False),
-    ])
+    @pytest.mark.parametrize(
+        ("no_proxy", "bypassed"),
+        [
+            ("127.0.0.1", True),
+            ("127.0.0.0/8", True),
+            ("10.0.0.0/8", False),
+            ("127.0.0.2", False),
+        ],
+    )
     def test_no_proxy_addresses(self, no_proxy: str, bypassed: bool) -> None:
-        got = url_of("https://127.0.0.1:8443/x", None, https_proxy="http://p:1",
-                     NO_PROXY=no_proxy)
+        got = url_of("https://127.0.0.1:8443/x", None, https_proxy="http://p:1", NO_PROXY=no_proxy)
         assert (got is None) is bypassed
 
 
@@ -66,8 +77,7 @@ class TestConfigured:
         assert url_of(HTTPS, "http://mine:9", https_proxy="http://env:1") == "http://mine:9"
 
     def test_direct_ignores_the_environment(self) -> None:
-        assert url_of(HTTPS, "direct", https_proxy="http://env:1", ALL_PROXY="http://a:2") \
-            is None
+        assert url_of(HTTPS, "direct", https_proxy="http://env:1", ALL_PROXY="http://a:2") is None
 
     def test_credentials_go_to_a_header_never_to_the_url(self) -> None:
         proxy = proxy_for(HTTPS, "http://alice:s%40cret@p:3128", {})

@@ -48,8 +48,9 @@ class TestHelperAnswers:
         group = group_of(tmp_path, [0, 1, 16_384, 300_000, 5])
         assert bytes(await helper.parts(group)) == small_parts(group)
 
-    async def test_bigger_files_are_read_in_process(self, tmp_path: Path,
-                                                    helper: HelperReader) -> None:
+    async def test_bigger_files_are_read_in_process(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         """Files averaging over 64 KiB skip the helper (its pipe copy would cost more)."""
         small = group_of(tmp_path, [16_384] * 4, prefix="s")
         big = group_of(tmp_path, [300_000, 10], prefix="b")
@@ -58,15 +59,17 @@ class TestHelperAnswers:
         assert bytes(await helper.parts(big)) == small_parts(big)
         assert helper.helper_groups == 1
 
-    async def test_concurrent_requests_get_their_own_replies(self, tmp_path: Path,
-                                                            helper: HelperReader) -> None:
+    async def test_concurrent_requests_get_their_own_replies(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         """Many groups in flight at once: each request gets its own files back."""
         groups = [group_of(tmp_path, [100 * (g + 1)] * 5, prefix=f"g{g}_") for g in range(12)]
         replies = await asyncio.gather(*(helper.parts(g) for g in groups))
         assert [bytes(r) for r in replies] == [small_parts(g) for g in groups]
 
-    async def test_a_cancelled_request_does_not_shift_the_next(self, tmp_path: Path,
-                                                               helper: HelperReader) -> None:
+    async def test_a_cancelled_request_does_not_shift_the_next(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         """A body cancelled while its reply is on the way: the next request still gets its
         own bytes, not the cancelled one's."""
         first = group_of(tmp_path, [60_000] * 16, prefix="a")
@@ -101,8 +104,9 @@ def drain(peer: socket.socket) -> bytes:
 
 
 class TestDirectToTheConnection:
-    async def test_whole_group_goes_into_the_connection(self, tmp_path: Path,
-                                                        helper: HelperReader) -> None:
+    async def test_whole_group_goes_into_the_connection(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         """With room in the connection the helper writes every part; nothing comes back."""
         group = group_of(tmp_path, [0, 1, 16_384, 5])
         ours, peer = connection()
@@ -112,8 +116,7 @@ class TestDirectToTheConnection:
             assert bytes(rest) == b""
             assert drain(peer) == small_parts(group)
 
-    async def test_what_does_not_fit_comes_back(self, tmp_path: Path,
-                                                helper: HelperReader) -> None:
+    async def test_what_does_not_fit_comes_back(self, tmp_path: Path, helper: HelperReader) -> None:
         """A connection that takes only part of the group: the rest comes back, and the two
         together are the group's parts, in order."""
         group = group_of(tmp_path, [60_000] * 16)
@@ -134,15 +137,19 @@ class TestDirectToTheConnection:
                 await helper.parts(group, direct_to=ours.fileno())
             assert drain(peer) == b""
 
-    async def test_interleaved_with_piped_groups(self, tmp_path: Path,
-                                                 helper: HelperReader) -> None:
+    async def test_interleaved_with_piped_groups(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         """Direct and piped requests in flight together each get their own answer."""
         groups = [group_of(tmp_path, [100 * (g + 1)] * 5, prefix=f"g{g}_") for g in range(6)]
         pairs = [connection() for _ in groups]
         try:
-            replies = await asyncio.gather(*(
-                helper.parts(g, direct_to=pair[0].fileno() if i % 2 else None)
-                for i, (g, pair) in enumerate(zip(groups, pairs, strict=True))))
+            replies = await asyncio.gather(
+                *(
+                    helper.parts(g, direct_to=pair[0].fileno() if i % 2 else None)
+                    for i, (g, pair) in enumerate(zip(groups, pairs, strict=True))
+                )
+            )
             for i, (g, reply, (_, peer)) in enumerate(zip(groups, replies, pairs, strict=True)):
                 assert drain(peer) + bytes(reply) == small_parts(g)
                 assert bool(reply) == (i % 2 == 0)
@@ -152,7 +159,8 @@ class TestDirectToTheConnection:
                 peer.close()
 
     async def test_helper_gone_during_a_direct_write_fails_loudly(
-            self, tmp_path: Path, helper: HelperReader, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, tmp_path: Path, helper: HelperReader, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Some of the group may be on the wire: no silent in-process retry, HelperLost (the
         POST is sent again); later groups are read in process.
 
@@ -174,8 +182,7 @@ class TestDirectToTheConnection:
             with pytest.raises(HelperLost):
                 await helper.parts(group, direct_to=ours.fileno())
             assert not helper.writes_direct
-            assert bytes(await helper.parts(group, direct_to=ours.fileno())) == \
-                small_parts(group)
+            assert bytes(await helper.parts(group, direct_to=ours.fileno())) == small_parts(group)
 
 
 class TestHelperErrors:
@@ -187,8 +194,9 @@ class TestHelperErrors:
         assert caught.value.path == group[1].entry.path
 
     @pytest.mark.parametrize(("new_size", "says"), [(5, "to 5 bytes"), (15, "to more bytes")])
-    async def test_size_changed_is_named(self, tmp_path: Path, helper: HelperReader,
-                                         new_size: int, says: str) -> None:
+    async def test_size_changed_is_named(
+        self, tmp_path: Path, helper: HelperReader, new_size: int, says: str
+    ) -> None:
         group = group_of(tmp_path, [10, 10])
         Path(group[0].entry.path).write_bytes(b"x" * new_size)
         with pytest.raises(SourceChangedError, match=says) as caught:
@@ -209,15 +217,17 @@ class TestHelperErrors:
         group = group_of(tmp_path, [10, 10])
         blocker = tmp_path / "blocker"
         blocker.write_bytes(b"")
-        moved = FileEntry(path=str(blocker / "f.bin"), rel_path="f.bin", target="Acme/f.bin",
-                          size=10, mtime_ns=0)
+        moved = FileEntry(
+            path=str(blocker / "f.bin"), rel_path="f.bin", target="Acme/f.bin", size=10, mtime_ns=0
+        )
         group[1] = FilePart(moved, group[1].header)
         with pytest.raises(SourceError, match="cannot open: Not a directory") as caught:
             await helper.parts(group)
         assert caught.value.path == moved.path
 
-    async def test_errors_match_the_in_process_reader(self, tmp_path: Path,
-                                                      helper: HelperReader) -> None:
+    async def test_errors_match_the_in_process_reader(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         group = group_of(tmp_path, [10, 10])
         Path(group[1].entry.path).write_bytes(b"x" * 3)
         with pytest.raises(SourceChangedError) as in_process:
@@ -225,12 +235,15 @@ class TestHelperErrors:
         with pytest.raises(SourceChangedError) as by_helper:
             await helper.parts(group)
         assert (by_helper.value.path, by_helper.value.reason) == (
-            in_process.value.path, in_process.value.reason)
+            in_process.value.path,
+            in_process.value.reason,
+        )
 
 
 class TestFallBack:
-    async def test_helper_killed_midway_reads_go_on_in_process(self, tmp_path: Path,
-                                                               helper: HelperReader) -> None:
+    async def test_helper_killed_midway_reads_go_on_in_process(
+        self, tmp_path: Path, helper: HelperReader
+    ) -> None:
         group = group_of(tmp_path, [1000] * 4)
         pid = helper.helper_pid
         assert pid is not None
@@ -248,8 +261,9 @@ class TestFallBack:
         group = group_of(tmp_path, [10, 20])
         assert reader.helper_pid is None
         assert await reader.parts(group) == small_parts(group)
-        assert any(e["event"] == "read_helper_failed" and "cannot start" in e["reason"]
-                   for e in logs)
+        assert any(
+            e["event"] == "read_helper_failed" and "cannot start" in e["reason"] for e in logs
+        )
         await reader.close()
 
     async def test_not_started_reads_in_process(self, tmp_path: Path) -> None:
@@ -274,15 +288,30 @@ class TestHelperScript:
         path = os.fsencode(data)
         header = b"H:"
         st = data.stat()
-        request = ((1).to_bytes(4, "little") + bytes([TO_PIPE]) + (3).to_bytes(8, "little")
-                   + st.st_mtime_ns.to_bytes(8, "little") + st.st_ino.to_bytes(8, "little")
-                   + len(path).to_bytes(4, "little") + len(header).to_bytes(4, "little")
-                   + path + header)
-        done = subprocess.run([sys.executable, "-I", "-S", str(HELPER_SCRIPT)],
-                              input=request, capture_output=True, timeout=30, check=True)
+        request = (
+            (1).to_bytes(4, "little")
+            + bytes([TO_PIPE])
+            + (3).to_bytes(8, "little")
+            + st.st_mtime_ns.to_bytes(8, "little")
+            + st.st_ino.to_bytes(8, "little")
+            + len(path).to_bytes(4, "little")
+            + len(header).to_bytes(4, "little")
+            + path
+            + header
+        )
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(HELPER_SCRIPT)],
+            input=request,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
         status, index, length = done.stdout[0], done.stdout[1:5], done.stdout[5:13]
         assert (status, int.from_bytes(index, "little"), int.from_bytes(length, "little")) == (
-            0, 0, len(b"H:abc\r\n"))
+            0,
+            0,
+            len(b"H:abc\r\n"),
+        )
         assert done.stdout[13:] == b"H:abc\r\n"
 
     async def test_ignores_sigint(self, helper: HelperReader, tmp_path: Path) -> None:
@@ -318,18 +347,20 @@ class TestWhichReader:
     """The client picks the reader: the helper only where it pays (plain HTTP, where it writes
     into the connection); over HTTPS every byte passes through the uploader anyway."""
 
-    @pytest.mark.parametrize(("url", "read_helper", "expected"), [
-        ("http://127.0.0.1:1/scene7/UploadFile", True, HelperReader),
-        ("https://127.0.0.1:1/scene7/UploadFile", True, InProcessReader),
-        ("http://127.0.0.1:1/scene7/UploadFile", False, InProcessReader),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "read_helper", "expected"),
+        [
+            ("http://127.0.0.1:1/scene7/UploadFile", True, HelperReader),
+            ("https://127.0.0.1:1/scene7/UploadFile", True, InProcessReader),
+            ("http://127.0.0.1:1/scene7/UploadFile", False, InProcessReader),
+        ],
+    )
     def test_by_scheme(self, url: str, read_helper: bool, expected: type) -> None:
         config = UploadConfig(server_url=url, read_helper=read_helper)
         assert type(small_file_reader(config, url)) is expected
         assert type(UploadClient(config, url).reader) is expected
 
-    async def test_the_helper_starts_with_the_first_post_and_stops_with_the_client(
-            self) -> None:
+    async def test_the_helper_starts_with_the_first_post_and_stops_with_the_client(self) -> None:
         url = "http://127.0.0.1:9/scene7/UploadFile"
         config = UploadConfig(server_url=url, company_root="Acme/", max_attempts=1)
         async with UploadClient(config, url) as client:

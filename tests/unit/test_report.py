@@ -10,10 +10,20 @@ from bulkup.report import UploadReport
 
 def report(**changes: object) -> UploadReport:
     base: dict[str, object] = dict(
-        job_handles=("j|1",), files_found=3101, files_uploaded=3010, files_failed=91,
-        files_skipped=0, bytes_uploaded=12_000_000, posts=31, retries=1, duration_s=2.0,
-        files_confirmed=2923, files_refused=87, files_failed_locally=4,
-        confirmation="complete")
+        job_handles=("j|1",),
+        files_found=3101,
+        files_uploaded=3010,
+        files_failed=91,
+        files_skipped=0,
+        bytes_uploaded=12_000_000,
+        posts=31,
+        retries=1,
+        duration_s=2.0,
+        files_confirmed=2923,
+        files_refused=87,
+        files_failed_locally=4,
+        confirmation="complete",
+    )
     base.update(changes)
     return UploadReport(**base)  # type: ignore[arg-type]
 
@@ -28,8 +38,15 @@ def test_refused_files_are_not_called_uploaded() -> None:
 
 
 def test_plurals() -> None:
-    text = "\n".join(report(files_found=1, posts=1, retries=2, files_unconfirmed=1,
-                            confirmation="not waited for (--no-wait)").summary_lines())
+    text = "\n".join(
+        report(
+            files_found=1,
+            posts=1,
+            retries=2,
+            files_unconfirmed=1,
+            confirmation="not waited for (--no-wait)",
+        ).summary_lines()
+    )
     assert "found 1 file;" in text and "1 POST," in text and "2 retries" in text
     assert "1 file unconfirmed" in text
 
@@ -44,8 +61,10 @@ def test_terminal_gets_names_escaped_and_json_gets_them_exact() -> None:
     """A name with an escape sequence (it would retitle the terminal) is escaped in the
     summary; the JSON report carries it exactly; undecodable bytes become \\xNN in both."""
     name = "title\x1b]0;PWNED\x07.jpg"
-    failures = (FileFailure(f"/src/{name}", "refused", name),
-                FileFailure("/src/caf\udce9.jpg", "not UTF-8", "caf\udce9.jpg"))
+    failures = (
+        FileFailure(f"/src/{name}", "refused", name),
+        FileFailure("/src/caf\udce9.jpg", "not UTF-8", "caf\udce9.jpg"),
+    )
     made = report(failures=failures, files_failed=2)
     text = "\n".join(made.summary_lines())
     assert "\x1b" not in text and "\x07" not in text

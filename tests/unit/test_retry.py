@@ -31,22 +31,27 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-@pytest.mark.parametrize("exc", [ProtocolError("HTTP 200: not XML"),
-                                 HandleMismatch("the answer named job 'j|9'")])
+@pytest.mark.parametrize(
+    "exc", [ProtocolError("HTTP 200: not XML"), HandleMismatch("the answer named job 'j|9'")]
+)
 async def test_a_protocol_error_is_sent_once_more_only(exc: Exception) -> None:
     calls: list[int] = []
     record = Attempts()
     with pytest.raises(type(exc)):
-        await call_with_retry(failing(exc, calls), RetryPolicy(max_attempts=9),
-                              sleep=no_sleep, record=record)
+        await call_with_retry(
+            failing(exc, calls), RetryPolicy(max_attempts=9), sleep=no_sleep, record=record
+        )
     assert len(calls) == 2 and record.retries == 1
 
 
 async def test_a_redirect_is_never_retried() -> None:
     calls: list[int] = []
     with pytest.raises(RedirectRefused, match="HTTP 307.*'elsewhere.example'"):
-        await call_with_retry(failing(RedirectRefused("u", 307, "elsewhere.example"), calls),
-                              RetryPolicy(max_attempts=9), sleep=no_sleep)
+        await call_with_retry(
+            failing(RedirectRefused("u", 307, "elsewhere.example"), calls),
+            RetryPolicy(max_attempts=9),
+            sleep=no_sleep,
+        )
     assert len(calls) == 1
 
 
@@ -63,8 +68,9 @@ async def test_a_stop_cuts_the_back_off_short_and_retries_nothing() -> None:
 
     unavailable = ServerUnavailable("HTTP 503", http_status=503, retry_after_s=1000)
     with pytest.raises(RunStopping) as caught:
-        await call_with_retry(failing(unavailable, calls), RetryPolicy(max_attempts=5),
-                              sleep=long_sleep, stop=stop)
+        await call_with_retry(
+            failing(unavailable, calls), RetryPolicy(max_attempts=5), sleep=long_sleep, stop=stop
+        )
     assert len(calls) == 1 and waited == [600.0]  # Retry-After, capped at 600 s
     assert caught.value.__cause__ is unavailable
 
@@ -74,8 +80,12 @@ async def test_once_stopped_a_failure_is_not_retried() -> None:
     stop.set()
     calls: list[int] = []
     with pytest.raises(RunStopping):
-        await call_with_retry(failing(ServerUnavailable("HTTP 503", http_status=503), calls),
-                              RetryPolicy(max_attempts=5), sleep=no_sleep, stop=stop)
+        await call_with_retry(
+            failing(ServerUnavailable("HTTP 503", http_status=503), calls),
+            RetryPolicy(max_attempts=5),
+            sleep=no_sleep,
+            stop=stop,
+        )
     assert len(calls) == 1
 
 

@@ -50,15 +50,19 @@ def unavailable(retry_after_s: float | None = None) -> ServerUnavailable:
 
 
 def fault(code: int) -> IpsApiFault:
-    return IpsApiFault(code, "Internal error" if code == 30000 else "Invalid parameter",
-                       http_status=500)
+    return IpsApiFault(
+        code, "Internal error" if code == 30000 else "Invalid parameter", http_status=500
+    )
 
 
 class TestBackOff:
-    @pytest.mark.parametrize(("attempt", "ceiling"), [
-        (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0), (6, 32.0), (7, 60.0), (12, 60.0)])
-    def test_full_jitter_between_zero_and_a_doubling_capped_ceiling(self, attempt: int,
-                                                                    ceiling: float) -> None:
+    @pytest.mark.parametrize(
+        ("attempt", "ceiling"),
+        [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0), (6, 32.0), (7, 60.0), (12, 60.0)],
+    )
+    def test_full_jitter_between_zero_and_a_doubling_capped_ceiling(
+        self, attempt: int, ceiling: float
+    ) -> None:
         policy = RetryPolicy(base_s=1.0, cap_s=60.0)
         failure = ConnectError("refused")
         assert policy.delay_s(attempt, failure, lambda: 0.0) == 0.0
@@ -72,21 +76,29 @@ class TestBackOff:
         send, calls = answers(*[ConnectError("refused")] * 4, "j|1")
         seen: list[tuple[int, float]] = []
         result = await call_with_retry(
-            send, RetryPolicy(max_attempts=5, base_s=2.0, cap_s=10.0), sleep=sleeps,
-            rng=lambda: next(draws), on_retry=lambda exc, n, wait: seen.append((n, wait)))
+            send,
+            RetryPolicy(max_attempts=5, base_s=2.0, cap_s=10.0),
+            sleep=sleeps,
+            rng=lambda: next(draws),
+            on_retry=lambda exc, n, wait: seen.append((n, wait)),
+        )
         assert result == "j|1" and len(calls) == 5
         assert sleeps.waits == [0.5, 4.0, 4.0, 1.0]  # ceilings 2, 4, 8, 10 (capped)
         assert seen == [(1, 0.5), (2, 4.0), (3, 4.0), (4, 1.0)]
 
-    @pytest.mark.parametrize(("retry_after", "draw", "expected"), [
-        (7.0, 0.0, 7.0),  # longer than the jitter: the server's wait
-        (0.2, 0.9, 0.9),  # shorter: the jitter's
-        (300.0, 0.5, 300.0),  # above cap_s: the server's word still wins
-        (10_000.0, 0.5, MAX_RETRY_AFTER_S),  # but never more than 10 minutes
-        (None, 0.5, 0.5),
-    ])
-    def test_retry_after_is_a_floor_capped_at_ten_minutes(self, retry_after: float | None,
-                                                          draw: float, expected: float) -> None:
+    @pytest.mark.parametrize(
+        ("retry_after", "draw", "expected"),
+        [
+            (7.0, 0.0, 7.0),  # longer than the jitter: the server's wait
+            (0.2, 0.9, 0.9),  # shorter: the jitter's
+            (300.0, 0.5, 300.0),  # above cap_s: the server's word still wins
+            (10_000.0, 0.5, MAX_RETRY_AFTER_S),  # but never more than 10 minutes
+            (None, 0.5, 0.5),
+        ],
+    )
+    def test_retry_after_is_a_floor_capped_at_ten_minutes(
+        self, retry_after: float | None, draw: float, expected: float
+    ) -> None:
         policy = RetryPolicy(base_s=1.0, cap_s=60.0)
         assert policy.delay_s(1, unavailable(retry_after), lambda: draw) == expected
 
@@ -103,8 +115,10 @@ class TestBackOff:
         assert sleeps.waits == [12.0]
 
 
-async def attempts_until_given_up(outcomes: Iterable[BaseException], policy: RetryPolicy,
-                                  ) -> tuple[BaseException, Attempts]:
+async def attempts_until_given_up(
+    outcomes: Iterable[BaseException],
+    policy: RetryPolicy,
+) -> tuple[BaseException, Attempts]:
     """Run a request failing with ``outcomes`` to the end; the error it gave up with."""
     send, _ = answers(*outcomes)
     record = Attempts()
@@ -116,20 +130,24 @@ async def attempts_until_given_up(outcomes: Iterable[BaseException], policy: Ret
 class TestBudgets:
     async def test_transport_failures_get_max_attempts(self) -> None:
         last, record = await attempts_until_given_up(
-            [ConnectError(f"refused {n}") for n in range(10)], RetryPolicy(max_attempts=4))
+            [ConnectError(f"refused {n}") for n in range(10)], RetryPolicy(max_attempts=4)
+        )
         assert str(last) == "refused 3" and (record.attempts, record.retries) == (4, 3)
 
     async def test_one_attempt_means_no_retry(self) -> None:
-        last, record = await attempts_until_given_up([unavailable()] * 3,
-                                                     RetryPolicy(max_attempts=1))
+        last, record = await attempts_until_given_up(
+            [unavailable()] * 3, RetryPolicy(max_attempts=1)
+        )
         assert isinstance(last, ServerUnavailable) and record.attempts == 1
 
     @pytest.mark.parametrize(("retries", "attempts"), [(0, 1), (1, 2), (2, 3), (5, 6)])
-    async def test_fault_30000_has_its_own_smaller_budget(self, retries: int,
-                                                          attempts: int) -> None:
+    async def test_fault_30000_has_its_own_smaller_budget(
+        self, retries: int, attempts: int
+    ) -> None:
         """fault30000_retries, whatever max_attempts leaves."""
         last, record = await attempts_until_given_up(
-            [fault(30000)] * 10, RetryPolicy(max_attempts=9, fault30000_retries=retries))
+            [fault(30000)] * 10, RetryPolicy(max_attempts=9, fault30000_retries=retries)
+        )
         assert isinstance(last, IpsApiFault) and last.code == 30000
         assert (record.attempts, record.faults_30000) == (attempts, attempts)
 
@@ -137,34 +155,47 @@ class TestBudgets:
         """503, 30000, 503, 30000, 30000: the third 30000 is past a budget of 2, though the
         request has attempts left."""
         last, record = await attempts_until_given_up(
-            [unavailable(), fault(30000), unavailable(), fault(30000), fault(30000),
-             unavailable()], RetryPolicy(max_attempts=9, fault30000_retries=2))
+            [unavailable(), fault(30000), unavailable(), fault(30000), fault(30000), unavailable()],
+            RetryPolicy(max_attempts=9, fault30000_retries=2),
+        )
         assert isinstance(last, IpsApiFault) and record.attempts == 5
 
     async def test_30000s_also_spend_max_attempts(self) -> None:
         last, record = await attempts_until_given_up(
             [unavailable(), fault(30000), unavailable()] * 3,
-            RetryPolicy(max_attempts=3, fault30000_retries=5))
+            RetryPolicy(max_attempts=3, fault30000_retries=5),
+        )
         assert isinstance(last, ServerUnavailable) and record.attempts == 3
 
     async def test_a_protocol_error_budget_of_one_across_other_failures(self) -> None:
         """One invalid answer is sent again; the second stops the request, even after 503s in
         between; with a budget of 0 the first does."""
         last, record = await attempts_until_given_up(
-            [ProtocolError("not XML"), unavailable(), unavailable(), ProtocolError("not XML"),
-             unavailable()], RetryPolicy(max_attempts=9))
+            [
+                ProtocolError("not XML"),
+                unavailable(),
+                unavailable(),
+                ProtocolError("not XML"),
+                unavailable(),
+            ],
+            RetryPolicy(max_attempts=9),
+        )
         assert isinstance(last, ProtocolError) and record.attempts == 4
         assert record.protocol_errors == 2
         last, record = await attempts_until_given_up(
             [ProtocolError("not XML"), unavailable()],
-            RetryPolicy(max_attempts=9, protocol_error_retries=0))
+            RetryPolicy(max_attempts=9, protocol_error_retries=0),
+        )
         assert isinstance(last, ProtocolError) and record.attempts == 1
 
-    @pytest.mark.parametrize("error", [
-        fault(30001),  # the job may be lost: the sender decides, not the retry loop
-        AuthenticationFault(10001, "Invalid username/password", http_status=500),
-        ValueError("a bug"),
-    ])
+    @pytest.mark.parametrize(
+        "error",
+        [
+            fault(30001),  # the job may be lost: the sender decides, not the retry loop
+            AuthenticationFault(10001, "Invalid username/password", http_status=500),
+            ValueError("a bug"),
+        ],
+    )
     async def test_not_retried(self, error: Exception) -> None:
         last, record = await attempts_until_given_up([error, unavailable()], RetryPolicy())
         assert last is error and (record.attempts, record.retries) == (1, 0)
@@ -173,8 +204,9 @@ class TestBudgets:
     async def test_success_after_failures_is_returned_with_its_count(self) -> None:
         send, calls = answers(unavailable(), fault(30000), ConnectError("x"), "j|7")
         record = Attempts()
-        got = await call_with_retry(send, RetryPolicy(), sleep=Sleeps(), rng=lambda: 0.0,
-                                    record=record)
+        got = await call_with_retry(
+            send, RetryPolicy(), sleep=Sleeps(), rng=lambda: 0.0, record=record
+        )
         assert got == "j|7" and len(calls) == 4
         assert (record.attempts, record.retries, record.faults_30000) == (4, 3, 1)
 

@@ -91,11 +91,17 @@ class Rig:
 
 
 def rig(server: FakeServer, **changes: Any) -> Rig:
-    config = UploadConfig(server_url="http://127.0.0.1:1/scene7/UploadFile", user="u@x.y",
-                          password="pw", company_handle="c|1", **changes)
+    config = UploadConfig(
+        server_url="http://127.0.0.1:1/scene7/UploadFile",
+        user="u@x.y",
+        password="pw",
+        company_handle="c|1",
+        **changes,
+    )
     stats, sleeps, stop = Stats(clock=lambda: 0.0), Sleeps(), asyncio.Event()
-    deps = Deps(client=server, stats=stats, clock=lambda: 0.0, sleep=sleeps, rng=lambda: 0.5,
-                stop=stop)
+    deps = Deps(
+        client=server, stats=stats, clock=lambda: 0.0, sleep=sleeps, rng=lambda: 0.5, stop=stop
+    )
     coordinator = JobCoordinator(JobSettings.from_config(config), deps=deps)
     failures = Failures(stats)
     receipts: list[tuple[list[str], str]] = []
@@ -104,15 +110,29 @@ def rig(server: FakeServer, **changes: Any) -> Rig:
         assert stats.files_uploaded == sum(len(r[0]) for r in receipts)  # receipt first
         receipts.append(([e.target for e in entries], handle))
 
-    sender = BatchSender(SenderSettings.from_config(config), deps=deps,
-                         coordinator=coordinator, outcomes=Outcomes(failures, on_posted))
+    sender = BatchSender(
+        SenderSettings.from_config(config),
+        deps=deps,
+        coordinator=coordinator,
+        outcomes=Outcomes(failures, on_posted),
+    )
     return Rig(server, sender, coordinator, stats, failures, sleeps, stop, receipts)
 
 
 def batch(*names: str) -> Batch:
-    return Batch(tuple(FileEntry(path=f"/src/{n}", rel_path=n, target=f"Acme/{n}",
-                                 size=100 + i, mtime_ns=1, inode=1 + i)
-                       for i, n in enumerate(names)))
+    return Batch(
+        tuple(
+            FileEntry(
+                path=f"/src/{n}",
+                rel_path=n,
+                target=f"Acme/{n}",
+                size=100 + i,
+                mtime_ns=1,
+                inode=1 + i,
+            )
+            for i, n in enumerate(names)
+        )
+    )
 
 
 def failed(r: Rig) -> dict[str, str]:
@@ -123,8 +143,7 @@ class TestDelivered:
     async def test_one_post_acknowledged_counts_every_file(self) -> None:
         r = rig(FakeServer())
         await r.sender.send(batch("a.jpg", "b.jpg", "c.jpg"))
-        assert r.server.file_posts() == [Posted("j|1", ["Acme/a.jpg", "Acme/b.jpg",
-                                                        "Acme/c.jpg"])]
+        assert r.server.file_posts() == [Posted("j|1", ["Acme/a.jpg", "Acme/b.jpg", "Acme/c.jpg"])]
         assert r.receipts == [(["Acme/a.jpg", "Acme/b.jpg", "Acme/c.jpg"], "j|1")]
         snap = r.stats.snapshot()
         assert (snap.files_uploaded, snap.bytes_uploaded, snap.files_failed) == (3, 303, 0)
@@ -133,8 +152,12 @@ class TestDelivered:
     async def test_retried_then_acknowledged(self) -> None:
         """A 503 and a dropped connection: two recorded back-offs, then the same files
         acknowledged once."""
-        r = rig(FakeServer(script=[ServerUnavailable("HTTP 503", http_status=503),
-                                   ConnectError("refused")]), backoff_base_s=2.0)
+        r = rig(
+            FakeServer(
+                script=[ServerUnavailable("HTTP 503", http_status=503), ConnectError("refused")]
+            ),
+            backoff_base_s=2.0,
+        )
         await r.sender.send(batch("a.jpg", "b.jpg"))
         assert [p.targets for p in r.server.file_posts()] == [["Acme/a.jpg", "Acme/b.jpg"]] * 3
         assert r.sleeps.waits == [1.0, 2.0]  # rng 0.5 x ceilings 2 and 4
@@ -154,16 +177,19 @@ class TestFailed:
         assert (r.stats.files_uploaded, r.stats.files_failed) == (2, 1)
 
     async def test_retries_spent_fail_every_file_with_the_last_error(self) -> None:
-        r = rig(FakeServer(script=[ConnectError(f"refused {n}") for n in range(3)]),
-                max_attempts=3)
+        r = rig(FakeServer(script=[ConnectError(f"refused {n}") for n in range(3)]), max_attempts=3)
         await r.sender.send(batch("a.jpg", "b.jpg"))
-        assert failed(r) == {"/src/a.jpg": "not delivered: refused 2",
-                             "/src/b.jpg": "not delivered: refused 2"}
+        assert failed(r) == {
+            "/src/a.jpg": "not delivered: refused 2",
+            "/src/b.jpg": "not delivered: refused 2",
+        }
         assert r.receipts == [] and r.stats.files_uploaded == 0 and r.stats.retries == 2
 
     async def test_a_fault_past_its_budget_is_the_server_refusing(self) -> None:
-        r = rig(FakeServer(script=[IpsApiFault(30000, "Internal error", http_status=500)]),
-                fault30000_retries=0)
+        r = rig(
+            FakeServer(script=[IpsApiFault(30000, "Internal error", http_status=500)]),
+            fault30000_retries=0,
+        )
         await r.sender.send(batch("a.jpg"))
         assert failed(r)["/src/a.jpg"].startswith("server refused the POST: ")
         assert "30000" in failed(r)["/src/a.jpg"]
@@ -176,8 +202,11 @@ class TestFailed:
         assert "named job 'j|99'" in failed(r)["/src/a.jpg"]
 
     async def test_a_fatal_error_stops_the_run(self) -> None:
-        r = rig(FakeServer(script=[AuthenticationFault(10001, "Invalid username/password",
-                                                       http_status=500)]))
+        r = rig(
+            FakeServer(
+                script=[AuthenticationFault(10001, "Invalid username/password", http_status=500)]
+            )
+        )
         with pytest.raises(AuthenticationFault):
             await r.sender.send(batch("a.jpg"))
         assert len(r.server.file_posts()) == 1 and r.failures.kept == []
@@ -188,14 +217,21 @@ class TestLostJob:
         """30001 on the file POST, and the probe is refused too: the job is lost; a new one
         (<name>-r1) is opened and the same files go there, acknowledged once."""
         lost = IpsApiFault(30001, "Invalid jobHandle", http_status=500)
-        r = rig(FakeServer(script=[lost], probes=[IpsApiFault(30001, "Invalid jobHandle",
-                                                              http_status=500)]),
-                job_name="nightly")
+        r = rig(
+            FakeServer(
+                script=[lost], probes=[IpsApiFault(30001, "Invalid jobHandle", http_status=500)]
+            ),
+            job_name="nightly",
+        )
         await r.sender.send(batch("a.jpg", "b.jpg"))
         assert r.coordinator.handles == ["j|1", "j|2"]
         assert [(p.job, p.targets) for p in r.server.posts] == [
-            (None, []), ("j|1", ["Acme/a.jpg", "Acme/b.jpg"]), ("j|1", []), (None, []),
-            ("j|2", ["Acme/a.jpg", "Acme/b.jpg"])]
+            (None, []),
+            ("j|1", ["Acme/a.jpg", "Acme/b.jpg"]),
+            ("j|1", []),
+            (None, []),
+            ("j|2", ["Acme/a.jpg", "Acme/b.jpg"]),
+        ]
         assert r.receipts == [(["Acme/a.jpg", "Acme/b.jpg"], "j|2")]
         assert r.failures.kept == []
 

@@ -67,19 +67,31 @@ def test_the_hash_spreads_evenly() -> None:
     assert min(counts) > 900 and max(counts) < 1100
 
 
-@pytest.mark.parametrize(("text", "spec"), [
-    ("0/1", ShardSpec(0, 1)), ("3/4", ShardSpec(3, 4)), (" 2/10 ", ShardSpec(2, 10)),
-    ("auto/4", ShardSpec(None, 4)),
-])
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("0/1", ShardSpec(0, 1)),
+        ("3/4", ShardSpec(3, 4)),
+        (" 2/10 ", ShardSpec(2, 10)),
+        ("auto/4", ShardSpec(None, 4)),
+    ],
+)
 def test_parse(text: str, spec: ShardSpec) -> None:
     assert parse_shard(text) == spec
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("4/4", "K must be below N"), ("1/0", "N must be 1 to"), ("-1/4", "must be K/N"),
-    ("1of4", "must be K/N"), ("a/4", "must be K/N"), ("1/4/2", "must be K/N"),
-    ("0/10001", "N must be 1 to 10000"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("4/4", "K must be below N"),
+        ("1/0", "N must be 1 to"),
+        ("-1/4", "must be K/N"),
+        ("1of4", "must be K/N"),
+        ("a/4", "must be K/N"),
+        ("1/4/2", "must be K/N"),
+        ("0/10001", "N must be 1 to 10000"),
+    ],
+)
 def test_parse_refuses(text: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         parse_shard(text)
@@ -104,8 +116,11 @@ def test_shard_is_an_option_like_every_other(tmp_path: Path) -> None:
     assert (config.shard, config.shard_by) == ("2/3", "size")
     config = load_config(path=toml, environ={**env, "BULKUP_SHARD": "0/5"}, overrides={})
     assert config.shard == "0/5"
-    config = load_config(path=toml, environ={**env, "BULKUP_SHARD": "0/5"},
-                         overrides={"shard": "1/2", "shard_by": "hash"})
+    config = load_config(
+        path=toml,
+        environ={**env, "BULKUP_SHARD": "0/5"},
+        overrides={"shard": "1/2", "shard_by": "hash"},
+    )
     assert (config.shard, config.shard_by) == ("1/2", "hash")
     with pytest.raises(ConfigError, match="BULKUP_SHARD: shard '9/5'"):
         load_config(path=None, environ={"BULKUP_SHARD": "9/5"}, overrides={})
@@ -117,20 +132,32 @@ def test_shard_is_an_option_like_every_other(tmp_path: Path) -> None:
 
 
 def test_the_shard_is_part_of_the_journal_key() -> None:
-    base = UploadConfig(server_url="https://x.example/scene7/UploadFile",
-                        company_handle="c|1", company_root="Acme/", dest_folder="in")
+    base = UploadConfig(
+        server_url="https://x.example/scene7/UploadFile",
+        company_handle="c|1",
+        company_root="Acme/",
+        dest_folder="in",
+    )
     digests = {target_digest(base.with_overrides(shard=f"{k}/4"), ["/data"]) for k in range(4)}
     digests.add(target_digest(base.with_overrides(shard="0/4", shard_by="size"), ["/data"]))
     digests.add(target_digest(base, ["/data"]))
     assert len(digests) == 6
-    path = default_journal_path(base.with_overrides(shard="2/4"), ["/data"], {"XDG_STATE_HOME":
-                                                                           "/s"})
+    path = default_journal_path(
+        base.with_overrides(shard="2/4"), ["/data"], {"XDG_STATE_HOME": "/s"}
+    )
     assert path.name.startswith("Acme--in-s2of4-") and path.parent == Path("/s/bulkup")
     # an unsharded run keeps the digest it always had (its journal is found again)
-    before = {"server": base.upload_url, "company": "c|1", "company_root": "Acme/",
-              "dest_folder": "in", "sources": [str(Path("/data").resolve())]}
-    assert target_digest(base, ["/data"]) == hashlib.sha256(
-        json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    before = {
+        "server": base.upload_url,
+        "company": "c|1",
+        "company_root": "Acme/",
+        "dest_folder": "in",
+        "sources": [str(Path("/data").resolve())],
+    }
+    assert (
+        target_digest(base, ["/data"])
+        == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    )
 
 
 def test_the_job_name_carries_the_shard() -> None:
@@ -154,8 +181,13 @@ def _tree(root: Path, files: dict[str, int]) -> Path:
 
 async def _walk(root: Path, file_filter: FileFilter) -> tuple[list[FileEntry], Any]:
     """The run's walker over ``root`` with ``file_filter``: its entries and its counters."""
-    walker = Walker([str(root)], file_filter=file_filter, company_root="Acme/",
-                    dest_folder="in", max_file_size=1 << 30)
+    walker = Walker(
+        [str(root)],
+        file_filter=file_filter,
+        company_root="Acme/",
+        dest_folder="in",
+        max_file_size=1 << 30,
+    )
     if "end_markers" in inspect.signature(Walker.run).parameters:  # the walker before pipes
         queue: asyncio.Queue[FileEntry | None] = asyncio.Queue()
         await walker.run(queue, end_markers=1)  # type: ignore[arg-type, call-arg, unused-ignore]
@@ -191,8 +223,12 @@ async def test_shards_partition_the_tree(tmp_path: Path) -> None:
 def test_size_plan_is_the_same_whatever_the_order() -> None:
     rng = random.Random(5)
     listing = [(f"s/{i:05d}.jpg", rng.randrange(1, 50_000)) for i in range(3000)]
-    listing += [(f"big/{i}.tif", size) for i, size in enumerate(
-        (20_000_000, 18_000_000, 15_000_000, 12_000_000, 9_000_000, 8_000_000))]
+    listing += [
+        (f"big/{i}.tif", size)
+        for i, size in enumerate(
+            (20_000_000, 18_000_000, 15_000_000, 12_000_000, 9_000_000, 8_000_000)
+        )
+    ]
     plans = set()
     for seed in range(4):
         rng.seed(seed)
@@ -206,8 +242,9 @@ def test_size_plan_is_the_same_whatever_the_order() -> None:
         assert sum(files) == len(listing) and sum(loads) == sum(s for _, s in listing)
         assert deviation(tally.bytes) > 0.3  # six huge files hashed over 4 shards: uneven
         assert deviation(loads) < 0.1
-        assert all(plan.shard_of(key) == shard_of(key, 4) for key, size in listing
-                   if size < 1_000_000)
+        assert all(
+            plan.shard_of(key) == shard_of(key, 4) for key, size in listing if size < 1_000_000
+        )
     assert len(plans) == 1
 
 
@@ -231,26 +268,43 @@ async def test_list_tree_agrees_with_the_walker(tmp_path: Path) -> None:
     config = UploadConfig(dest_folder="in", exclude=("raw/",))
     tally = await list_tree(config, [str(root)], FileFilter(exclude=("raw/",)), 3)
     for k in range(3):
-        entries, _ = await _walk(root, ShardFilter(FileFilter(exclude=("raw/",)),
-                                                   ShardSpec(k, 3), "in"))
+        entries, _ = await _walk(
+            root, ShardFilter(FileFilter(exclude=("raw/",)), ShardSpec(k, 3), "in")
+        )
         assert (len(entries), sum(e.size for e in entries)) == (tally.files[k], tally.bytes[k])
 
 
 def _report(shard: str, exit_code: int = 0, **counts: Any) -> dict[str, Any]:
-    base = {"shard": shard, "shard_by": "hash", "shard_plan": None, "exit_code": exit_code,
-            "files_found": 10, "files_uploaded": 8, "files_skipped": 2, "files_failed": 0,
-            "bytes_uploaded": 800, "posts": 3, "retries": 1, "duration_s": 2.5,
-            "job_handles": [f"j|{shard}"], "failures": [], "fatal_error": None,
-            "interrupted": False}
+    base = {
+        "shard": shard,
+        "shard_by": "hash",
+        "shard_plan": None,
+        "exit_code": exit_code,
+        "files_found": 10,
+        "files_uploaded": 8,
+        "files_skipped": 2,
+        "files_failed": 0,
+        "bytes_uploaded": 800,
+        "posts": 3,
+        "retries": 1,
+        "duration_s": 2.5,
+        "job_handles": [f"j|{shard}"],
+        "failures": [],
+        "fatal_error": None,
+        "interrupted": False,
+    }
     return {**base, **counts}
 
 
 def test_merge_adds_up_and_names_what_is_missing() -> None:
     failure = {"path": "/d/x.jpg", "reason": "unreadable", "target": "Acme/x.jpg"}
-    merged = merge_reports([
-        ("r0", _report("0/4")), ("r1", _report("1/4", 1, files_failed=1, failures=[failure])),
-        ("r3", _report("3/4", duration_s=7.0)),
-    ])
+    merged = merge_reports(
+        [
+            ("r0", _report("0/4")),
+            ("r1", _report("1/4", 1, files_failed=1, failures=[failure])),
+            ("r3", _report("3/4", duration_s=7.0)),
+        ]
+    )
     assert merged["missing"] == ["2/4"]
     assert merged["totals"]["files_found"] == 30 and merged["totals"]["bytes_uploaded"] == 2400
     assert merged["totals"]["duration_s"] == 7.0
@@ -265,23 +319,31 @@ def test_merge_adds_up_and_names_what_is_missing() -> None:
 
 
 def test_merge_warns_when_size_plans_differ() -> None:
-    merged = merge_reports([("a", _report("0/2", shard_by="size", shard_plan="aa")),
-                            ("b", _report("1/2", shard_by="size", shard_plan="bb"))])
+    merged = merge_reports(
+        [
+            ("a", _report("0/2", shard_by="size", shard_plan="aa")),
+            ("b", _report("1/2", shard_by="size", shard_plan="bb")),
+        ]
+    )
     assert merged["exit_code"] == 1 and "size plans differ" in merged["warnings"][0]
 
 
-@pytest.mark.parametrize(("reports", "says"), [
-    ([("a", _report("0/2")), ("b", _report("0/2"))], "are both of shard 0/2"),
-    ([("a", _report("0/2")), ("b", _report("1/3"))], "different shard counts"),
-    ([("a", {**_report("0/2"), "shard": None})], "a: no shard"),
-])
+@pytest.mark.parametrize(
+    ("reports", "says"),
+    [
+        ([("a", _report("0/2")), ("b", _report("0/2"))], "are both of shard 0/2"),
+        ([("a", _report("0/2")), ("b", _report("1/3"))], "different shard counts"),
+        ([("a", {**_report("0/2"), "shard": None})], "a: no shard"),
+    ],
+)
 def test_merge_refuses(reports: list[tuple[str, dict[str, Any]]], says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         merge_reports(reports)
 
 
-def test_plan_command_prints_the_balance(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_command_prints_the_balance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``bulkup plan``: every shard's files and bytes under both rules, and the advice."""
     from bulkup.cli.main import main
 

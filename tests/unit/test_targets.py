@@ -225,45 +225,60 @@ class TestHeaderFileName:
 class TestPerDirectoryChecks:
     """The walker checks a folder once and each name once; that must equal the whole check."""
 
-    @given(folders=st.lists(st.text(min_size=0, max_size=12).filter(lambda t: "/" not in t),
-                            max_size=4),
-           name=st.text(min_size=0, max_size=12).filter(lambda t: "/" not in t))
-    def test_split_check_agrees_with_target_problem(self, folders: list[str],
-                                                    name: str) -> None:
+    @given(
+        folders=st.lists(
+            st.text(min_size=0, max_size=12).filter(lambda t: "/" not in t), max_size=4
+        ),
+        name=st.text(min_size=0, max_size=12).filter(lambda t: "/" not in t),
+    )
+    def test_split_check_agrees_with_target_problem(self, folders: list[str], name: str) -> None:
         """folder_problem + name_problem finds a problem exactly when target_problem does."""
         folder = "/".join(folders)
         target = f"{folder}/{name}" if folder else name
         split = folder_problem(folder) or name_problem(name, target)
         assert (split is None) == (target_problem(target) is None)
 
-    @given(rel_dir=st.text(alphabet="ab/é\u0301 ", max_size=10),
-           name=st.text(alphabet="ab.é\u0301", min_size=1, max_size=8))
+    @given(
+        rel_dir=st.text(alphabet="ab/é\u0301 ", max_size=10),
+        name=st.text(alphabet="ab.é\u0301", min_size=1, max_size=8),
+    )
     def test_folder_target_plus_name_is_the_target(self, rel_dir: str, name: str) -> None:
         """Joining the folder's target and an NFC name gives build_target of the whole path."""
         name = unicodedata.normalize("NFC", name)
         folder = build_target(rel_dir, company_root="Acme/", dest_folder="in").rstrip("/")
-        whole = build_target(f"{rel_dir}/{name}" if rel_dir else name, company_root="Acme/",
-                             dest_folder="in")
+        whole = build_target(
+            f"{rel_dir}/{name}" if rel_dir else name, company_root="Acme/", dest_folder="in"
+        )
         assert f"{folder}/{name}" == whole
 
 
 class TestNameProblemFastPath:
     @settings(max_examples=400, deadline=None)
-    @given(name=st.text(alphabet=st.sampled_from(
-               list("aZ09._- ") + list('\\:*?"<>|#%&+,;=') + ["\x00", "\x7f", "\x9f", "é", "文",
-                                                                "\U0001F600", "\ud800"]),
-               max_size=300),
-           folder=st.sampled_from(["", "Acme", "Acme/é", "A" * 4000]))
+    @given(
+        name=st.text(
+            alphabet=st.sampled_from(
+                list("aZ09._- ")
+                + list('\\:*?"<>|#%&+,;=')
+                + ["\x00", "\x7f", "\x9f", "é", "文", "\U0001f600", "\ud800"]
+            ),
+            max_size=300,
+        ),
+        folder=st.sampled_from(["", "Acme", "Acme/é", "A" * 4000]),
+    )
     def test_agrees_with_every_check_in_full(self, name: str, folder: str) -> None:
         """The one-search fast path for usual names gives exactly what the full checks give."""
         target = f"{folder}/{name}" if folder else name
-        full = (targets._encoding_problem(name) or targets._length_problem(target)
-                or targets._segment_problem(name, "file name")
-                or targets._file_name_problem(name))
+        full = (
+            targets._encoding_problem(name)
+            or targets._length_problem(target)
+            or targets._segment_problem(name, "file name")
+            or targets._file_name_problem(name)
+        )
         assert name_problem(name, target) == full
 
     @given(name=st.text(max_size=40).filter(lambda text: "/" not in text))
     def test_name_warnings_fast_path(self, name: str) -> None:
-        expected = [f"file name contains {targets._shown(c)}" for c in targets._URL_TROUBLE
-                    if c in name]
+        expected = [
+            f"file name contains {targets._shown(c)}" for c in targets._URL_TROUBLE if c in name
+        ]
         assert name_warnings(f"Acme/{name}") == expected

@@ -62,9 +62,7 @@ def _write(path: Path, data: bytes = b"") -> Path:
     return path
 
 
-def _walker(
-    roots: list[Path], failures: list[FileFailure] | None = None, **options: Any
-) -> Walker:
+def _walker(roots: list[Path], failures: list[FileFailure] | None = None, **options: Any) -> Walker:
     options.setdefault("max_file_size", 10**9)
     on_failure = None if failures is None else failures.append
     return Walker([str(root) for root in roots], on_failure=on_failure, **options)
@@ -86,9 +84,7 @@ def _rels(entries: list[FileEntry]) -> list[str]:
     return [entry.rel_path for entry in entries]
 
 
-def _events(
-    logs: list[MutableMapping[str, Any]], event: str
-) -> list[MutableMapping[str, Any]]:
+def _events(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == event]
 
 
@@ -170,8 +166,17 @@ class TestFilters:
 
     @pytest.fixture
     def tree(self, tmp_path: Path) -> Path:
-        for rel in ["a.jpg", "a.tmp", "secret.jpg", "sub/b.jpg", "sub/b.tmp", "sub/Thumbs.db",
-                    "raw/c.jpg", "sub/raw/d.jpg", "other/e.tmp"]:
+        for rel in [
+            "a.jpg",
+            "a.tmp",
+            "secret.jpg",
+            "sub/b.jpg",
+            "sub/b.tmp",
+            "sub/Thumbs.db",
+            "raw/c.jpg",
+            "sub/raw/d.jpg",
+            "other/e.tmp",
+        ]:
             _write(tmp_path / rel)
         return tmp_path
 
@@ -246,7 +251,8 @@ class TestNames:
         failures: list[FileFailure] = []
         assert await _walk(_walker([tmp_path], failures)) == []
         assert [failure.reason for failure in failures] == [
-            "file name is not valid UTF-8: bad\\xff.jpg"]
+            "file name is not valid UTF-8: bad\\xff.jpg"
+        ]
 
     async def test_name_warning_logged(self, tmp_path: Path) -> None:
         """A URL-troublesome name is queued, with a debug event; the walk's end counts them
@@ -318,8 +324,9 @@ class TestSymlinks:
         _write(tmp_path / "elsewhere" / "real.jpg", b"abc")
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "link.jpg").symlink_to(tmp_path / "elsewhere" / "real.jpg")
-        (entry,) = await _walk(_walker([tmp_path / "src"], follow_symlinks=True,
-                                       follow_external_symlinks=True))
+        (entry,) = await _walk(
+            _walker([tmp_path / "src"], follow_symlinks=True, follow_external_symlinks=True)
+        )
         assert (entry.rel_path, entry.size) == ("link.jpg", 3)
 
     async def test_dir_link_followed(self, tmp_path: Path) -> None:
@@ -327,8 +334,9 @@ class TestSymlinks:
         _write(tmp_path / "elsewhere" / "a.jpg")
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "d").symlink_to(tmp_path / "elsewhere")
-        entries = await _walk(_walker([tmp_path / "src"], follow_symlinks=True,
-                                      follow_external_symlinks=True))
+        entries = await _walk(
+            _walker([tmp_path / "src"], follow_symlinks=True, follow_external_symlinks=True)
+        )
         assert _rels(entries) == ["d/a.jpg"]
 
     async def test_root_link_always_followed(self, tmp_path: Path) -> None:
@@ -489,8 +497,9 @@ class TestClose:
             raise RuntimeError(failure.reason)
 
         _write(tmp_path / "real" / "a.jpg")
-        walker = Walker([str(tmp_path / "real"), str(tmp_path / "nope")], max_file_size=10,
-                        on_failure=explode)
+        walker = Walker(
+            [str(tmp_path / "real"), str(tmp_path / "nope")], max_file_size=10, on_failure=explode
+        )
         pipe: Pipe[FileEntry] = Pipe(5)
         with pytest.raises(RuntimeError, match="source not found"):
             await walker.run(pipe)
@@ -577,8 +586,9 @@ class TestBigDirectories:
         monkeypatch.setattr(walker_module, "SCAN_CHUNK", 7)
         return 7
 
-    async def test_every_file_once_in_chunks(self, tmp_path: Path, small_chunks: int,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_every_file_once_in_chunks(
+        self, tmp_path: Path, small_chunks: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """50 files and 3 subdirectories through chunks of 7: each file exactly once, files of
         the directory before those of its subdirectories, at most 7 records per hop."""
         names = {f"f{index:02}.jpg" for index in range(50)}
@@ -607,14 +617,20 @@ class TestBigDirectories:
         for name in ["c.jpg", "a.jpg", "b.jpg", "e.jpg", "d.jpg"]:
             _write(tmp_path / name)
         assert _rels(await _walk(_walker([tmp_path]))) == [
-            "a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+            "a.jpg",
+            "b.jpg",
+            "c.jpg",
+            "d.jpg",
+            "e.jpg",
+        ]
 
     async def test_exactly_one_chunk(self, tmp_path: Path, small_chunks: int) -> None:
         """A directory of exactly SCAN_CHUNK entries is one chunk (read ahead by one)."""
         for index in range(small_chunks):
             _write(tmp_path / f"f{index}.jpg")
         assert _rels(await _walk(_walker([tmp_path]))) == [
-            f"f{index}.jpg" for index in range(small_chunks)]
+            f"f{index}.jpg" for index in range(small_chunks)
+        ]
 
     async def test_cancelled_mid_directory_releases_listing(
         self, tmp_path: Path, small_chunks: int, monkeypatch: pytest.MonkeyPatch
@@ -638,7 +654,7 @@ class TestBigDirectories:
         with pytest.raises(asyncio.CancelledError):
             await task
         for _ in range(500):  # a chunk being listed when the walk was cancelled closes the
-            if closed:        # listing itself once its thread is done: wait for that thread
+            if closed:  # listing itself once its thread is done: wait for that thread
                 break
             await asyncio.sleep(0.01)
         assert closed == [str(tmp_path)]
@@ -685,9 +701,7 @@ class TestThreadHops:
         assert on_loop == []
 
 
-def _spy(
-    monkeypatch: pytest.MonkeyPatch, name: str, loop_thread: int, on_loop: list[str]
-) -> None:
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str, loop_thread: int, on_loop: list[str]) -> None:
     real: Callable[..., Any] = getattr(os, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
@@ -696,4 +710,3 @@ def _spy(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(os, name, spy)
-

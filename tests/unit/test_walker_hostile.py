@@ -39,8 +39,9 @@ def _write(path: Path, data: bytes = b"x") -> Path:
     return path
 
 
-def _walker(roots: list[Path] | list[str], failures: list[FileFailure] | None = None,
-            **options: Any) -> Walker:
+def _walker(
+    roots: list[Path] | list[str], failures: list[FileFailure] | None = None, **options: Any
+) -> Walker:
     options.setdefault("max_file_size", 10**9)
     on_failure = None if failures is None else failures.append
     return Walker([str(root) for root in roots], on_failure=on_failure, **options)
@@ -85,9 +86,11 @@ class TestEscaping:
 
     def test_problem_names_the_bad_segment(self) -> None:
         assert undecodable_problem(os.fsdecode(b"/t/ok/caf\xe9.jpg")) == (
-            "file name is not valid UTF-8: caf\\xe9.jpg")
+            "file name is not valid UTF-8: caf\\xe9.jpg"
+        )
         assert undecodable_problem(os.fsdecode(b"/t/d\xff/e\xfe/ok.jpg")) == (
-            "directory name is not valid UTF-8: d\\xff")
+            "directory name is not valid UTF-8: d\\xff"
+        )
         assert undecodable_problem("/t/日本/ok.jpg") is None
 
 
@@ -105,9 +108,13 @@ class TestBadNames:
         with capture_logs() as logs:
             entries = await _walk(walker)
         assert _rels(entries) == ["a.jpg", "z/b.jpg"]
-        assert failures == [FileFailure(f"{tmp_path}/caf\\xe9.jpg",
-                                        "file name is not valid UTF-8: caf\\xe9.jpg",
-                                        "Acme/caf\\xe9.jpg")]
+        assert failures == [
+            FileFailure(
+                f"{tmp_path}/caf\\xe9.jpg",
+                "file name is not valid UTF-8: caf\\xe9.jpg",
+                "Acme/caf\\xe9.jpg",
+            )
+        ]
         assert walker.stats.failed == 1 and walker.stats.done
         _assert_clean([(f.path, f.reason, f.target) for f in failures])
         _assert_clean(logs)
@@ -126,8 +133,10 @@ class TestBadNames:
         assert _rels(entries) == ["good.jpg"]
         assert [(f.path, f.reason) for f in failures] == [
             (f"{tmp_path}/photos\\xff/one.jpg", "directory name is not valid UTF-8: photos\\xff"),
-            (f"{tmp_path}/photos\\xff/deeper/two.jpg",
-             "directory name is not valid UTF-8: photos\\xff"),
+            (
+                f"{tmp_path}/photos\\xff/deeper/two.jpg",
+                "directory name is not valid UTF-8: photos\\xff",
+            ),
         ]
         _assert_clean([(f.path, f.reason, f.target) for f in failures])
         _assert_clean(logs)
@@ -144,7 +153,8 @@ class TestBadNames:
             entries = await _walk(_walker([os.fsdecode(bad_root), str(good)], failures))
         assert _rels(entries) == ["b.jpg"]
         assert [(f.path, f.reason) for f in failures] == [
-            (f"{tmp_path}/in\\xe9/a.jpg", "directory name is not valid UTF-8: in\\xe9")]
+            (f"{tmp_path}/in\\xe9/a.jpg", "directory name is not valid UTF-8: in\\xe9")
+        ]
         (started,) = [line for line in logs if line["event"] == "walk_started"]
         assert started["roots"] == [f"{tmp_path}/in\\xe9", str(good)]
         _assert_clean(logs)
@@ -155,8 +165,7 @@ class TestBadNames:
         _write_bytes_name(path)
         failures: list[FileFailure] = []
         assert await _walk(_walker([os.fsdecode(path)], failures)) == []
-        assert [f.reason for f in failures] == [
-            "file name is not valid UTF-8: r\\xe9sum\\xe9.jpg"]
+        assert [f.reason for f in failures] == ["file name is not valid UTF-8: r\\xe9sum\\xe9.jpg"]
 
     async def test_skipped_bad_name_logged_escaped(self, tmp_path: Path) -> None:
         """A FIFO with a bad name is skipped as before, and its log line is clean."""
@@ -200,9 +209,13 @@ class TestLinksStayInside:
             entries = await _walk(walker)
         assert _rels(entries) == ["real.jpg", "dir/in.jpg"]
         (skip,) = [line for line in logs if line["event"] == "walk_skipped"]
-        assert skip == {"event": "walk_skipped", "log_level": "warning",
-                        "path": str(tree / "shadow.jpg"),
-                        "reason": "symlink out of the source roots", "leads_to": str(outside)}
+        assert skip == {
+            "event": "walk_skipped",
+            "log_level": "warning",
+            "path": str(tree / "shadow.jpg"),
+            "reason": "symlink out of the source roots",
+            "leads_to": str(outside),
+        }
         assert walker.stats.skipped == 1 and walker.stats.failed == 0
 
     async def test_link_to_outside_directory_not_descended(self, tree: Path) -> None:
