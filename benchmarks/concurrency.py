@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from local_servers import start_emulator  # noqa: E402
+from local_servers import bulkup_upload, start_emulator  # noqa: E402
 from upload_e2e import make_corpus  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
@@ -102,31 +102,19 @@ def corpora(cache: Path, names: list[str], quick: bool) -> list[Corpus]:
 
 def command(corpus: Corpus, url: str, work: Path, extra: list[str]) -> list[str]:
     stamp = time.monotonic_ns()  # a fresh journal: every run is a first upload
-    return [
-        sys.executable,
-        "-m",
-        "bulkup",
-        "upload",
-        str(corpus.path),
-        "--server",
+    return bulkup_upload(
+        corpus.path,
         url,
-        "--user",
-        USER,
-        "--company-handle",
-        COMPANY,
-        "--company-root",
-        "Bench/",
-        "--journal",
-        str(work / f"j-{stamp}.journal"),
+        work / f"j-{stamp}.journal",
         "--no-wait",
-        "--log-format",
-        "json",
         "--log-file",
         str(work / "log.jsonl"),
         "--report",
         str(work / "report.json"),
         *extra,
-    ]
+        user=USER,
+        company=COMPANY,
+    )
 
 
 def one_run(

@@ -74,3 +74,31 @@ def _drain(proc: subprocess.Popen[str]) -> None:
     with proc.stdout:
         for _ in proc.stdout:
             pass
+
+
+def bulkup_upload(
+    source: Path, url: str, journal: Path, *extra: str, user: str, company: str
+) -> list[str]:
+    """The ``bulkup upload`` command line every benchmark runs: one source into ``url`` under
+    the company root ``Bench/``, with its own journal (a fresh path: a first upload) and the
+    log as JSON; ``extra`` follows."""
+    return [
+        sys.executable,
+        "-m",
+        "bulkup",
+        "upload",
+        str(source),
+        "--server",
+        url,
+        "--user",
+        user,
+        "--company-handle",
+        company,
+        "--company-root",
+        "Bench/",
+        "--journal",
+        str(journal),
+        "--log-format",
+        "json",
+        *extra,
+    ]

@@ -64,6 +64,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from local_servers import bulkup_upload  # noqa: E402
 from sinks import NginxSink, PySink, Sink  # noqa: E402
 
 MiB = 1024 * 1024
@@ -281,28 +282,16 @@ def client_commands(
 ) -> dict[str, list[str]]:
     def bulkup(*extra: str) -> list[str]:
         journal = work / f"journal-{time.monotonic_ns()}.journal"  # a first run, every time
-        return [
-            sys.executable,
-            "-m",
-            "bulkup",
-            "upload",
-            str(corpus.path),
-            "--server",
+        return bulkup_upload(
+            corpus.path,
             url,
-            "--user",
-            "bench@example.com",
-            "--company-handle",
-            "c|1",
-            "--company-root",
-            "Bench/",
-            "--journal",
-            str(journal),
-            "--log-format",
-            "json",
+            journal,
             *(["--ca-bundle", str(sink.ca)] if tls else []),
             *max_file_size(corpus),
             *extra,
-        ]
+            user="bench@example.com",
+            company="c|1",
+        )
 
     commands = {
         "bulkup": bulkup(),

@@ -53,7 +53,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from local_servers import start_emulator  # noqa: E402
+from local_servers import bulkup_upload, start_emulator  # noqa: E402
 from sinks import ANSWER, ECHO_MODULE, NGINX_CONF, NginxSink  # noqa: E402
 from throughput import DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES  # noqa: E402
 from upload_e2e import make_corpus  # noqa: E402
@@ -273,28 +273,16 @@ class Client:
                 str(CURL_PARALLEL),
             ]
         stamp = time.monotonic_ns()  # a fresh journal: every run is a first upload
-        return [
-            sys.executable,
-            "-m",
-            "bulkup",
-            "upload",
-            str(corpus.path),
-            "--server",
+        return bulkup_upload(
+            corpus.path,
             url,
-            "--user",
-            USER,
-            "--company-handle",
-            COMPANY,
-            "--company-root",
-            "Bench/",
-            "--journal",
-            str(bench.work / f"j-{stamp}.journal"),
-            "--log-format",
-            "json",
+            bench.work / f"j-{stamp}.journal",
             "--report",
             str(bench.report),
             *self.extra,
-        ]
+            user=USER,
+            company=COMPANY,
+        )
 
 
 def clients_for(
