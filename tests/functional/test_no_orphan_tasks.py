@@ -178,7 +178,7 @@ class TestNothingLeftBehind:
 
     async def test_the_check_sees_a_task_left_behind(self) -> None:
         """The check is not blind: a client-side task still running is reported."""
-        stray = asyncio.create_task(asyncio.sleep(30))
+        stray = asyncio.create_task(asyncio.Event().wait())  # runs until cancelled
         try:
             assert len(await _settled()) == 1
         finally:
