@@ -89,6 +89,23 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def upload_argv(source: Path | str, url: str) -> list[str]:
+    """``bulkup upload SOURCE`` into ``url`` as the test user of company ``c|42`` under
+    ``Acme/`` (the CLI tests' common start; the password goes in the environment)."""
+    return [
+        "upload",
+        str(source),
+        "--server",
+        url,
+        "--user",
+        USER,
+        "--company-handle",
+        "c|42",
+        "--company-root",
+        "Acme/",
+    ]
+
+
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():
         path = root / rel

@@ -14,7 +14,7 @@ import pytest
 
 from bulkup.cli.main import main
 
-from .conftest import PASSWORD, USER, make_tree
+from .conftest import PASSWORD, USER, make_tree, upload_argv
 
 CANARY = "canary-Pw-91d3"
 
@@ -229,16 +229,7 @@ class TestJobCommands:
         src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b", "zero.jpg": b""})
         report_path = tmp_path / "r.json"
         done = await _run_async(
-            "upload",
-            str(src),
-            "--server",
-            emulator.url,
-            "--user",
-            USER,
-            "--company-handle",
-            "c|42",
-            "--company-root",
-            "Acme/",
+            *upload_argv(src, emulator.url),
             "--report",
             str(report_path),
             env={"BULKUP_PASSWORD": PASSWORD},

@@ -21,7 +21,7 @@ from aiohttp import web
 from bulkup.emulator.app import STATE
 from bulkup.journal.store import Journal
 
-from .conftest import PASSWORD, USER, make_tree
+from .conftest import PASSWORD, make_tree, upload_argv
 
 MODES = ("walk", "mid-post", "after-post", "end-job", "job-log")
 CASES = [(seed, MODES[seed % len(MODES)]) for seed in range(20)]
@@ -102,16 +102,7 @@ async def test_kill_and_resume(start_emulator: Any, tmp_path: Path, seed: int, m
     src = make_tree(tmp_path / "src", files)
     journal = tmp_path / "j.journal"
     args = (
-        "upload",
-        str(src),
-        "--server",
-        server.url,
-        "--user",
-        USER,
-        "--company-handle",
-        "c|42",
-        "--company-root",
-        "Acme/",
+        *upload_argv(src, server.url),
         "--journal",
         str(journal),
         "--max-files-per-post",

@@ -15,7 +15,7 @@ from bulkup.journal.store import Journal
 from bulkup.pipeline.run import run_upload
 from bulkup.targets import escaped
 
-from .conftest import PASSWORD, USER, BeforeRead, make_tree
+from .conftest import PASSWORD, BeforeRead, make_tree, upload_argv
 
 ODD_NAMES = {
     "cr\rname.jpg": "control character U+000D",
@@ -153,16 +153,7 @@ class TestFullDisk:
         src = make_tree(tmp_path / "src", {f"d{i % 9}/f{i:04d}.jpg": b"x" for i in range(600)})
         journal = tmp_path / "j.journal"
         args = [
-            "upload",
-            str(src),
-            "--server",
-            emulator.url,
-            "--user",
-            USER,
-            "--company-handle",
-            "c|42",
-            "--company-root",
-            "Acme/",
+            *upload_argv(src, emulator.url),
             "--journal",
             str(journal),
             "--max-files-per-post",

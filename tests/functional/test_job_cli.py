@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .conftest import PASSWORD, USER, Emulator, make_tree
+from .conftest import PASSWORD, USER, Emulator, make_tree, upload_argv
 from .test_cli import _run_async
 
 ENV = {"BULKUP_PASSWORD": PASSWORD}
@@ -17,16 +17,7 @@ async def _upload(emulator: Emulator, tmp_path: Path, *extra: str) -> str:
     src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b"})
     report = tmp_path / "r.json"
     done = await _run_async(
-        "upload",
-        str(src),
-        "--server",
-        emulator.url,
-        "--user",
-        USER,
-        "--company-handle",
-        "c|42",
-        "--company-root",
-        "Acme/",
+        *upload_argv(src, emulator.url),
         "--report",
         str(report),
         "--no-journal",

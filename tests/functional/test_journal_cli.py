@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, USER, make_tree
+from .conftest import PASSWORD, USER, make_tree, upload_argv
 from .test_cli import _run_async, run_cli
 
 ENV = {"BULKUP_PASSWORD": PASSWORD}
@@ -21,16 +21,7 @@ async def _upload(emulator: Any, tmp_path: Path) -> str:
     src = make_tree(tmp_path / "src", {"a.jpg": b"a", "b.jpg": b"b"})
     report = tmp_path / "r.json"
     done = await _run_async(
-        "upload",
-        str(src),
-        "--server",
-        emulator.url,
-        "--user",
-        USER,
-        "--company-handle",
-        "c|42",
-        "--company-root",
-        "Acme/",
+        *upload_argv(src, emulator.url),
         "--dest-folder",
         "in",
         "--report",

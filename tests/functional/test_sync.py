@@ -16,7 +16,7 @@ from aiohttp import web
 from bulkup.journal.store import Journal
 from bulkup.pipeline.run import run_upload
 
-from .conftest import PASSWORD, USER, make_tree
+from .conftest import PASSWORD, make_tree, upload_argv
 
 
 def sent_targets(server: Any) -> list[str]:
@@ -146,16 +146,7 @@ class TestCrashResume:
         src = make_tree(tmp_path / "src", files)
         journal_path = tmp_path / "j.journal"
         args = (
-            "upload",
-            str(src),
-            "--server",
-            server.url,
-            "--user",
-            USER,
-            "--company-handle",
-            "c|42",
-            "--company-root",
-            "Acme/",
+            *upload_argv(src, server.url),
             "--journal",
             str(journal_path),
             "--max-files-per-post",
