@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from local_servers import bulkup_upload, start_emulator  # noqa: E402
-from upload_e2e import make_corpus  # noqa: E402
+from upload_e2e import cached_corpus  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
 CORPORA = {"small": (20_000, 16 * KiB), "large": (500, MiB)}
@@ -85,18 +85,13 @@ class Run:
 
 
 def corpora(cache: Path, names: list[str], quick: bool) -> list[Corpus]:
-    """Generated once into ``cache`` (``upload_e2e.make_corpus``), reused afterwards."""
+    """Generated once into ``cache`` (``upload_e2e.cached_corpus``), reused afterwards."""
     table = QUICK_CORPORA if quick else CORPORA
     found = []
     for name in names:
         count, size = table[name]
-        where = cache / f"concurrency-{name}-{count}x{size}"
-        if not (where / ".complete").exists():
-            shutil.rmtree(where, ignore_errors=True)
-            print(f"generating {count:,} x {size:,} B in {where} ...", flush=True)
-            make_corpus(where / "tree", count, size)
-            (where / ".complete").touch()
-        found.append(Corpus(name, where / "tree", count, size))
+        tree = cached_corpus(cache, f"concurrency-{name}", count, size)
+        found.append(Corpus(name, tree, count, size))
     return found
 
 

@@ -36,6 +36,18 @@ CORPORA = {
 }
 
 
+def cached_corpus(cache: Path, label: str, count: int, size: int) -> Path:
+    """The tree of ``count`` files of ``size`` bytes under ``cache/label-COUNTxSIZE``, made
+    once (:func:`make_corpus`; a ``.complete`` marker written last) and reused afterwards."""
+    where = cache / f"{label}-{count}x{size}"
+    if not (where / ".complete").exists():
+        shutil.rmtree(where, ignore_errors=True)
+        print(f"generating {count:,} x {size:,} B in {where} ...", flush=True)
+        make_corpus(where / "tree", count, size)
+        (where / ".complete").touch()
+    return where / "tree"
+
+
 def make_corpus(where: Path, count: int, size: int) -> Path:
     where.mkdir(parents=True)
     rng = random.Random(count * 31 + size)

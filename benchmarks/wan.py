@@ -56,7 +56,7 @@ sys.path.insert(0, str(HERE))
 from local_servers import bulkup_upload, start_emulator  # noqa: E402
 from sinks import ANSWER, ECHO_MODULE, NGINX_CONF, NginxSink  # noqa: E402
 from throughput import DEFAULT_FILES_PER_POST, DEFAULT_POST_BYTES  # noqa: E402
-from upload_e2e import make_corpus  # noqa: E402
+from upload_e2e import cached_corpus  # noqa: E402
 
 INSIDE = "BULKUP_WAN_NAMESPACE"
 KiB, MiB = 1024, 1024 * 1024
@@ -226,18 +226,13 @@ class Corpus:
 
 
 def corpora(cache: Path, names: list[str], quick: bool) -> list[Corpus]:
-    """Generated once into ``cache`` (``upload_e2e.make_corpus``), reused afterwards."""
+    """Generated once into ``cache`` (``upload_e2e.cached_corpus``), reused afterwards."""
     table = QUICK_CORPORA if quick else CORPORA
     found = []
     for name in names:
         count, size = table[name]
-        where = cache / f"wan-{name}-{count}x{size}"
-        if not (where / ".complete").exists():
-            shutil.rmtree(where, ignore_errors=True)
-            print(f"generating {count:,} x {size:,} B in {where} ...", flush=True)
-            make_corpus(where / "tree", count, size)
-            (where / ".complete").touch()
-        found.append(Corpus(name, where / "tree", count, size))
+        tree = cached_corpus(cache, f"wan-{name}", count, size)
+        found.append(Corpus(name, tree, count, size))
     return found
 
 
