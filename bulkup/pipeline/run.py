@@ -527,12 +527,18 @@ async def _dry_run(
     walked: Pipe[FileEntry] = Pipe(config.queue_size)
     plan = PlanListing(sys.stdout if config.list_files else None)
     packer, total = _packer(config), 0
-    async with asyncio.TaskGroup() as group:
-        walked.closes_with(group.create_task(walker.run(walked)))
+    # The walk is a task owned here (not a TaskGroup: an error of the listing itself, such as
+    # BrokenPipeError under `--list | head`, must leave as itself, not in an ExceptionGroup).
+    walking = walked.closes_with(asyncio.create_task(walker.run(walked)))
+    try:
         async for chunk in walked.chunks(config.queue_size):
             for entry in chunk:
                 plan.add(packer.add(entry))
                 total += entry.size
+        await walking  # the walk's own error, if it failed
+    finally:
+        walking.cancel()
+        await asyncio.wait({walking})
     plan.add([packer.flush()])
     posts = plan.posts
     return _report(

@@ -224,3 +224,25 @@ async def test_a_file_left_out_by_a_filter_is_not_reported_gone(
     (src / "c.jpg").unlink()
     unfiltered = await run_upload(config, [str(src)])
     assert unfiltered.gone == (str(src / "c.jpg"),)
+
+
+def test_list_into_a_reader_that_goes_away(tmp_path: Path) -> None:
+    """`--dry-run --list | head -1`: the listing stops at the broken pipe with exit 141, no
+    traceback (the listing's BrokenPipeError leaves as itself, not in an ExceptionGroup)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(3000):  # ~200 KB of listing: more than a pipe holds
+        (folder / f"file-{index:05d}-with-a-longer-name.jpg").write_bytes(b"z")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULKUP_")}
+    argv = [sys.executable, "-m", "bulkup", "upload", str(folder), "--server", NOWHERE]
+    argv += ["--company-root", "Acme/", "--no-journal", "--dry-run", "--list", "-q"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141, err
+    assert "\t" in first and "Traceback" not in err and "ExceptionGroup" not in err
